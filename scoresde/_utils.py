@@ -1,0 +1,147 @@
+"""Small shared helpers: broadcasting, time handling and input validation.
+
+Every module that needs to broadcast a per-sample quantity of shape ``(batch,)`` against a
+state of shape ``(batch, *dims)`` uses :func:`append_dims`, so one code path serves 2-D points
+and 4-D image batches alike (DESIGN.md, contract 9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "append_dims",
+    "as_time",
+    "check_finite",
+    "check_positive",
+    "check_time_range",
+    "expand_like",
+]
+
+
+def append_dims(v: Tensor, ndim: int) -> Tensor:
+    """Append trailing singleton dimensions so that ``v`` broadcasts against an ``ndim`` tensor.
+
+    Args:
+        v: A scalar tensor or a tensor of shape ``(batch,)`` (any leading shape works).
+        ndim: The number of dimensions of the tensor ``v`` must broadcast against.
+
+    Returns:
+        ``v`` viewed with shape ``v.shape + (1,) * (ndim - v.ndim)``.
+
+    Raises:
+        ValueError: if ``v`` already has more than ``ndim`` dimensions.
+    """
+    extra = ndim - v.ndim
+    if extra < 0:
+        raise ValueError(
+            f"append_dims: input has {v.ndim} dims (shape {tuple(v.shape)}) but the target has "
+            f"only {ndim}; expected at most {ndim} dims"
+        )
+    return v.reshape(*v.shape, *([1] * extra))
+
+
+def expand_like(v: Tensor, x: Tensor) -> Tensor:
+    """Broadcast a scalar or per-sample ``(batch,)`` tensor against ``x`` of shape ``(batch, ...)``."""
+    return append_dims(v, x.ndim)
+
+
+def as_time(
+    t: float | Tensor,
+    *,
+    like: Tensor | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Turn a Python number or tensor into a floating time tensor.
+
+    The dtype and device follow ``like`` (the state ``x``) when given, so that float64 states
+    get float64 schedule coefficients; otherwise ``dtype``/``device``; otherwise a Python number
+    becomes a tensor of the default dtype and a tensor keeps its own floating dtype.
+
+    Args:
+        t: A scalar or a tensor of shape ``()`` or ``(batch,)``.
+        like: Optional state tensor whose dtype and device the result takes.
+        dtype: Optional dtype when ``like`` is not given.
+        device: Optional device when ``like`` is not given.
+
+    Returns:
+        A floating-point tensor with the same shape as ``t``.
+
+    Raises:
+        TypeError: if ``t`` is neither a real number nor a tensor.
+    """
+    if like is not None:
+        dtype, device = like.dtype, like.device
+    if isinstance(t, Tensor):
+        if dtype is None:
+            dtype = t.dtype if t.is_floating_point() else torch.get_default_dtype()
+        return t.to(dtype=dtype, device=device if device is not None else t.device)
+    if isinstance(t, bool) or not isinstance(t, (int, float)):
+        raise TypeError(f"time t: expected a float or a torch.Tensor, received {type(t).__name__}")
+    return torch.tensor(float(t), dtype=dtype or torch.get_default_dtype(), device=device)
+
+
+def _cheap_to_check(t: Tensor) -> bool:
+    # Range checks need a host sync; do them on the CPU only, where they cost nanoseconds,
+    # and skip them on accelerators (entry points validate grids once up front there).
+    return t.device.type == "cpu"
+
+
+def check_time_range(t: Tensor, lo: float, hi: float, *, name: str = "t") -> None:
+    """Raise ``ValueError`` if any entry of ``t`` is non-finite or outside ``[lo, hi]``.
+
+    Args:
+        t: Times to check (any shape).
+        lo: Smallest allowed time.
+        hi: Largest allowed time.
+        name: Name used in the error message.
+    """
+    if not _cheap_to_check(t) or t.numel() == 0:
+        return
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name}: expected finite times in [{lo:g}, {hi:g}], received NaN/Inf")
+    t_min, t_max = float(t.min()), float(t.max())
+    # Allow a relative slack of a few float32 ulps so that grids built in float32 pass.
+    slack = 4 * torch.finfo(t.dtype).eps * max(abs(hi), 1.0)
+    if t_min < lo - slack or t_max > hi + slack:
+        raise ValueError(
+            f"{name}: expected times in [{lo:g}, {hi:g}], received values in "
+            f"[{t_min:.6g}, {t_max:.6g}]"
+        )
+
+
+def check_finite(x: Tensor, *, name: str = "x") -> None:
+    """Raise ``ValueError`` naming ``name`` if ``x`` holds NaN or Inf values."""
+    if not bool(torch.isfinite(x).all()):
+        n_bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{name}: expected finite values, received {n_bad} NaN/Inf entries")
+
+
+def check_positive(value: float, *, name: str) -> float:
+    """Return ``value`` as a float if it is finite and > 0, else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a positive number, received {type(value).__name__}")
+    v = float(value)
+    if not (v > 0 and v < float("inf")):
+        raise ValueError(f"{name}: expected a finite number > 0, received {value!r}")
+    return v
+
+
+def check_batch_time(t: Tensor, batch: int, *, name: str = "t") -> None:
+    """Check that ``t`` is a scalar or has shape ``(batch,)``."""
+    if t.ndim == 0:
+        return
+    if t.ndim != 1 or t.shape[0] not in (1, batch):
+        raise ValueError(
+            f"{name}: expected a scalar or a tensor of shape ({batch},), received shape "
+            f"{tuple(t.shape)}"
+        )
+
+
+def names_list(names: Iterable[str]) -> str:
+    """Format valid names for an error message."""
+    return ", ".join(repr(n) for n in sorted(names))

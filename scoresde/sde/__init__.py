@@ -1,0 +1,79 @@
+"""SDEs of score-based generative modelling: VP, sub-VP and VE (Song et al. 2021, Sec. 3.4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._utils import names_list
+from .base import SDE, LinearSDE, ProbabilityFlowODE, ReverseSDE, ScoreFn
+from .ddpm import DDPMSchedule, index_to_time, time_to_index
+from .schedules import (
+    BetaSchedule,
+    CosineBeta,
+    CustomBeta,
+    CustomSigma,
+    GeometricSigma,
+    LinearBeta,
+    PiecewiseLinearIntegral,
+    SigmaSchedule,
+)
+from .ve import VESDE
+from .vp import VPSDE, SubVPSDE
+
+__all__ = [
+    "SDE",
+    "SDES",
+    "BetaSchedule",
+    "CosineBeta",
+    "CustomBeta",
+    "CustomSigma",
+    "DDPMSchedule",
+    "GeometricSigma",
+    "LinearBeta",
+    "LinearSDE",
+    "PiecewiseLinearIntegral",
+    "ProbabilityFlowODE",
+    "ReverseSDE",
+    "ScoreFn",
+    "SigmaSchedule",
+    "SubVPSDE",
+    "VESDE",
+    "VPSDE",
+    "get_sde",
+    "index_to_time",
+    "sde_from_config",
+    "time_to_index",
+]
+
+#: Registry of SDE classes by name.
+SDES: dict[str, type[LinearSDE]] = {"vp": VPSDE, "subvp": SubVPSDE, "ve": VESDE}
+
+
+def get_sde(name: str, **kwargs: Any) -> LinearSDE:
+    """Build an SDE by registry name ('vp', 'subvp', 've') with constructor keyword arguments."""
+    if name not in SDES:
+        raise ValueError(f"unknown SDE {name!r}; expected one of {names_list(SDES)}")
+    return SDES[name](**kwargs)
+
+
+def sde_from_config(config: dict[str, Any]) -> LinearSDE:
+    """Rebuild an SDE from ``sde.config()`` (linear/cosine/geometric schedules)."""
+    if not isinstance(config, dict) or "name" not in config:
+        raise ValueError(f"sde_from_config: expected a dict with a 'name' key, received {config!r}")
+    cfg = dict(config)
+    name = cfg.pop("name")
+    sched = dict(cfg.pop("schedule", {}) or {})
+    kind = sched.pop("kind", None)
+    kwargs: dict[str, Any] = {k: v for k, v in cfg.items() if k in ("T", "eps")}
+    if name in ("vp", "subvp"):
+        if kind == "cosine":
+            kwargs.update(schedule="cosine", cosine_s=sched.get("s", 0.008))
+        elif kind in (None, "linear"):
+            kwargs.update({k: sched[k] for k in ("beta_min", "beta_max") if k in sched})
+        else:
+            raise ValueError(f"sde_from_config: cannot rebuild a {kind!r} beta schedule from JSON")
+    elif name == "ve":
+        if kind not in (None, "geometric"):
+            raise ValueError(f"sde_from_config: cannot rebuild a {kind!r} sigma schedule from JSON")
+        kwargs.update({k: sched[k] for k in ("sigma_min", "sigma_max") if k in sched})
+    return get_sde(name, **kwargs)

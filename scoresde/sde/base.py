@@ -1,0 +1,290 @@
+"""The abstract SDE, the linear-SDE interface, and the reverse SDE / probability-flow ODE.
+
+Song et al. (2021), "Score-Based Generative Modeling through Stochastic Differential Equations":
+
+* forward SDE (Eq. 5):            dx = f(x, t) dt + g(t) dw
+* reverse SDE (Eq. 6):            dx = [f(x, t) - g(t)^2 grad_x log p_t(x)] dt + g(t) dw_bar
+* probability-flow ODE (Eq. 13):  dx = [f(x, t) - 1/2 g(t)^2 grad_x log p_t(x)] dt
+
+For the linear SDEs used here, f(x, t) = a(t) x, and the transition kernel is Gaussian
+(Eq. 29 and Appendix B):  x_t = alpha_t x_0 + sigma_t eps,  eps ~ N(0, I),  with
+
+    a(t) = d log alpha_t / dt,     g(t)^2 = d sigma_t^2 / dt - 2 a(t) sigma_t^2,
+
+and the log signal-to-noise ratio lambda(t) = log(alpha_t^2 / sigma_t^2) satisfies
+d lambda / dt = -g(t)^2 / sigma_t^2. VP, sub-VP and VE share every sampler through
+``marginal``, ``log_snr`` and ``t_from_log_snr`` (DESIGN.md, contract 4).
+
+``reverse`` and ``probability_flow`` return small objects built by composition: they hold the
+forward SDE and the score function and expose ``drift(x, t)`` / ``diffusion(t)``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from .._utils import append_dims, as_time, check_batch_time, check_time_range
+
+__all__ = ["SDE", "LinearSDE", "ProbabilityFlowODE", "ReverseSDE", "ScoreFn"]
+
+#: A score function: ``score_fn(x, t) -> grad_x log p_t(x)``, shaped like ``x``.
+ScoreFn = Callable[[Tensor, Tensor], Tensor]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+class SDE(ABC):
+    """An Ito SDE dx = f(x, t) dt + g(t) dw on t in [0, T] with a tractable prior p_T.
+
+    Attributes:
+        T: The final time (the prior lives at t = T).
+        eps: The smallest time used by samplers and likelihoods (t in [eps, T]).
+    """
+
+    def __init__(self, T: float = 1.0, eps: float = 1e-5) -> None:
+        if isinstance(T, bool) or not isinstance(T, (int, float)) or not math.isfinite(T) or T <= 0:
+            raise ValueError(f"SDE: expected a finite T > 0, received T={T!r}")
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < T:
+            raise ValueError(f"SDE: expected 0 < eps < T={T}, received eps={eps!r}")
+        self.T = float(T)
+        self.eps = float(eps)
+
+    # -- the forward SDE ------------------------------------------------------------------
+    @abstractmethod
+    def drift(self, x: Tensor, t: float | Tensor) -> Tensor:
+        """f(x, t), shaped like ``x``; ``t`` is a scalar or has shape ``(batch,)``."""
+
+    @abstractmethod
+    def diffusion(self, t: float | Tensor) -> Tensor:
+        """g(t), shaped like ``t``."""
+
+    def g2(self, t: float | Tensor) -> Tensor:
+        """g(t)^2, shaped like ``t``."""
+        return self.diffusion(t) ** 2
+
+    # -- the prior --------------------------------------------------------------------------
+    @abstractmethod
+    def prior_sample(
+        self,
+        shape: Sequence[int],
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        """Draw x_T ~ p_T with the given shape ``(batch, *dims)``."""
+
+    @abstractmethod
+    def prior_log_prob(self, z: Tensor) -> Tensor:
+        """log p_T(z) summed over all non-batch dims: shape ``(batch,)``."""
+
+    # -- discretization and reversal ------------------------------------------------------
+    def discretize(self, x: Tensor, t: float | Tensor, dt: float) -> tuple[Tensor, Tensor]:
+        """One step of the forward chain x_{i+1} = x_i + f_i + G_i z_i (Euler–Maruyama here).
+
+        Subclasses override it with the chains the SDEs came from (DDPM for VP, SMLD for VE).
+
+        Args:
+            x: State of shape ``(batch, *dims)``.
+            t: Time of the step start (scalar or ``(batch,)``).
+            dt: Positive step size (``1 / N`` for an N-step chain on [0, 1]).
+
+        Returns:
+            ``(f, G)``: the increment shaped like ``x`` and the noise scale shaped like ``t``.
+        """
+        if not dt > 0:
+            raise ValueError(f"discretize: expected dt > 0, received dt={dt!r}")
+        t = as_time(t, like=x)
+        return self.drift(x, t) * dt, self.diffusion(t) * math.sqrt(dt)
+
+    def reverse(self, score_fn: ScoreFn) -> ReverseSDE:
+        """The reverse-time SDE (Song et al. 2021, Eq. 6) for ``score_fn``."""
+        return ReverseSDE(self, score_fn)
+
+    def probability_flow(self, score_fn: ScoreFn) -> ProbabilityFlowODE:
+        """The probability-flow ODE (Song et al. 2021, Eq. 13) for ``score_fn``."""
+        return ProbabilityFlowODE(self, score_fn)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _time(self, t: float | Tensor, x: Tensor | None = None, lo: float = 0.0) -> Tensor:
+        tt = as_time(t, like=x)
+        if x is not None:
+            check_batch_time(tt, x.shape[0])
+        check_time_range(tt, lo, self.T)
+        return tt
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(T={self.T:g}, eps={self.eps:g})"
+
+
+class LinearSDE(SDE):
+    """An SDE with linear drift f(x, t) = a(t) x and Gaussian kernel x_t = alpha_t x0 + sigma_t eps.
+
+    Subclasses implement ``log_alpha(t)``, ``sigma2(t)``, ``drift_coef(t)`` (= a(t)), ``g2(t)``,
+    ``t_from_log_snr`` and the prior scale ``prior_std``.
+    """
+
+    #: Standard deviation of the Gaussian prior p_T = N(0, prior_std^2 I).
+    prior_std: float = 1.0
+
+    # -- closed forms implemented by subclasses (no validation; t already a tensor) --------
+    @abstractmethod
+    def _log_alpha(self, t: Tensor) -> Tensor: ...
+
+    @abstractmethod
+    def _sigma2(self, t: Tensor) -> Tensor: ...
+
+    @abstractmethod
+    def _drift_coef(self, t: Tensor) -> Tensor: ...
+
+    @abstractmethod
+    def _g2(self, t: Tensor) -> Tensor: ...
+
+    @abstractmethod
+    def _log_snr(self, t: Tensor) -> Tensor: ...
+
+    @abstractmethod
+    def _t_from_log_snr(self, lam: Tensor) -> Tensor: ...
+
+    # -- public API (validated) ------------------------------------------------------------
+    def marginal(self, t: float | Tensor) -> tuple[Tensor, Tensor]:
+        """(alpha_t, sigma_t) with x_t = alpha_t x_0 + sigma_t eps, for t in [0, T].
+
+        Args:
+            t: A scalar or a tensor of shape ``(batch,)``.
+
+        Returns:
+            Two tensors shaped like ``t``.
+        """
+        tt = self._time(t)
+        return torch.exp(self._log_alpha(tt)), torch.sqrt(self._sigma2(tt))
+
+    def log_snr(self, t: float | Tensor) -> Tensor:
+        """lambda(t) = log(alpha_t^2 / sigma_t^2), decreasing in t; t in (0, T]."""
+        return self._log_snr(self._time(t))
+
+    def t_from_log_snr(self, lam: float | Tensor) -> Tensor:
+        """The inverse of :meth:`log_snr`: the time t in (0, T] with lambda(t) = lam."""
+        lam_t = as_time(lam)
+        if lam_t.device.type == "cpu" and not bool(torch.isfinite(lam_t).all()):
+            raise ValueError("t_from_log_snr: expected finite log-SNR values, received NaN/Inf")
+        # Inverses are computed in float64: they suffer cancellation near t = 0 otherwise.
+        return self._t_from_log_snr(lam_t.to(torch.float64)).to(lam_t.dtype)
+
+    def drift_coef(self, t: float | Tensor) -> Tensor:
+        """a(t) with f(x, t) = a(t) x, shaped like ``t``."""
+        return self._drift_coef(self._time(t))
+
+    def drift(self, x: Tensor, t: float | Tensor) -> Tensor:
+        """f(x, t) = a(t) x."""
+        tt = self._time(t, x)
+        return append_dims(self._drift_coef(tt), x.ndim) * x
+
+    def g2(self, t: float | Tensor) -> Tensor:
+        """g(t)^2 = d sigma_t^2 / dt - 2 a(t) sigma_t^2, shaped like ``t``."""
+        return self._g2(self._time(t))
+
+    def diffusion(self, t: float | Tensor) -> Tensor:
+        """g(t), shaped like ``t``."""
+        return torch.sqrt(self.g2(t))
+
+    def perturb(self, x0: Tensor, t: float | Tensor, noise: Tensor) -> Tensor:
+        """x_t = alpha_t x0 + sigma_t noise (a draw from p_{0t}(x_t | x_0) given the noise)."""
+        if noise.shape != x0.shape:
+            raise ValueError(
+                f"perturb: expected noise shaped like x0 {tuple(x0.shape)}, received "
+                f"{tuple(noise.shape)}"
+            )
+        tt = self._time(t, x0)
+        alpha, sigma = torch.exp(self._log_alpha(tt)), torch.sqrt(self._sigma2(tt))
+        return append_dims(alpha, x0.ndim) * x0 + append_dims(sigma, x0.ndim) * noise
+
+    # -- the Gaussian prior N(0, prior_std^2 I) ---------------------------------------------
+    def prior_sample(
+        self,
+        shape: Sequence[int],
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        shape = tuple(int(s) for s in shape)
+        if len(shape) < 1 or any(s <= 0 for s in shape):
+            raise ValueError(f"prior_sample: expected a shape (batch, *dims), received {shape}")
+        if generator is not None and device is None:
+            device = generator.device
+        z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        return z * self.prior_std
+
+    def prior_log_prob(self, z: Tensor) -> Tensor:
+        """log N(z; 0, prior_std^2 I), summed over every non-batch dim: shape ``(batch,)``."""
+        if z.ndim < 1:
+            raise ValueError("prior_log_prob: expected z of shape (batch, *dims), got a scalar")
+        d = z[0].numel()
+        sq = (z.reshape(z.shape[0], -1) ** 2).sum(dim=1)
+        log_var = 2 * math.log(self.prior_std)
+        return -0.5 * (d * (_LOG_2PI + log_var) + sq / self.prior_std**2)
+
+    def prior_mismatch(self, data_second_moment: float = 1.0) -> Tensor:
+        """A cheap diagnostic: alpha_T^2 * E|x0|^2 per dim plus |sigma_T^2 - prior_std^2|."""
+        alpha, sigma = self.marginal(self.T)
+        return alpha**2 * data_second_moment + (sigma**2 - self.prior_std**2).abs()
+
+
+class ReverseSDE:
+    """The reverse-time SDE dx = [f - g^2 s(x, t)] dt + g dw_bar (Song et al. 2021, Eq. 6).
+
+    Integrated backwards in time (dt < 0). Built by composition from a forward ``sde`` and a
+    ``score_fn``; ``discretize`` gives the reverse-diffusion predictor (Eq. 46 / Appendix E).
+    """
+
+    def __init__(self, sde: SDE, score_fn: ScoreFn) -> None:
+        if not callable(score_fn):
+            raise TypeError(f"reverse: expected a callable score_fn(x, t), received {score_fn!r}")
+        self.sde, self.score_fn = sde, score_fn
+        self.T, self.eps = sde.T, sde.eps
+
+    def drift(self, x: Tensor, t: float | Tensor) -> Tensor:
+        """f(x, t) - g(t)^2 s(x, t)."""
+        tt = as_time(t, like=x)
+        g2 = append_dims(self.sde.g2(tt), x.ndim)
+        return self.sde.drift(x, tt) - g2 * self.score_fn(x, tt)
+
+    def diffusion(self, t: float | Tensor) -> Tensor:
+        """g(t)."""
+        return self.sde.diffusion(t)
+
+    def discretize(self, x: Tensor, t: float | Tensor, dt: float) -> tuple[Tensor, Tensor]:
+        """Reverse of the forward chain: (G^2 s - f, G) with (f, G) = ``sde.discretize``.
+
+        The step from t to t - dt is x <- x + rev_f + G z (Song et al. 2021, Eq. 46).
+        """
+        tt = as_time(t, like=x)
+        f, G = self.sde.discretize(x, tt, dt)
+        rev_f = append_dims(G, x.ndim) ** 2 * self.score_fn(x, tt) - f
+        return rev_f, G
+
+
+class ProbabilityFlowODE:
+    """The probability-flow ODE dx/dt = f(x, t) - 1/2 g(t)^2 s(x, t) (Song et al. 2021, Eq. 13)."""
+
+    def __init__(self, sde: SDE, score_fn: ScoreFn) -> None:
+        if not callable(score_fn):
+            raise TypeError(
+                f"probability_flow: expected a callable score_fn(x, t), received {score_fn!r}"
+            )
+        self.sde, self.score_fn = sde, score_fn
+        self.T, self.eps = sde.T, sde.eps
+
+    def drift(self, x: Tensor, t: float | Tensor) -> Tensor:
+        """f(x, t) - 1/2 g(t)^2 s(x, t)."""
+        tt = as_time(t, like=x)
+        g2 = append_dims(self.sde.g2(tt), x.ndim)
+        return self.sde.drift(x, tt) - 0.5 * g2 * self.score_fn(x, tt)
+
+    def diffusion(self, t: float | Tensor) -> Tensor:
+        """Zero: the ODE has no noise."""
+        return torch.zeros_like(as_time(t))
