@@ -102,6 +102,7 @@ def check_time_range(t: Tensor, lo: float, hi: float, *, name: str = "t") -> Non
     """
     if not _cheap_to_check(t) or t.numel() == 0:
         return
+    t = t.detach()
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name}: expected finite times in [{lo:g}, {hi:g}], received NaN/Inf")
     t_min, t_max = float(t.min()), float(t.max())

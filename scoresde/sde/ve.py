@@ -52,13 +52,13 @@ class VESDE(LinearSDE):
         )
 
     def _log_alpha(self, t: Tensor) -> Tensor:
-        return torch.zeros_like(t)
+        return 0.0 * t  # keeps the autograd graph: d alpha / dt = 0
 
     def _sigma2(self, t: Tensor) -> Tensor:
         return self.schedule.var_increment(t)
 
     def _drift_coef(self, t: Tensor) -> Tensor:
-        return torch.zeros_like(t)
+        return 0.0 * t
 
     def _g2(self, t: Tensor) -> Tensor:
         return self.schedule.dsigma2(t)
