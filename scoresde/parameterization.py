@@ -40,6 +40,7 @@ __all__ = [
     "convert",
     "eps_to_score",
     "eps_to_x0",
+    "from_denoiser",
     "from_discrete_eps_model",
     "score_to_eps",
     "to_eps",
@@ -292,3 +293,45 @@ def from_discrete_eps_model(
     b_knots = torch.cat([torch.zeros(1, dtype=torch.float64), -torch.log(table.alpha_bars)])
     sde = VPSDE(schedule=PiecewiseLinearIntegral(t_knots, b_knots), T=1.0, eps=eps or 1.0 / N)
     return sde, DiscreteEpsScore(eps_model, sde, N, quantize)
+
+
+class DenoiserScore:
+    """A score function built from an EDM-style denoiser D(x, sigma) (see :func:`from_denoiser`)."""
+
+    def __init__(self, denoiser: Callable[[Tensor, Tensor], Tensor], sde: LinearSDE) -> None:
+        self.denoiser, self.sde = denoiser, sde
+
+    def denoise(self, x: Tensor, t: float | Tensor) -> Tensor:
+        """x0 estimate D(x_t / alpha_t, sigma_t / alpha_t)."""
+        tt = as_time(t, like=x)
+        tt = tt.expand(x.shape[0]) if tt.ndim == 0 else tt
+        alpha, sigma = self.sde.marginal(tt)
+        return self.denoiser(x / append_dims(alpha, x.ndim), sigma / alpha)
+
+    def __call__(self, x: Tensor, t: float | Tensor) -> Tensor:
+        tt = as_time(t, like=x)
+        tt = tt.expand(x.shape[0]) if tt.ndim == 0 else tt
+        alpha, sigma = self.sde.marginal(tt)
+        return convert(self.denoise(x, tt), x, alpha, sigma, "x0", "score")
+
+
+def from_denoiser(denoiser: Callable[[Tensor, Tensor], Tensor], sde: LinearSDE) -> DenoiserScore:
+    """Adapt a denoiser D(x, sigma) ~ E[x_0 | x_0 + sigma n = x] (Karras et al. 2022) to ``sde``.
+
+    Under any linear SDE, x_t / alpha_t = x_0 + (sigma_t / alpha_t) eps, so
+    E[x_0 | x_t] = D(x_t / alpha_t, sigma_t / alpha_t) and the score follows from Tweedie's formula,
+    score = (alpha_t x0_hat - x_t) / sigma_t^2. With a VE SDE (alpha_t = 1) this is EDM's
+    sigma-parameterization exactly.
+
+    Args:
+        denoiser: ``D(x, sigma)`` with ``x`` of shape ``(batch, *dims)`` and ``sigma`` ``(batch,)``.
+        sde: The linear SDE whose time axis the samplers use.
+
+    Returns:
+        A callable ``score_fn(x, t)`` with a ``denoise(x, t)`` method.
+    """
+    if not callable(denoiser):
+        raise TypeError(f"from_denoiser: expected a callable D(x, sigma), received {denoiser!r}")
+    if not isinstance(sde, LinearSDE):
+        raise TypeError(f"from_denoiser: expected a LinearSDE, received {type(sde).__name__}")
+    return DenoiserScore(denoiser, sde)

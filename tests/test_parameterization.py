@@ -13,6 +13,7 @@ from scoresde.parameterization import (
     PREDICTS,
     ScoreModel,
     convert,
+    from_denoiser,
     from_discrete_eps_model,
 )
 from scoresde.sde import VESDE, VPSDE, DDPMSchedule, SubVPSDE
@@ -116,3 +117,20 @@ def test_discrete_adapter_reproduces_alpha_bar() -> None:
     # log-SNR inverse works on the piecewise schedule
     lam = sde.log_snr(t)
     torch.testing.assert_close(sde.t_from_log_snr(lam), t, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("sde", [VPSDE(), SubVPSDE(), VESDE()], ids=["vp", "subvp", "ve"])
+def test_denoiser_adapter_is_exact(sde) -> None:
+    """An exact EDM denoiser D(x, sigma) of the data gives the exact score under any SDE."""
+    data = GaussianMixture([0.3, 0.7], [[-1.0, 2.0], [1.0, 0.0]], [[0.2, 0.5], [0.3, 0.1]])
+    ve_like = VESDE(sigma_max=1000.0)
+
+    def denoiser(x, sigma):
+        # E[x0 | x0 + sigma n = x] is the VE-mixture denoiser at the time where sigma_t = sigma.
+        t = ve_like.t_from_log_snr(-2 * torch.log(sigma))
+        return data.with_sde(ve_like).denoise(x, t)
+
+    score_fn = from_denoiser(denoiser, sde)
+    x = torch.randn(6, 2, dtype=torch.float64)
+    t = torch.linspace(0.05, 0.9, 6, dtype=torch.float64)
+    torch.testing.assert_close(score_fn(x, t), data.with_sde(sde).score(x, t), rtol=1e-7, atol=1e-8)
