@@ -20,7 +20,7 @@ import gzip
 import importlib.util
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,15 @@ from torch import Tensor
 
 from scoresde.data_toy import TOY_SETS, sample_toy
 
-__all__ = ["DATASETS", "Dataset", "Scaler", "get_dataset", "load_array", "load_image_folder"]
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "Scaler",
+    "derive_seed",
+    "get_dataset",
+    "load_array",
+    "load_image_folder",
+]
 
 TOY_TEST_SEED = 2021  # the fixed test set of a toy distribution is drawn with this seed
 
@@ -124,7 +132,7 @@ class Dataset:
     sampler: Callable[[int, torch.Generator | None], Tensor] | None = None
     entropy: float | None = None
     levels: int | None = None
-    _perm_cache: tuple[int, Tensor] | None = None
+    _perm_cache: tuple[int, Tensor] | None = field(default=None, repr=False, compare=False)
 
     def batch(self, step: int, batch_size: int, seed: int) -> Tensor:
         """The global training batch for ``step``: a deterministic function of ``(seed, step)``.
@@ -137,7 +145,7 @@ class Dataset:
         """
         if self.train is None:
             assert self.sampler is not None
-            g = torch.Generator().manual_seed(_mix(seed, step))
+            g = torch.Generator().manual_seed(derive_seed(seed, step))
             return self.sampler(batch_size, g)
         n = self.train.shape[0]
         pos = torch.arange(step * batch_size, (step + 1) * batch_size)
@@ -149,12 +157,12 @@ class Dataset:
 
     def _perm(self, seed: int, epoch: int, n: int) -> Tensor:
         if self._perm_cache is None or self._perm_cache[0] != epoch:
-            g = torch.Generator().manual_seed(_mix(seed, 1_000_003 + epoch))
+            g = torch.Generator().manual_seed(derive_seed(seed, 1_000_003 + epoch))
             self._perm_cache = (epoch, torch.randperm(n, generator=g))
         return self._perm_cache[1]
 
 
-def _mix(seed: int, k: int) -> int:
+def derive_seed(seed: int, k: int) -> int:
     """A 63-bit seed derived from ``(seed, k)`` (splitmix-style, deterministic across runs)."""
     z = (seed * 0x9E3779B97F4A7C15 + k * 0xBF58476D1CE4E5B9 + 1) & 0xFFFFFFFFFFFFFFFF
     z = ((z ^ (z >> 30)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
@@ -190,19 +198,23 @@ def _image_dataset(name: str, x: Tensor, levels: int | None, every: int) -> Data
 def load_toy(name: str, n_test: int = 10_000) -> Dataset:
     """A 2-D toy stream from :mod:`scoresde.data_toy`; identity scaling (NLL in data units)."""
     test = sample_toy(name, n_test, torch.Generator().manual_seed(TOY_TEST_SEED))
-    return Dataset(name, (2,), Scaler(), test, sampler=TOY_SETS[name].sampler,
-                   entropy=TOY_SETS[name].entropy)  # fmt: skip
+    return Dataset(
+        name, (2,), Scaler(), test, sampler=TOY_SETS[name].sampler, entropy=TOY_SETS[name].entropy
+    )
 
 
 def load_mixture(
-    weights: Sequence[float], means: Sequence[Sequence[float]], covariances: Any,
+    weights: Sequence[float],
+    means: Sequence[Sequence[float]],
+    covariances: Any,
     n_test: int = 10_000,
-) -> Dataset:  # fmt: skip
+) -> Dataset:
     """A Gaussian-mixture stream sampled through :class:`scoresde.analytic.GaussianMixture`."""
     from scoresde.analytic import GaussianMixture
 
-    gm = GaussianMixture(torch.as_tensor(weights), torch.as_tensor(means),
-                         torch.as_tensor(covariances))  # fmt: skip
+    gm = GaussianMixture(
+        torch.as_tensor(weights), torch.as_tensor(means), torch.as_tensor(covariances)
+    )
 
     def sampler(n: int, generator: torch.Generator | None = None) -> Tensor:
         return gm.sample(n, generator=generator).float()
@@ -259,8 +271,9 @@ def load_array(path: str | Path, key: str | None = None, levels: int | None = No
         arr = _pick(obj, key, path) if isinstance(obj, dict) else obj
     else:
         raise ValueError(f"unsupported data file suffix {suffix!r}; valid: ['.npy', '.npz', '.pt']")
-    x = _check_array(torch.as_tensor(np.asarray(arr) if not isinstance(arr, Tensor) else arr),
-                     str(path))  # fmt: skip
+    x = _check_array(
+        torch.as_tensor(np.asarray(arr) if not isinstance(arr, Tensor) else arr), str(path)
+    )
     if x.ndim == 2:
         train, test = _split(x, 10)
         return Dataset(path.stem, (x.shape[1],), Scaler.standard(train), test, train)

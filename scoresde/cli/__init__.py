@@ -1,0 +1,182 @@
+"""The ``scoresde`` command line: ``demo | train | sample | nll | compare``.
+
+The only place that reads registry names from the user (DESIGN.md, contract 7). Every run writes
+a folder (``--out``, default ``runs/<command>-<time>``) with the resolved ``config.json``,
+``results.json``, a Markdown ``report.md`` and PNG figures. User errors print one line and exit
+with status 2; no tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["build_parser", "main"]
+
+_DESCRIPTION = (
+    "Score-based diffusion models from the command line: train s_theta(x, t) ~ grad log p_t(x), "
+    "sample by integrating the reverse SDE or the probability-flow ODE, and evaluate exact "
+    "likelihoods. Run 'scoresde COMMAND --help' for each command."
+)
+_EPILOG = "Song et al. (2021), Score-Based Generative Modeling through SDEs. Docs: docs/ (mkdocs)."
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        raise SystemExit(2)
+
+
+def _names(registry: dict) -> str:
+    return ", ".join(sorted(registry))
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="run folder (default: runs/<command>-<timestamp>)")
+    p.add_argument(
+        "--device", help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of every torch.Generator (default 0)")
+    p.add_argument(
+        "--threads", type=int, help="torch CPU threads (default: 1 for demo, else torch's)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used to render the docs' CLI page)."""
+    from ..data import DATASETS
+    from ..metrics import METRICS
+    from ..nets import NETS
+    from ..samplers import GRIDS, SAMPLERS
+    from ..sde import SDES
+    from .common import float_list, int_list
+    from .demo import BUDGETS
+
+    def names(registry: dict):  # argparse type: comma list of registry names
+        def parse(text: str) -> list[str]:
+            vals = [v.strip() for v in text.split(",") if v.strip()]
+            bad = [v for v in vals if v not in registry]
+            if not vals or bad:
+                raise argparse.ArgumentTypeError(
+                    f"unknown name(s) {bad or text!r}; expected one of {_names(registry)}"
+                )
+            return vals
+
+        return parse
+
+    def _types(f):
+        def parse(text: str):
+            try:
+                return f(text)
+            except ValueError as err:
+                raise argparse.ArgumentTypeError(str(err)) from None
+
+        return parse
+
+    top = _Parser(prog="scoresde", description=_DESCRIPTION, epilog=_EPILOG)
+    sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    d = sub.add_parser("demo", help="train on a 2-D toy set, compare samplers, evaluate NLL",
+                       description="The main job end to end: train a score model by denoising score "
+                       "matching on a 2-D toy set, run every sampler (reverse SDE, DDPM, DDIM, "
+                       "PF-ODE solvers) from the same prior draws at several NFEs, compute the "
+                       "test NLL through the probability-flow ODE and compare it with the data's "
+                       "exact entropy.")  # fmt: skip
+    d.add_argument("--data", default="8gaussians", choices=[k for k in DATASETS if k not in
+                   ("mixture", "digits", "mnist", "array", "folder")], help="2-D toy set (default 8gaussians)")  # fmt: skip
+    d.add_argument("--sde", default="vp", choices=sorted(SDES), help="forward SDE (default vp)")
+    d.add_argument("--budget", default="small", choices=list(BUDGETS),
+                   help="tiny: CI smoke test (~1 min); small: minutes on 2 CPUs; full: longer")  # fmt: skip
+    _common(d)
+    t = sub.add_parser("train", help="train a score model from a config file and flags",
+                       description="Train s_theta(x, t) by denoising score matching (Song et al. "
+                       "2021, Eq. 7). Flags override the config; an existing checkpoint in --out "
+                       "is resumed exactly.")  # fmt: skip
+    t.add_argument("--config", help="run config (.json/.yaml); default: built-in defaults")
+    t.add_argument("--data", choices=sorted(DATASETS), help="data set name")
+    t.add_argument("--sde", choices=sorted(SDES), help="forward SDE: vp, subvp or ve")
+    t.add_argument("--net", choices=sorted(NETS), help="network: mlp (vectors) or unet (images)")
+    t.add_argument("--steps", type=int, help="optimizer steps")
+    t.add_argument("--batch-size", type=int, help="global batch size")
+    t.add_argument("--lr", type=float, help="Adam learning rate")
+    _common(t)
+    s = sub.add_parser("sample", help="draw samples from a checkpoint",
+                       description="Integrate the reverse SDE or the PF-ODE from the prior with a "
+                       "registered sampler; saves samples.npy (data units) and a figure.")  # fmt: skip
+    s.add_argument("--ckpt", required=True, help="checkpoint.pt written by train/demo")
+    s.add_argument("--sampler", default="ddim", choices=sorted(SAMPLERS), metavar="NAME",
+                   help=f"one of {_names(SAMPLERS)} (default ddim)")  # fmt: skip
+    s.add_argument("--nfe", type=_types(lambda v: int_list(v)[0]), default=50,
+                   help="score evaluations (the grid is chosen to spend at most this many)")  # fmt: skip
+    s.add_argument("--grid", choices=sorted(GRIDS), help="time grid (default: the sampler's own)")
+    s.add_argument(
+        "--n", type=_types(lambda v: int_list(v)[0]), default=1000, help="number of samples"
+    )
+    _common(s)
+    n = sub.add_parser("nll", help="per-point log-likelihood and bits/dim through the PF-ODE",
+                       description="Exact log p(x) by the instantaneous change of variables along "
+                       "the PF-ODE (Song et al. 2021, Sec. 4.3); discrete data are dequantized.")  # fmt: skip
+    n.add_argument("--ckpt", required=True, help="checkpoint.pt written by train/demo")
+    n.add_argument("--data", required=True, help="data set name or a .npy/.npz/.pt file")
+    n.add_argument("--split", default="test", choices=["test", "train"])
+    n.add_argument(
+        "--n", type=_types(lambda v: int_list(v)[0]), default=1000, help="number of points"
+    )
+    n.add_argument("--divergence", default="exact", choices=["exact", "hutchinson"])
+    n.add_argument(
+        "--probes", type=_types(lambda v: int_list(v)[0]), default=1, help="Hutchinson probes"
+    )
+    n.add_argument(
+        "--rtol", type=_types(lambda v: float_list(v)[0]), default=1e-5, help="ODE rtol = atol"
+    )
+    _common(n)
+    c = sub.add_parser("compare", help="sampler study on a checkpoint or an exact mixture score",
+                       description="Run samplers x NFEs x seeds from the same prior draws and score "
+                       "samples against reference samples. With --analytic the score is exact, so "
+                       "every error is the sampler's.")  # fmt: skip
+    src = c.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", help="checkpoint.pt written by train/demo")
+    src.add_argument("--analytic", metavar="MIXTURE_SPEC", help="preset (8gaussians, 2modes), JSON "
+                     'object {"weights", "means", "covariances"}, or a .json file')  # fmt: skip
+    c.add_argument("--sde", default="vp", choices=sorted(SDES), help="SDE for --analytic")
+    c.add_argument("--samplers", type=names(SAMPLERS), default=["euler_maruyama", "ddim", "pf_heun"],
+                   help=f"comma list from: {_names(SAMPLERS)}")  # fmt: skip
+    c.add_argument("--nfe", type=_types(int_list), default=[10, 20, 50], help="comma list of NFEs")
+    c.add_argument("--seeds", type=_types(int_list), default=[1, 2], help="comma list of seeds")
+    c.add_argument("--metrics", type=names(METRICS), default=["sw2", "mmd"],
+                   help=f"comma list from: {_names(METRICS)}")  # fmt: skip
+    c.add_argument(
+        "--n", type=_types(lambda v: int_list(v)[0]), default=2000, help="samples per run"
+    )
+    _common(c)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``scoresde`` console script and ``python -m scoresde``."""
+    import torch
+
+    from .common import CLIError, resolve_device
+
+    args = build_parser().parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+        threads = args.threads or (1 if args.command == "demo" else None)
+        if threads:
+            torch.set_num_threads(threads)
+        from . import commands, demo
+
+        run = {"demo": demo.run_demo, "train": commands.run_train, "sample": commands.run_sample,
+               "nll": commands.run_nll, "compare": commands.run_compare}[args.command]  # fmt: skip
+        out = run(args, device)
+    except (CLIError, ValueError, TypeError, FileNotFoundError, ImportError) as err:
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        sys.stderr.write(f"scoresde {args.command}: error: {msg}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"scoresde {args.command}: interrupted\n")
+        return 130
+    print(f"wrote {out}")
+    return 0

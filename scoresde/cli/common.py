@@ -1,0 +1,134 @@
+"""Shared CLI plumbing: run folders, devices, list parsing, mixture specs, outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..analytic import GaussianMixture
+
+__all__ = [
+    "CLIError",
+    "eight_gaussians",
+    "float_list",
+    "int_list",
+    "parse_mixture",
+    "resolve_device",
+    "run_dir",
+    "write_results",
+]
+
+
+class CLIError(ValueError):
+    """A user error: printed as one line, exit status 2."""
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """``--device``: default cuda if available; an unavailable or unknown device is an error."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as err:
+        raise CLIError(
+            f"--device: expected e.g. 'cpu', 'cuda', 'cuda:1', received {name!r}"
+        ) from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CLIError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return dev
+
+
+def int_list(text: str) -> list[int]:
+    """Parse '5,10,20' into positive integers (argparse type)."""
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise CLIError(f"expected comma-separated integers, received {text!r}") from err
+    if not vals or any(v < 1 for v in vals):
+        raise CLIError(f"expected positive integers, received {text!r}")
+    return vals
+
+
+def float_list(text: str) -> list[float]:
+    """Parse '1e-3,1e-5' into positive floats (argparse type)."""
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise CLIError(f"expected comma-separated numbers, received {text!r}") from err
+    if not vals or any(not (v > 0 and math.isfinite(v)) for v in vals):
+        raise CLIError(f"expected positive numbers, received {text!r}")
+    return vals
+
+
+def eight_gaussians() -> GaussianMixture:
+    """The '8gaussians' toy set as an exact mixture (std 0.5/1.414 at radius 4/1.414)."""
+    ang = torch.arange(8, dtype=torch.float64) * math.pi / 4
+    means = (4 / 1.414) * torch.stack([torch.cos(ang), torch.sin(ang)], 1)
+    var = torch.full((8, 2), (0.5 / 1.414) ** 2, dtype=torch.float64)
+    return GaussianMixture(torch.full((8,), 1 / 8, dtype=torch.float64), means, var)
+
+
+PRESETS = {
+    "8gaussians": eight_gaussians,
+    "2modes": lambda: GaussianMixture(
+        [0.3, 0.7], [[-2.0, 0.0], [2.0, 1.0]], [[0.2, 0.2], [0.5, 0.1]]
+    ),
+}
+
+
+def parse_mixture(spec: str) -> GaussianMixture:
+    """``--analytic``: a preset name, a JSON object, or a JSON file with weights/means/covariances."""
+    if spec in PRESETS:
+        return PRESETS[spec]()
+    path = Path(spec)
+    text = path.read_text() if path.suffix == ".json" and path.is_file() else spec
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError:
+        raise CLIError(
+            f"--analytic: expected a preset ({', '.join(PRESETS)}), a JSON object "
+            '{"weights": [...], "means": [[...]], "covariances": [[...]]} or a .json file, '
+            f"received {spec!r}"
+        ) from None
+    if not isinstance(d, dict) or set(d) != {"weights", "means", "covariances"}:
+        raise CLIError(
+            "--analytic: the JSON must have exactly the keys weights, means, covariances"
+        )
+    try:
+        return GaussianMixture(d["weights"], d["means"], d["covariances"])
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise CLIError(f"--analytic: {err}") from None
+
+
+def run_dir(out: str | None, command: str) -> Path:
+    """The run folder: ``--out`` or ``runs/<command>-<timestamp>``, created."""
+    path = Path(out) if out else Path("runs") / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        v = v.tolist()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def write_results(out: Path, config: dict | None, results: dict, report: str) -> None:
+    """Write ``config.json`` (resolved options, unless None), ``results.json`` and ``report.md``."""
+    if config is not None:
+        (out / "config.json").write_text(json.dumps(_clean(config), indent=2) + "\n")
+    (out / "results.json").write_text(json.dumps(_clean(results), indent=2) + "\n")
+    (out / "report.md").write_text(report)

@@ -1,0 +1,71 @@
+"""Samplers for score-based diffusion models: one calling convention, one registry.
+
+Every sampler is a pure function
+
+    sample_<name>(sde, score_fn, x_T, grid, *, generator=None, callback=None, **options)
+        -> (x, SampleInfo)
+
+where ``grid`` is a strictly decreasing time grid in [eps, T] (see :mod:`.grids`) and
+``SampleInfo.nfe`` is the exact number of score evaluations. :func:`sample` runs any entry of
+:data:`SAMPLERS` by name, on a grid or a target NFE. Song et al. (2021) throughout; each module
+cites the paper and algorithm it transcribes.
+"""
+
+from __future__ import annotations
+
+from ._core import COMMON_OPTIONS, SampleInfo, noise_from_seeds
+from .ddim import ddim_interpolate, ddim_invert, sample_ddim, slerp
+from .dpm_solver import sample_dpm_solver, sample_dpm_solver_pp_2m
+from .grids import GRIDS, karras_grid, log_snr_grid, make_grid, quadratic_grid, uniform_grid
+from .hooks import InpaintHook
+from .langevin import CORRECTORS, sample_annealed_langevin, sample_pc
+from .ode import sample_pf_adaptive, sample_pf_euler, sample_pf_heun, sample_pf_rk4
+from .registry import SAMPLERS, SamplerSpec, expected_nfe, get_sampler, grid_for_nfe, sample
+from .sde_backend import TORCHSDE_METHODS, BrownianNoise, sample_torchsde
+from .sde_samplers import (
+    PREDICTORS,
+    sample_ddpm,
+    sample_euler_maruyama,
+    sample_reverse_diffusion,
+    sample_smld,
+)
+
+__all__ = [
+    "COMMON_OPTIONS",
+    "CORRECTORS",
+    "GRIDS",
+    "PREDICTORS",
+    "SAMPLERS",
+    "TORCHSDE_METHODS",
+    "BrownianNoise",
+    "InpaintHook",
+    "SampleInfo",
+    "SamplerSpec",
+    "ddim_interpolate",
+    "ddim_invert",
+    "expected_nfe",
+    "get_sampler",
+    "grid_for_nfe",
+    "karras_grid",
+    "log_snr_grid",
+    "make_grid",
+    "noise_from_seeds",
+    "quadratic_grid",
+    "sample",
+    "sample_annealed_langevin",
+    "sample_ddim",
+    "sample_ddpm",
+    "sample_dpm_solver",
+    "sample_dpm_solver_pp_2m",
+    "sample_euler_maruyama",
+    "sample_pc",
+    "sample_pf_adaptive",
+    "sample_pf_euler",
+    "sample_pf_heun",
+    "sample_pf_rk4",
+    "sample_reverse_diffusion",
+    "sample_smld",
+    "sample_torchsde",
+    "slerp",
+    "uniform_grid",
+]

@@ -1,0 +1,123 @@
+"""The torchsde backend, and shared Brownian paths for the built-in stochastic samplers.
+
+``sample_torchsde`` integrates the reverse SDE (Song et al. 2021, Eq. 6) with
+``torchsde.sdeint`` (methods 'euler', 'milstein', 'srk', ...) through the time-reversed
+:class:`~scoresde.samplers.adapters.ReverseTimeSDE`, driven by a ``BrownianInterval`` (or a
+``BrownianTree``) seeded from the caller's generator.
+
+:class:`BrownianNoise` is a ``noise_sampler`` for the built-in samplers: the noise of the step
+from t to t_next is (W(t) - W(t_next)) / sqrt(t - t_next) on one Brownian path, so runs with
+different step sizes see the same path (strong-convergence studies).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torchsde
+from torch import Tensor
+
+from .._utils import names_list
+from ..sde import LinearSDE
+from ._core import SampleInfo, prepare
+from .adapters import ReverseTimeSDE
+
+__all__ = ["TORCHSDE_METHODS", "BrownianNoise", "sample_torchsde"]
+
+#: torchsde methods for diagonal Ito noise, with their score evaluations per step.
+TORCHSDE_METHODS: dict[str, int] = {"euler": 1, "milstein": 1, "srk": 9}
+
+
+def _entropy(generator: torch.Generator | None) -> int:
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+
+
+def _brownian(kind: str, t0: float, t1: float, like: Tensor, generator: torch.Generator | None, levy: bool) -> Any:  # fmt: skip
+    kw: dict[str, Any] = {"dtype": like.dtype, "device": like.device, "entropy": _entropy(generator)}
+    if levy:
+        kw["levy_area_approximation"] = "space-time"
+    if kind == "interval":
+        return torchsde.BrownianInterval(t0=t0, t1=t1, size=tuple(like.shape), **kw)
+    if kind == "tree":
+        return torchsde.BrownianTree(t0=t0, t1=t1, w0=torch.zeros_like(like), tol=1e-8, **kw)
+    raise ValueError(f"unknown brownian {kind!r}; expected one of {names_list(['interval', 'tree'])}")
+
+
+class BrownianNoise:
+    """A ``noise_sampler`` whose draws are increments of one Brownian path on [t_min, t_max].
+
+    Args:
+        x: A state shaped like the sampler's ``x_T`` (gives shape, dtype and device).
+        t_min: Start of the path (``sde.eps``).
+        t_max: End of the path (``sde.T``).
+        generator: Seeds the path (via torchsde's ``entropy``).
+        kind: 'interval' (``BrownianInterval``, default) or 'tree' (``BrownianTree``).
+    """
+
+    def __init__(self, x: Tensor, t_min: float, t_max: float, generator: torch.Generator | None = None, kind: str = "interval") -> None:  # fmt: skip
+        self.bm = _brownian(kind, float(t_min), float(t_max), x, generator, levy=False)
+
+    def __call__(self, x: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
+        """(W(t) - W(t_next)) / sqrt(t - t_next) for a backward step t > t_next."""
+        hi, lo = float(t), float(t_next)
+        if not hi > lo:
+            raise ValueError(
+                f"BrownianNoise: expected a step with t > t_next, received t={hi:g}, t_next={lo:g} "
+                "(correctors need fresh noise, not path increments)"
+            )
+        return self.bm(lo, hi) / math.sqrt(hi - lo)
+
+
+def sample_torchsde(
+    sde: LinearSDE, score_fn: Any, x_T: Tensor, grid: Tensor, *,
+    generator: torch.Generator | None = None, callback: Any = None,
+    method: str = "euler", dt: float | None = None, brownian: str = "interval", bm: Any = None,
+    **options: Any,
+) -> tuple[Tensor, SampleInfo]:  # fmt: skip
+    """The reverse SDE through ``torchsde.sdeint`` (fixed step ``dt``).
+
+    Args:
+        sde: A linear SDE (VP, sub-VP, VE).
+        score_fn: ``score_fn(x, t) -> grad_x log p_t(x)`` shaped like ``x``.
+        x_T: Initial state of shape ``(batch, *dims)`` at ``grid[0]``.
+        grid: Strictly decreasing output times; torchsde steps by ``dt`` between them.
+        generator: Seeds the Brownian path.
+        callback: ``callback(i, t_next, x)`` at each grid time after the solve.
+        method: 'euler' (strong order 1 for this additive noise), 'milstein' or 'srk' (1.5).
+        dt: Step size (default: the smallest grid step, so a uniform grid gives N steps).
+        brownian: 'interval' (``BrownianInterval``) or 'tree' (``BrownianTree``).
+        bm: Optional torchsde Brownian motion on [-grid[0], -grid[-1]] (s = -t), shaped
+            ``(batch, prod(dims))``, to share one path across calls; overrides ``brownian``.
+        **options: ``return_trajectory`` and ``denoise``; hooks and noise samplers do not apply.
+
+    Returns:
+        ``(x, info)`` with samples at ``grid[-1]``.
+    """
+    if method not in TORCHSDE_METHODS:
+        raise ValueError(f"torchsde: unknown method {method!r}; expected one of {names_list(TORCHSDE_METHODS)}")
+    for key in ("hook", "noise_sampler", "seeds"):
+        if options.get(key) is not None:
+            raise ValueError(f"torchsde: option {key!r} is not supported by the torchsde backend")
+    run = prepare("torchsde", sde, score_fn, x_T, grid, generator, callback, options)
+    step = float((run.grid64[:-1] - run.grid64[1:]).min()) if dt is None else float(dt)
+    step *= 1 + 1e-9  # so that round-off never adds a sliver step before a grid time
+    if not step > 0:
+        raise ValueError(f"torchsde: expected dt > 0, received {dt!r}")
+
+    def drift(x: Tensor, t: Tensor) -> Tensor:  # reverse drift f - g^2 s (Eq. 6)
+        t = t.to(x.dtype)
+        return sde.drift_coef(t) * x - sde.g2(t) * run.score(x, t)
+
+    rsde = ReverseTimeSDE(drift, lambda t: sde.diffusion(t.to(x_T.dtype)), tuple(x_T.shape))
+    y0 = x_T.reshape(x_T.shape[0], -1)
+    s_times = -run.t  # increasing times s = -t
+    if bm is None:
+        bm = _brownian(brownian, float(s_times[0]), float(s_times[-1]), y0, generator, method == "srk")
+    ys = torchsde.sdeint(rsde, y0, s_times, bm=bm, method=method, dt=step)
+    ys = ys.reshape(ys.shape[0], *x_T.shape)
+    if callback is not None:
+        for i in range(run.n_steps):
+            callback(i, run.t[i + 1], ys[i + 1])
+    return run.finish(ys[-1], list(ys) if run.keep else None, method=method)

@@ -1,0 +1,174 @@
+"""Checkpoints that never lose work and never run code.
+
+* Contents: state dicts only (model, EMA, optimizer, LR schedule), the step, every RNG state
+  (torch CPU/CUDA, numpy, Python), the resolved config and the data scaling, as plain tensors,
+  numbers, strings, lists and dicts.
+* Writing is atomic: the bytes go to a temporary file in the same folder, are flushed and
+  ``fsync``-ed, then ``os.replace`` renames it over the old file (atomic on POSIX), and the folder
+  is ``fsync``-ed. A crash at any point leaves either the old or the new checkpoint.
+* Reading uses ``torch.load(weights_only=True)``: a pickle that would build arbitrary objects (and
+  so could run code) is refused before anything in it runs; truncated or foreign files raise
+  :class:`CheckpointError` with a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "FORMAT",
+    "CheckpointError",
+    "get_rng_state",
+    "load_checkpoint",
+    "save_checkpoint",
+    "set_rng_state",
+    "load_model",
+    "atomic_write_text",
+]
+
+FORMAT = "scoresde-checkpoint-v1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, truncated, foreign or unsafe."""
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are meant to be shared
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically (temporary file, fsync, rename)."""
+    _atomic(Path(path), lambda fh: fh.write(text.encode()))
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Atomically write ``state`` (plain containers of tensors/numbers/strings) to ``path``."""
+    payload = {"format": FORMAT, **state}
+    _atomic(Path(path), lambda fh: torch.save(payload, fh))
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        CheckpointError: If the file is truncated/corrupt, holds objects other than tensors and
+            plain containers (refused without executing anything), or is not a scoresde checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"refusing to load {path}: it contains objects other than tensors and plain "
+            f"containers (loading it could run code). Details: {str(err).splitlines()[0]}"
+        ) from err
+    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{path} is truncated or corrupt ({type(err).__name__}: {err})"
+        ) from err
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointError(
+            f"{path} is not a scoresde checkpoint: expected format {FORMAT!r}, found {found!r}"
+        )
+    return obj
+
+
+def get_rng_state() -> dict[str, Any]:
+    """Every global RNG state as weights-only-loadable values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 (global state)
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "python": list(_to_lists(random.getstate())),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the states saved by :func:`get_rng_state`."""
+    torch.set_rng_state(state["torch"].cpu())
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+    random.setstate(_to_tuples(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def _to_lists(x: Any) -> Any:
+    return [_to_lists(v) for v in x] if isinstance(x, tuple) else x
+
+
+def _to_tuples(x: Any) -> Any:
+    return tuple(_to_tuples(v) for v in x) if isinstance(x, list) else x
+
+
+def load_model(
+    path: str | Path, use_ema: bool = True, device: str | torch.device = "cpu"
+) -> tuple[Any, Any, Any]:
+    """Rebuild the trained :class:`~scoresde.parameterization.ScoreModel` from a checkpoint.
+
+    Args:
+        path: A checkpoint written by :func:`scoresde.training.train`.
+        use_ema: Load the EMA weights (what samplers should use) instead of the raw weights.
+        device: Where to put the model.
+
+    Returns:
+        ``(model, config, scaler)``: the score model in eval mode, the :class:`RunConfig` and the
+        :class:`~scoresde.data.Scaler` from data units to model units.
+    """
+    from scoresde.config import RunConfig
+    from scoresde.config_build import build_model, build_sde
+    from scoresde.data import Scaler
+
+    state = load_checkpoint(path, map_location=device)
+    config = RunConfig.from_dict(state["config"])
+    scaler = Scaler.from_dict(state["scaler"])
+    shape = tuple(state["data_shape"])
+    model = build_model(config.net, shape, build_sde(config), seed=config.schedule.seed)
+    if use_ema:
+        weights = {
+            k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")
+        }
+    else:
+        weights = state["model"]
+    model.load_state_dict(weights)
+    return model.to(device).eval(), config, scaler

@@ -1,0 +1,78 @@
+"""CSV logs of a training run: running means per row, and the loss binned by t.
+
+The per-t profile (``loss_t0`` .. ``loss_t{n-1}``: mean per-example loss for t in
+``[i T / n, (i + 1) T / n)``) shows where a time schedule or weighting is off.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from scoresde.training_ckpt import atomic_write_text
+
+__all__ = ["CsvLog", "append_csv"]
+
+
+class CsvLog:
+    """Running means since the last row: loss, grad norm, and the loss in ``t_bins`` bins of t."""
+
+    def __init__(self, path: Path, n_bins: int, resume_step: int) -> None:
+        self.path, self.n_bins, self.t0 = path, n_bins, time.perf_counter()
+        self.cols = ["step", "loss", "lr", "grad_norm", "nan_skips", "seconds"] + [
+            f"loss_t{i}" for i in range(n_bins)
+        ]
+        if path.is_file():  # drop rows written after the checkpoint we resume from
+            lines = path.read_text().splitlines()
+            keep = [ln for ln in lines[1:] if int(ln.split(",")[0]) <= resume_step]
+            atomic_write_text(path, "\n".join([lines[0], *keep]) + "\n")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(",".join(self.cols) + "\n")
+        self._reset()
+
+    def _reset(self) -> None:
+        self.loss = self.gnorm = 0.0
+        self.n = 0
+        self.bin_sum = torch.zeros(self.n_bins, dtype=torch.float64)
+        self.bin_cnt = torch.zeros(self.n_bins, dtype=torch.float64)
+
+    def add(self, loss: Tensor, terms: Tensor, t_frac: Tensor, gnorm: Tensor) -> None:
+        self.loss, self.gnorm, self.n = self.loss + loss, self.gnorm + gnorm, self.n + 1
+        idx = (t_frac.detach().cpu() * self.n_bins).long().clamp(0, self.n_bins - 1)
+        self.bin_sum += torch.bincount(idx, terms.cpu().double(), self.n_bins)
+        self.bin_cnt += torch.bincount(idx, minlength=self.n_bins).double()
+
+    def flush(self, step: int, lr: float, nan_skips: int) -> dict[str, float]:
+        n = max(self.n, 1)
+        bins = (self.bin_sum / self.bin_cnt.clamp_min(1)).tolist()
+        row = {
+            "step": step,
+            "loss": float(self.loss) / n,
+            "lr": lr,
+            "grad_norm": float(self.gnorm) / n,
+            "nan_skips": nan_skips,
+            "seconds": time.perf_counter() - self.t0,
+        }
+        row.update({f"loss_t{i}": b for i, b in enumerate(bins)})
+        with self.path.open("a") as fh:
+            fh.write(
+                ",".join(
+                    f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c]) for c in self.cols
+                )
+                + "\n"
+            )
+        self._reset()
+        return row
+
+
+def append_csv(path: Path, row: dict[str, Any]) -> None:
+    new = not path.is_file()
+    with path.open("a") as fh:
+        if new:
+            fh.write(",".join(row) + "\n")
+        fh.write(",".join(str(v) for v in row.values()) + "\n")

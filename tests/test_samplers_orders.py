@@ -1,0 +1,95 @@
+"""Convergence orders, asserted: every registry entry's declared order is what is measured.
+
+Errors against a reference solution on the test mixture, in float64, with step counts in the
+asymptotic range (well above round-off). The slope of log(error) against log(step) is fitted
+over three step counts, in the variable the order is declared in ('t' or 'log_snr').
+
+* ODE samplers: the PF-ODE map x_T -> x_eps, reference RK4 on 2048 uniform steps.
+* SDE samplers: strong error E|x_N - x_ref| on one shared Brownian path per SDE (additive noise,
+  so Euler–Maruyama has strong order 1), reference Euler–Maruyama on 4096 steps of that path.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+import torchsde
+
+from scoresde.samplers import SAMPLERS, BrownianNoise, make_grid, sample
+
+from .test_samplers_common import make_sdes, mixture, prior
+
+SDES = make_sdes()
+#: Step counts per declared order (finer for low orders, where the asymptote comes later).
+STEPS = {1: (64, 128, 256), 2: (32, 64, 128), 3: (24, 48, 96), 4: (24, 48, 96)}
+#: Step counts of the strong-order fits, and of their reference.
+SDE_STEPS, SDE_REF = (32, 64, 128), 2048
+ODE_CASES = [
+    (n, s) for n, spec in sorted(SAMPLERS.items()) for s in sorted(SDES)
+    if not spec.stochastic and spec.order is not None and spec.supports(SDES[s])
+]  # fmt: skip
+SDE_CASES = [
+    (n, s) for n, spec in sorted(SAMPLERS.items()) for s in sorted(SDES)
+    if spec.stochastic and spec.order is not None and spec.supports(SDES[s])
+]  # fmt: skip
+
+
+def fitted_slope(steps: tuple[int, ...], errors: list[float]) -> float:
+    """-d log(error) / d log(N), i.e. the order in the step size h ~ 1 / N."""
+    return float(-np.polyfit(np.log(steps), np.log(errors), 1)[0])
+
+
+@functools.cache
+def ode_reference(sde_name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    sde = SDES[sde_name]
+    x_T = prior(sde, 200, seed=11)
+    x_ref, _ = sample("pf_rk4", sde, mixture(sde), x_T, make_grid(sde, 2048))
+    return x_T, x_ref
+
+
+@pytest.mark.parametrize(("name", "sde_name"), ODE_CASES)
+def test_ode_sampler_global_order(name: str, sde_name: str) -> None:
+    spec, sde = SAMPLERS[name], SDES[sde_name]
+    x_T, x_ref = ode_reference(sde_name)
+    kind = "uniform" if spec.order_variable == "t" else "log_snr"
+    steps = STEPS[int(spec.order)]
+    errors = [
+        float((sample(name, sde, mixture(sde), x_T, make_grid(sde, n, kind))[0] - x_ref).abs().mean())
+        for n in steps
+    ]
+    assert max(errors) < 0.2 and min(errors) > 1e-11, errors
+    assert abs(fitted_slope(steps, errors) - spec.order) < 0.3, (errors, fitted_slope(steps, errors))
+
+
+def _brownian(sde_name: str, x_T: torch.Tensor, seed: int, torchsde_time: bool):
+    """One Brownian path, shared by every run of a test (a BrownianInterval is consistent
+    across queries of one instance, not across instances)."""
+    sde = SDES[sde_name]
+    if torchsde_time:  # torchsde runs in s = -t and takes the Brownian motion itself
+        return torchsde.BrownianInterval(t0=-sde.T, t1=-sde.eps, size=x_T.shape, dtype=x_T.dtype,
+                                         entropy=seed, levy_area_approximation="space-time")  # fmt: skip
+    return BrownianNoise(x_T, sde.eps, sde.T, torch.Generator().manual_seed(seed))
+
+
+def _sde_run(name: str, sde_name: str, n: int, x_T: torch.Tensor, path) -> torch.Tensor:
+    """Sampler ``name`` on ``n`` uniform steps, driven by the shared Brownian path."""
+    sde, gm = SDES[sde_name], mixture(SDES[sde_name])
+    opts = {"bm": path} if name == "torchsde" else {"noise_sampler": path}
+    return sample(name, sde, gm, x_T, make_grid(sde, n), **opts)[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "sde_name"),
+    [pytest.param(*c, marks=pytest.mark.slow) if c[0] == "torchsde" else c for c in SDE_CASES],
+)
+def test_sde_sampler_strong_order_on_a_shared_brownian_path(name: str, sde_name: str) -> None:
+    spec = SAMPLERS[name]
+    x_T = prior(SDES[sde_name], 200, seed=5)
+    path = _brownian(sde_name, x_T, 9, name == "torchsde")
+    x_ref = _sde_run("euler_maruyama" if name != "torchsde" else name, sde_name, SDE_REF, x_T, path)
+    errors = [float((_sde_run(name, sde_name, n, x_T, path) - x_ref).abs().mean()) for n in SDE_STEPS]
+    slope = fitted_slope(SDE_STEPS, errors)
+    assert abs(slope - spec.order) < 0.3, (errors, slope)
