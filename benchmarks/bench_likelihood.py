@@ -67,8 +67,12 @@ def scipy_recipe(sde, score_fn, x, prior, tol, n_probes, generator):
     return prior(z) + torch.from_numpy(zp[-B:]), sol.nfev
 
 
-def jacrev_plain(sde, score_fn, x, prior, tol):
-    """Exact divergence by torch.func.jacrev at every stage, torchdiffeq dopri5, default norm."""
+def jacrev_plain(sde, score_fn, x, prior, tol, land_on_T=False):
+    """Exact divergence by torch.func.jacrev at every stage, torchdiffeq dopri5, default norm.
+
+    ``land_on_T`` adds ``step_t=[T]`` so that dopri5 ends its last step on T instead of
+    stepping past T (through the clamped drift) and interpolating back.
+    """
     pf = sde.probability_flow(score_fn)
     nfe = 0
 
@@ -82,7 +86,9 @@ def jacrev_plain(sde, score_fn, x, prior, tol):
 
     span = torch.tensor([sde.eps, sde.T], dtype=F64)
     with torch.no_grad():
-        xs, ls = torchdiffeq.odeint(func, (x, x.new_zeros(x.shape[0])), span, rtol=tol, atol=tol)
+        opts = {"step_t": span[1:]} if land_on_T else None
+        y0 = (x, x.new_zeros(x.shape[0]))
+        xs, ls = torchdiffeq.odeint(func, y0, span, rtol=tol, atol=tol, options=opts)
     return prior(xs[-1]) + ls[-1], nfe
 
 
@@ -106,10 +112,16 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--dims", type=int, nargs="+", default=[2, 16, 64])
     p.add_argument("--tols", type=float, nargs="+", default=[1e-4, 1e-5, 1e-6])
-    p.add_argument("--plain-tols", type=float, nargs="+", default=[1e-5, 1e-6])
+    p.add_argument("--plain-tols", type=float, nargs="+", default=[1e-5, 1e-6, 1e-7])
+    p.add_argument("--hutch-norms", nargs="+", default=["sample_max", "sample_rms"])
+    p.add_argument("--sections", nargs="+", default=["exact", "hutch", "scipy", "plain"])
+    p.add_argument("--landed-tols", type=float, nargs="+", default=[1e-6])
+    p.add_argument("--norms", nargs="+", default=["sample_max", "sample_rms"])
+    p.add_argument("--variables", nargs="*", default=["sigma", "log_snr"], help="at tol 1e-5")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, float64, VP SDE, K=4")
+    print("ours: exact <time_variable> <error_norm> tol=<rtol=atol>; default t, sample_max")
     print(
         f"{'d':>3} {'n':>5} {'method':<38} {'MAE nats':>9} {'NFE':>5} {'wall s':>8} {'ms/NFE':>8}  notes"
     )
@@ -124,25 +136,40 @@ def main() -> None:
         prior = gm.marginal_mixture(sde.T).log_prob
         bias = float((gm.marginal_log_prob(x, sde.eps) - exact).abs().mean())
         print(f"{d:>3} {n:>5} (t_eps truncation bias |log p_eps - log p_0|) {bias:.1e}")
-        for tol in args.tols:
+        for norm in args.norms if "exact" in args.sections else ():
+            for tol in args.tols:
+                run(
+                    f"exact t {norm} tol={tol:g}",
+                    lambda tol=tol, norm=norm: _ours(
+                        sde, gm, x, prior, tol, exact=exact, error_norm=norm
+                    ),
+                    exact,
+                    rows,
+                    d,
+                    n,
+                )
+        for var in args.variables if "exact" in args.sections else ():
             run(
-                f"exact (ours) tol={tol:g}",
-                lambda tol=tol: _ours(sde, gm, x, prior, tol),
+                f"exact {var} sample_max tol=1e-05",
+                lambda var=var: _ours(sde, gm, x, prior, 1e-5, exact=exact, time_variable=var),
                 exact,
                 rows,
                 d,
                 n,
             )
-        for k in (1, 8):
+        hutch = (
+            [(k, m) for m in args.hutch_norms for k in (1, 8)] if "hutch" in args.sections else []
+        )
+        for k, norm in hutch:
             run(
-                f"hutchinson (ours) {k} probe(s) tol=1e-5",
-                lambda k=k: _ours(sde, gm, x, prior, 1e-5, k, exact=exact),
+                f"hutchinson {norm} {k} probe(s) tol=1e-5",
+                lambda k=k, m=norm: _ours(sde, gm, x, prior, 1e-5, k, exact=exact, error_norm=m),
                 exact,
                 rows,
                 d,
                 n,
             )
-        for k in (1, 8):
+        for k in (1, 8) if "scipy" in args.sections else ():
             g = torch.Generator().manual_seed(2)
             run(
                 f"scipy RK45 recipe {k} probe(s) tol=1e-5",
@@ -152,10 +179,19 @@ def main() -> None:
                 d,
                 n,
             )
-        for tol in args.plain_tols:
+        for tol in args.plain_tols if "plain" in args.sections else ():
             run(
                 f"plain jacrev dopri5 tol={tol:g}",
                 lambda tol=tol: (*jacrev_plain(sde, gm, x, prior, tol), ""),
+                exact,
+                rows,
+                d,
+                n,
+            )
+        for tol in args.landed_tols if "plain" in args.sections else ():
+            run(
+                f"plain jacrev dopri5 step_t=[T] tol={tol:g}",
+                lambda tol=tol: (*jacrev_plain(sde, gm, x, prior, tol, land_on_T=True), ""),
                 exact,
                 rows,
                 d,
@@ -169,10 +205,13 @@ def _warmup():
     return sde, gm, gm.sample(8), gm.marginal_mixture(sde.T).log_prob, 1e-3
 
 
-def _ours(sde, gm, x, prior, tol, n_probes=0, exact=None):
+def _ours(sde, gm, x, prior, tol, n_probes=0, exact=None, **kw):
     if n_probes == 0:
-        r = log_likelihood(sde, gm, x, rtol=tol, atol=tol, prior_log_prob=prior)
-        return r.log_prob, r.nfe, f"vjp={r.n_vjp}"
+        r = log_likelihood(sde, gm, x, rtol=tol, atol=tol, prior_log_prob=prior, **kw)
+        if exact is None:
+            return r.log_prob, r.nfe, ""
+        err = float((r.log_prob - exact).abs().max())
+        return r.log_prob, r.nfe, f"vjp={r.n_vjp}, max err {err:.1e}"
     g = torch.Generator().manual_seed(2)
     r = log_likelihood(
         sde,
@@ -184,6 +223,7 @@ def _ours(sde, gm, x, prior, tol, n_probes=0, exact=None):
         divergence="hutchinson",
         n_probes=n_probes,
         generator=g,
+        **kw,
     )
     err = (r.log_prob - exact).abs()
     if n_probes == 1:

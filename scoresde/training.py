@@ -240,6 +240,7 @@ def train(
         def out_of_time() -> bool:
             return time_limit is not None and time.perf_counter() - t_start > time_limit
 
+        model.train()  # once: hooks see the EMA copy, never this model
         with _Stopper() as stopper:
             while step < sch.steps:
                 x = data.scaler.transform(data.batch(step, B, sch.seed))
@@ -248,7 +249,6 @@ def train(
                 )
                 x, t, noise = (v[shard].to(dev, non_blocking=True) for v in (x, t, noise))
                 _reseed(derive_seed(sch.seed + 7919 * rank, step), dev)  # dropout etc.
-                model.train()
                 terms = loss_fn.terms(fwd, x, t, noise)
                 loss = terms.mean()
                 opt.zero_grad(set_to_none=True)

@@ -9,7 +9,10 @@ import torch
 
 from scoresde import VESDE, VPSDE, GaussianMixture, SubVPSDE
 from scoresde.likelihood import (
+    ERROR_NORMS,
     SOLVERS,
+    TIME_VARIABLES,
+    PFCoordinates,
     decode,
     draw_probes,
     log_likelihood,
@@ -138,14 +141,69 @@ def test_hutchinson_reproducible_with_generator() -> None:
     torch.testing.assert_close(a.log_prob, b.log_prob, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("variable", TIME_VARIABLES)
 @pytest.mark.parametrize("sde", [VPSDE(), VESDE(sigma_max=20.0)], ids=repr)
-def test_encode_then_decode_is_identity(sde) -> None:
+def test_encode_then_decode_is_identity(sde, variable: str) -> None:
     gm = _mixture(3, sde, seed=11)
     x = gm.sample(16, torch.Generator().manual_seed(12))
-    res = log_likelihood(sde, gm, x, rtol=1e-8, atol=1e-8)
-    back, nfe = decode(sde, gm, res.z, rtol=1e-8, atol=1e-8)
+    kw = {"rtol": 1e-8, "atol": 1e-8, "time_variable": variable}
+    res = log_likelihood(sde, gm, x, **kw)
+    back, nfe = decode(sde, gm, res.z, **kw)
     assert nfe > 0
     assert float((back - x).abs().max()) < 1e-4
+
+
+@pytest.mark.parametrize("sde", [VPSDE(), SubVPSDE(), VESDE(sigma_max=20.0)], ids=repr)
+def test_time_variables_give_the_same_log_prob(sde) -> None:
+    gm = _mixture(3, sde, seed=13)
+    x = gm.sample(16, torch.Generator().manual_seed(14))
+    pT = gm.marginal_mixture(sde.T).log_prob
+    ref = gm.marginal_log_prob(x, sde.eps)  # log p_{t_eps}: no truncation bias
+    out = {}
+    for variable in TIME_VARIABLES:
+        res = log_likelihood(
+            sde, gm, x, rtol=1e-7, atol=1e-7, prior_log_prob=pT, time_variable=variable
+        )
+        out[variable] = res
+        assert float((res.log_prob - ref).abs().max()) < 2e-4, variable
+    # Same latent z = x(T) whatever the coordinates (x / alpha_T scaled back).
+    torch.testing.assert_close(out["sigma"].z, out["t"].z, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out["log_snr"].log_prob, out["t"].log_prob, rtol=0, atol=3e-4)
+
+
+def test_coordinates_map_the_end_points() -> None:
+    sde = VPSDE()
+    alpha, sigma = sde.marginal(torch.tensor([sde.eps, sde.T], dtype=F64))
+    for variable in TIME_VARIABLES:
+        pf = PFCoordinates(sde, sde.eps, sde.T, variable, F64, torch.device("cpu"))
+        for end in (0, 1):
+            t, c_in, c_lin, c_s = pf.coefficients(pf.span[end])
+            assert abs(float(t) - (sde.eps, sde.T)[end]) < 1e-9
+            if variable == "t":
+                assert float(c_in) == 1.0 and float(c_s) == -0.5 * float(sde.g2(t))
+            else:  # dx~/dsigma~ = -sigma_t s; dx~/dlambda = sigma_t^2 / (2 alpha_t) s
+                assert abs(float(c_in) - float(alpha[end])) < 1e-9 and float(c_lin) == 0.0
+        assert pf.linear_log_det(3) == pytest.approx(3 * float(torch.log(alpha[1] / alpha[0])))
+    sigma_tilde = PFCoordinates(sde, sde.eps, sde.T, "sigma", F64, torch.device("cpu")).span
+    torch.testing.assert_close(sigma_tilde, sigma / alpha)
+
+
+def test_error_norms_and_default_accuracy() -> None:
+    y = torch.tensor([[3.0, 4.0], [0.0, 0.0]], dtype=F64)  # per-sample RMS 3.54 and 0
+    ell = torch.tensor([0.5, 1.0], dtype=F64)
+    assert float(ERROR_NORMS["sample_max"]((y, ell))) == pytest.approx(12.5**0.5)
+    assert float(ERROR_NORMS["sample_rms"]((y, ell))) == pytest.approx((13.5 / 2) ** 0.5)
+    assert float(ERROR_NORMS["batch_rms"]((y, ell))) == pytest.approx(12.5**0.5 / 2**0.5)
+    # Adaptive steps land on T (no kink from stepping past it): the default tolerance meets
+    # the t_eps truncation floor at d = 2 (it was ~2e-4 when dopri5 stepped past T).
+    sde = VPSDE()
+    gm = _mixture(2, sde, K=4)
+    x = gm.sample(64, torch.Generator().manual_seed(15))
+    pT = gm.marginal_mixture(sde.T).log_prob
+    ref = gm.marginal_log_prob(x, sde.eps)
+    for norm in ERROR_NORMS:
+        res = log_likelihood(sde, gm, x, prior_log_prob=pT, error_norm=norm)
+        assert float((res.log_prob - ref).abs().mean()) < 5e-5, norm
 
 
 def test_validation_errors() -> None:
@@ -171,6 +229,10 @@ def test_validation_errors() -> None:
         log_likelihood(sde, gm, x[0])
     with pytest.raises(ValueError, match="t_eps"):
         log_likelihood(sde, gm, x, t_eps=1.5)
+    with pytest.raises(ValueError, match="log_likelihood: unknown time_variable 'lambda'.*'t'"):
+        log_likelihood(sde, gm, x, time_variable="lambda")
+    with pytest.raises(ValueError, match="decode: unknown error_norm 'max'.*'sample_max'"):
+        decode(sde, gm, x, error_norm="max")
     with pytest.raises(ValueError, match="shaped like x"):
         log_likelihood(sde, lambda y, t: y[:, :1], x)
     with pytest.raises(ValueError, match="prior_log_prob"):

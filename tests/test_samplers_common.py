@@ -89,7 +89,9 @@ def test_quadratic_grid_is_denser_near_the_data() -> None:
         ("ddim", 11, 10, {"denoise": True}),
     ],
 )
-def test_grid_for_nfe_spends_exactly_the_target(name: str, nfe: int, steps: int, opts: dict) -> None:
+def test_grid_for_nfe_spends_exactly_the_target(
+    name: str, nfe: int, steps: int, opts: dict
+) -> None:
     g = grid_for_nfe(make_sdes()["vp"], name, nfe, **opts)
     assert g.numel() == steps + 1
 

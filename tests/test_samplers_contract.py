@@ -76,7 +76,9 @@ def test_image_shaped_states(name: str) -> None:
     gm = mixture(sde, dim=4)
     gm = GaussianMixture(gm.weights, gm.means, gm.covariances, sde=sde, event_shape=(1, 2, 2))
     x_T = prior(sde, 8, dim=4).reshape(8, 1, 2, 2)
-    x, _ = sample(name, sde, gm, x_T, make_grid(sde, 24), generator=torch.Generator().manual_seed(0))
+    x, _ = sample(
+        name, sde, gm, x_T, make_grid(sde, 24), generator=torch.Generator().manual_seed(0)
+    )
     assert x.shape == (8, 1, 2, 2) and bool(torch.isfinite(x).all())
 
 

@@ -97,7 +97,10 @@ def test_ddim_inversion_round_trip(sde_name: str) -> None:
 
 def test_slerp_endpoints_norm_and_interpolation() -> None:
     g = torch.Generator().manual_seed(0)
-    z0, z1 = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64)
+    z0, z1 = (
+        torch.randn(5, 3, generator=g, dtype=torch.float64),
+        torch.randn(5, 3, generator=g, dtype=torch.float64),
+    )
     torch.testing.assert_close(slerp(z0, z1, 0.0), z0)
     torch.testing.assert_close(slerp(z0, z1, 1.0), z1)
     u0, u1 = z0 / z0.norm(dim=1, keepdim=True), z1 / z1.norm(dim=1, keepdim=True)

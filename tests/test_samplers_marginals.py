@@ -45,7 +45,9 @@ def assert_matches(x: torch.Tensor, gm, floor: float) -> None:
         ("dpm_solver_pp_2m", "ve", 80, {}),
     ],
 )
-def test_samples_match_the_data_distribution(name: str, sde_name: str, n_steps: int, opts: dict) -> None:
+def test_samples_match_the_data_distribution(
+    name: str, sde_name: str, n_steps: int, opts: dict
+) -> None:
     sde = SDES[sde_name]
     gm = mixture(sde)
     kind = "log_snr" if name.startswith("dpm") else "uniform"
@@ -60,7 +62,9 @@ def test_intermediate_marginal_matches_exact_p_t(name: str) -> None:
     gm = mixture(sde)
     t_mid = 0.3
     grid = torch.linspace(1.0, t_mid, 201, dtype=torch.float64)  # stops at t_mid
-    x, _ = sample(name, sde, gm, prior(sde, N, seed=8), grid, generator=torch.Generator().manual_seed(1))
+    x, _ = sample(
+        name, sde, gm, prior(sde, N, seed=8), grid, generator=torch.Generator().manual_seed(1)
+    )
     assert_matches(x, gm.marginal_mixture(t_mid), noise_floor(gm.marginal_mixture(t_mid)))
 
 

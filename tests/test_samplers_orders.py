@@ -57,11 +57,16 @@ def test_ode_sampler_global_order(name: str, sde_name: str) -> None:
     kind = "uniform" if spec.order_variable == "t" else "log_snr"
     steps = STEPS[int(spec.order)]
     errors = [
-        float((sample(name, sde, mixture(sde), x_T, make_grid(sde, n, kind))[0] - x_ref).abs().mean())
+        float(
+            (sample(name, sde, mixture(sde), x_T, make_grid(sde, n, kind))[0] - x_ref).abs().mean()
+        )
         for n in steps
     ]
     assert max(errors) < 0.2 and min(errors) > 1e-11, errors
-    assert abs(fitted_slope(steps, errors) - spec.order) < 0.3, (errors, fitted_slope(steps, errors))
+    assert abs(fitted_slope(steps, errors) - spec.order) < 0.3, (
+        errors,
+        fitted_slope(steps, errors),
+    )
 
 
 def _brownian(sde_name: str, x_T: torch.Tensor, seed: int, torchsde_time: bool):
@@ -90,6 +95,8 @@ def test_sde_sampler_strong_order_on_a_shared_brownian_path(name: str, sde_name:
     x_T = prior(SDES[sde_name], 200, seed=5)
     path = _brownian(sde_name, x_T, 9, name == "torchsde")
     x_ref = _sde_run("euler_maruyama" if name != "torchsde" else name, sde_name, SDE_REF, x_T, path)
-    errors = [float((_sde_run(name, sde_name, n, x_T, path) - x_ref).abs().mean()) for n in SDE_STEPS]
+    errors = [
+        float((_sde_run(name, sde_name, n, x_T, path) - x_ref).abs().mean()) for n in SDE_STEPS
+    ]
     slope = fitted_slope(SDE_STEPS, errors)
     assert abs(slope - spec.order) < 0.3, (errors, slope)

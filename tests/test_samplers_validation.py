@@ -31,7 +31,9 @@ X = prior(VP, 8)
 def _em(**kw):
     args = {"sde": VP, "score_fn": GM, "x_T": X, "grid": make_grid(VP, 30)}
     args.update(kw)
-    return sample_euler_maruyama(args.pop("sde"), args.pop("score_fn"), args.pop("x_T"), args.pop("grid"), **args)
+    return sample_euler_maruyama(
+        args.pop("sde"), args.pop("score_fn"), args.pop("x_T"), args.pop("grid"), **args
+    )
 
 
 @pytest.mark.parametrize(

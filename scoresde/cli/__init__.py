@@ -144,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--samplers", type=names(SAMPLERS), default=["euler_maruyama", "ddim", "pf_heun"],
                    help=f"comma list from: {_names(SAMPLERS)}")  # fmt: skip
     c.add_argument("--nfe", type=_types(int_list), default=[10, 20, 50], help="comma list of NFEs")
-    c.add_argument("--seeds", type=_types(int_list), default=[1, 2], help="comma list of seeds")
+    c.add_argument(
+        "--seeds", type=_types(lambda v: int_list(v, 0)), default=[1, 2], help="comma list of seeds"
+    )
     c.add_argument("--metrics", type=names(METRICS), default=["sw2", "mmd"],
                    help=f"comma list from: {_names(METRICS)}")  # fmt: skip
     c.add_argument(

@@ -43,14 +43,15 @@ def resolve_device(name: str | None) -> torch.device:
     return dev
 
 
-def int_list(text: str) -> list[int]:
-    """Parse '5,10,20' into positive integers (argparse type)."""
+def int_list(text: str, minimum: int = 1) -> list[int]:
+    """Parse '5,10,20' into integers >= ``minimum`` (argparse type)."""
     try:
         vals = [int(v) for v in text.split(",") if v.strip()]
     except ValueError as err:
         raise CLIError(f"expected comma-separated integers, received {text!r}") from err
-    if not vals or any(v < 1 for v in vals):
-        raise CLIError(f"expected positive integers, received {text!r}")
+    if not vals or any(v < minimum for v in vals):
+        what = "positive integers" if minimum == 1 else f"integers >= {minimum}"
+        raise CLIError(f"expected {what}, received {text!r}")
     return vals
 
 

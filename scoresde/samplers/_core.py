@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._utils import append_dims, names_list
+from .._utils import names_list
 from ..sde import LinearSDE
 
 __all__ = ["COMMON_OPTIONS", "CountedScore", "NoiseSource", "SampleInfo", "SamplerRun", "prepare"]
@@ -150,7 +150,9 @@ def noise_from_seeds(seeds: Sequence[int], shape: Sequence[int], **kw: Any) -> T
     Returns:
         A tensor of shape ``(len(seeds), *shape)``; row i does not depend on the other seeds.
     """
-    rows = [torch.randn(tuple(shape), generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+    rows = [
+        torch.randn(tuple(shape), generator=torch.Generator().manual_seed(int(s))) for s in seeds
+    ]
     return torch.stack(rows).to(**kw)
 
 
@@ -174,7 +176,13 @@ class SamplerRun:
 
     def __init__(self, name: str, sde: LinearSDE, score: CountedScore, x: Tensor, grid: Tensor,
                  noise: NoiseSource, callback: Callback | None, opts: dict[str, Any]) -> None:  # fmt: skip
-        self.name, self.sde, self.score, self.noise, self.callback = name, sde, score, noise, callback
+        self.name, self.sde, self.score, self.noise, self.callback = (
+            name,
+            sde,
+            score,
+            noise,
+            callback,
+        )
         self.grid64 = grid.to(dtype=torch.float64, device="cpu")
         self.t = grid.to(dtype=x.dtype, device=x.device)
         self.n_steps = int(grid.numel()) - 1
@@ -211,7 +219,9 @@ class SamplerRun:
                 self.callback(i, self.t[i + 1], x)
         return self.finish(x, traj)
 
-    def finish(self, x: Tensor, traj: list[Tensor] | None, **stats: Any) -> tuple[Tensor, SampleInfo]:
+    def finish(
+        self, x: Tensor, traj: list[Tensor] | None, **stats: Any
+    ) -> tuple[Tensor, SampleInfo]:
         """Apply the optional Tweedie step, check the samples, and build the info record."""
         if self.denoise:
             self.score.step = self.n_steps
@@ -227,7 +237,9 @@ class SamplerRun:
 def check_grid(grid: Tensor, sde: LinearSDE, *, name: str = "grid") -> Tensor:
     """Validate a strictly decreasing 1-D time grid inside [eps, T]; return it in float64 (CPU)."""
     if not isinstance(grid, Tensor):
-        raise TypeError(f"{name}: expected a 1-D torch.Tensor of times, received {type(grid).__name__}")
+        raise TypeError(
+            f"{name}: expected a 1-D torch.Tensor of times, received {type(grid).__name__}"
+        )
     if grid.ndim != 1 or grid.numel() < 2 or not grid.is_floating_point():
         raise ValueError(
             f"{name}: expected a floating 1-D tensor with at least 2 times, received dtype "
@@ -257,7 +269,9 @@ def check_state(x: Tensor, *, name: str = "x_T") -> None:
         raise TypeError(f"{name}: expected a floating-point torch.Tensor, received {type(x).__name__}"
                         + (f" of dtype {x.dtype}" if isinstance(x, Tensor) else ""))  # fmt: skip
     if x.ndim < 1 or x.shape[0] < 1 or x.numel() == 0:
-        raise ValueError(f"{name}: expected shape (batch, *dims) with batch >= 1, received {tuple(x.shape)}")
+        raise ValueError(
+            f"{name}: expected shape (batch, *dims) with batch >= 1, received {tuple(x.shape)}"
+        )
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name}: expected finite values, received NaN/Inf")
 
@@ -295,14 +309,6 @@ def prepare(
     return SamplerRun(name, sde, CountedScore(score_fn, x_T), x_T, g, noise, callback, options)
 
 
-def expand(v: Tensor, x: Tensor) -> Tensor:
-    """Per-sample ``(batch,)`` values broadcast against ``x`` (a 0-d tensor passes through)."""
-    return v if v.ndim == 0 else append_dims(v, x.ndim)
-
-
 def sqrt_pos(v: Tensor) -> Tensor:
     """sqrt(max(v, 0)): variances that should be >= 0 but may round to -1e-17."""
     return torch.sqrt(torch.clamp(v, min=0.0))
-
-
-LOG_2 = math.log(2.0)

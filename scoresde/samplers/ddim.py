@@ -113,7 +113,9 @@ def slerp(z0: Tensor, z1: Tensor, w: float) -> Tensor:
         between each pair (linear interpolation where the pair is nearly parallel).
     """
     if z0.shape != z1.shape:
-        raise ValueError(f"slerp: expected equal shapes, received {tuple(z0.shape)} and {tuple(z1.shape)}")
+        raise ValueError(
+            f"slerp: expected equal shapes, received {tuple(z0.shape)} and {tuple(z1.shape)}"
+        )
     if not 0 <= w <= 1:
         raise ValueError(f"slerp: expected a weight in [0, 1], received {w!r}")
     a, b = z0.reshape(z0.shape[0], -1), z1.reshape(z1.shape[0], -1)

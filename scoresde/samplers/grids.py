@@ -54,7 +54,9 @@ def log_snr_grid(sde: LinearSDE, n_steps: int) -> Tensor:
     """N + 1 times uniform in log-SNR lambda(t), from lambda(T) up to lambda(eps)."""
     ends = torch.tensor([sde.T, sde.eps], dtype=torch.float64)
     lam_T, lam_eps = sde.log_snr(ends)
-    lam = torch.linspace(float(lam_T), float(lam_eps), _check_steps(n_steps) + 1, dtype=torch.float64)
+    lam = torch.linspace(
+        float(lam_T), float(lam_eps), _check_steps(n_steps) + 1, dtype=torch.float64
+    )
     return _pin(sde.t_from_log_snr(lam), sde)
 
 

@@ -41,7 +41,9 @@ class InpaintHook:
             ) from None
         self.sde, self.x_known, self.mask = sde, x_known, mask
 
-    def __call__(self, x: Tensor, t: Tensor, i: int, randn_like: Callable[[Tensor], Tensor]) -> Tensor:
+    def __call__(
+        self, x: Tensor, t: Tensor, i: int, randn_like: Callable[[Tensor], Tensor]
+    ) -> Tensor:
         """x with the known coordinates set to alpha_t x_known + sigma_t z."""
         if x.shape != self.x_known.shape:
             raise ValueError(

@@ -79,7 +79,9 @@ CORRECTORS: dict[str, Callable[[SamplerRun, float, int], Step]] = {
 def check_corrector_args(corrector: str, snr: float, n_steps: int) -> None:
     """Validate the corrector name, ``snr`` > 0 and an integer ``n_steps`` >= 0."""
     if corrector not in CORRECTORS:
-        raise ValueError(f"unknown corrector {corrector!r}; expected one of {names_list(CORRECTORS)}")
+        raise ValueError(
+            f"unknown corrector {corrector!r}; expected one of {names_list(CORRECTORS)}"
+        )
     if isinstance(snr, bool) or not isinstance(snr, (int, float)) or not 0 < snr < float("inf"):
         raise ValueError(f"pc: expected a finite snr > 0, received {snr!r}")
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
@@ -128,5 +130,7 @@ def sample_annealed_langevin(
     2 (snr sigma_t)^2; arguments as :func:`sample_pc`.
     """
     check_corrector_args("ald", snr, n_steps)
-    run = prepare("annealed_langevin", sde, score_fn, x_T, grid, generator, callback, options, (VESDE,))
+    run = prepare(
+        "annealed_langevin", sde, score_fn, x_T, grid, generator, callback, options, (VESDE,)
+    )
     return run.loop(x_T, ald_corrector(run, float(snr), n_steps))

@@ -81,7 +81,10 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "smld": SamplerSpec(sample_smld, **_SDE, sdes=(VESDE,)),
     "pc": SamplerSpec(sample_pc, stochastic=True, order=None, nfe_per_step=_pc_nfe),
     "annealed_langevin": SamplerSpec(
-        sample_annealed_langevin, stochastic=True, order=None, sdes=(VESDE,),
+        sample_annealed_langevin,
+        stochastic=True,
+        order=None,
+        sdes=(VESDE,),
         nfe_per_step=lambda o: o.get("n_steps", 1),
     ),  # fmt: skip
     "torchsde": SamplerSpec(
@@ -93,8 +96,12 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "pf_adaptive": SamplerSpec(sample_pf_adaptive, stochastic=False, order=None, adaptive=True),
     "ddim": SamplerSpec(sample_ddim, order=1.0, **_EXP),
     "dpm_solver_1": SamplerSpec(partial(sample_dpm_solver, order=1), order=1.0, **_EXP),
-    "dpm_solver_2": SamplerSpec(partial(sample_dpm_solver, order=2), order=2.0, nfe_per_step=2, **_EXP),
-    "dpm_solver_3": SamplerSpec(partial(sample_dpm_solver, order=3), order=3.0, nfe_per_step=3, **_EXP),
+    "dpm_solver_2": SamplerSpec(
+        partial(sample_dpm_solver, order=2), order=2.0, nfe_per_step=2, **_EXP
+    ),
+    "dpm_solver_3": SamplerSpec(
+        partial(sample_dpm_solver, order=3), order=3.0, nfe_per_step=3, **_EXP
+    ),
     "dpm_solver_pp_2m": SamplerSpec(sample_dpm_solver_pp_2m, order=2.0, **_EXP),
 }
 

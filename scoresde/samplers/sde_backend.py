@@ -35,14 +35,20 @@ def _entropy(generator: torch.Generator | None) -> int:
 
 
 def _brownian(kind: str, t0: float, t1: float, like: Tensor, generator: torch.Generator | None, levy: bool) -> Any:  # fmt: skip
-    kw: dict[str, Any] = {"dtype": like.dtype, "device": like.device, "entropy": _entropy(generator)}
+    kw: dict[str, Any] = {
+        "dtype": like.dtype,
+        "device": like.device,
+        "entropy": _entropy(generator),
+    }
     if levy:
         kw["levy_area_approximation"] = "space-time"
     if kind == "interval":
         return torchsde.BrownianInterval(t0=t0, t1=t1, size=tuple(like.shape), **kw)
     if kind == "tree":
         return torchsde.BrownianTree(t0=t0, t1=t1, w0=torch.zeros_like(like), tol=1e-8, **kw)
-    raise ValueError(f"unknown brownian {kind!r}; expected one of {names_list(['interval', 'tree'])}")
+    raise ValueError(
+        f"unknown brownian {kind!r}; expected one of {names_list(['interval', 'tree'])}"
+    )
 
 
 class BrownianNoise:
@@ -96,7 +102,9 @@ def sample_torchsde(
         ``(x, info)`` with samples at ``grid[-1]``.
     """
     if method not in TORCHSDE_METHODS:
-        raise ValueError(f"torchsde: unknown method {method!r}; expected one of {names_list(TORCHSDE_METHODS)}")
+        raise ValueError(
+            f"torchsde: unknown method {method!r}; expected one of {names_list(TORCHSDE_METHODS)}"
+        )
     for key in ("hook", "noise_sampler", "seeds"):
         if options.get(key) is not None:
             raise ValueError(f"torchsde: option {key!r} is not supported by the torchsde backend")
@@ -114,7 +122,9 @@ def sample_torchsde(
     y0 = x_T.reshape(x_T.shape[0], -1)
     s_times = -run.t  # increasing times s = -t
     if bm is None:
-        bm = _brownian(brownian, float(s_times[0]), float(s_times[-1]), y0, generator, method == "srk")
+        bm = _brownian(
+            brownian, float(s_times[0]), float(s_times[-1]), y0, generator, method == "srk"
+        )
     ys = torchsde.sdeint(rsde, y0, s_times, bm=bm, method=method, dt=step)
     ys = ys.reshape(ys.shape[0], *x_T.shape)
     if callback is not None:

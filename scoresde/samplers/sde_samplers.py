@@ -101,7 +101,9 @@ def smld_step(run: SamplerRun) -> Step:
     _require(run, VESDE, "smld")
     c = run.coefs()
     s2, s2_next = c.sigma[:-1] ** 2, c.sigma[1:] ** 2
-    return ancestral_step(1 - s2_next / s2, s2_next / s2, sqrt_pos(s2_next * (s2 - s2_next) / s2), run)
+    return ancestral_step(
+        1 - s2_next / s2, s2_next / s2, sqrt_pos(s2_next * (s2 - s2_next) / s2), run
+    )
 
 
 def ancestral_auto_step(run: SamplerRun) -> Step:

@@ -190,5 +190,6 @@ def _score(row, x, reference, metric_specs, seed, density) -> None:
         if x is None:
             row["ce_gap"] = row["ce_gap_se"] = math.nan
         else:
-            ce = cross_entropy_gap(x, density, generator=torch.Generator().manual_seed(seed))
+            gen = torch.Generator().manual_seed(seed)
+            ce = cross_entropy_gap(x, density, n_reference=20_000, generator=gen)
             row["ce_gap"], row["ce_gap_se"] = ce.gap, ce.gap_se
