@@ -218,7 +218,9 @@ def main(argv: list[str] | None = None) -> dict:
     n_sde = 500 if fast else 20000
     x_T_sde = sde.prior_sample((n_sde, 1), generator=gen, dtype=F64)
     sde_rows, sde_ref = sde_study(sde, gm, x_T_sde, sde_steps, 1024 if fast else 8192, args.seed)
-    id_rows = identity_study(sde, gm, x_T[:200], [4, 16, 64] if fast else [4, 16, 64, 256], args.seed)
+    id_rows = identity_study(
+        sde, gm, x_T[:200], [4, 16, 64] if fast else [4, 16, 64, 256], args.seed
+    )
     orders = {
         "ode": {k: fit_order(ode_steps, [r[k] for r in ode_rows]) for k in ("ddim", "pf_euler")},
         "strong": {
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> dict:
         "n_sde": n_sde,
         "orders": orders,
         "ode": ode_rows,
-        "sde": sde_rows,
+        "reverse_sde": sde_rows,
         "sde_reference": sde_ref,
         "identity": id_rows,
         "figures": figures,

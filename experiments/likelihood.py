@@ -115,6 +115,7 @@ def plot_tolerance(studies, pyplot):
                        title=f"d = {d}: error vs cost (the ELBO: one point per draw count)")  # fmt: skip
         for ax in axes[r]:
             ax.grid(alpha=0.3, which="both")
+        axes[r, 0].legend(fontsize=7)
         axes[r, 1].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
@@ -131,7 +132,7 @@ def plot_coverage(cov, d, pyplot):
         axes[0].hist(z, bins=40, range=(-5, 5), density=True, histtype="step", lw=1.5,
                      color=f"C{i}", label=f"k = {k} probes")  # fmt: skip
         axes[0].plot(zs.numpy(), student_t.pdf(zs.numpy(), k - 1), ls="--", color=f"C{i}", lw=1)
-    axes[0].set(title=f"d = {d}: (Hutchinson − truth) / stderr\n(dashed: Student t, k − 1 dof)",
+    axes[0].set(title=f"d = {d}: (Hutchinson − truth) / stderr\n(dashed: Student t, k − 1 dof; clipped to ±5)",
                 xlabel="z")  # fmt: skip
     axes[0].legend(fontsize=7)
     x = range(len(ks))

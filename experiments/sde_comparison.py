@@ -88,7 +88,7 @@ def plot_schedules(sdes, pyplot):
     for name, sde in sdes.items():
         tt = torch.linspace(sde.eps, sde.T, 400, dtype=F64)
         alpha, sigma = sde.marginal(tt)
-        kw = {"color": COLORS[name], "label": name}
+        kw = {"color": COLORS[name], "label": name, "ls": "--" if name == "sub-VP" else "-"}
         axes[0].plot(tt.numpy(), alpha.numpy(), **kw)
         axes[1].plot(tt.numpy(), sigma.numpy(), **kw)
         axes[2].plot(tt.numpy(), (sigma / alpha).numpy(), **kw)
@@ -128,6 +128,7 @@ def plot_quality(table, floors, pyplot):
     axes[0, 0].set_ylabel("sliced W2 to exact samples")
     axes[1, 0].set_ylabel("cross-entropy gap [nats] (symlog)")
     axes[0, 0].legend(fontsize=7)
+    axes[1, 0].legend(handles=axes[1, 0].get_legend_handles_labels()[0][-1:], fontsize=7)
     fig.suptitle("Sampler quality per NFE with the exact score (mean ± s.e. over seeds)")
     fig.tight_layout()
     return fig

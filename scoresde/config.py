@@ -48,6 +48,7 @@ class NetConfig:
     name: str = "mlp"
     predicts: str = "eps"
     time_input: str = "t"
+    sigma_data: float = 1.0  # data std in model units, for predicts="edm"
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -213,13 +214,13 @@ class RunConfig:
         from scoresde.data import DATASETS
         from scoresde.losses import LOSSES, REDUCTIONS, T_SAMPLINGS, WEIGHTINGS
         from scoresde.nets import NETS
-        from scoresde.parameterization import PREDICTS, TIME_INPUTS
+        from scoresde.parameterization import MODEL_OUTPUTS, TIME_INPUTS
         from scoresde.sde import SDES
 
         for what, value, valid in (
             ("sde.name", self.sde.name, SDES),
             ("net.name", self.net.name, NETS),
-            ("net.predicts", self.net.predicts, PREDICTS),
+            ("net.predicts", self.net.predicts, MODEL_OUTPUTS),
             ("net.time_input", self.net.time_input, TIME_INPUTS),
             ("loss.name", self.loss.name, LOSSES),
             ("loss.weighting", self.loss.weighting, WEIGHTINGS),
@@ -246,6 +247,8 @@ class RunConfig:
         _check(0 <= o.ema_decay < 1, "optim.ema_decay", "in [0, 1)", o.ema_decay)
         _check(o.warmup_steps >= 0, "optim.warmup_steps", "an integer >= 0", o.warmup_steps)
         _check(self.loss.gamma > 0, "loss.gamma", "> 0", self.loss.gamma)
+        sd = self.net.sigma_data
+        _check(isinstance(sd, (int, float)) and 0 < sd < math.inf, "net.sigma_data", "> 0", sd)
         for name in ("steps", "batch_size", "log_every", "ckpt_every", "t_bins", "max_nan_steps"):
             v = getattr(s, name)
             _check(isinstance(v, int) and v >= 1, f"schedule.{name}", "an integer >= 1", v)

@@ -58,7 +58,13 @@ def build_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = get_net(net_cfg.name, generator=gen, **kwargs)
-    return ScoreModel(net, sde, predicts=net_cfg.predicts, time_input=net_cfg.time_input)
+    return ScoreModel(
+        net,
+        sde,
+        predicts=net_cfg.predicts,
+        time_input=net_cfg.time_input,
+        sigma_data=net_cfg.sigma_data,
+    )
 
 
 def build_loss(loss_cfg: LossConfig, sde: LinearSDE) -> Loss:

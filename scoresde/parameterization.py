@@ -33,6 +33,7 @@ from .sde import VPSDE, LinearSDE, PiecewiseLinearIntegral
 from .sde.ddpm import DDPMSchedule
 
 __all__ = [
+    "MODEL_OUTPUTS",
     "PREDICTS",
     "TIME_INPUTS",
     "DiscreteEpsScore",
@@ -50,6 +51,8 @@ __all__ = [
 
 Predicts = Literal["eps", "x0", "v", "score"]
 PREDICTS: tuple[str, ...] = ("eps", "x0", "v", "score")
+#: What a ScoreModel's network may output: any of PREDICTS, or 'edm' (preconditioned x0).
+MODEL_OUTPUTS: tuple[str, ...] = (*PREDICTS, "edm")
 TIME_INPUTS: tuple[str, ...] = ("t", "log_snr", "sigma")
 
 
@@ -151,9 +154,23 @@ class ScoreModel(nn.Module):
         net: A module called as ``net(x, c)`` with ``x`` of shape ``(batch, *dims)`` and ``c``
             of shape ``(batch,)``; returns a tensor shaped like ``x``.
         sde: A linear SDE (VP, sub-VP or VE) giving alpha_t and sigma_t.
-        predicts: What ``net`` outputs: 'eps' (default), 'x0', 'v' or 'score'.
+        predicts: What ``net`` outputs: 'eps' (default), 'x0', 'v', 'score', or 'edm': the
+            preconditioned denoiser of Karras et al. (2022, Sec. 5 and Table 1), below.
         time_input: What ``c`` is: 't' (continuous time, default), 'log_snr', 'sigma'
             (sigma_t / alpha_t) or a callable ``(sde, t) -> c``.
+        sigma_data: Standard deviation of the (scaled) data, used by ``predicts='edm'`` only.
+
+    With ``predicts='edm'``, in the scaled coordinates x~ = x_t / alpha_t with noise level
+    s = sigma_t / alpha_t (any linear SDE is x~ = x_0 + s eps), the network F sees the unit-variance
+    input c_in x~ and the x0 estimate is
+
+        x0_hat = c_skip x~ + c_out F(c_in x~, c),
+        c_skip = sd^2 / (s^2 + sd^2),  c_out = s sd / sqrt(s^2 + sd^2),  c_in = 1 / sqrt(s^2 + sd^2),
+
+    with sd = ``sigma_data``. Inputs and targets of F have unit variance at every noise level,
+    and where the data are negligible (s >> sd) the score tends to the Gaussian -x / sigma_t^2
+    whatever F does, which keeps probability-flow ODE trajectories from running away in the
+    tails of the prior, where training sees few points.
 
     The wrapper never toggles ``train()``/``eval()``; that is the caller's business.
     """
@@ -164,13 +181,20 @@ class ScoreModel(nn.Module):
         sde: LinearSDE,
         predicts: str = "eps",
         time_input: TimeInput = "t",
+        sigma_data: float = 1.0,
     ) -> None:
         super().__init__()
         if not callable(net):
             raise TypeError(f"ScoreModel: expected a callable net(x, c), received {net!r}")
         if not isinstance(sde, LinearSDE):
             raise TypeError(f"ScoreModel: expected a LinearSDE, received {type(sde).__name__}")
-        _check_predicts(predicts)
+        if predicts not in MODEL_OUTPUTS:
+            raise ValueError(
+                f"unknown predicts {predicts!r}; expected one of {names_list(MODEL_OUTPUTS)}"
+            )
+        if not (isinstance(sigma_data, (int, float)) and 0 < sigma_data < float("inf")):
+            raise ValueError(f"ScoreModel: expected sigma_data > 0, received {sigma_data!r}")
+        self.sigma_data = float(sigma_data)
         if not callable(time_input) and time_input not in TIME_INPUTS:
             raise ValueError(
                 f"unknown time_input {time_input!r}; expected one of {names_list(TIME_INPUTS)} "
@@ -195,7 +219,11 @@ class ScoreModel(nn.Module):
         check_batch_time(tt, x.shape[0])
         tt = tt.expand(x.shape[0]) if tt.ndim == 0 or tt.shape[0] == 1 else tt
         tt = tt.reshape(x.shape[0])
-        out = self.net(x, self.conditioning(tt))
+        x_in = x
+        if self.predicts == "edm":
+            _, _, c_in, scale = self.edm_coefficients(tt)
+            x_in = append_dims(c_in / scale, x.ndim) * x  # c_in x~ with x~ = x / alpha_t
+        out = self.net(x_in, self.conditioning(tt))
         if out.shape != x.shape:
             raise ValueError(
                 f"ScoreModel: net output must be shaped like x {tuple(x.shape)}, received "
@@ -207,7 +235,21 @@ class ScoreModel(nn.Module):
         """The prediction of kind ``kind`` ('eps', 'x0', 'v', 'score') at (x, t)."""
         tt = as_time(t, like=x)
         alpha, sigma = self.sde.marginal(tt)
-        return convert(self.net_output(x, tt), x, alpha, sigma, self.predicts, kind)
+        out = self.net_output(x, tt)
+        if self.predicts == "edm":
+            c_skip, c_out, _, scale = self.edm_coefficients(tt)
+            x0 = append_dims(c_skip / scale, x.ndim) * x + append_dims(c_out, x.ndim) * out
+            return convert(x0, x, alpha, sigma, "x0", kind)
+        return convert(out, x, alpha, sigma, self.predicts, kind)
+
+    def edm_coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(c_skip, c_out, c_in, alpha_t) of the 'edm' preconditioning at times ``t``."""
+        alpha, sigma = self.sde.marginal(t)
+        s = sigma / alpha
+        denom = s**2 + self.sigma_data**2
+        c_skip = self.sigma_data**2 / denom
+        c_out = s * self.sigma_data / torch.sqrt(denom)
+        return c_skip, c_out, 1 / torch.sqrt(denom), alpha
 
     def score_fn(self, x: Tensor, t: float | Tensor) -> Tensor:
         """grad_x log p_t(x) as estimated by the network."""
@@ -235,6 +277,10 @@ class ScoreModel(nn.Module):
             return x0
         if self.predicts == "v":
             return v_from(noise, x0, alpha, sigma)
+        if self.predicts == "edm":  # F* = (x0 - c_skip x~) / c_out with x~ = x0 + (sigma/alpha) eps
+            c_skip, c_out, _, _ = self.edm_coefficients(tt)
+            x_tilde = x0 + _b(sigma / alpha, x0) * noise
+            return (x0 - _b(c_skip, x0) * x_tilde) / _b(c_out, x0)
         return eps_to_score(noise, sigma)
 
 

@@ -29,8 +29,53 @@ def _check_forward_process(res: dict) -> None:
         assert abs(em["em_mean_sq_norm"] - em["exact"]) < 5 * em["se"] + 0.05 * em["exact"], name
 
 
+def _check_ddpm_ddim_convergence(res: dict) -> None:
+    orders = res["orders"]
+    # DDIM(eta=0) and PF-Euler are first-order discretizations of the PF-ODE
+    assert abs(orders["ode"]["ddim"] - 1) < 0.15, orders
+    assert abs(orders["ode"]["pf_euler"] - 1) < 0.2, orders
+    # additive noise: Euler-Maruyama has strong order 1; DDPM converges pathwise too
+    assert abs(orders["strong"]["euler_maruyama"] - 1) < 0.3, orders
+    assert 0.5 < orders["strong"]["ddpm"] < 1.3, orders
+    for row in res["identity"]:  # DDIM(eta=1) == DDPM(beta_tilde) to rounding; != DDPM(beta)
+        assert row["max_diff_beta_tilde"] < 1e-10, row
+        assert row["mean_diff_beta"] > 1e-3, row
+
+
+def _check_sde_comparison(res: dict) -> None:
+    for name, info in res["sdes"].items():
+        assert info["log_snr_T"] < -7 and info["log_snr_eps"] > 9, (name, info)
+    lo, hi = min(res["nfes"]), max(res["nfes"])
+    for name, rows in res["quality"].items():
+        by = {(r["sampler"], r["nfe_target"]): r for r in rows}
+        assert {r["sampler"] for r in rows} == set(res["samplers"]), name
+        for sampler in res["samplers"]:
+            coarse, fine = by[(sampler, lo)], by[(sampler, hi)]
+            # more score evaluations never hurt much, and at the largest NFE every sampler
+            # is close to exact sampling under the exact density
+            assert fine["sw2"] < coarse["sw2"] + 0.05, (name, sampler, coarse, fine)
+            assert abs(fine["ce_gap"]) < 0.6, (name, sampler, fine)
+
+
+def _check_likelihood(res: dict) -> None:
+    for d, rows in res["study"].items():
+        exact = [r for r in rows if r["method"] == "exact"]
+        tight = min(exact, key=lambda r: r["rtol"])
+        assert tight["mean_abs_error"] < 1e-3, (d, tight)  # the exact CNF log p is exact
+        assert tight["mean_abs_error"] < max(exact, key=lambda r: r["rtol"])["mean_abs_error"]
+        for gap in res["elbo_gap"][d]:  # tight with the exact score; J_SM with a shifted one
+            assert abs(gap["mean_gap"] - gap["predicted_J_SM"]) < 3.5 * gap["se"] + 0.1, (d, gap)
+        for k, cov in res["coverage"][d].items():
+            assert abs(cov["coverage_1.96"] - cov["nominal_student_t"]) < 0.3, (d, k, cov)
+
+
 #: Extra sanity checks on the fast-mode results, by script name.
-CHECKS = {"forward_process": _check_forward_process}
+CHECKS = {
+    "forward_process": _check_forward_process,
+    "ddpm_ddim_convergence": _check_ddpm_ddim_convergence,
+    "sde_comparison": _check_sde_comparison,
+    "likelihood": _check_likelihood,
+}
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])

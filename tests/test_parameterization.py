@@ -134,3 +134,41 @@ def test_denoiser_adapter_is_exact(sde) -> None:
     x = torch.randn(6, 2, dtype=torch.float64)
     t = torch.linspace(0.05, 0.9, 6, dtype=torch.float64)
     torch.testing.assert_close(score_fn(x, t), data.with_sde(sde).score(x, t), rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize("sde", [VPSDE(), SubVPSDE(), VESDE()], ids=["vp", "subvp", "ve"])
+def test_edm_preconditioning_is_exact(sde) -> None:
+    """predicts='edm': a network that outputs the exact F* gives the exact score, and
+    ``target`` is that F* (Karras et al. 2022, Eq. 7 transported to any linear SDE)."""
+    gm = GaussianMixture([0.5, 0.5], [[-1.0, 0.0], [1.0, 1.0]], [[0.2, 0.3], [0.4, 0.1]], sde=sde)
+    holder: dict[str, ScoreModel] = {}
+
+    def net(x_in, c):  # x_in = c_in x / alpha_t: recover x, output F* from the exact x0
+        model = holder["m"]
+        c_skip, c_out, c_in, alpha = model.edm_coefficients(c)
+        x = x_in * (alpha / c_in)[:, None]
+        return (gm.denoise(x, c) - c_skip[:, None] * x / alpha[:, None]) / c_out[:, None]
+
+    model = ScoreModel(net, sde, predicts="edm", sigma_data=1.3)
+    holder["m"] = model
+    x = torch.randn(8, 2, dtype=torch.float64)
+    t = torch.linspace(0.05, 0.95, 8, dtype=torch.float64)
+    torch.testing.assert_close(model.score_fn(x, t), gm.score(x, t))
+    # the regression target reproduces x0 through the same formula
+    x0 = torch.randn(8, 2, dtype=torch.float64)
+    noise = torch.randn(8, 2, dtype=torch.float64)
+    f_star = model.target(x0, noise, t)
+    c_skip, c_out, _, alpha = model.edm_coefficients(t)
+    _, sigma = sde.marginal(t)
+    x_tilde = x0 + (sigma / alpha)[:, None] * noise
+    torch.testing.assert_close(c_skip[:, None] * x_tilde + c_out[:, None] * f_star, x0)
+
+
+def test_edm_score_tends_to_gaussian_in_the_tails() -> None:
+    """Where sigma_t / alpha_t >> sigma_data the score is -x / sigma_t^2 whatever F outputs."""
+    sde = VPSDE()
+    model = ScoreModel(lambda x, c: torch.full_like(x, 3.0), sde, predicts="edm")
+    x = torch.full((1, 2), 40.0, dtype=torch.float64)
+    _, sigma = sde.marginal(torch.tensor([1.0], dtype=torch.float64))
+    s = model.score_fn(x, 1.0)
+    torch.testing.assert_close(s, -x / sigma**2, rtol=0.02, atol=0)

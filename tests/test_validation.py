@@ -87,7 +87,8 @@ def test_mixture_validation() -> None:
 
 def test_parameterization_validation() -> None:
     with pytest.raises(
-        ValueError, match=r"unknown predicts 'noise'; expected one of 'eps', 'score', 'v', 'x0'"
+        ValueError,
+        match=r"unknown predicts 'noise'; expected one of 'edm', 'eps', 'score', 'v', 'x0'",
     ):
         ScoreModel(lambda x, c: x, VPSDE(), predicts="noise")
     with pytest.raises(ValueError, match="unknown time_input 'steps'"):
