@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -130,6 +131,23 @@ class LinearSDE(SDE):
 
     #: Standard deviation of the Gaussian prior p_T = N(0, prior_std^2 I).
     prior_std: float = 1.0
+    #: Registry name (``scoresde.sde.SDES``).
+    name: str = "linear"
+    #: The noise schedule (a BetaSchedule or SigmaSchedule with ``to_dict()``).
+    schedule: Any
+
+    def config(self) -> dict[str, object]:
+        """A JSON-serialisable description, accepted by :func:`scoresde.sde.sde_from_config`."""
+        return {
+            "name": self.name,
+            "schedule": self.schedule.to_dict(),
+            "T": self.T,
+            "eps": self.eps,
+        }
+
+    def __repr__(self) -> str:
+        sched = self.schedule.to_dict()
+        return f"{type(self).__name__}(schedule={sched}, T={self.T:g}, eps={self.eps:g})"
 
     # -- closed forms implemented by subclasses (no validation; t already a tensor) --------
     @abstractmethod

@@ -77,15 +77,3 @@ class VESDE(LinearSDE):
         prev = torch.clamp(tt - dt, min=0.0)
         G = torch.sqrt(self.schedule.var_increment(tt) - self.schedule.var_increment(prev))
         return torch.zeros_like(x), G
-
-    def config(self) -> dict[str, object]:
-        """A JSON-serialisable description, accepted by :func:`scoresde.sde.sde_from_config`."""
-        return {
-            "name": self.name,
-            "schedule": self.schedule.to_dict(),
-            "T": self.T,
-            "eps": self.eps,
-        }
-
-    def __repr__(self) -> str:
-        return f"VESDE(schedule={self.schedule.to_dict()}, T={self.T:g}, eps={self.eps:g})"

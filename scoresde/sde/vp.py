@@ -80,18 +80,6 @@ class _BetaSDE(LinearSDE):
     def _drift_coef(self, t: Tensor) -> Tensor:
         return -0.5 * self._beta(t)
 
-    def config(self) -> dict[str, object]:
-        """A JSON-serialisable description, accepted by :func:`scoresde.sde.sde_from_config`."""
-        return {
-            "name": self.name,
-            "schedule": self.schedule.to_dict(),
-            "T": self.T,
-            "eps": self.eps,
-        }
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(schedule={self.schedule.to_dict()}, T={self.T:g}, eps={self.eps:g})"
-
 
 class VPSDE(_BetaSDE):
     """The VP SDE dx = -1/2 beta(t) x dt + sqrt(beta(t)) dw (Song et al. 2021, Eq. 11).

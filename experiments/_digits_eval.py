@@ -1,0 +1,250 @@
+"""Helpers of ``experiments/digits.py``: baselines, model bits/dim, sampling, inpainting, plots.
+
+Conventions: ``k`` are integer levels 0..16 of shape ``(n, 1, 8, 8)``; model units are
+y = -1 + 2 (k + U) / 17 (uniform dequantization, :mod:`scoresde.likelihood.bpd`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from scoresde.likelihood import bits_per_dim, dequantized_bits_per_dim
+from scoresde.parameterization import ScoreModel
+from scoresde.samplers import InpaintHook, sample
+
+LEVELS = 17
+CELL = 2.0 / LEVELS  # width of one level's cell in model units
+
+
+def to_model(k: Tensor, u: Tensor | float = 0.5) -> Tensor:
+    """Levels (plus dequantization offsets ``u`` in [0, 1)) to model units."""
+    return -1.0 + CELL * (k.double() + u)
+
+
+def to_levels(y: Tensor) -> Tensor:
+    """Model units back to levels: the cell ``y`` falls in, clamped to 0..16."""
+    return torch.floor((y.double() + 1.0) / CELL).clamp(0, LEVELS - 1)
+
+
+def summary(per_image: Tensor) -> dict[str, float]:
+    """Mean over images and its standard error."""
+    n = per_image.numel()
+    return {"bpd": float(per_image.mean()), "se": float(per_image.std() / math.sqrt(n)), "n": n}
+
+
+# -- baselines -----------------------------------------------------------------------------------
+def categorical_bpd(train_k: Tensor, test_k: Tensor) -> Tensor:
+    """Independent per-pixel categorical, add-one smoothing: -mean_j log2 p_j(k_j) per image."""
+    te = test_k.reshape(test_k.shape[0], -1).long()
+    return -torch.log2(categorical_probs(train_k).gather(1, te.T)).T.mean(1)
+
+
+def categorical_probs(train_k: Tensor) -> Tensor:
+    """The per-pixel probabilities (count + 1) / (n + 17), shape ``(64, 17)``."""
+    tr = train_k.reshape(train_k.shape[0], -1).long()
+    counts = torch.zeros(tr.shape[1], LEVELS, dtype=torch.float64)
+    counts.scatter_add_(1, tr.T, torch.ones(tr.T.shape, dtype=torch.float64))
+    return (counts + 1.0) / (tr.shape[0] + LEVELS)
+
+
+def fit_gaussian(train_k: Tensor) -> tuple[Tensor, Tensor]:
+    """Maximum-likelihood Gaussian of the dequantized training data in model units.
+
+    The moments are exact expectations over U (no Monte Carlo): U is independent of k, so
+    mean = mean of the cell centres and cov = cov(cell centres) + CELL^2 / 12 I.
+    """
+    yc = to_model(train_k.reshape(train_k.shape[0], -1))
+    mean = yc.mean(0)
+    cov = torch.cov(yc.T, correction=0) + CELL**2 / 12 * torch.eye(yc.shape[1], dtype=yc.dtype)
+    return mean, cov
+
+
+def gaussian_bpd(
+    mean: Tensor, cov: Tensor, test_k: Tensor, n_draws: int, generator: torch.Generator
+) -> Any:
+    """The Gaussian through :func:`dequantized_bits_per_dim`, like the score model."""
+    mvn = torch.distributions.MultivariateNormal(mean, cov)
+    return dequantized_bits_per_dim(
+        lambda y: mvn.log_prob(y.reshape(y.shape[0], -1)),
+        test_k,
+        levels=LEVELS,
+        n_draws=n_draws,
+        generator=generator,
+    )
+
+
+def gaussian_bpd_closed_form(mean: Tensor, cov: Tensor, test_k: Tensor) -> Tensor:
+    """E_U of the same bound in closed form, per image (checks the Monte Carlo route).
+
+    With y = c + CELL (U - 1/2), c the cell centre: E_U (y - m)^T P (y - m)
+    = (c - m)^T P (c - m) + CELL^2 / 12 tr(P), P = cov^-1; then subtract D log(CELL).
+    """
+    c = to_model(test_k.reshape(test_k.shape[0], -1)) - mean
+    prec = torch.linalg.inv(cov)
+    D = c.shape[1]
+    quad = torch.einsum("ni,ij,nj->n", c, prec, c) + CELL**2 / 12 * torch.trace(prec)
+    nll = 0.5 * (D * math.log(2 * math.pi) + torch.linalg.slogdet(cov)[1] + quad)
+    return (nll - D * math.log(CELL)) / (D * math.log(2))
+
+
+# -- the score model -------------------------------------------------------------------------------
+def model_bpd(
+    model: ScoreModel, test_k: Tensor, n_draws: int, generator: torch.Generator, tol: float
+) -> Any:
+    """PF-ODE bits/dim (Hutchinson, one Rademacher probe per draw; dopri5 in float32)."""
+    return bits_per_dim(
+        model.sde,
+        model,
+        test_k,
+        levels=LEVELS,
+        n_draws=n_draws,
+        generator=generator,
+        dtype=torch.float32,
+        divergence="hutchinson",
+        n_probes=1,
+        rtol=tol,
+        atol=tol,
+    )
+
+
+@torch.no_grad()
+def draw_samples(
+    model: ScoreModel, n: int, sampler: str, nfe: int, generator: torch.Generator
+) -> tuple[Tensor, int]:
+    """Unconditional samples (model units) and the NFE spent."""
+    sde = model.sde
+    x_T = sde.prior_sample((n, 1, 8, 8), generator=generator)
+    x, info = sample(sampler, sde, model, x_T, nfe, generator=generator, denoise=True)
+    return x, info.nfe
+
+
+@torch.no_grad()
+def inpaint(
+    model: ScoreModel, test_k: Tensor, n_steps: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Fill the bottom half (rows 4..7) of each test digit; the top half is known.
+
+    Reverse SDE (Euler-Maruyama) with :class:`~scoresde.samplers.InpaintHook`: the known pixels
+    (cell centres) are replaced by their forward-noised values after every step.
+
+    Returns:
+        ``(completions, mask)``: levels of shape like ``test_k``, and the known-pixel mask.
+    """
+    sde = model.sde
+    mask = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    mask[..., :4, :] = True
+    x_known = to_model(test_k).float()
+    hook = InpaintHook(sde, x_known, mask)
+    x_T = sde.prior_sample(tuple(test_k.shape), generator=generator)
+    x, _ = sample(  # NFE = n_steps + 1 (the final Tweedie step)
+        "euler_maruyama", sde, model, x_T, n_steps + 1, generator=generator, hook=hook, denoise=True
+    )
+    levels = torch.where(mask, test_k.double(), to_levels(x))
+    return levels, mask
+
+
+def gaussian_inpaint(
+    mean: Tensor, cov: Tensor, test_k: Tensor, mask: Tensor, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Conditional mean and one conditional sample of the Gaussian given the known pixels."""
+    known = mask.reshape(-1)
+    k_idx, u_idx = known.nonzero().squeeze(1), (~known).nonzero().squeeze(1)
+    y = to_model(test_k.reshape(test_k.shape[0], -1))
+    S_kk, S_uk = cov[k_idx][:, k_idx], cov[u_idx][:, k_idx]
+    gain = S_uk @ torch.linalg.inv(S_kk)
+    cond_mean = mean[u_idx] + (y[:, k_idx] - mean[k_idx]) @ gain.T
+    cond_cov = cov[u_idx][:, u_idx] - gain @ S_uk.T
+    L = torch.linalg.cholesky(cond_cov + 1e-9 * torch.eye(len(u_idx), dtype=cov.dtype))
+    z = torch.randn(y.shape[0], len(u_idx), generator=generator, dtype=cov.dtype)
+    out = []
+    for vals in (cond_mean, cond_mean + z @ L.T):
+        full = y.clone()
+        full[:, u_idx] = vals
+        out.append(torch.where(mask, test_k.double(), to_levels(full).reshape(test_k.shape)))
+    return out[0], out[1]
+
+
+def rmse_unknown(pred: Tensor, truth: Tensor, mask: Tensor) -> float:
+    """Root-mean-square error in levels over the unknown pixels."""
+    unknown = (~mask).expand_as(truth)
+    return float(((pred - truth.double())[unknown] ** 2).mean().sqrt())
+
+
+# -- plots -----------------------------------------------------------------------------------------
+def _tiles(levels: Tensor, nrow: int) -> Any:
+    """Images of levels ``(n, 1, 8, 8)`` as one array with 1-pixel white gaps."""
+    x = levels.double().clamp(0, LEVELS - 1) / (LEVELS - 1)
+    n = x.shape[0]
+    rows = math.ceil(n / nrow)
+    canvas = torch.ones(rows * 9 - 1, nrow * 9 - 1, dtype=torch.float64)
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        canvas[r * 9 : r * 9 + 8, c * 9 : c * 9 + 8] = 1.0 - x[i, 0]  # dark ink on white
+    return canvas.numpy()
+
+
+def plot_samples(panels: dict[str, Tensor], pyplot: Any, nrow: int = 8) -> Any:
+    """Side-by-side grids of levels, one per panel."""
+    fig, axes = pyplot.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.7))
+    for ax, (title, levels) in zip(axes, panels.items(), strict=True):
+        ax.imshow(_tiles(levels, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_inpainting(truth: Tensor, mask: Tensor, completions: Tensor, gauss: Tensor, pyplot: Any):
+    """Rows: digits. Columns: truth, the known top half, model completions, a Gaussian one."""
+    n, m = completions.shape[:2]
+    masked = torch.where(mask, truth.double(), torch.zeros_like(truth, dtype=torch.float64))
+    cols = [truth, masked, *[completions[:, j] for j in range(m)], gauss]
+    grid = torch.stack(cols, 1).reshape(-1, 1, 8, 8)
+    fig, ax = pyplot.subplots(figsize=(0.55 * len(cols) + 0.5, 0.55 * n + 0.6))
+    ax.imshow(_tiles(grid, len(cols)), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    labels = ["truth", "known", *[f"model {j + 1}" for j in range(m)], "Gaussian"]
+    ax.set_xticks([9 * i + 3.5 for i in range(len(cols))], labels, rotation=45, fontsize=7)
+    ax.set_yticks([])
+    ax.set_title("Inpainting the bottom half (rows 4-7) of test digits", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def read_csv(path: Path) -> list[dict[str, float]]:
+    """Rows of a training log (floats); empty if the file is missing."""
+    if not path.is_file():
+        return []
+    with path.open() as fh:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
+
+
+def plot_bpd(per_image: dict[str, Tensor], log: list, evals: list, pyplot: Any):
+    """Histogram of per-image test bits/dim, and the training curve."""
+    fig, axes = pyplot.subplots(1, 2, figsize=(11, 3.6))
+    lo = min(float(v.min()) for v in per_image.values())
+    hi = max(float(v.max()) for v in per_image.values())
+    bins = torch.linspace(lo, hi, 40).numpy()
+    for i, (name, v) in enumerate(per_image.items()):
+        label = f"{name}: {float(v.mean()):.3f}"
+        axes[0].hist(v.numpy(), bins=bins, alpha=0.5, color=f"C{i}", label=label)
+        axes[0].axvline(float(v.mean()), color=f"C{i}", lw=1)
+    axes[0].axvline(math.log2(LEVELS), color="k", ls=":", lw=1, label="uniform: log2 17")
+    axes[0].set(xlabel="test bits/dim (per image)", ylabel="images")
+    axes[0].set_title("Per-image test bits/dim (means in the legend)")
+    axes[0].legend(fontsize=7)
+    if log:
+        axes[1].plot([r["step"] for r in log], [r["loss"] for r in log], label="training loss")
+    if evals:
+        steps = [r["step"] for r in evals]
+        axes[1].plot(steps, [r["test_loss"] for r in evals], "o-", ms=3, label="test loss (EMA)")
+    axes[1].set(xlabel="step", ylabel="likelihood-weighted DSM loss", yscale="log")
+    axes[1].set_title("Training (loss per example, importance-sampled t)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
