@@ -118,8 +118,8 @@ def plot_quality(table, floors, pyplot):
                 axes[row_i, c].errorbar(nfe, mean, yerr=[0 if math.isnan(s) else s for s in se],
                                         fmt="o-", ms=3, capsize=2, color=f"C{k}", label=label)  # fmt: skip
         axes[0, c].axhline(floors["sw2"], color="k", ls="--", lw=1, label="exact-sample floor")
-        axes[1, c].axhspan(-2 * floors["ce_gap_se"], 2 * floors["ce_gap_se"], color="0.85",
-                           label="±2 s.e. of the gap")  # fmt: skip
+        span = axes[1, c].axhspan(-2 * floors["ce_gap_se"], 2 * floors["ce_gap_se"],
+                                  color="0.85", label="±2 s.e. of the gap")  # fmt: skip
         axes[0, c].set(title=f"{sde_name}", xscale="log", yscale="log")
         axes[1, c].set(xscale="log", yscale="symlog", xlabel="NFE (score evaluations)")
         axes[1, c].set_yscale("symlog", linthresh=0.01)
@@ -128,7 +128,7 @@ def plot_quality(table, floors, pyplot):
     axes[0, 0].set_ylabel("sliced W2 to exact samples")
     axes[1, 0].set_ylabel("cross-entropy gap [nats] (symlog)")
     axes[0, 0].legend(fontsize=7)
-    axes[1, 0].legend(handles=axes[1, 0].get_legend_handles_labels()[0][-1:], fontsize=7)
+    axes[1, 0].legend(handles=[span], fontsize=7)
     fig.suptitle("Sampler quality per NFE with the exact score (mean ± s.e. over seeds)")
     fig.tight_layout()
     return fig

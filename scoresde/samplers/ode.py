@@ -122,9 +122,12 @@ def sample_pf_adaptive(
     if not (rtol > 0 and atol > 0):
         raise ValueError(f"pf_adaptive: expected rtol > 0 and atol > 0, received {rtol}, {atol}")
 
+    t_lo, t_hi = float(run.t.min()), float(run.t.max())
+
     def field(x: Tensor, t: Tensor) -> Tensor:
-        # dx/dt = a(t) x - 1/2 g(t)^2 s(x, t)  (Eq. 13)
-        t = t.to(x.dtype)
+        # dx/dt = a(t) x - 1/2 g(t)^2 s(x, t)  (Eq. 13). torchdiffeq's initial-step heuristic
+        # probes f(t0 + h0) with an unclamped h0 that can land below eps (even below 0): clamp.
+        t = t.to(x.dtype).clamp(t_lo, t_hi)
         return sde.drift_coef(t) * x - 0.5 * sde.g2(t) * run.score(x, t)
 
     try:

@@ -72,31 +72,33 @@ def likelihood_study(
     ):
         raise ValueError("likelihood_study: expected positive integer probe and ELBO-sample counts")
     common = {"prior_log_prob": prior_log_prob, "dtype": dtype}
-    runs: list[tuple[dict[str, Any], Any, float]] = []
+    runs: list[tuple[dict[str, Any], Any, float]] = []  # (metadata, result, wall seconds)
     for tol in sorted(tolerances, reverse=True):
         kw = {"rtol": float(tol), "atol": float(tol), **common}
         start = time.perf_counter()
         res = log_likelihood(sde, score_fn, x, divergence="exact", **kw)
-        runs.append(({"method": "exact", "rtol": tol, "n_probes": None}, res, start))
+        wall = time.perf_counter() - start
+        runs.append(({"method": "exact", "rtol": tol, "n_probes": None}, res, wall))
         for k in probes:
             start = time.perf_counter()
             res = log_likelihood(sde, score_fn, x, divergence="hutchinson", n_probes=k,
                                  generator=generator, **kw)  # fmt: skip
-            runs.append(({"method": "hutchinson", "rtol": tol, "n_probes": k}, res, start))
+            wall = time.perf_counter() - start
+            runs.append(({"method": "hutchinson", "rtol": tol, "n_probes": k}, res, wall))
     ref = true_log_prob if true_log_prob is not None else runs[-1 - len(probes)][1].log_prob
-    rows = [_ll_row(meta, r.log_prob, r.stderr, r.nfe, r.n_vjp, ref, t0) for meta, r, t0 in runs]
+    rows = [_ll_row(meta, r.log_prob, r.stderr, r.nfe, r.n_vjp, ref, w) for meta, r, w in runs]
     for k in elbo_samples:
         start = time.perf_counter()
         e = elbo(sde, score_fn, x.to(dtype) if dtype else x, n_samples=k, generator=generator,
                  prior_log_prob=prior_log_prob)  # fmt: skip
+        wall = time.perf_counter() - start
         D = x[0].numel()
         meta = {"method": "elbo", "rtol": None, "n_probes": k}
-        rows.append(_ll_row(meta, e.elbo, e.stderr, k, k * D, ref, start))
+        rows.append(_ll_row(meta, e.elbo, e.stderr, k, k * D, ref, wall))
     return rows
 
 
-def _ll_row(meta, log_prob, stderr, nfe, n_vjp, ref, started) -> dict[str, Any]:
-    wall = time.perf_counter() - started
+def _ll_row(meta, log_prob, stderr, nfe, n_vjp, ref, wall) -> dict[str, Any]:
     err = (log_prob.double() - ref.double().to(log_prob.device)).cpu()
     se = math.nan if stderr is None else float(stderr.double().nanmean())
     return {
