@@ -53,7 +53,7 @@ class ReverseTimeSDE:
         self._memo: tuple[Tensor, Tensor, Tensor] | None = None
 
     def f(self, s: Tensor, y: Tensor) -> Tensor:
-        """-[reverse drift](y, t = -s), flattened.
+        """Minus the reverse drift at (y, t = -s), flattened.
 
         The last value is memoized on the identity of ``y``: torchsde probes ``f(t0, y0)`` to
         check shapes and then evaluates it again in the first step; the score is paid once.

@@ -108,13 +108,13 @@ def sample_pf_adaptive(
     """The probability-flow ODE by an adaptive torchdiffeq solver (Song et al. 2021, Sec. 4.3).
 
     The grid gives the output times only (``[T, eps]`` suffices); the solver picks its steps.
-    ``info.nfe`` counts every score evaluation the solver made.
+    ``info.nfe`` counts every score evaluation the solver made. The other arguments are those
+    of :func:`sample_pf_euler`; ``hook`` and ``noise_sampler`` are not supported.
 
     Args:
         method: A torchdiffeq method ('dopri5', 'bosh3', 'adaptive_heun', 'dopri8', ...).
         rtol: Relative tolerance.
         atol: Absolute tolerance.
-        (others): As :func:`sample_pf_euler`; ``hook`` and ``noise_sampler`` are not supported.
     """
     if options.get("hook") is not None:
         raise ValueError("pf_adaptive: per-step hooks need a fixed grid; use a fixed-step sampler")

@@ -179,9 +179,10 @@ def sample_ddpm(
 ) -> tuple[Tensor, SampleInfo]:  # fmt: skip
     """DDPM ancestral sampling (Ho et al. 2020, Alg. 2) on a VP SDE, on any grid.
 
+    The other arguments and options are those of :func:`sample_euler_maruyama`.
+
     Args:
         variance: Posterior variance 'beta_tilde' (the true posterior, default) or 'beta'.
-        (others): As :func:`sample_euler_maruyama`.
     """
     run = prepare("ddpm", sde, score_fn, x_T, grid, generator, callback, options, (VPSDE,))
     return run.loop(x_T, ddpm_step(run, variance))
