@@ -122,6 +122,8 @@ class Dataset:
         sampler: ``sampler(n, generator)`` for infinite streams (toy sets, mixtures).
         entropy: Entropy in nats of the data distribution (data units) if known.
         levels: Number of discrete levels for quantised data (for dequantisation), else ``None``.
+        dequantize: For quantised data, add uniform noise to every training batch (default), so
+            that the model learns the density that dequantized bits/dim evaluates.
     """
 
     name: str
@@ -132,6 +134,7 @@ class Dataset:
     sampler: Callable[[int, torch.Generator | None], Tensor] | None = None
     entropy: float | None = None
     levels: int | None = None
+    dequantize: bool = True
     _perm_cache: tuple[int, Tensor] | None = field(default=None, repr=False, compare=False)
 
     def batch(self, step: int, batch_size: int, seed: int) -> Tensor:
@@ -153,7 +156,15 @@ class Dataset:
         for epoch in torch.unique(pos // n).tolist():
             sel = pos // n == epoch
             idx[sel] = self._perm(seed, epoch, n)[pos[sel] % n]
-        return self.train[idx]
+        x = self.train[idx]
+        if self.levels and self.dequantize:
+            # Uniform dequantization (Theis et al. 2016): level k -> k + u - 1/2, u ~ U[0, 1),
+            # fresh for every step and seeded by (seed, step) so that resume stays exact. The
+            # scaler maps [-1/2, levels - 1/2] to [-1, 1], so level k fills the model-space cell
+            # [-1 + 2k / levels, -1 + 2 (k + 1) / levels) that bits_per_dim scores.
+            g = torch.Generator().manual_seed(derive_seed(seed, 2_000_003 + step))
+            x = x + torch.rand(x.shape, generator=g, dtype=x.dtype) - 0.5
+        return x
 
     def _perm(self, seed: int, epoch: int, n: int) -> Tensor:
         if self._perm_cache is None or self._perm_cache[0] != epoch:
@@ -191,7 +202,8 @@ def _split(x: Tensor, every: int) -> tuple[Tensor, Tensor]:
 
 def _image_dataset(name: str, x: Tensor, levels: int | None, every: int) -> Dataset:
     train, test = _split(x, every)
-    lo, hi = (0.0, float(levels - 1)) if levels else (float(x.min()), float(x.max()))
+    # Quantised data: level k's dequantization cell [k - 1/2, k + 1/2) maps into [-1, 1].
+    lo, hi = (-0.5, levels - 0.5) if levels else (float(x.min()), float(x.max()))
     return Dataset(name, tuple(x.shape[1:]), Scaler.minmax(lo, hi), test, train, levels=levels)
 
 

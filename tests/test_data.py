@@ -68,8 +68,24 @@ def test_digits_split_and_scaling():
     assert d.shape == (1, 8, 8) and d.levels == 17
     assert d.train.shape[0] == 1497 and d.test.shape[0] == 300
     z = d.scaler.transform(d.train)
-    assert z.min() == -1 and z.max() == 1
+    # level k sits at the centre of its dequantization cell [-1 + 2k/17, -1 + 2(k+1)/17)
+    k = d.train.round()
+    torch.testing.assert_close(z, -1 + (2 * k + 1) / 17)
     torch.testing.assert_close(d.scaler.inverse(z), d.train)
+
+
+def test_quantised_training_batches_are_dequantized_inside_their_cells():
+    d = get_dataset("digits")
+    b = d.batch(5, 64, seed=3)
+    torch.testing.assert_close(b, d.batch(5, 64, seed=3))  # a function of (seed, step)
+    assert not torch.equal(b, d.batch(6, 64, seed=3))
+    k = b.round()  # the level each noisy value came from
+    assert bool(((b - k).abs() <= 0.5).all()) and bool((k >= 0).all() and (k <= 16).all())
+    assert float((b - k).std()) > 0.25  # ~ 1 / sqrt(12): really uniform noise, not a constant
+    z = d.scaler.transform(b)
+    assert bool((z >= -1).all() and (z < 1).all())
+    d.dequantize = False
+    assert torch.equal(d.batch(5, 64, seed=3), d.batch(5, 64, seed=3).round())
 
 
 def test_mnist_subset_if_installed():
@@ -104,7 +120,7 @@ def test_user_arrays(tmp_path):
     imgs = np.random.default_rng(0).integers(0, 256, size=(20, 6, 6)).astype(np.uint8)
     np.save(tmp_path / "img.npy", imgs)
     d = get_dataset("array", path=tmp_path / "img.npy", levels=256)
-    assert d.shape == (1, 6, 6) and d.scaler.transform(torch.tensor(255.0)) == 1
+    assert d.shape == (1, 6, 6) and d.scaler.transform(torch.tensor(255.0)) == 1 - 1 / 256
 
 
 def test_user_array_errors(tmp_path):

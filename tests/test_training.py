@@ -305,7 +305,7 @@ def test_unet_on_digits_with_ddpm_loss_runs(tmp_path):
     res = train(cfg, tmp_path, progress=False)
     assert res.step == 3 and res.nan_skips == 0
     model, _, scaler = load_model(tmp_path / "checkpoint.pt")
-    assert scaler.to_dict() == {"shift": 8.0, "scale": 8.0}
+    assert scaler.to_dict() == {"shift": 8.0, "scale": 8.5}  # [-1/2, 16.5] -> [-1, 1]
     assert model.score_fn(torch.randn(2, 1, 8, 8), torch.tensor(0.5)).shape == (2, 1, 8, 8)
 
 
