@@ -85,10 +85,17 @@ def as_time(
     return torch.tensor(float(t), dtype=dtype or torch.get_default_dtype(), device=device)
 
 
+def _is_transformed(t: Tensor) -> bool:
+    """Whether ``t`` is a torch.func (vmap/grad) wrapper, whose values cannot be read."""
+    probe = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return bool(probe(t)) if probe is not None else False
+
+
 def _cheap_to_check(t: Tensor) -> bool:
     # Range checks need a host sync; do them on the CPU only, where they cost nanoseconds,
-    # and skip them on accelerators (entry points validate grids once up front there).
-    return t.device.type == "cpu"
+    # and skip them on accelerators (entry points validate grids once up front there) and
+    # inside torch.func transforms (vmap over t cannot read values).
+    return t.device.type == "cpu" and not _is_transformed(t)
 
 
 def check_time_range(t: Tensor, lo: float, hi: float, *, name: str = "t") -> None:

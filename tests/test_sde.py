@@ -204,3 +204,17 @@ def test_perturb() -> None:
     torch.testing.assert_close(
         sde.perturb(x0, t, noise), alpha[:, None] * x0 + sigma[:, None] * noise
     )
+
+
+def test_torch_func_transforms_over_time() -> None:
+    """vmap/grad over t work: range checks are skipped inside torch.func transforms (they cannot
+    read values) and still run on plain tensors."""
+    sde = VPSDE()
+    t = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
+    sig = torch.func.vmap(lambda s: sde.marginal(s)[1])(t)
+    torch.testing.assert_close(sig, sde.marginal(t)[1])
+    dsig2 = torch.func.vmap(torch.func.grad(lambda s: sde.marginal(s)[1] ** 2))(t)
+    a = sde.drift_coef(t)
+    torch.testing.assert_close(dsig2, 2 * a * sde.marginal(t)[1] ** 2 + sde.g2(t))
+    with pytest.raises(ValueError, match=r"expected times in \[0, 1\]"):
+        sde.marginal(torch.tensor([1.5]))
