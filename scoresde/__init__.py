@@ -18,11 +18,12 @@ probability-flow ODE, and their discretizations DDPM and DDIM.
 
 from __future__ import annotations
 
-from . import analytic, likelihood, metrics, parameterization, samplers, sde, studies
+from . import adapters, analytic, likelihood, metrics, parameterization, samplers, sde, studies
 from ._utils import append_dims
+from .adapters import from_denoiser, from_discrete_eps_model
 from .analytic import GaussianMixture
 from .likelihood import bits_per_dim, decode, elbo, log_likelihood
-from .parameterization import ScoreModel, convert, from_denoiser, from_discrete_eps_model
+from .parameterization import ScoreModel, convert
 from .samplers import SAMPLERS, SampleInfo, grid_for_nfe, make_grid, sample
 from .sde import SDE, VESDE, VPSDE, DDPMSchedule, LinearSDE, SubVPSDE, get_sde
 from .studies import compare_samplers, likelihood_study
@@ -41,6 +42,7 @@ __all__ = [
     "ScoreModel",
     "SubVPSDE",
     "__version__",
+    "adapters",
     "analytic",
     "append_dims",
     "bits_per_dim",

@@ -16,8 +16,8 @@ t in [eps, T] unchanged, ``"log_snr"`` feeds lambda(t) = log(alpha_t^2 / sigma_t
 feeds sigma_t / alpha_t (EDM's noise level), or pass a callable ``(sde, t) -> c``. There is no
 hidden ``t * 999`` label: a network with a sinusoidal embedding chooses its own frequency scale.
 
-:func:`from_discrete_eps_model` turns a DDPM-style eps-model over integer steps 0..N-1 into a
-continuous VP score function.
+:mod:`scoresde.adapters` turns other kinds of models (a DDPM eps-model over integer steps, an
+EDM denoiser D(x, sigma)) into score functions.
 """
 
 from __future__ import annotations
@@ -29,20 +29,16 @@ import torch
 from torch import Tensor, nn
 
 from ._utils import append_dims, as_time, check_batch_time, names_list
-from .sde import VPSDE, LinearSDE, PiecewiseLinearIntegral
-from .sde.ddpm import DDPMSchedule
+from .sde import LinearSDE
 
 __all__ = [
     "MODEL_OUTPUTS",
     "PREDICTS",
     "TIME_INPUTS",
-    "DiscreteEpsScore",
     "ScoreModel",
     "convert",
     "eps_to_score",
     "eps_to_x0",
-    "from_denoiser",
-    "from_discrete_eps_model",
     "score_to_eps",
     "to_eps",
     "v_from",
@@ -202,54 +198,66 @@ class ScoreModel(nn.Module):
             )
         self.net, self.sde, self.predicts, self.time_input = net, sde, predicts, time_input
 
-    def conditioning(self, t: Tensor) -> Tensor:
-        """The network's time input c for times ``t`` of shape ``(batch,)``."""
+    def conditioning(
+        self, t: Tensor, alpha: Tensor | None = None, sigma: Tensor | None = None
+    ) -> Tensor:
+        """The network's time input c for times ``t`` of shape ``(batch,)``.
+
+        ``alpha``/``sigma`` (the marginal at ``t``) may be passed in when already known.
+        """
         if callable(self.time_input):
             return self.time_input(self.sde, t)
         if self.time_input == "t":
             return t
         if self.time_input == "log_snr":
             return self.sde.log_snr(t)
-        alpha, sigma = self.sde.marginal(t)
+        if alpha is None or sigma is None:
+            alpha, sigma = self.sde.marginal(t)
         return sigma / alpha
 
-    def net_output(self, x: Tensor, t: float | Tensor) -> Tensor:
-        """The raw network output at (x, t); ``t`` is broadcast to shape ``(batch,)``."""
+    def _evaluate(self, x: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(raw net output, x0 if 'edm' else None, alpha_t, sigma_t): one marginal per call."""
         tt = as_time(t, like=x)
         check_batch_time(tt, x.shape[0])
         tt = tt.expand(x.shape[0]) if tt.ndim == 0 or tt.shape[0] == 1 else tt
         tt = tt.reshape(x.shape[0])
+        alpha, sigma = self.sde.marginal(tt)
         x_in = x
         if self.predicts == "edm":
-            _, _, c_in, scale = self.edm_coefficients(tt)
-            x_in = append_dims(c_in / scale, x.ndim) * x  # c_in x~ with x~ = x / alpha_t
-        out = self.net(x_in, self.conditioning(tt))
+            c_skip, c_out, c_in = self._edm(alpha, sigma)
+            x_in = append_dims(c_in / alpha, x.ndim) * x  # c_in x~ with x~ = x / alpha_t
+        out = self.net(x_in, self.conditioning(tt, alpha, sigma))
         if out.shape != x.shape:
             raise ValueError(
                 f"ScoreModel: net output must be shaped like x {tuple(x.shape)}, received "
                 f"{tuple(out.shape)}"
             )
-        return out
+        if self.predicts == "edm":
+            x0 = append_dims(c_skip / alpha, x.ndim) * x + append_dims(c_out, x.ndim) * out
+            return out, x0, alpha, sigma
+        return out, out, alpha, sigma
+
+    def net_output(self, x: Tensor, t: float | Tensor) -> Tensor:
+        """The raw network output at (x, t); ``t`` is broadcast to shape ``(batch,)``."""
+        return self._evaluate(x, t)[0]
 
     def predict(self, x: Tensor, t: float | Tensor, kind: str) -> Tensor:
         """The prediction of kind ``kind`` ('eps', 'x0', 'v', 'score') at (x, t)."""
-        tt = as_time(t, like=x)
-        alpha, sigma = self.sde.marginal(tt)
-        out = self.net_output(x, tt)
-        if self.predicts == "edm":
-            c_skip, c_out, _, scale = self.edm_coefficients(tt)
-            x0 = append_dims(c_skip / scale, x.ndim) * x + append_dims(c_out, x.ndim) * out
-            return convert(x0, x, alpha, sigma, "x0", kind)
-        return convert(out, x, alpha, sigma, self.predicts, kind)
+        _, pred, alpha, sigma = self._evaluate(x, t)
+        src = "x0" if self.predicts == "edm" else self.predicts
+        return convert(pred, x, alpha, sigma, src, kind)
 
-    def edm_coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(c_skip, c_out, c_in, alpha_t) of the 'edm' preconditioning at times ``t``."""
-        alpha, sigma = self.sde.marginal(t)
+    def _edm(self, alpha: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         s = sigma / alpha
         denom = s**2 + self.sigma_data**2
         c_skip = self.sigma_data**2 / denom
         c_out = s * self.sigma_data / torch.sqrt(denom)
-        return c_skip, c_out, 1 / torch.sqrt(denom), alpha
+        return c_skip, c_out, 1 / torch.sqrt(denom)
+
+    def edm_coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(c_skip, c_out, c_in, alpha_t) of the 'edm' preconditioning at times ``t``."""
+        alpha, sigma = self.sde.marginal(t)
+        return (*self._edm(alpha, sigma), alpha)
 
     def score_fn(self, x: Tensor, t: float | Tensor) -> Tensor:
         """grad_x log p_t(x) as estimated by the network."""
@@ -278,106 +286,7 @@ class ScoreModel(nn.Module):
         if self.predicts == "v":
             return v_from(noise, x0, alpha, sigma)
         if self.predicts == "edm":  # F* = (x0 - c_skip x~) / c_out with x~ = x0 + (sigma/alpha) eps
-            c_skip, c_out, _, _ = self.edm_coefficients(tt)
+            c_skip, c_out, _ = self._edm(alpha, sigma)
             x_tilde = x0 + _b(sigma / alpha, x0) * noise
             return (x0 - _b(c_skip, x0) * x_tilde) / _b(c_out, x0)
         return eps_to_score(noise, sigma)
-
-
-class DiscreteEpsScore:
-    """A continuous VP score function built from a discrete DDPM eps-model (see the factory)."""
-
-    def __init__(
-        self, eps_model: Callable[[Tensor, Tensor], Tensor], sde: VPSDE, N: int, quantize: bool
-    ) -> None:
-        self.eps_model, self.sde, self.N, self.quantize = eps_model, sde, N, quantize
-
-    def step_index(self, t: Tensor) -> Tensor:
-        """The (fractional, or rounded if ``quantize``) DDPM step n with t_n = (n + 1) T / N."""
-        n = t * (self.N / self.sde.T) - 1
-        n = n.clamp(0, self.N - 1)
-        return torch.round(n).long() if self.quantize else n
-
-    def eps(self, x: Tensor, t: float | Tensor) -> Tensor:
-        """eps_theta(x, n(t))."""
-        tt = as_time(t, like=x)
-        tt = tt.expand(x.shape[0]) if tt.ndim == 0 else tt
-        return self.eps_model(x, self.step_index(tt))
-
-    def __call__(self, x: Tensor, t: float | Tensor) -> Tensor:
-        tt = as_time(t, like=x)
-        _, sigma = self.sde.marginal(tt)
-        return eps_to_score(self.eps(x, tt), sigma)
-
-
-def from_discrete_eps_model(
-    eps_model: Callable[[Tensor, Tensor], Tensor],
-    betas: Tensor | list[float],
-    *,
-    quantize: bool = True,
-    eps: float | None = None,
-) -> tuple[VPSDE, DiscreteEpsScore]:
-    """Adapt a discrete-time DDPM eps-model to a continuous VP SDE and score function.
-
-    The SDE's log alpha_t^2 is piecewise linear in t through the knots
-    ``(0, 0)`` and ``(t_n, log alpha_bar_n)`` with t_n = (n + 1) / N, so alpha_{t_n}^2 equals the
-    table's alpha_bar_n exactly and beta(t) is piecewise constant (= N log(1 / (1 - beta_n))).
-
-    Args:
-        eps_model: ``eps_model(x, n)`` with integer steps n in 0..N-1 (a long tensor of shape
-            ``(batch,)``), or float steps when ``quantize=False``.
-        betas: The model's beta table (length N, e.g. DDPM's linspace(1e-4, 0.02, 1000)).
-        quantize: Round t to the nearest integer step (models that accept only integers).
-        eps: Smallest time used; defaults to t_0 = 1 / N, the first step of the chain.
-
-    Returns:
-        ``(sde, score_fn)``: a :class:`~scoresde.sde.VPSDE` with T = 1 and the score function.
-    """
-    table = DDPMSchedule.from_betas(betas)
-    N = table.N
-    t_knots = torch.cat([torch.zeros(1, dtype=torch.float64), table.times])
-    b_knots = torch.cat([torch.zeros(1, dtype=torch.float64), -torch.log(table.alpha_bars)])
-    sde = VPSDE(schedule=PiecewiseLinearIntegral(t_knots, b_knots), T=1.0, eps=eps or 1.0 / N)
-    return sde, DiscreteEpsScore(eps_model, sde, N, quantize)
-
-
-class DenoiserScore:
-    """A score function built from an EDM-style denoiser D(x, sigma) (see :func:`from_denoiser`)."""
-
-    def __init__(self, denoiser: Callable[[Tensor, Tensor], Tensor], sde: LinearSDE) -> None:
-        self.denoiser, self.sde = denoiser, sde
-
-    def denoise(self, x: Tensor, t: float | Tensor) -> Tensor:
-        """x0 estimate D(x_t / alpha_t, sigma_t / alpha_t)."""
-        tt = as_time(t, like=x)
-        tt = tt.expand(x.shape[0]) if tt.ndim == 0 else tt
-        alpha, sigma = self.sde.marginal(tt)
-        return self.denoiser(x / append_dims(alpha, x.ndim), sigma / alpha)
-
-    def __call__(self, x: Tensor, t: float | Tensor) -> Tensor:
-        tt = as_time(t, like=x)
-        tt = tt.expand(x.shape[0]) if tt.ndim == 0 else tt
-        alpha, sigma = self.sde.marginal(tt)
-        return convert(self.denoise(x, tt), x, alpha, sigma, "x0", "score")
-
-
-def from_denoiser(denoiser: Callable[[Tensor, Tensor], Tensor], sde: LinearSDE) -> DenoiserScore:
-    """Adapt a denoiser D(x, sigma) ~ E[x_0 | x_0 + sigma n = x] (Karras et al. 2022) to ``sde``.
-
-    Under any linear SDE, x_t / alpha_t = x_0 + (sigma_t / alpha_t) eps, so
-    E[x_0 | x_t] = D(x_t / alpha_t, sigma_t / alpha_t) and the score follows from Tweedie's formula,
-    score = (alpha_t x0_hat - x_t) / sigma_t^2. With a VE SDE (alpha_t = 1) this is EDM's
-    sigma-parameterization exactly.
-
-    Args:
-        denoiser: ``D(x, sigma)`` with ``x`` of shape ``(batch, *dims)`` and ``sigma`` ``(batch,)``.
-        sde: The linear SDE whose time axis the samplers use.
-
-    Returns:
-        A callable ``score_fn(x, t)`` with a ``denoise(x, t)`` method.
-    """
-    if not callable(denoiser):
-        raise TypeError(f"from_denoiser: expected a callable D(x, sigma), received {denoiser!r}")
-    if not isinstance(sde, LinearSDE):
-        raise TypeError(f"from_denoiser: expected a LinearSDE, received {type(sde).__name__}")
-    return DenoiserScore(denoiser, sde)
