@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from .._utils import names_list
-from .base import SDE, LinearSDE, ProbabilityFlowODE, ReverseSDE, ScoreFn
+from .base import SDE, LinearSDE, ScoreFn
 from .ddpm import DDPMSchedule, index_to_time, time_to_index
+from .reverse import ProbabilityFlowODE, ReverseSDE
 from .schedules import (
     BetaSchedule,
     CosineBeta,

@@ -15,8 +15,9 @@ and the log signal-to-noise ratio lambda(t) = log(alpha_t^2 / sigma_t^2) satisfi
 d lambda / dt = -g(t)^2 / sigma_t^2. VP, sub-VP and VE share every sampler through
 ``marginal``, ``log_snr`` and ``t_from_log_snr`` (DESIGN.md, contract 4).
 
-``reverse`` and ``probability_flow`` return small objects built by composition: they hold the
-forward SDE and the score function and expose ``drift(x, t)`` / ``diffusion(t)``.
+``reverse`` and ``probability_flow`` return small objects built by composition (in
+:mod:`scoresde.sde.reverse`): they hold the forward SDE and the score function and expose
+``drift(x, t)`` / ``diffusion(t)``.
 """
 
 from __future__ import annotations
@@ -24,14 +25,17 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from .._utils import append_dims, as_time, check_batch_time, check_time_range
 
-__all__ = ["SDE", "LinearSDE", "ProbabilityFlowODE", "ReverseSDE", "ScoreFn"]
+if TYPE_CHECKING:
+    from .reverse import ProbabilityFlowODE, ReverseSDE
+
+__all__ = ["SDE", "LinearSDE", "ScoreFn"]
 
 #: A score function: ``score_fn(x, t) -> grad_x log p_t(x)``, shaped like ``x``.
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
@@ -104,10 +108,14 @@ class SDE(ABC):
 
     def reverse(self, score_fn: ScoreFn) -> ReverseSDE:
         """The reverse-time SDE (Song et al. 2021, Eq. 6) for ``score_fn``."""
+        from .reverse import ReverseSDE
+
         return ReverseSDE(self, score_fn)
 
     def probability_flow(self, score_fn: ScoreFn) -> ProbabilityFlowODE:
         """The probability-flow ODE (Song et al. 2021, Eq. 13) for ``score_fn``."""
+        from .reverse import ProbabilityFlowODE
+
         return ProbabilityFlowODE(self, score_fn)
 
     # -- helpers --------------------------------------------------------------------------
@@ -250,59 +258,3 @@ class LinearSDE(SDE):
         """A cheap diagnostic: alpha_T^2 * E|x0|^2 per dim plus |sigma_T^2 - prior_std^2|."""
         alpha, sigma = self.marginal(self.T)
         return alpha**2 * data_second_moment + (sigma**2 - self.prior_std**2).abs()
-
-
-class ReverseSDE:
-    """The reverse-time SDE dx = [f - g^2 s(x, t)] dt + g dw_bar (Song et al. 2021, Eq. 6).
-
-    Integrated backwards in time (dt < 0). Built by composition from a forward ``sde`` and a
-    ``score_fn``; ``discretize`` gives the reverse-diffusion predictor (Eq. 46 / Appendix E).
-    """
-
-    def __init__(self, sde: SDE, score_fn: ScoreFn) -> None:
-        if not callable(score_fn):
-            raise TypeError(f"reverse: expected a callable score_fn(x, t), received {score_fn!r}")
-        self.sde, self.score_fn = sde, score_fn
-        self.T, self.eps = sde.T, sde.eps
-
-    def drift(self, x: Tensor, t: float | Tensor) -> Tensor:
-        """f(x, t) - g(t)^2 s(x, t)."""
-        tt = as_time(t, like=x)
-        g2 = append_dims(self.sde.g2(tt), x.ndim)
-        return self.sde.drift(x, tt) - g2 * self.score_fn(x, tt)
-
-    def diffusion(self, t: float | Tensor) -> Tensor:
-        """g(t)."""
-        return self.sde.diffusion(t)
-
-    def discretize(self, x: Tensor, t: float | Tensor, dt: float) -> tuple[Tensor, Tensor]:
-        """Reverse of the forward chain: (G^2 s - f, G) with (f, G) = ``sde.discretize``.
-
-        The step from t to t - dt is x <- x + rev_f + G z (Song et al. 2021, Eq. 46).
-        """
-        tt = as_time(t, like=x)
-        f, G = self.sde.discretize(x, tt, dt)
-        rev_f = append_dims(G, x.ndim) ** 2 * self.score_fn(x, tt) - f
-        return rev_f, G
-
-
-class ProbabilityFlowODE:
-    """The probability-flow ODE dx/dt = f(x, t) - 1/2 g(t)^2 s(x, t) (Song et al. 2021, Eq. 13)."""
-
-    def __init__(self, sde: SDE, score_fn: ScoreFn) -> None:
-        if not callable(score_fn):
-            raise TypeError(
-                f"probability_flow: expected a callable score_fn(x, t), received {score_fn!r}"
-            )
-        self.sde, self.score_fn = sde, score_fn
-        self.T, self.eps = sde.T, sde.eps
-
-    def drift(self, x: Tensor, t: float | Tensor) -> Tensor:
-        """f(x, t) - 1/2 g(t)^2 s(x, t)."""
-        tt = as_time(t, like=x)
-        g2 = append_dims(self.sde.g2(tt), x.ndim)
-        return self.sde.drift(x, tt) - 0.5 * g2 * self.score_fn(x, tt)
-
-    def diffusion(self, t: float | Tensor) -> Tensor:
-        """Zero: the ODE has no noise."""
-        return torch.zeros_like(as_time(t))
