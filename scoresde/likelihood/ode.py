@@ -40,21 +40,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 import torchdiffeq
 from torch import Tensor
 
-from .._utils import check_finite, names_list
+from .._utils import names_list
 from ..sde import LinearSDE
-from .coordinates import (
-    SOLVER_CLASSES,
-    PFCoordinates,
-    per_sample_norm,
-    solver_options,
-)
+from .coordinates import per_sample_norm, solver_options
 from .divergence import (
     PROBES,
     check_score,
@@ -62,85 +56,21 @@ from .divergence import (
     score_and_divergence,
     score_and_probe_products,
 )
+from .setup import SOLVERS, LikelihoodResult, check_inputs, pf_coordinates
 
 __all__ = [
     "DIVERGENCES",
     "SOLVERS",
-    "LikelihoodResult",
+    "LikelihoodResult",  # re-exported from .setup
     "decode",
     "log_likelihood",
     "per_sample_norm",
 ]
 
-#: torchdiffeq's solver names (its ``SOLVERS`` registry).
-SOLVERS: tuple[str, ...] = tuple(SOLVER_CLASSES)
 DIVERGENCES: tuple[str, ...] = ("exact", "hutchinson")
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 PriorLogProb = Callable[[Tensor], Tensor]
-
-
-@dataclass(frozen=True)
-class LikelihoodResult:
-    """The output of :func:`log_likelihood`.
-
-    Attributes:
-        log_prob: log p_{t_eps}(x) in nats, shape ``(batch,)`` (the mean over probes for
-            Hutchinson).
-        z: The latent x(T), shape ``(batch, *dims)``.
-        prior_log_prob: log p_T(z) under the prior used, shape ``(batch,)``.
-        nfe: Number of drift evaluations (forward passes of ``score_fn``).
-        n_vjp: Number of vector-Jacobian products spent on the divergence.
-        stderr: Hutchinson only: standard error of ``log_prob`` across probes (sample std with
-            ddof = 1 over sqrt(n_probes)), shape ``(batch,)``; NaN for a single probe; None for
-            exact divergence.
-        per_probe: Hutchinson only: the estimate of each probe, shape ``(n_probes, batch)``.
-    """
-
-    log_prob: Tensor
-    z: Tensor
-    prior_log_prob: Tensor
-    nfe: int
-    n_vjp: int
-    stderr: Tensor | None = None
-    per_probe: Tensor | None = None
-
-    def bits_per_dim(self) -> Tensor:
-        """-log_prob / (D log 2), shape ``(batch,)`` (no dequantization; see ``bits_per_dim``)."""
-        return -self.log_prob / (self.z[0].numel() * math.log(2))
-
-
-def _check_common(
-    sde: Any, score_fn: Any, x: Any, solver: str, rtol: float, atol: float, name: str
-) -> None:
-    if not isinstance(sde, LinearSDE):
-        raise TypeError(f"{name}: expected a LinearSDE (VP, sub-VP, VE), received {type(sde)}")
-    if not callable(score_fn):
-        raise TypeError(f"{name}: expected a callable score_fn(x, t), received {score_fn!r}")
-    if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise TypeError(f"{name}: expected a floating-point tensor, received {type(x).__name__}")
-    if x.ndim < 2 or x.shape[0] == 0:
-        raise ValueError(
-            f"{name}: expected a tensor of shape (batch, *dims), received {tuple(x.shape)}"
-        )
-    check_finite(x, name=f"{name} input")
-    if solver not in SOLVERS:
-        raise ValueError(
-            f"{name}: unknown solver {solver!r}; expected one of {names_list(SOLVERS)}"
-        )
-    for tol_name, tol in (("rtol", rtol), ("atol", atol)):
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < math.inf:
-            raise ValueError(f"{name}: expected {tol_name} > 0, received {tol!r}")
-
-
-def _coordinates(
-    sde: LinearSDE, t_eps: float | None, x: Tensor, time_variable: str, name: str, decode: bool
-) -> PFCoordinates:
-    t0 = sde.eps if t_eps is None else t_eps
-    if isinstance(t0, bool) or not isinstance(t0, (int, float)) or not 0 < t0 < sde.T:
-        raise ValueError(f"{name}: expected 0 < t_eps < T={sde.T:g}, received t_eps={t_eps!r}")
-    ends = (sde.T, float(t0)) if decode else (float(t0), sde.T)
-    return PFCoordinates(sde, *ends, time_variable, x.dtype, x.device, name=name)
 
 
 def log_likelihood(
@@ -206,7 +136,7 @@ def log_likelihood(
             ``n_probes < 1`` or ``t_eps`` outside (0, T).
     """
     name = "log_likelihood"
-    _check_common(sde, score_fn, x, solver, rtol, atol, name)
+    check_inputs(sde, score_fn, x, solver, rtol, atol, name)
     if divergence not in DIVERGENCES:
         raise ValueError(
             f"{name}: unknown divergence {divergence!r}; expected one of {names_list(DIVERGENCES)}"
@@ -216,7 +146,7 @@ def log_likelihood(
     if probe not in PROBES:
         raise ValueError(f"{name}: unknown probe {probe!r}; expected one of {names_list(PROBES)}")
     x = x.detach().to(dtype) if dtype is not None else x.detach()
-    pf = _coordinates(sde, t_eps, x, time_variable, name, decode=False)
+    pf = pf_coordinates(sde, t_eps, x, time_variable, name, decode=False)
     B, D = x.shape[0], x[0].numel()
     exact = divergence == "exact"
     if error_norm is None:
@@ -304,9 +234,9 @@ def decode(
         TypeError, ValueError: as for :func:`log_likelihood`.
     """
     name = "decode"
-    _check_common(sde, score_fn, z, solver, rtol, atol, name)
+    check_inputs(sde, score_fn, z, solver, rtol, atol, name)
     z = z.detach().to(dtype) if dtype is not None else z.detach()
-    pf = _coordinates(sde, t_eps, z, time_variable, name, decode=True)
+    pf = pf_coordinates(sde, t_eps, z, time_variable, name, decode=True)
     nfe = 0
 
     def dynamics(r: Tensor, y: Tensor) -> Tensor:
