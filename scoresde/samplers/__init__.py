@@ -13,12 +13,13 @@ cites the paper and algorithm it transcribes.
 
 from __future__ import annotations
 
-from ._core import COMMON_OPTIONS, SampleInfo, noise_from_seeds
+from ._core import COMMON_OPTIONS, SampleInfo
 from .ddim import ddim_interpolate, ddim_invert, sample_ddim, slerp
 from .dpm_solver import sample_dpm_solver, sample_dpm_solver_pp_2m
 from .grids import GRIDS, karras_grid, log_snr_grid, make_grid, quadratic_grid, uniform_grid
 from .hooks import InpaintHook
 from .langevin import CORRECTORS, sample_annealed_langevin, sample_pc
+from .noise import noise_from_seeds
 from .ode import sample_pf_adaptive, sample_pf_euler, sample_pf_heun, sample_pf_rk4
 from .registry import SAMPLERS, SamplerSpec, expected_nfe, get_sampler, grid_for_nfe, sample
 from .sde_backend import TORCHSDE_METHODS, BrownianNoise, sample_torchsde
