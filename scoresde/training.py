@@ -192,15 +192,14 @@ def train(
             model, multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema_decay), use_buffers=True
         )
         ckpt, step, nan_skips = out / "checkpoint.pt", 0, 0
+        parts = {"model": model, "ema": ema, "optimizer": opt, "scheduler": lr_sched}
         if resume and ckpt.is_file():
             state = load_checkpoint(ckpt, map_location=dev)
-            model.load_state_dict(state["model"])
-            ema.load_state_dict(state["ema"])
-            opt.load_state_dict(state["optimizer"])
-            lr_sched.load_state_dict(state["scheduler"])
+            for key, part in parts.items():
+                part.load_state_dict(state[key])
             set_rng_state(state["rng"])
             step, nan_skips = int(state["step"]), int(state["nan_skips"])
-        elif rank == 0:
+        if rank == 0:  # the resolved config, once per call (it cannot change during the run)
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(out / "config.json", config.to_json())
         net = _EpsView(model)
@@ -211,15 +210,13 @@ def train(
 
         def checkpoint() -> None:
             if rank == 0:
+                state = {key: part.state_dict() for key, part in parts.items()}
                 save_checkpoint(
                     ckpt,
                     {
                         "step": step,
                         "nan_skips": nan_skips,
-                        "model": model.state_dict(),
-                        "ema": ema.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": lr_sched.state_dict(),
+                        **state,
                         "rng": get_rng_state(),
                         "config": config.to_dict(),
                         "scaler": data.scaler.to_dict(),
@@ -227,7 +224,6 @@ def train(
                         "data_shape": list(data.shape),
                     },
                 )
-                atomic_write_text(out / "config.json", config.to_json())
             if world > 1:
                 dist.barrier()
 
