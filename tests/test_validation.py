@@ -101,3 +101,16 @@ def test_parameterization_validation() -> None:
         ScoreModel(lambda x, c: x[:, :1], VPSDE()).score_fn(torch.zeros(2, 3), 0.5)
     with pytest.raises(ValueError, match="unknown target 'y'"):
         convert(torch.zeros(2), torch.zeros(2), 1.0, 1.0, "eps", "y")
+
+
+def test_adapter_and_preconditioning_validation() -> None:
+    from scoresde.adapters import from_denoiser, from_discrete_eps_model
+
+    with pytest.raises(TypeError, match="from_denoiser: expected a callable D"):
+        from_denoiser("D", VPSDE())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="from_denoiser: expected a LinearSDE, received object"):
+        from_denoiser(lambda x, s: x, object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"expected every beta in \(0, 1\)"):
+        from_discrete_eps_model(lambda x, n: x, [0.1, 1.5])
+    with pytest.raises(ValueError, match="expected sigma_data > 0, received -1.0"):
+        ScoreModel(lambda x, c: x, VPSDE(), predicts="edm", sigma_data=-1.0)
