@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from scoresde.config import RunConfig
-from scoresde.config_build import build_data, build_loss, build_model, build_sde
+from scoresde.cli.build import build_data, build_loss, build_model, build_sde
+from scoresde.cli.config import RunConfig
 from scoresde.training import train
 
 WARM = 50  # steps excluded from the loop timing (first-call allocations)

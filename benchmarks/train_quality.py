@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from scoresde.config import RunConfig
-from scoresde.config_build import build_data, build_sde
+from scoresde.cli.build import build_data, build_sde
+from scoresde.cli.config import RunConfig
 from scoresde.training import train
 
 try:

@@ -57,13 +57,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _digits_eval as ev  # noqa: E402
 from _common import ROOT, plt, save_fig, save_json  # noqa: E402
 
-from scoresde.config import RunConfig  # noqa: E402
-from scoresde.config_build import build_sde  # noqa: E402
+from scoresde.cli.build import build_sde  # noqa: E402
+from scoresde.cli.config import RunConfig  # noqa: E402
 from scoresde.data import DATASETS, Dataset, Scaler, load_digits  # noqa: E402
 from scoresde.likelihood import dequantized_bits_per_dim  # noqa: E402
 from scoresde.losses import DSMLoss  # noqa: E402
 from scoresde.training import make_test_loss_hook, train  # noqa: E402
-from scoresde.training_ckpt import load_checkpoint, load_model  # noqa: E402
+from scoresde.training.checkpoint import load_checkpoint, load_model  # noqa: E402
 
 LEVELS = 17
 DATA_NAME = "digits_dequantized"

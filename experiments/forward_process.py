@@ -1,6 +1,6 @@
 """The forward process: how VP (linear, cosine), sub-VP and VE SDEs turn data into noise.
 
-Data: the "8 Gaussians" ring (the same as ``scoresde.data_toy``'s ``8gaussians``) as an exact
+Data: the "8 Gaussians" ring (the same as ``scoresde.data.toy``'s ``8gaussians``) as an exact
 :class:`~scoresde.analytic.GaussianMixture`, so every p_t is known in closed form:
 p_t = sum_k w_k N(alpha_t mu_k, alpha_t^2 Sigma_k + sigma_t^2 I) (Song et al. 2021, Eq. 29).
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from scoresde.data import DATASETS, Dataset, Scaler, get_dataset, load_array, load_image_folder
-from scoresde.data_toy import TOY_SETS, sample_toy
+from scoresde.data.toy import TOY_SETS, sample_toy
 
 
 @pytest.mark.parametrize("name", sorted(TOY_SETS))

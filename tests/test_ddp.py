@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from scoresde.config import RunConfig
+from scoresde.cli.config import RunConfig
 from scoresde.training import train
-from scoresde.training_ckpt import load_checkpoint
+from scoresde.training.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 

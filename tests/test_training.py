@@ -13,10 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-import scoresde.training as training
-from scoresde.config import RunConfig
+import scoresde.training.loop as training
+from scoresde.cli.config import RunConfig
 from scoresde.training import TrainingDiverged, make_test_loss_hook, train
-from scoresde.training_ckpt import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from scoresde.training.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -310,8 +315,8 @@ def test_unet_on_digits_with_ddpm_loss_runs(tmp_path):
 
 
 def test_warmup_and_cosine_schedule():
-    from scoresde.config import OptimConfig
-    from scoresde.config_build import build_optimizer
+    from scoresde.cli.build import build_optimizer
+    from scoresde.cli.config import OptimConfig
 
     w = [torch.nn.Parameter(torch.zeros(2))]
     opt, sched = build_optimizer(OptimConfig(lr=1.0, warmup_steps=4, lr_decay="cosine"), w, 14)

@@ -12,13 +12,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import report
-from ..config import RunConfig
 from ..data import get_dataset, load_array
 from ..samplers import get_sampler, grid_for_nfe, sample
 from ..sde import get_sde
 from ..studies import compare_samplers, summarize
+from . import report
 from .common import CLIError, parse_mixture, run_dir, write_results
+from .config import RunConfig
 
 __all__ = ["run_compare", "run_nll", "run_sample", "run_train"]
 
@@ -49,7 +49,7 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
 
 
 def _load(ckpt: str, device: torch.device) -> tuple[Any, RunConfig, Any]:
-    from ..training_ckpt import load_model
+    from ..training import load_model
 
     if not Path(ckpt).is_file():
         raise CLIError(f"--ckpt: checkpoint not found: {ckpt}")
@@ -85,7 +85,7 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path:
 
 
 def _data_shape(ckpt: str) -> tuple[int, ...]:
-    from ..training_ckpt import load_checkpoint
+    from ..training import load_checkpoint
 
     return tuple(load_checkpoint(ckpt)["data_shape"])
 

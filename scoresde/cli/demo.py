@@ -18,16 +18,16 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .. import report
-from ..config import RunConfig
-from ..config_build import build_data, build_sde
 from ..likelihood import log_likelihood
 from ..metrics import noise_floor
 from ..samplers import make_grid, sample
 from ..sde import VPSDE
 from ..studies import compare_samplers, likelihood_study, summarize, write_csv
 from ..training import train
+from . import report
+from .build import build_data, build_sde
 from .common import eight_gaussians, run_dir, write_results
+from .config import RunConfig
 
 __all__ = ["BUDGETS", "run_demo"]
 

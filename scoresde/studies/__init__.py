@@ -8,7 +8,7 @@
   estimator with 1..k probes, and the continuous ELBO, reporting error and cost (NFE,
   vector-Jacobian products, wall time) per solver tolerance (:data:`LIKELIHOOD_COLUMNS`).
 
-Plots of both tables live in :mod:`scoresde.report`.
+Plots of both tables live in :mod:`scoresde.cli.report`.
 """
 
 from __future__ import annotations

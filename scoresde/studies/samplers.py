@@ -9,7 +9,7 @@
   Thm. 1), reporting error and cost (NFE, vector-Jacobian products, wall time) per solver
   tolerance. Columns in :data:`LIKELIHOOD_COLUMNS`.
 
-Plots of both tables live in :mod:`scoresde.report`.
+Plots of both tables live in :mod:`scoresde.cli.report`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from scoresde.training_ckpt import atomic_write_text
+from scoresde.training.checkpoint import atomic_write_text
 
 __all__ = ["CsvLog", "append_csv"]
 

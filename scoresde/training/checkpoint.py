@@ -155,8 +155,8 @@ def load_model(
         ``(model, config, scaler)``: the score model in eval mode, the :class:`RunConfig` and the
         :class:`~scoresde.data.Scaler` from data units to model units.
     """
-    from scoresde.config import RunConfig
-    from scoresde.config_build import build_model, build_sde
+    from scoresde.cli.build import build_model, build_sde
+    from scoresde.cli.config import RunConfig
     from scoresde.data import Scaler
 
     state = load_checkpoint(path, map_location=device)

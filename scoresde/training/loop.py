@@ -2,7 +2,7 @@
 
 ``train(config, out_dir)`` runs the denoising objective of :mod:`scoresde.losses` on the data of
 :mod:`scoresde.data` and writes, in ``out_dir``: ``config.json`` (the resolved run config),
-``checkpoint.pt`` (see :mod:`scoresde.training_ckpt`), ``log.csv`` (loss, learning rate, gradient
+``checkpoint.pt`` (see :mod:`scoresde.training.checkpoint`), ``log.csv`` (loss, learning rate, gradient
 norm, skipped steps, and the loss binned by t, which shows where a schedule or weighting is off)
 and ``eval.csv`` (metrics returned by evaluation hooks).
 
@@ -28,7 +28,6 @@ import argparse
 import math
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -42,18 +41,18 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from scoresde.config import RunConfig
-from scoresde.config_build import build_data, build_loss, build_model, build_optimizer, build_sde
+from scoresde.cli.build import build_data, build_loss, build_model, build_optimizer, build_sde
+from scoresde.cli.config import RunConfig
 from scoresde.data import Dataset, derive_seed
 from scoresde.parameterization import ScoreModel
-from scoresde.training_ckpt import (
+from scoresde.training.checkpoint import (
     atomic_write_text,
     get_rng_state,
     load_checkpoint,
     save_checkpoint,
     set_rng_state,
 )
-from scoresde.training_log import CsvLog, append_csv
+from scoresde.training.log import CsvLog, append_csv
 
 __all__ = ["EvalHook", "TrainResult", "TrainingDiverged", "make_test_loss_hook", "train"]
 
@@ -310,7 +309,3 @@ def main(argv: list[str] | None = None) -> int:
         RunConfig.load(args.config), args.out, device=args.device, progress=not args.no_progress
     )
     return 130 if res.interrupted else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

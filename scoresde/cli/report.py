@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .studies.table import summarize
+from ..studies.table import summarize
 
 __all__ = [
     "markdown_table",

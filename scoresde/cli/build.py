@@ -1,4 +1,4 @@
-"""Turn a :class:`~scoresde.config.RunConfig` into objects: SDE, data, model, loss, optimizer.
+"""Turn a :class:`~scoresde.cli.config.RunConfig` into objects: SDE, data, model, loss, optimizer.
 
 This is the only place (with the CLI) that reads configs; everything it builds takes explicit
 arguments (DESIGN.md, contract 7).
@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from scoresde.config import LossConfig, NetConfig, OptimConfig, RunConfig
+from scoresde.cli.config import LossConfig, NetConfig, OptimConfig, RunConfig
 from scoresde.data import Dataset, get_dataset
 from scoresde.losses import Loss, get_loss
 from scoresde.nets import get_net

