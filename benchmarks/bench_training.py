@@ -23,9 +23,8 @@ from pathlib import Path
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from scoresde.cli.build import build_data, build_loss, build_model, build_sde
+from scoresde.cli.build import build_data, build_loss, build_model, build_sde, train_from_config
 from scoresde.cli.config import RunConfig
-from scoresde.training import train
 
 WARM = 50  # steps excluded from the loop timing (first-call allocations)
 
@@ -58,7 +57,7 @@ def trainer(cfg: RunConfig) -> tuple[float, float]:
     """(loop seconds after the first WARM steps, from log.csv; whole call incl. setup/checkpoint)."""
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
-        train(cfg, d, progress=False, device="cpu")
+        train_from_config(cfg, d, progress=False, device="cpu")
         total = time.perf_counter() - t0
         rows = [r.split(",") for r in (Path(d) / "log.csv").read_text().splitlines()[1:]]
         seconds = {int(r[0]): float(r[5]) for r in rows}

@@ -19,9 +19,8 @@ import time
 
 import torch
 
-from scoresde.cli.build import build_data, build_sde
+from scoresde.cli.build import build_data, build_sde, train_from_config
 from scoresde.cli.config import RunConfig
-from scoresde.training import train
 
 try:
     from scoresde.likelihood import log_likelihood
@@ -74,7 +73,9 @@ def main() -> None:
         cfg = config(name, args.steps)
         with tempfile.TemporaryDirectory() as d:
             t0 = time.perf_counter()
-            res = train(cfg, d, progress=False, device="cpu", time_limit=60 * args.minutes)
+            res = train_from_config(
+                cfg, d, progress=False, device="cpu", time_limit=60 * args.minutes
+            )
             train_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         value, se, how = nll(cfg, res.model, args.n_test)

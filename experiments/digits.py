@@ -57,12 +57,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _digits_eval as ev  # noqa: E402
 from _common import ROOT, plt, save_fig, save_json  # noqa: E402
 
-from scoresde.cli.build import build_sde  # noqa: E402
+from scoresde.cli.build import build_sde, train_from_config  # noqa: E402
 from scoresde.cli.config import RunConfig  # noqa: E402
 from scoresde.data import DATASETS, Dataset, Scaler, load_digits  # noqa: E402
 from scoresde.likelihood import dequantized_bits_per_dim  # noqa: E402
 from scoresde.losses import DSMLoss  # noqa: E402
-from scoresde.training import make_test_loss_hook, train  # noqa: E402
+from scoresde.training import make_test_loss_hook  # noqa: E402
 from scoresde.training.checkpoint import load_checkpoint, load_model  # noqa: E402
 
 LEVELS = 17
@@ -147,14 +147,16 @@ def train_with_cpu_budget(
     step = -1
     while used < cpu_budget_s:
         c0 = time.process_time()
-        res = train(config, run_dir, progress=progress, eval_hooks=hooks, stop_after=chunk)
+        res = train_from_config(
+            config, run_dir, progress=progress, eval_hooks=hooks, stop_after=chunk
+        )
         used += time.process_time() - c0
         ledger.write_text(json.dumps({"cpu_s": used, "step": res.step}))
         if res.step >= config.schedule.steps or res.step < step + chunk:  # done, or a signal
             break
         step = res.step
     state = load_checkpoint(run_dir / "checkpoint.pt")
-    model, _, _ = load_model(run_dir / "checkpoint.pt")
+    model = load_model(run_dir / "checkpoint.pt").model
     used = json.loads(ledger.read_text())["cpu_s"]
     return {"model": model, "step": int(state["step"]), "cpu_s": used,
             "nan_skips": int(state["nan_skips"])}  # fmt: skip

@@ -27,6 +27,7 @@ from .parameterization import ScoreModel, convert
 from .samplers import SAMPLERS, SampleInfo, grid_for_nfe, make_grid, sample
 from .sde import SDE, VESDE, VPSDE, DDPMSchedule, LinearSDE, SubVPSDE, get_sde
 from .studies import compare_samplers, likelihood_study
+from .training import train
 
 __version__ = "0.1.0"
 
@@ -64,4 +65,5 @@ __all__ = [
     "samplers",
     "sde",
     "studies",
+    "train",
 ]

@@ -8,6 +8,7 @@ and 4-D image batches alike (DESIGN.md, contract 9).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -15,10 +16,13 @@ from torch import Tensor
 __all__ = [
     "append_dims",
     "as_time",
+    "check_batch_time",
     "check_finite",
     "check_positive",
+    "check_same_sde",
     "check_time_range",
-    "expand_like",
+    "names_list",
+    "sde_of",
 ]
 
 
@@ -42,11 +46,6 @@ def append_dims(v: Tensor, ndim: int) -> Tensor:
             f"only {ndim}; expected at most {ndim} dims"
         )
     return v.reshape(*v.shape, *([1] * extra))
-
-
-def expand_like(v: Tensor, x: Tensor) -> Tensor:
-    """Broadcast a scalar or per-sample ``(batch,)`` tensor against ``x`` of shape ``(batch, ...)``."""
-    return append_dims(v, x.ndim)
 
 
 def as_time(
@@ -153,3 +152,43 @@ def check_batch_time(t: Tensor, batch: int, *, name: str = "t") -> None:
 def names_list(names: Iterable[str]) -> str:
     """Format valid names for an error message."""
     return ", ".join(repr(n) for n in sorted(names))
+
+
+def sde_of(fn: object) -> Any | None:
+    """The SDE a score function carries, or ``None``.
+
+    ``ScoreModel(net, sde)``, ``GaussianMixture(..., sde=sde)`` and their bound methods (e.g.
+    ``model.score_fn``) carry one in their ``sde`` attribute; plain functions carry none.
+    """
+    for obj in (fn, getattr(fn, "__self__", None)):
+        sde = getattr(obj, "sde", None)
+        if sde is not None and callable(getattr(sde, "marginal", None)):
+            return sde
+    return None
+
+
+def check_same_sde(sde: Any, carried: Any | None, *, what: str) -> None:
+    """Raise ``ValueError`` if ``carried`` (an SDE a score function carries) differs from ``sde``.
+
+    DESIGN.md, contract 11: a score function trained for one SDE and used with another gives a
+    silently wrong answer, so the mismatch is an error. Two SDEs agree when they are the same
+    object or of the same type with the same ``config()``.
+
+    Args:
+        sde: The SDE passed to the sampler, likelihood or trainer.
+        carried: The SDE the score function (or loss) carries; ``None`` skips the check.
+        what: What carries it, for the message (e.g. ``"score_fn"``).
+    """
+    if carried is None or carried is sde:
+        return
+    same = type(carried) is type(sde)
+    if same:
+        try:
+            same = carried.config() == sde.config()
+        except (AttributeError, TypeError, ValueError):
+            same = False
+    if not same:
+        raise ValueError(
+            f"{what} carries the SDE {carried!r} but is used with {sde!r}; expected the same SDE "
+            "(pass the one it was built for)"
+        )

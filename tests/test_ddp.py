@@ -1,4 +1,4 @@
-"""DDP: a 2-process gloo run via torch.distributed.run matches one process with the same batch."""
+"""DDP: ``scoresde train`` under torchrun (2 gloo processes) matches one process with the same batch."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from scoresde.cli.build import train_from_config
 from scoresde.cli.config import RunConfig
-from scoresde.training import train
-from scoresde.training.checkpoint import load_checkpoint
+from scoresde.training import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ def test_two_process_gloo_matches_single_process(tmp_path):
         }
     )
     cfg.save(tmp_path / "cfg.json")
-    single = train(cfg, tmp_path / "single", progress=False, device="cpu")
+    single = train_from_config(cfg, tmp_path / "single", progress=False, device="cpu")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [
         sys.executable,
@@ -36,14 +36,15 @@ def test_two_process_gloo_matches_single_process(tmp_path):
         "--standalone",
         "--nproc_per_node=2",
         "-m",
-        "scoresde.training",
+        "scoresde",
+        "train",
         "--config",
         str(tmp_path / "cfg.json"),
         "--out",
         str(tmp_path / "ddp"),
         "--device",
         "cpu",
-        "--no-progress",
+        "--quiet",
     ]
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=110)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -95,5 +95,18 @@ def test_unet_gradients_flow_and_validation():
 def test_registry():
     assert set(NETS) == {"mlp", "unet"}
     assert isinstance(get_net("mlp", dim=2), ResidualMLP)
-    with pytest.raises(ValueError, match="valid: \\['mlp', 'unet'\\]"):
+    with pytest.raises(ValueError, match="unknown network 'resnet'; expected one of 'mlp', 'unet'"):
         get_net("resnet")
+
+
+@pytest.mark.parametrize("name", ["mlp", "unet"])
+def test_config_rebuilds_the_same_network(name):
+    from scoresde.nets import net_from_config
+
+    kwargs = {"dim": 3, "hidden": 16, "depth": 2} if name == "mlp" else {"base_channels": 8}
+    net = get_net(name, **kwargs)
+    twin = net_from_config(net.config())
+    assert twin.config() == net.config() and type(twin) is type(net)
+    twin.load_state_dict(net.state_dict())  # same architecture: every weight has its place
+    with pytest.raises(ValueError, match="expected a dict with a 'name' key, received 'mlp'"):
+        net_from_config("mlp")

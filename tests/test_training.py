@@ -3,43 +3,43 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-import scoresde.training.loop as training
-from scoresde.cli.config import RunConfig
-from scoresde.training import TrainingDiverged, make_test_loss_hook, train
+from scoresde.data import get_dataset, load_array
+from scoresde.losses import get_loss
+from scoresde.nets import ResidualMLP
+from scoresde.parameterization import ScoreModel
+from scoresde.sde import VESDE, VPSDE
+from scoresde.training import TrainingDiverged, load_model, make_test_loss_hook, train
 from scoresde.training.checkpoint import (
+    FORMAT,
     CheckpointError,
     load_checkpoint,
-    load_model,
+    model_config,
     save_checkpoint,
 )
+from scoresde.training.distributed import default_device
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def small_config(steps=30, **schedule):
-    return RunConfig.from_dict(
-        {
-            "net": {"kwargs": {"hidden": 32, "depth": 2, "dropout": 0.1}},
-            "optim": {"lr": 3e-3, "warmup_steps": 5, "ema_decay": 0.9},
-            "schedule": {
-                "steps": steps,
-                "batch_size": 32,
-                "log_every": 5,
-                "ckpt_every": 10,
-                **schedule,
-            },
-        }
-    )
+def small_run(steps=30, data=None, loss=None, hidden=32, lr=3e-3, **kwargs):
+    """Fresh objects (same initial weights on every call) and train's keyword arguments."""
+    sde = VPSDE()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = ResidualMLP(2, hidden=hidden, depth=2, dropout=0.1)
+    model = ScoreModel(net, sde)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    warmup = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / 5))
+    objects = (model, loss or get_loss("dsm", sde), data or get_dataset("8gaussians"), opt)
+    options = {"steps": steps, "batch_size": 32, "log_every": 5, "ckpt_every": 10,
+               "ema_decay": 0.9, "lr_schedule": warmup, "progress": False, **kwargs}  # fmt: skip
+    return objects, options
 
 
 def assert_same_weights(a, b):
@@ -47,17 +47,22 @@ def assert_same_weights(a, b):
         assert ka == kb and torch.equal(va, vb), ka
 
 
-@pytest.mark.parametrize("data", ["toy", "array"])
-def test_interrupted_run_resumes_to_identical_weights(tmp_path, data):
-    cfg = small_config(steps=30)
-    if data == "array":  # a finite set: epoch permutations must resume too
+@pytest.mark.parametrize("source", ["toy", "array"])
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, source):
+    data = None
+    if source == "array":  # a finite set: epoch permutations must resume too
         np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(50, 2)))
-        cfg.data.name, cfg.data.kwargs = "array", {"path": str(tmp_path / "x.npy")}
-    full = train(cfg, tmp_path / "full", progress=False)
-    part = train(cfg, tmp_path / "part", progress=False, stop_after=17)
+        data = load_array(tmp_path / "x.npy")
+
+    def run(out, **kw):
+        objects, options = small_run(steps=30, data=data)
+        return train(*objects, out_dir=tmp_path / out, **{**options, **kw})
+
+    full = run("full")
+    part = run("part", stop_after=17)
     assert part.interrupted and part.step == 17
     assert load_checkpoint(tmp_path / "part" / "checkpoint.pt")["step"] == 17
-    rest = train(cfg, tmp_path / "part", progress=False)
+    rest = run("part")
     assert rest.step == 30 and not rest.interrupted
     assert_same_weights(full.raw_model, rest.raw_model)
     assert_same_weights(full.model, rest.model)  # EMA
@@ -66,28 +71,56 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, data):
 
 
 def test_outputs_log_bins_eval_hook_and_load_model(tmp_path):
-    cfg = small_config(steps=20, eval_every=10)
-    res = train(
-        cfg,
-        tmp_path,
-        progress=False,
-        eval_hooks=[
-            make_test_loss_hook(
-                training.build_loss(cfg.loss, training.build_sde(cfg)), batch_size=200
-            )
-        ],
-    )
+    objects, options = small_run(steps=20, eval_every=10, metadata={"note": "kept"})
+    hook = make_test_loss_hook(objects[1], batch_size=200)
+    res = train(*objects, out_dir=tmp_path, eval_hooks=[hook], **options)
     header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
     assert header[:6] == ["step", "loss", "lr", "grad_norm", "nan_skips", "seconds"]
     assert len([h for h in header if h.startswith("loss_t")]) == 10
     ev = (tmp_path / "eval.csv").read_text().splitlines()
     assert ev[0] == "step,test_loss" and len(ev) == 3
-    assert RunConfig.load(tmp_path / "config.json") == cfg
-    model, cfg2, scaler = load_model(tmp_path / "checkpoint.pt")
-    assert cfg2 == cfg and scaler.to_dict() == {"shift": 0.0, "scale": 1.0}
+    # load_model rebuilds network and SDE through their registries, without any run config
+    model, scaler, shape, metadata = load_model(tmp_path / "checkpoint.pt")
+    assert scaler.to_dict() == {"shift": 0.0, "scale": 1.0} and shape == (2,)
+    assert metadata == {"note": "kept"} and model.sde.config() == res.model.sde.config()
     x, t = torch.randn(5, 2), torch.full((5,), 0.5)
     res.model.eval()
     torch.testing.assert_close(model.score_fn(x, t), res.model.score_fn(x, t))
+    raw = load_model(tmp_path / "checkpoint.pt", use_ema=False).model
+    torch.testing.assert_close(raw.score_fn(x, t), res.raw_model.eval().score_fn(x, t))
+
+
+def test_model_config_names_the_net_and_sde_and_a_foreign_net_is_refused(tmp_path):
+    sde = VESDE(sigma_max=10.0)
+    model = ScoreModel(ResidualMLP(2, hidden=8, depth=1), sde, predicts="edm", sigma_data=0.7)
+    cfg = model_config(model)
+    assert cfg["net"]["name"] == "mlp" and cfg["net"]["hidden"] == 8 and cfg["sde"]["name"] == "ve"
+    assert (cfg["predicts"], cfg["sigma_data"]) == ("edm", 0.7)
+    foreign = ScoreModel(torch.nn.Linear(2, 2), sde)  # not a registered network: no config
+    assert model_config(foreign) is None
+    save_checkpoint(tmp_path / "c.pt", {"model_config": None, "ema": {}, "model": {}})
+    with pytest.raises(CheckpointError, match="holds no model config"):
+        load_model(tmp_path / "c.pt")
+
+
+def test_train_validates_its_arguments(tmp_path):
+    (model, loss, data, opt), options = small_run(steps=3)
+    cases = [
+        ((model.net, loss, data, opt), {}, TypeError, "expected model a ScoreModel, received ResidualMLP"),
+        ((model, "dsm", data, opt), {}, TypeError, "expected loss a scoresde.losses.Loss, received str"),
+        ((model, loss, data.test, opt), {}, TypeError, "expected data a Dataset, received Tensor"),
+        ((model, loss, data, opt), {"steps": 0}, ValueError, "expected steps an integer >= 1, received 0"),
+        ((model, loss, data, opt), {"batch_size": 2.5}, ValueError, "batch_size an integer >= 1, received 2.5"),
+        ((model, loss, data, opt), {"ema_decay": 1.0}, ValueError, r"ema_decay in \[0, 1\), received 1.0"),
+        ((model, loss, data, opt), {"grad_clip": 0.0}, ValueError, "grad_clip > 0 or None, received 0.0"),
+        ((model, get_loss("dsm", VESDE()), data, opt), {}, ValueError, "loss carries the SDE VESDE"),
+        ((model, loss, data, torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=1.0)), {},
+         ValueError, "optimizer holds parameters that are not the model's"),
+    ]  # fmt: skip
+    for args, kw, err, msg in cases:
+        with pytest.raises(err, match=msg):
+            train(*args, out_dir=tmp_path / "o", **{**options, **kw})
+    assert not (tmp_path / "o").exists()  # nothing written before the checks
 
 
 def test_atomic_checkpoint_survives_a_crash_midway(tmp_path, monkeypatch):
@@ -131,7 +164,7 @@ def test_pickle_carrying_code_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "code_ran"
     payload = _Payload()
     payload.marker = str(marker)
-    torch.save({"format": "scoresde-checkpoint-v1", "step": 0, "evil": payload}, tmp_path / "e.pt")
+    torch.save({"format": FORMAT, "step": 0, "evil": payload}, tmp_path / "e.pt")
     with pytest.raises(CheckpointError, match="refusing to load"):
         load_checkpoint(tmp_path / "e.pt")
     assert not marker.exists()
@@ -152,180 +185,46 @@ class _NaNLoss:
         return out * float("nan") if self.calls - 1 in self.bad else out
 
 
-def test_nan_guard_skips_then_stops_keeping_last_good_checkpoint(tmp_path, monkeypatch):
-    real = training.build_loss
-    monkeypatch.setattr(training, "build_loss", lambda c, s: _NaNLoss(real(c, s), {3, 4}))
-    res = train(small_config(steps=12), tmp_path / "a", progress=False)
+def test_nan_guard_skips_then_stops_keeping_last_good_checkpoint(tmp_path):
+    (model, loss, data, opt), options = small_run(steps=12)
+    res = train(model, _NaNLoss(loss, {3, 4}), data, opt, out_dir=tmp_path / "a", **options)
     assert res.nan_skips == 2 and res.step == 12
     assert all(torch.isfinite(p).all() for p in res.raw_model.parameters())
-    monkeypatch.setattr(training, "build_loss", lambda c, s: _NaNLoss(real(c, s), range(13, 99)))
-    cfg = small_config(steps=40, max_nan_steps=4)
+    (model, loss, data, opt), options = small_run(steps=40, max_nan_steps=4)
     with pytest.raises(TrainingDiverged, match="4 consecutive steps"):
-        train(cfg, tmp_path / "b", progress=False)
+        train(model, _NaNLoss(loss, range(13, 99)), data, opt, out_dir=tmp_path / "b", **options)
     state = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
     assert state["step"] == 10 and all(torch.isfinite(v).all() for v in state["model"].values())
 
 
-def _spawn(cfg, out, tmp_path):
-    cfg.save(tmp_path / "cfg.json")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "scoresde.training",
-        "--config",
-        str(tmp_path / "cfg.json"),
-        "--out",
-        str(out),
-        "--no-progress",
-    ]
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE)
-
-
-def _wait_for(path, proc, min_lines=0, timeout=60.0):
-    t0 = time.time()
-    while not path.is_file() or len(path.read_bytes().splitlines()) < min_lines:
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.time() - t0 < timeout
-        time.sleep(0.05)
-
-
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize("how", ["sigterm", "kill9"])
-def test_signal_and_kill9_then_resume(tmp_path, how):
-    # SIGTERM: no periodic checkpoint, so a checkpoint can only come from the signal handler.
-    cfg = small_config(steps=4000, ckpt_every=10**6 if how == "sigterm" else 20)
-    proc = _spawn(cfg, tmp_path / "run", tmp_path)
-    if how == "sigterm":  # wait for the first log rows: the handler is installed by then
-        _wait_for(tmp_path / "run" / "log.csv", proc, min_lines=3)
-    else:
-        _wait_for(tmp_path / "run" / "checkpoint.pt", proc)
-        time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
-    rc = proc.wait(timeout=60)
-    step = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"]
-    if how == "sigterm":
-        assert rc == 130 and 0 < step < 4000  # saved where it stopped, then exited
-    else:
-        assert rc == -signal.SIGKILL and step % 20 == 0
-    cfg.schedule.steps, cfg.schedule.ckpt_every = step + 15, 20
-    resumed = train(cfg, tmp_path / "run", progress=False)
-    full = train(cfg, tmp_path / "full", progress=False)
-    assert_same_weights(full.raw_model, resumed.raw_model)
-
-
 def test_smoke_8gaussians_improves_test_metric(tmp_path):
-    cfg = RunConfig.from_dict(
-        {
-            "net": {"kwargs": {"hidden": 64, "depth": 2}},
-            "optim": {"lr": 3e-3, "ema_decay": 0.95},
-            "loss": {"weighting": "likelihood", "t_sampling": "importance"},
-            "schedule": {"steps": 400, "batch_size": 256, "log_every": 100, "ckpt_every": 400},
-        }
-    )
-    before = train(cfg, tmp_path / "a", progress=False, stop_after=1).model
-    after = train(cfg, tmp_path / "b", progress=False).model
-    data = training.build_data(cfg)
-    x = data.test[:500]
-    try:
-        from scoresde.likelihood import log_likelihood
-    except ImportError:
-        try:
-            from scoresde.likelihood.ode import log_likelihood
-        except ImportError:  # no likelihood module: fall back to the test loss
-            log_likelihood = None
-    if log_likelihood is None:
-        hook = make_test_loss_hook(training.build_loss(cfg.loss, training.build_sde(cfg)))
-        lb, la = (hook(0, m, data)["test_loss"] for m in (before, after))
-        assert la < 0.75 * lb  # the loss has a large irreducible part; the NLL falls far more
-        return
-    sde = training.build_sde(cfg)
+    from scoresde.likelihood import log_likelihood
+
+    def run(out, **kw):
+        sde = VPSDE()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = ScoreModel(ResidualMLP(2, hidden=64, depth=2), sde)
+        loss = get_loss("dsm", sde, weighting="likelihood", t_sampling="importance")
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        data = get_dataset("8gaussians")
+        return train(model, loss, data, opt, out_dir=tmp_path / out, steps=400, batch_size=256,
+                     ema_decay=0.95, progress=False, **kw).model  # fmt: skip
+
+    before, after = run("a", stop_after=1), run("b")
+    x = get_dataset("8gaussians").test[:200]
     nll = []
     for m in (before, after):  # fixed-step RK4: cheap, and enough for a smoke test
         with torch.no_grad():
-            res = log_likelihood(
-                sde, m.score_fn, x[:200], solver="rk4", options={"step_size": 0.005}
-            )
+            res = log_likelihood(m.sde, m.score_fn, x, solver="rk4", options={"step_size": 0.005})
         nll.append(-float(res.log_prob.mean()))
     assert nll[1] < nll[0] - 1.0 and nll[1] < 4.0, nll
 
 
-def test_config_roundtrip_and_validation(tmp_path):
-    cfg = small_config()
-    assert RunConfig.from_json(cfg.to_json()) == cfg == RunConfig.from_yaml(cfg.to_yaml())
-    cfg.save(tmp_path / "c.yaml")
-    assert RunConfig.load(tmp_path / "c.yaml") == cfg
-    bad = [
-        ({"sde": {"name": "vpp"}}, r"unknown sde.name 'vpp'; valid: \['subvp', 've', 'vp'\]"),
-        ({"net": {"name": "transformer"}}, r"valid: \['mlp', 'unet'\]"),
-        ({"data": {"name": "cifar10"}}, "unknown data.name 'cifar10'; valid:"),
-        ({"loss": {"weighting": "snr"}}, "unknown loss.weighting"),
-        ({"optim": {"lr": -1e-3}}, r"optim.lr: expected a finite number > 0, received -0.001"),
-        ({"optim": {"name": "sgd"}}, r"valid: \['adam', 'adamw'\]"),
-        ({"schedule": {"batch_size": 0}}, "schedule.batch_size: expected an integer >= 1"),
-        ({"schedule": {"stepz": 3}}, r"unknown keys \['stepz'\] in section 'schedule'"),
-        ({"trainer": {}}, "unknown config sections"),
-    ]
-    for d, msg in bad:
-        with pytest.raises(ValueError, match=msg):
-            RunConfig.from_dict(d)
-    with pytest.raises(FileNotFoundError, match="config file not found"):
-        RunConfig.load(tmp_path / "missing.yaml")
-
-
-def test_bad_data_and_world_size_errors(tmp_path):
-    bad = np.ones((20, 2))
-    bad[0, 0] = np.nan
-    np.save(tmp_path / "bad.npy", bad)
-    cfg = small_config()
-    cfg.data.name, cfg.data.kwargs = "array", {"path": str(tmp_path / "bad.npy")}
-    with pytest.raises(ValueError, match="finite"):
-        train(cfg, tmp_path / "o", progress=False)
-    cfg.data.kwargs = {"path": str(tmp_path / "missing.npy")}
-    with pytest.raises(FileNotFoundError):
-        train(cfg, tmp_path / "o", progress=False)
-    cfg = small_config()
-    cfg.net.name = "unet"
-    with pytest.raises(ValueError, match="square images"):
-        train(cfg, tmp_path / "o", progress=False)
-
-
 def test_default_device_and_time_limit(tmp_path):
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert training._default_device(None).type == expected
-    res = train(small_config(steps=10**6), tmp_path, progress=False, time_limit=0.5)
+    assert default_device(None).type == expected
+    objects, options = small_run(steps=10**6, time_limit=0.5)
+    res = train(*objects, out_dir=tmp_path, **options)
     assert res.interrupted and 0 < res.step < 10**6
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == res.step
-
-
-def test_unet_on_digits_with_ddpm_loss_runs(tmp_path):
-    cfg = RunConfig.from_dict(
-        {
-            "data": {"name": "digits"},
-            "net": {"name": "unet", "predicts": "v", "kwargs": {"base_channels": 8}},
-            "loss": {"name": "ddpm", "num_steps": 100},
-            "schedule": {"steps": 3, "batch_size": 8, "log_every": 1, "ckpt_every": 3},
-        }
-    )
-    res = train(cfg, tmp_path, progress=False)
-    assert res.step == 3 and res.nan_skips == 0
-    model, _, scaler = load_model(tmp_path / "checkpoint.pt")
-    assert scaler.to_dict() == {"shift": 8.0, "scale": 8.5}  # [-1/2, 16.5] -> [-1, 1]
-    assert model.score_fn(torch.randn(2, 1, 8, 8), torch.tensor(0.5)).shape == (2, 1, 8, 8)
-
-
-def test_warmup_and_cosine_schedule():
-    from scoresde.cli.build import build_optimizer
-    from scoresde.cli.config import OptimConfig
-
-    w = [torch.nn.Parameter(torch.zeros(2))]
-    opt, sched = build_optimizer(OptimConfig(lr=1.0, warmup_steps=4, lr_decay="cosine"), w, 14)
-    lrs = []
-    for _ in range(14):
-        lrs.append(sched.get_last_lr()[0])
-        opt.step()
-        sched.step()
-    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
-    assert lrs[9] == pytest.approx(0.5) and lrs[13] == pytest.approx(0.0245, abs=1e-3)
-    with pytest.raises(ValueError, match="unknown optim.lr_decay"):
-        RunConfig.from_dict({"optim": {"lr_decay": "step"}})

@@ -1,12 +1,17 @@
-"""Turn a :class:`~scoresde.cli.config.RunConfig` into objects: SDE, data, model, loss, optimizer.
+"""Turn a :class:`~scoresde.cli.config.RunConfig` into objects and train them.
 
-This is the only place (with the CLI) that reads configs; everything it builds takes explicit
-arguments (DESIGN.md, contract 7).
+This is the only place (with the rest of the CLI) that reads run configs; everything it builds
+takes explicit arguments (DESIGN.md, contract 7): :func:`train_from_config` builds the SDE, data,
+model, loss and optimizer and hands them to :func:`scoresde.training.train`.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,8 +22,19 @@ from scoresde.losses import Loss, get_loss
 from scoresde.nets import get_net
 from scoresde.parameterization import ScoreModel
 from scoresde.sde import LinearSDE, get_sde
+from scoresde.training import TrainResult, train
+from scoresde.training.checkpoint import atomic_write_text
 
-__all__ = ["build_data", "build_loss", "build_model", "build_optimizer", "build_sde"]
+__all__ = [
+    "RunObjects",
+    "build_data",
+    "build_loss",
+    "build_model",
+    "build_optimizer",
+    "build_run",
+    "build_sde",
+    "train_from_config",
+]
 
 
 def build_sde(config: RunConfig) -> LinearSDE:
@@ -110,3 +126,66 @@ def build_optimizer(
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+@dataclass
+class RunObjects:
+    """Everything a run config describes, built: what :func:`scoresde.training.train` takes."""
+
+    sde: LinearSDE
+    data: Dataset
+    model: ScoreModel
+    loss: Loss
+    optimizer: torch.optim.Optimizer
+    lr_schedule: torch.optim.lr_scheduler.LambdaLR
+
+
+def build_run(config: RunConfig) -> RunObjects:
+    """Build the SDE, data, model (weights from ``schedule.seed``), loss and optimizer."""
+    config.validate()
+    sde, data = build_sde(config), build_data(config)
+    model = build_model(config.net, data.shape, sde, seed=config.schedule.seed)
+    loss = build_loss(config.loss, sde)
+    opt, lr_schedule = build_optimizer(
+        config.optim, list(model.parameters()), config.schedule.steps
+    )
+    return RunObjects(sde, data, model, loss, opt, lr_schedule)
+
+
+def train_from_config(config: RunConfig, out_dir: str | Path, **kwargs: Any) -> TrainResult:
+    """Build the run described by ``config`` and train it (also under ``torchrun``).
+
+    Rank 0 writes the resolved config to ``out_dir/config.json`` (atomically, once per call); the
+    checkpoint keeps it as ``metadata["run_config"]``.
+
+    Args:
+        config: The run config.
+        out_dir: The run folder (resumed if it holds a checkpoint).
+        **kwargs: Passed to :func:`scoresde.training.train` (``device``, ``progress``,
+            ``eval_hooks``, ``stop_after``, ``time_limit``, ``resume``).
+    """
+    run, s, o = build_run(config), config.schedule, config.optim
+    out = Path(out_dir)
+    if int(os.environ.get("RANK", "0")) == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.json", config.to_json())
+    return train(
+        run.model,
+        run.loss,
+        run.data,
+        run.optimizer,
+        lr_schedule=run.lr_schedule,
+        steps=s.steps,
+        batch_size=s.batch_size,
+        out_dir=out,
+        ema_decay=o.ema_decay,
+        grad_clip=o.grad_clip,
+        seed=s.seed,
+        log_every=s.log_every,
+        ckpt_every=s.ckpt_every,
+        eval_every=s.eval_every,
+        t_bins=s.t_bins,
+        max_nan_steps=s.max_nan_steps,
+        metadata={"run_config": config.to_dict()},
+        **kwargs,
+    )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,12 +21,26 @@ from . import report
 from .common import CLIError, parse_mixture, run_dir, write_results
 from .config import RunConfig
 
+if TYPE_CHECKING:
+    from ..training import TrainedModel
+
 __all__ = ["run_compare", "run_nll", "run_sample", "run_train"]
 
 
 def run_train(args: argparse.Namespace, device: torch.device) -> Path:
-    """Train from ``--config`` (JSON/YAML) with flag overrides; resume if the folder has a checkpoint."""
-    from ..training import train
+    """Train from ``--config`` (JSON/YAML) with flag overrides; resume if the folder has a checkpoint.
+
+    Works under ``torchrun`` (then ``--out`` is required, so that every rank writes to the same
+    folder, and rank 0 alone writes the results).
+    """
+    from ..training.distributed import world_size
+    from .build import train_from_config
+
+    world, rank = world_size(), int(os.environ.get("RANK", "0"))
+    if world > 1 and not args.out:
+        raise CLIError("--out: required under torchrun (every rank must write to the same folder)")
+    if world > 1 and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
 
     cfg = RunConfig.load(args.config) if args.config else RunConfig()
     d = cfg.to_dict()
@@ -37,18 +52,22 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
         if getattr(args, key) is not None:
             d[key]["name"] = getattr(args, key)
     cfg = RunConfig.from_dict(d)
-    out = run_dir(args.out, "train")
+    out = run_dir(args.out, "train") if rank == 0 else Path(args.out)
     started = time.perf_counter()
-    res = train(cfg, out, device=device, progress=not args.quiet)
+    res = train_from_config(cfg, out, device=device, progress=not args.quiet)
+    if rank != 0:
+        return out
     results = {"steps": res.step, "interrupted": res.interrupted, "nan_skips": res.nan_skips,
                "checkpoint": res.checkpoint, "seconds": time.perf_counter() - started}  # fmt: skip
     text = (f"# scoresde train\n\n{res.step} steps in {results['seconds']:.0f} s; checkpoint "
             f"`{res.checkpoint}`; loss log `log.csv`; resolved config `config.json`.\n")  # fmt: skip
     write_results(out, None, results, text)
+    if res.interrupted:  # a checkpoint is saved; exit 130, never 0
+        raise KeyboardInterrupt
     return out
 
 
-def _load(ckpt: str, device: torch.device) -> tuple[Any, RunConfig, Any]:
+def _load(ckpt: str, device: torch.device) -> TrainedModel:
     from ..training import load_model
 
     if not Path(ckpt).is_file():
@@ -59,13 +78,12 @@ def _load(ckpt: str, device: torch.device) -> tuple[Any, RunConfig, Any]:
 def run_sample(args: argparse.Namespace, device: torch.device) -> Path:
     """Draw ``--n`` samples with ``--sampler`` at ``--nfe``; save .npy (data units) and a figure."""
     spec = get_sampler(args.sampler)
-    model, cfg, scaler = _load(args.ckpt, device)
+    model, scaler, shape, _ = _load(args.ckpt, device)
     sde = model.sde
     if spec.adaptive:
         grid = torch.tensor([sde.T, sde.eps], dtype=torch.float64)
     else:
         grid = grid_for_nfe(sde, args.sampler, args.nfe, args.grid, exact=False)
-    shape = _data_shape(args.ckpt)
     gen = torch.Generator(device=device).manual_seed(args.seed)
     x_T = sde.prior_sample((args.n, *shape), generator=gen)
     with torch.no_grad():
@@ -84,19 +102,12 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path:
     return out
 
 
-def _data_shape(ckpt: str) -> tuple[int, ...]:
-    from ..training import load_checkpoint
-
-    return tuple(load_checkpoint(ckpt)["data_shape"])
-
-
 def run_nll(args: argparse.Namespace, device: torch.device) -> Path:
     """Per-point log p(x) and bits/dim through the PF-ODE; CSV plus a summary with s.e."""
     from ..likelihood import bits_per_dim, log_likelihood
 
-    model, cfg, scaler = _load(args.ckpt, device)
+    model, scaler, shape, _ = _load(args.ckpt, device)
     data = _nll_data(args.data)
-    shape = _data_shape(args.ckpt)
     x = data.test if data.train is None or args.split == "test" else data.train
     x = x[: args.n]
     if tuple(x.shape[1:]) != shape:
@@ -150,9 +161,12 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path:
         gen = torch.Generator().manual_seed(10_000 + args.seed)
         ref = density.sample(args.n, gen, dtype=torch.float32, device=device)
     else:
-        model, cfg, scaler = _load(args.ckpt, device)
+        model, scaler, _, metadata = _load(args.ckpt, device)
         sde, score_fn = model.sde, model
-        data = get_dataset(cfg.data.name, **cfg.data.kwargs)
+        source = metadata.get("run_config", {}).get("data")
+        if not source:
+            raise CLIError(f"--ckpt: {args.ckpt} does not name its training data (no run config)")
+        data = get_dataset(source["name"], **source.get("kwargs", {}))
         ref = scaler.transform(data.test[: args.n]).to(device)
     bar = tqdm(desc="sampler study", disable=args.quiet, leave=False)
     study = compare_samplers(

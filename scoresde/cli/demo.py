@@ -23,9 +23,8 @@ from ..metrics import noise_floor
 from ..samplers import make_grid, sample
 from ..sde import VPSDE
 from ..studies import compare_samplers, likelihood_study, summarize, write_csv
-from ..training import train
 from . import report
-from .build import build_data, build_sde
+from .build import build_data, train_from_config
 from .common import eight_gaussians, run_dir, write_results
 from .config import RunConfig
 
@@ -75,10 +74,10 @@ def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
                      "log_every": max(1, b["steps"] // 20), "ckpt_every": b["steps"]},
     })  # fmt: skip
     print(f"scoresde demo: {args.data}, {args.sde} SDE, budget {args.budget} -> {out}")
-    res = train(cfg, out / "train", device=device, progress=not args.quiet)
+    res = train_from_config(cfg, out / "train", device=device, progress=not args.quiet)
     train_s = time.perf_counter() - started
     model = res.model.eval()
-    sde, data = build_sde(cfg), build_data(cfg)
+    sde, data = model.sde, data0
     ref = data.scaler.transform(data.test[: b["n"]]).to(device)
     density = eight_gaussians() if args.data == "8gaussians" else None
     bar = tqdm(desc="sampler study", disable=args.quiet, leave=False)

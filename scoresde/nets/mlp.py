@@ -65,6 +65,16 @@ class ResidualMLP(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), received {dropout}")
         self.dim = dim
+        self._config = {
+            "name": "mlp",
+            "dim": dim,
+            "hidden": hidden,
+            "depth": depth,
+            "time_embedding": time_embedding,
+            "embed_dim": embed_dim,
+            "time_scale": time_scale,
+            "dropout": dropout,
+        }
         self.embed = nn.Sequential(
             make_embedding(time_embedding, embed_dim, time_scale, generator),
             nn.Linear(embed_dim, embed_dim),
@@ -76,6 +86,10 @@ class ResidualMLP(nn.Module):
         self.out = nn.Linear(hidden, dim)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+
+    def config(self) -> dict[str, object]:
+        """Registry name and constructor arguments (for :func:`scoresde.nets.net_from_config`)."""
+        return dict(self._config)
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         """Evaluate the network on ``x`` of shape ``(batch, dim)`` at conditioning ``c``."""

@@ -115,6 +115,19 @@ class UNet(nn.Module):
                 f"{tuple(channel_mult)}"
             )
         self.in_channels = in_channels
+        self._config = {
+            "name": "unet",
+            "in_channels": in_channels,
+            "base_channels": base_channels,
+            "channel_mult": list(channel_mult),
+            "num_res_blocks": num_res_blocks,
+            "attn_resolutions": list(attn_resolutions),
+            "heads": heads,
+            "dropout": dropout,
+            "time_embedding": time_embedding,
+            "time_scale": time_scale,
+            "image_size": image_size,
+        }
         emb_dim = 4 * base_channels
         self.embed = nn.Sequential(
             make_embedding(time_embedding, base_channels, time_scale, generator),
@@ -164,6 +177,10 @@ class UNet(nn.Module):
         self.out = nn.Conv2d(ch, in_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+
+    def config(self) -> dict[str, object]:
+        """Registry name and constructor arguments (for :func:`scoresde.nets.net_from_config`)."""
+        return dict(self._config)
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         """Evaluate the network on ``x`` of shape ``(batch, C, H, W)`` at conditioning ``c``."""

@@ -1,8 +1,8 @@
 """Checkpoints that never lose work and never run code.
 
 * Contents: state dicts only (model, EMA, optimizer, LR schedule), the step, every RNG state
-  (torch CPU/CUDA, numpy, Python), the resolved config and the data scaling, as plain tensors,
-  numbers, strings, lists and dicts.
+  (torch CPU/CUDA, numpy, Python), the model config (network and SDE, see :func:`model_config`),
+  the data scaling and the caller's metadata, as plain tensors, numbers, strings, lists and dicts.
 * Writing is atomic: the bytes go to a temporary file in the same folder, are flushed and
   ``fsync``-ed, then ``os.replace`` renames it over the old file (atomic on POSIX), and the folder
   is ``fsync``-ed. A crash at any point leaves either the old or the new checkpoint.
@@ -19,10 +19,14 @@ import random
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from scoresde.data import Scaler
+    from scoresde.parameterization import ScoreModel
 
 __all__ = [
     "FORMAT",
@@ -33,9 +37,12 @@ __all__ = [
     "set_rng_state",
     "load_model",
     "atomic_write_text",
+    "model_config",
+    "model_from_config",
+    "TrainedModel",
 ]
 
-FORMAT = "scoresde-checkpoint-v1"
+FORMAT = "scoresde-checkpoint-v2"  # v2: model_config instead of a run config
 
 
 class CheckpointError(RuntimeError):
@@ -141,10 +148,66 @@ def _to_tuples(x: Any) -> Any:
     return tuple(_to_tuples(v) for v in x) if isinstance(x, list) else x
 
 
+def model_config(model: ScoreModel) -> dict[str, Any] | None:
+    """What :func:`model_from_config` needs to rebuild ``model`` (weights aside), or ``None``.
+
+    ``{"net": net.config(), "sde": sde.config(), "predicts", "time_input", "sigma_data"}``: plain
+    JSON, so a checkpoint rebuilds its model through the network and SDE registries
+    (:func:`scoresde.nets.net_from_config`, :func:`scoresde.sde.sde_from_config`) and never
+    unpickles code. ``None`` for a network outside ``scoresde.nets.NETS`` (no ``config()``) or a
+    callable ``time_input``: such a model is rebuilt by its owner, who then loads the weights.
+    """
+    config = getattr(model.net, "config", None)
+    if not callable(config) or callable(model.time_input):
+        return None
+    return {
+        "net": config(),
+        "sde": model.sde.config(),
+        "predicts": model.predicts,
+        "time_input": model.time_input,
+        "sigma_data": model.sigma_data,
+    }
+
+
+def model_from_config(config: dict[str, Any]) -> ScoreModel:
+    """Rebuild a :class:`~scoresde.parameterization.ScoreModel` from :func:`model_config`.
+
+    Raises:
+        ValueError: If ``config`` lacks a key or names an unknown network or SDE.
+    """
+    from scoresde.nets import net_from_config
+    from scoresde.parameterization import ScoreModel
+    from scoresde.sde import sde_from_config
+
+    keys = {"net", "sde", "predicts", "time_input", "sigma_data"}
+    if not isinstance(config, dict) or set(config) != keys:
+        got = sorted(config) if isinstance(config, dict) else type(config).__name__
+        raise ValueError(f"model config: expected the keys {sorted(keys)}, received {got}")
+    return ScoreModel(
+        net_from_config(config["net"]),
+        sde_from_config(config["sde"]),
+        predicts=config["predicts"],
+        time_input=config["time_input"],
+        sigma_data=config["sigma_data"],
+    )
+
+
+class TrainedModel(NamedTuple):
+    """What :func:`load_model` returns."""
+
+    model: ScoreModel  #: the score model in eval mode
+    scaler: Scaler  #: data units -> model units
+    shape: tuple[int, ...]  #: event shape of the training data
+    metadata: dict[str, Any]  #: what the caller passed to ``train(metadata=...)``
+
+
 def load_model(
     path: str | Path, use_ema: bool = True, device: str | torch.device = "cpu"
-) -> tuple[Any, Any, Any]:
+) -> TrainedModel:
     """Rebuild the trained :class:`~scoresde.parameterization.ScoreModel` from a checkpoint.
+
+    The network and the SDE are rebuilt from the checkpoint's ``model_config`` through their
+    registries (no run config, no code from the file), then the weights are loaded.
 
     Args:
         path: A checkpoint written by :func:`scoresde.training.train`.
@@ -152,18 +215,21 @@ def load_model(
         device: Where to put the model.
 
     Returns:
-        ``(model, config, scaler)``: the score model in eval mode, the :class:`RunConfig` and the
-        :class:`~scoresde.data.Scaler` from data units to model units.
+        ``(model, scaler, shape, metadata)`` as a :class:`TrainedModel`.
+
+    Raises:
+        CheckpointError: As :func:`load_checkpoint`, or if the checkpoint holds no model config
+            (a network outside ``scoresde.nets.NETS``: rebuild it and load ``state["ema"]``).
     """
-    from scoresde.cli.build import build_model, build_sde
-    from scoresde.cli.config import RunConfig
     from scoresde.data import Scaler
 
     state = load_checkpoint(path, map_location=device)
-    config = RunConfig.from_dict(state["config"])
-    scaler = Scaler.from_dict(state["scaler"])
-    shape = tuple(state["data_shape"])
-    model = build_model(config.net, shape, build_sde(config), seed=config.schedule.seed)
+    if state.get("model_config") is None:
+        raise CheckpointError(
+            f"{path} holds no model config (its network is not in scoresde.nets.NETS): rebuild "
+            "the ScoreModel yourself and load the weights of load_checkpoint(path)['ema']"
+        )
+    model = model_from_config(state["model_config"])
     if use_ema:
         weights = {
             k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")
@@ -171,4 +237,6 @@ def load_model(
     else:
         weights = state["model"]
     model.load_state_dict(weights)
-    return model.to(device).eval(), config, scaler
+    shape = tuple(state["data_shape"])
+    meta = state.get("metadata") or {}
+    return TrainedModel(model.to(device).eval(), Scaler.from_dict(state["scaler"]), shape, meta)

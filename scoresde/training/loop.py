@@ -1,32 +1,28 @@
 """The training loop: EMA, atomic checkpoints, exact resume, NaN guard, DDP through ``torchrun``.
 
-``train(config, out_dir)`` runs the denoising objective of :mod:`scoresde.losses` on the data of
-:mod:`scoresde.data` and writes, in ``out_dir``: ``config.json`` (the resolved run config),
-``checkpoint.pt`` (see :mod:`scoresde.training.checkpoint`), ``log.csv`` (loss, learning rate, gradient
-norm, skipped steps, and the loss binned by t, which shows where a schedule or weighting is off)
-and ``eval.csv`` (metrics returned by evaluation hooks).
+``train(model, loss, data, optimizer, steps=..., batch_size=..., out_dir=...)`` minimises a
+denoising objective of :mod:`scoresde.losses` (Song et al. 2021, Eq. 7) on the batches of a
+:class:`~scoresde.data.Dataset`; it takes objects, never a configuration (DESIGN.md, contract 7).
+It writes, in ``out_dir``: ``checkpoint.pt`` (see :mod:`scoresde.training.checkpoint`),
+``log.csv`` (loss, learning rate, gradient norm, skipped steps, and the loss binned by t, which
+shows where a schedule or weighting is off) and ``eval.csv`` (metrics returned by eval hooks).
 
 Determinism: the global batch, t and the noise of step k are functions of ``(seed, k)``, torch's
 global RNG (dropout) is reseeded from ``(seed, rank, k)`` before each step, and the checkpoint also
 holds every RNG state, so a run interrupted anywhere (Ctrl-C, SIGTERM, ``kill -9``) and
 resumed from its last checkpoint ends with the same weights as an uninterrupted run on CPU.
 
-Distributed: launch the same entry point with ``torchrun`` (``gloo`` on CPU, ``NCCL`` on GPUs)::
+Distributed: run the same script (or ``scoresde train``) under ``torchrun``::
 
-    torchrun --nproc_per_node 4 -m scoresde.training --config run.yaml --out runs/a
-    # multi-node: on every node, with a shared out_dir
-    torchrun --nnodes 2 --node_rank R --nproc_per_node 8 --rdzv_backend c10d \\
-        --rdzv_endpoint HOST:29500 -m scoresde.training --config run.yaml --out runs/a
+    torchrun --nproc_per_node 4 -m scoresde train --config run.yaml --out runs/a
 
-Each rank takes its contiguous shard of the same global batch (``batch_size`` must divide by the
-world size), DDP averages gradients, and rank 0 alone writes checkpoints and logs.
+Each rank builds the same model (same seed), takes its contiguous shard of the same global batch
+(``batch_size`` must divide by the world size), DDP averages gradients (see
+:mod:`scoresde.training.distributed`), and rank 0 alone writes checkpoints and logs.
 """
 
 from __future__ import annotations
 
-import argparse
-import math
-import os
 import signal
 import threading
 import time
@@ -36,23 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
-from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.lr_scheduler import LRScheduler
 from tqdm.auto import tqdm
 
-from scoresde.cli.build import build_data, build_loss, build_model, build_optimizer, build_sde
-from scoresde.cli.config import RunConfig
-from scoresde.data import Dataset, derive_seed
+from scoresde._utils import check_same_sde
+from scoresde.data import Dataset
 from scoresde.parameterization import ScoreModel
-from scoresde.training.checkpoint import (
-    atomic_write_text,
-    get_rng_state,
-    load_checkpoint,
-    save_checkpoint,
-    set_rng_state,
-)
+from scoresde.training.distributed import default_device, process_group
 from scoresde.training.log import CsvLog, append_csv
+from scoresde.training.steps import RunState
 
 __all__ = ["EvalHook", "TrainResult", "TrainingDiverged", "make_test_loss_hook", "train"]
 
@@ -74,32 +62,6 @@ class TrainResult:
     checkpoint: Path
     nan_skips: int
     interrupted: bool
-
-
-class _EpsView(nn.Module):
-    """``forward(x, t) = eps_theta(x, t)``, so DDP sees the loss's forward pass."""
-
-    def __init__(self, model: ScoreModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        return self.model.predict(x, t, "eps")
-
-
-def _default_device(device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
-
-
-def _reseed(seed: int, dev: torch.device) -> None:
-    # torch.manual_seed also seeds lazy CUDA/XPU/MTIA state (about 1 ms per call): avoid it.
-    torch.default_generator.manual_seed(seed)
-    if dev.type == "cuda":
-        torch.cuda.manual_seed(seed)
 
 
 def make_test_loss_hook(loss_fn: Any, batch_size: int = 1000, seed: int = 0) -> EvalHook:
@@ -135,10 +97,64 @@ class _Stopper:
             signal.signal(s, h)
 
 
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"train: expected {name} an integer >= {minimum}, received {value!r}")
+
+
+def _check_args(
+    model: Any,
+    loss: Any,
+    data: Any,
+    optimizer: Any,
+    counts: dict[str, int],
+    ema_decay: float,
+    grad_clip: float | None,
+) -> None:
+    for name, value, kind in (
+        ("model", model, ScoreModel),
+        ("data", data, Dataset),
+        ("optimizer", optimizer, torch.optim.Optimizer),
+    ):
+        if not isinstance(value, kind):
+            raise TypeError(
+                f"train: expected {name} a {kind.__name__}, received {type(value).__name__}"
+            )
+    if not (callable(getattr(loss, "terms", None)) and callable(getattr(loss, "draw", None))):
+        raise TypeError(
+            f"train: expected loss a scoresde.losses.Loss, received {type(loss).__name__}"
+        )
+    for name, value in counts.items():
+        _check_int(name, value, 0 if name == "eval_every" else 1)
+    if not 0 <= ema_decay < 1:
+        raise ValueError(f"train: expected ema_decay in [0, 1), received {ema_decay!r}")
+    if grad_clip is not None and not grad_clip > 0:
+        raise ValueError(f"train: expected grad_clip > 0 or None, received {grad_clip!r}")
+    own = {id(p) for p in model.parameters()}
+    if any(id(p) not in own for g in optimizer.param_groups for p in g["params"]):
+        raise ValueError("train: the optimizer holds parameters that are not the model's")
+    check_same_sde(model.sde, getattr(loss, "sde", model.sde), what="loss")
+
+
 def train(
-    config: RunConfig,
-    out_dir: str | Path,
+    model: ScoreModel,
+    loss: Any,
+    data: Dataset,
+    optimizer: torch.optim.Optimizer,
     *,
+    steps: int,
+    batch_size: int,
+    out_dir: str | Path,
+    lr_schedule: LRScheduler | None = None,
+    ema_decay: float = 0.999,
+    grad_clip: float | None = 1.0,
+    seed: int = 0,
+    log_every: int = 100,
+    ckpt_every: int = 1000,
+    eval_every: int = 0,
+    t_bins: int = 10,
+    max_nan_steps: int = 10,
+    metadata: dict[str, Any] | None = None,
     device: str | torch.device | None = None,
     resume: bool = True,
     progress: bool = True,
@@ -146,18 +162,37 @@ def train(
     stop_after: int | None = None,
     time_limit: float | None = None,
 ) -> TrainResult:
-    """Train a score model described by ``config``; resumable and DDP-aware.
+    """Train ``model`` on ``loss`` over ``data``; resumable, NaN-guarded and DDP-aware.
 
     Args:
-        config: The run configuration (validated here).
-        out_dir: Folder for checkpoint, config and logs; an existing checkpoint is resumed.
+        model: The score model (network + SDE); moved to ``device``. Under ``torchrun`` every
+            rank must build it the same way (DDP also broadcasts rank 0's weights).
+        loss: A :class:`scoresde.losses.Loss` for ``model.sde`` (e.g. ``get_loss("dsm", sde)``).
+        data: Training batches ``data.batch(step, batch_size, seed)`` in data units, mapped to
+            model units by ``data.scaler``.
+        optimizer: An optimizer over ``model``'s parameters.
+        steps: Total number of optimizer steps of the run.
+        batch_size: Global batch size (divisible by the world size).
+        out_dir: Folder for ``checkpoint.pt``, ``log.csv`` and ``eval.csv``; resumed if it holds
+            a checkpoint.
+        lr_schedule: Stepped after every optimizer step and saved in the checkpoint.
+        ema_decay: Decay of the exponential moving average of the weights.
+        grad_clip: Maximal global gradient norm (``None``: no clipping).
+        seed: Seed of the batch order, t, the noise and dropout.
+        log_every: Steps per ``log.csv`` row.
+        ckpt_every: Steps between checkpoints (one is also written at the end and on a stop).
+        eval_every: Steps between calls of ``eval_hooks`` (0: never).
+        t_bins: Number of t-bins of the per-t loss profile in ``log.csv``.
+        max_nan_steps: Consecutive non-finite steps before :class:`TrainingDiverged`.
+        metadata: JSON-serialisable description of the run kept in the checkpoint (e.g. the
+            CLI's resolved config); never read by the library.
         device: Torch device; default ``cuda`` (``cuda:LOCAL_RANK`` under torchrun) if available.
         resume: Continue from ``out_dir/checkpoint.pt`` when it exists.
         progress: Show a tqdm bar on rank 0.
-        eval_hooks: Called every ``schedule.eval_every`` steps with the EMA model; their metrics
-            go to ``eval.csv``.
+        eval_hooks: Called every ``eval_every`` steps with the EMA model; their metrics go to
+            ``eval.csv``.
         stop_after: Stop (with a checkpoint) after this many steps in this call, e.g. for a job
-            with a step budget; ``None`` runs to ``schedule.steps``.
+            with a step budget; ``None`` runs to ``steps``.
         time_limit: Stop (with a checkpoint) once this many seconds of training have passed.
 
     Returns:
@@ -166,146 +201,79 @@ def train(
 
     Raises:
         TrainingDiverged: After ``max_nan_steps`` consecutive non-finite losses/gradients.
-        ValueError: For an invalid config or a batch size not divisible by the world size.
+        TypeError: If ``model``, ``loss``, ``data`` or ``optimizer`` has the wrong type.
+        ValueError: For a count out of range, an optimizer over other parameters, a loss for
+            another SDE, or a batch size not divisible by the world size.
     """
-    config.validate()
-    out = Path(out_dir)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    dev = _default_device(device)
-    own_pg = world > 1 and not dist.is_initialized()
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
-    if own_pg:
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    rank = dist.get_rank() if world > 1 else 0
-    sch, B = config.schedule, config.schedule.batch_size
-    if B % world:
-        raise ValueError(f"schedule.batch_size ({B}) must be divisible by the world size ({world})")
-    try:
-        data, sde = build_data(config), build_sde(config)
-        model = build_model(config.net, data.shape, sde, seed=sch.seed).to(dev)
-        loss_fn = build_loss(config.loss, sde)
-        params = list(model.parameters())
-        opt, lr_sched = build_optimizer(config.optim, params, sch.steps)
-        ema = AveragedModel(
-            model, multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema_decay), use_buffers=True
+    counts = {
+        "steps": steps,
+        "batch_size": batch_size,
+        "log_every": log_every,
+        "ckpt_every": ckpt_every,
+        "eval_every": eval_every,
+        "t_bins": t_bins,
+        "max_nan_steps": max_nan_steps,
+    }
+    _check_args(model, loss, data, optimizer, counts, ema_decay, grad_clip)
+    out, dev = Path(out_dir), default_device(device)
+    with process_group(dev) as (rank, world):
+        if batch_size % world:
+            raise ValueError(
+                f"train: batch_size ({batch_size}) must be divisible by the world size ({world})"
+            )
+        run = RunState(
+            model.to(dev),
+            loss,
+            data,
+            optimizer,
+            lr_schedule,
+            ema_decay=ema_decay,
+            grad_clip=grad_clip,
+            batch_size=batch_size,
+            seed=seed,
+            out=out,
+            metadata=dict(metadata or {}),
+            dev=dev,
+            rank=rank,
+            world=world,
         )
-        ckpt, step, nan_skips = out / "checkpoint.pt", 0, 0
-        parts = {"model": model, "ema": ema, "optimizer": opt, "scheduler": lr_sched}
-        if resume and ckpt.is_file():
-            state = load_checkpoint(ckpt, map_location=dev)
-            for key, part in parts.items():
-                part.load_state_dict(state[key])
-            set_rng_state(state["rng"])
-            step, nan_skips = int(state["step"]), int(state["nan_skips"])
-        if rank == 0:  # the resolved config, once per call (it cannot change during the run)
-            out.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(out / "config.json", config.to_json())
-        net = _EpsView(model)
-        ids = [dev] if dev.type == "cuda" else None
-        fwd = nn.parallel.DistributedDataParallel(net, device_ids=ids) if world > 1 else net
-        ema.module.eval()  # the EMA copy is only ever evaluated
-        log = CsvLog(out / "log.csv", sch.t_bins, step) if rank == 0 else None
-
-        def checkpoint() -> None:
-            if rank == 0:
-                state = {key: part.state_dict() for key, part in parts.items()}
-                save_checkpoint(
-                    ckpt,
-                    {
-                        "step": step,
-                        "nan_skips": nan_skips,
-                        **state,
-                        "rng": get_rng_state(),
-                        "config": config.to_dict(),
-                        "scaler": data.scaler.to_dict(),
-                        "world_size": world,
-                        "data_shape": list(data.shape),
-                    },
-                )
-            if world > 1:
-                dist.barrier()
-
-        shard = slice(rank * (B // world), (rank + 1) * (B // world))
-        clip = config.optim.grad_clip or math.inf
-        bar = tqdm(total=sch.steps, initial=step, disable=not progress or rank != 0)
-        consecutive, start_step, stopped = 0, step, False
-        t_start = time.perf_counter()
-
-        def out_of_time() -> bool:
-            return time_limit is not None and time.perf_counter() - t_start > time_limit
-
+        if resume and run.ckpt.is_file():
+            run.restore()
+        log = CsvLog(out / "log.csv", t_bins, run.step) if rank == 0 else None
+        bar = tqdm(total=steps, initial=run.step, disable=not progress or rank != 0)
+        start_step, t_start, stopped = run.step, time.perf_counter(), False
         model.train()  # once: hooks see the EMA copy, never this model
         with _Stopper() as stopper:
-            while step < sch.steps:
-                x = data.scaler.transform(data.batch(step, B, sch.seed))
-                t, noise = loss_fn.draw(
-                    x, torch.Generator().manual_seed(derive_seed(sch.seed, ~step))
+            while run.step < steps:
+                late = time_limit is not None and time.perf_counter() - t_start > time_limit
+                x, t, noise = run.batch()
+                loss_v, terms, gnorm, skipped, stopped = run.optimize(
+                    x, t, noise, stopper.flag or late
                 )
-                x, t, noise = (v[shard].to(dev, non_blocking=True) for v in (x, t, noise))
-                _reseed(derive_seed(sch.seed + 7919 * rank, step), dev)  # dropout etc.
-                terms = loss_fn.terms(fwd, x, t, noise)
-                loss = terms.mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                gnorm = nn.utils.clip_grad_norm_(params, clip)
-                flags = torch.stack(
-                    [
-                        ~(torch.isfinite(loss) & torch.isfinite(gnorm)),
-                        torch.tensor(stopper.flag or out_of_time(), device=dev),
-                    ]
-                ).float()
-                if world > 1:
-                    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-                bad, stopped = bool(flags[0]), bool(flags[1])
-                if bad:
-                    nan_skips, consecutive = nan_skips + 1, consecutive + 1
-                    opt.zero_grad(set_to_none=True)
-                else:
-                    opt.step()
-                    lr_sched.step()
-                    ema.update_parameters(model)
-                    consecutive = 0
-                step += 1
                 bar.update(1)
-                if log is not None and not bad:
-                    log.add(loss.detach(), terms.detach(), t / sde.T, gnorm.detach())
-                if log is not None and (step % sch.log_every == 0 or step == sch.steps):
-                    row = log.flush(step, lr_sched.get_last_lr()[0], nan_skips)
-                    bar.set_postfix(loss=f"{row['loss']:.4g}")
-                if consecutive >= sch.max_nan_steps:
+                if log is not None:
+                    if not skipped:
+                        log.add(loss_v, terms, t / model.sde.T, gnorm)
+                    if run.step % log_every == 0 or run.step == steps:
+                        row = log.flush(run.step, run.lr(), run.nan_skips)
+                        bar.set_postfix(loss=f"{row['loss']:.4g}")
+                if run.consecutive >= max_nan_steps:
                     raise TrainingDiverged(
-                        f"{consecutive} consecutive steps with a non-finite loss or gradient "
-                        f"(up to step {step}); the last good checkpoint {ckpt} is kept. Lower "
-                        "optim.lr, enable optim.grad_clip or check the data for NaN/inf."
+                        f"{run.consecutive} consecutive steps with a non-finite loss or gradient "
+                        f"(up to step {run.step}); the last good checkpoint {run.ckpt} is kept. "
+                        "Lower the learning rate, clip gradients or check the data for NaN/inf."
                     )
-                if sch.eval_every and step % sch.eval_every == 0 and rank == 0 and eval_hooks:
-                    metrics = {
-                        k: v for h in eval_hooks for k, v in h(step, ema.module, data).items()
-                    }
-                    append_csv(out / "eval.csv", {"step": step, **metrics})
-                if stop_after is not None and step - start_step >= stop_after:
-                    stopped = True
-                if step % sch.ckpt_every == 0 or step == sch.steps or stopped:
-                    checkpoint()
+                if eval_every and run.step % eval_every == 0 and rank == 0 and eval_hooks:
+                    ema = run.ema.module
+                    metrics = {k: v for h in eval_hooks for k, v in h(run.step, ema, data).items()}
+                    append_csv(out / "eval.csv", {"step": run.step, **metrics})
+                stopped = stopped or (
+                    stop_after is not None and run.step - start_step >= stop_after
+                )
+                if run.step % ckpt_every == 0 or run.step == steps or stopped:
+                    run.save()
                 if stopped:
                     break
         bar.close()
-        return TrainResult(step, ema.module, model, ckpt, nan_skips, stopped and step < sch.steps)
-    finally:
-        if own_pg:
-            dist.destroy_process_group()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m scoresde.training --config run.yaml --out runs/a`` (works under torchrun)."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="run config (.json/.yaml)")
-    p.add_argument("--out", required=True, help="output folder (resumed if it has a checkpoint)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    res = train(
-        RunConfig.load(args.config), args.out, device=args.device, progress=not args.no_progress
-    )
-    return 130 if res.interrupted else 0
+        interrupted = stopped and run.step < steps
+        return TrainResult(run.step, run.ema.module, model, run.ckpt, run.nan_skips, interrupted)

@@ -1,0 +1,157 @@
+"""The named steps of one training run on one rank: restore, batch, optimize, save.
+
+:class:`RunState` holds what a checkpoint holds (weights, EMA, optimizer, LR schedule, counters)
+and implements each step of :func:`scoresde.training.train`'s loop once.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from scoresde.data import Dataset, derive_seed
+from scoresde.parameterization import ScoreModel
+from scoresde.training.checkpoint import (
+    get_rng_state,
+    load_checkpoint,
+    model_config,
+    save_checkpoint,
+    set_rng_state,
+)
+from scoresde.training.distributed import all_ranks_max, barrier, wrap_ddp
+
+__all__ = ["RunState"]
+
+
+class _EpsView(nn.Module):
+    """``forward(x, t) = eps_theta(x, t)``, so DDP sees the loss's forward pass."""
+
+    def __init__(self, model: ScoreModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.model.predict(x, t, "eps")
+
+
+def _reseed(seed: int, dev: torch.device) -> None:
+    # torch.manual_seed also seeds lazy CUDA/XPU/MTIA state (about 1 ms per call): avoid it.
+    torch.default_generator.manual_seed(seed)
+    if dev.type == "cuda":
+        torch.cuda.manual_seed(seed)
+
+
+class RunState:
+    """The state of one training run and its named steps (one rank)."""
+
+    def __init__(
+        self,
+        model: ScoreModel,
+        loss: Any,
+        data: Dataset,
+        optimizer: torch.optim.Optimizer,
+        lr_schedule: LRScheduler | None,
+        *,
+        ema_decay: float,
+        grad_clip: float | None,
+        batch_size: int,
+        seed: int,
+        out: Path,
+        metadata: dict[str, Any],
+        dev: torch.device,
+        rank: int,
+        world: int,
+    ) -> None:
+        self.model, self.loss, self.data, self.opt = model, loss, data, optimizer
+        self.lr_schedule, self.B, self.seed, self.dev = lr_schedule, batch_size, seed, dev
+        self.rank, self.world, self.metadata = rank, world, metadata
+        self.clip = grad_clip or math.inf
+        self.ema = AveragedModel(
+            model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True
+        )
+        self.ema.module.eval()  # the EMA copy is only ever evaluated
+        self.parts: dict[str, Any] = {"model": model, "ema": self.ema, "optimizer": optimizer}
+        if lr_schedule is not None:
+            self.parts["scheduler"] = lr_schedule
+        self.ckpt = out / "checkpoint.pt"
+        self.step = self.nan_skips = self.consecutive = 0
+        self.forward = wrap_ddp(_EpsView(model), dev, world)
+        self.shard = slice(rank * (batch_size // world), (rank + 1) * (batch_size // world))
+
+    def restore(self) -> None:
+        """Continue from ``checkpoint.pt``: weights, EMA, optimizer, schedule, RNG, counters."""
+        state = load_checkpoint(self.ckpt, map_location=self.dev)
+        missing = sorted(set(self.parts) - set(state))
+        if missing:
+            raise ValueError(f"cannot resume {self.ckpt}: it holds no {missing} state")
+        for key, part in self.parts.items():
+            part.load_state_dict(state[key])
+        set_rng_state(state["rng"])
+        self.step, self.nan_skips = int(state["step"]), int(state["nan_skips"])
+
+    def batch(self) -> tuple[Tensor, Tensor, Tensor]:
+        """This rank's shard of the global batch, its times and noise: functions of (seed, step)."""
+        x = self.data.scaler.transform(self.data.batch(self.step, self.B, self.seed))
+        g = torch.Generator().manual_seed(derive_seed(self.seed, ~self.step))
+        t, noise = self.loss.draw(x, g)
+        x, t, noise = (v[self.shard].to(self.dev, non_blocking=True) for v in (x, t, noise))
+        return x, t, noise
+
+    def optimize(
+        self, x: Tensor, t: Tensor, noise: Tensor, stop: bool
+    ) -> tuple[Tensor, Tensor, Tensor, bool, bool]:
+        """One step (skipped if the loss or gradient is not finite on any rank).
+
+        Returns ``(loss, per-example terms, gradient norm, skipped, stop agreed by all ranks)``.
+        """
+        _reseed(derive_seed(self.seed + 7919 * self.rank, self.step), self.dev)  # dropout etc.
+        terms = self.loss.terms(self.forward, x, t, noise)
+        loss = terms.mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for group in self.opt.param_groups for p in group["params"]]
+        gnorm = nn.utils.clip_grad_norm_(params, self.clip)
+        bad = ~(torch.isfinite(loss) & torch.isfinite(gnorm))
+        flags = torch.stack([bad, torch.tensor(stop, device=self.dev)]).float()
+        skipped, stop = (bool(f) for f in all_ranks_max(flags, self.world))
+        if skipped:
+            self.nan_skips, self.consecutive = self.nan_skips + 1, self.consecutive + 1
+            self.opt.zero_grad(set_to_none=True)
+        else:
+            self.opt.step()
+            if self.lr_schedule is not None:
+                self.lr_schedule.step()
+            self.ema.update_parameters(self.model)
+            self.consecutive = 0
+        self.step += 1
+        return loss.detach(), terms.detach(), gnorm.detach(), skipped, stop
+
+    def lr(self) -> float:
+        """The learning rate of the first parameter group."""
+        return float(self.opt.param_groups[0]["lr"])
+
+    def save(self) -> None:
+        """Rank 0 writes the checkpoint atomically; every rank waits for it."""
+        if self.rank == 0:
+            state = {key: part.state_dict() for key, part in self.parts.items()}
+            save_checkpoint(
+                self.ckpt,
+                {
+                    "step": self.step,
+                    "nan_skips": self.nan_skips,
+                    **state,
+                    "rng": get_rng_state(),
+                    "model_config": model_config(self.model),
+                    "scaler": self.data.scaler.to_dict(),
+                    "data_shape": list(self.data.shape),
+                    "world_size": self.world,
+                    "metadata": self.metadata,
+                },
+            )
+        barrier(self.world)
