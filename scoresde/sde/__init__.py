@@ -7,6 +7,7 @@ from typing import Any
 from .._utils import names_list
 from .base import SDE, LinearSDE, ScoreFn
 from .ddpm import DDPMSchedule, index_to_time, time_to_index
+from .prior import PriorCheck, check_prior, prior_kl
 from .reverse import ProbabilityFlowODE, ReverseSDE
 from .schedules import (
     BetaSchedule,
@@ -18,10 +19,23 @@ from .schedules import (
     PiecewiseLinearIntegral,
     SigmaSchedule,
 )
+from .shift import ShiftedBeta, ShiftedSigma, shift_snr, snr_shift_for_resolution
+from .snr_schedules import LogSNRLinearBeta, SqrtBeta
+from .tables import (
+    BETA_TABLES,
+    betas_from_alpha_bar,
+    continuous_schedule,
+    cosine_betas,
+    ddpm_schedule,
+    linear_betas,
+    sqrt_betas,
+)
 from .ve import VESDE
-from .vp import VPSDE, SubVPSDE
+from .vp import BETA_SCHEDULES, VPSDE, SubVPSDE
 
 __all__ = [
+    "BETA_SCHEDULES",
+    "BETA_TABLES",
     "SDE",
     "SDES",
     "BetaSchedule",
@@ -32,17 +46,32 @@ __all__ = [
     "GeometricSigma",
     "LinearBeta",
     "LinearSDE",
+    "LogSNRLinearBeta",
     "PiecewiseLinearIntegral",
+    "PriorCheck",
     "ProbabilityFlowODE",
     "ReverseSDE",
     "ScoreFn",
+    "ShiftedBeta",
+    "ShiftedSigma",
     "SigmaSchedule",
+    "SqrtBeta",
     "SubVPSDE",
     "VESDE",
     "VPSDE",
+    "betas_from_alpha_bar",
+    "check_prior",
+    "continuous_schedule",
+    "cosine_betas",
+    "ddpm_schedule",
     "get_sde",
     "index_to_time",
+    "linear_betas",
+    "prior_kl",
     "sde_from_config",
+    "shift_snr",
+    "snr_shift_for_resolution",
+    "sqrt_betas",
     "time_to_index",
 ]
 
@@ -58,16 +87,23 @@ def get_sde(name: str, **kwargs: Any) -> LinearSDE:
 
 
 def sde_from_config(config: dict[str, Any]) -> LinearSDE:
-    """Rebuild an SDE from ``sde.config()`` (linear/cosine/geometric schedules)."""
+    """Rebuild an SDE from ``sde.config()`` (linear/cosine/sqrt/log-SNR-linear/geometric
+    schedules and their SNR shifts)."""
     if not isinstance(config, dict) or "name" not in config:
         raise ValueError(f"sde_from_config: expected a dict with a 'name' key, received {config!r}")
     cfg = dict(config)
     name = cfg.pop("name")
     sched = dict(cfg.pop("schedule", {}) or {})
     kind = sched.pop("kind", None)
+    if kind == "snr_shift":
+        return shift_snr(sde_from_config(sched["base"]), float(sched["shift"]))
     kwargs: dict[str, Any] = {k: v for k, v in cfg.items() if k in ("T", "eps")}
     if name in ("vp", "subvp"):
-        if kind == "cosine":
+        if kind == "sqrt":
+            kwargs.update(schedule=SqrtBeta(sched.get("s", 1e-4)))
+        elif kind == "log_snr_linear":
+            kwargs.update(schedule=LogSNRLinearBeta(sched["lambda_max"], sched["lambda_min"]))
+        elif kind == "cosine":
             kwargs.update(schedule="cosine", cosine_s=sched.get("s", 0.008))
         elif kind in (None, "linear"):
             kwargs.update({k: sched[k] for k in ("beta_min", "beta_max") if k in sched})

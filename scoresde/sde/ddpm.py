@@ -89,6 +89,12 @@ class DDPMSchedule:
         if not bool(((ab > 0) & (ab < prev)).all()):
             raise ValueError("DDPMSchedule: alpha_bar must be strictly decreasing in (0, 1)")
         betas = -torch.expm1(torch.log(ab) - torch.log(prev))
+        if not bool((betas < 1).all()):
+            raise ValueError(
+                "DDPMSchedule: alpha_bar gives beta_i = 1 to rounding at steps "
+                f"{(betas >= 1).nonzero().flatten().tolist()} (the step erases x_0 and the VLB is "
+                "infinite); clip beta, e.g. scoresde.sde.betas_from_alpha_bar(..., max_beta=0.999)"
+            )
         return cls._build(betas, ab, T)
 
     @classmethod

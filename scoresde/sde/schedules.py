@@ -50,6 +50,10 @@ class BetaSchedule(ABC):
 
     #: Largest time at which the schedule is finite (``T`` of the SDE must not exceed it).
     t_max: float = 1.0
+    #: Whether beta(t) is infinite at ``t_max`` (then ``T < t_max`` is required).
+    diverges_at_t_max: bool = False
+    #: The final time a VP SDE uses when none is given (``t_max`` if None).
+    default_T: float | None = None
 
     @abstractmethod
     def beta(self, t: Tensor) -> Tensor:
@@ -104,6 +108,9 @@ class CosineBeta(BetaSchedule):
     beta diverges at t = 1, so a cosine VP SDE uses ``T < 1`` (default 0.9946, where the
     log-SNR is about -9.6, as in DPM-Solver).
     """
+
+    diverges_at_t_max = True
+    default_T = 0.9946
 
     def __init__(self, s: float = 0.008) -> None:
         self.s = check_positive(s, name="s")

@@ -20,25 +20,38 @@ from torch import Tensor
 from .._utils import append_dims, as_time, names_list
 from .base import LinearSDE
 from .schedules import BetaSchedule, CosineBeta, LinearBeta
+from .snr_schedules import LogSNRLinearBeta, SqrtBeta
 
-__all__ = ["SubVPSDE", "VPSDE", "make_beta_schedule"]
+__all__ = ["BETA_SCHEDULES", "SubVPSDE", "VPSDE", "make_beta_schedule"]
 
 #: Default final time of the cosine schedule, where log-SNR is about -9.6 (beta(1) is infinite).
-COSINE_T = 0.9946
+COSINE_T = CosineBeta.default_T
+
+
+#: Named continuous beta schedules (the ``schedule=`` argument of VPSDE / SubVPSDE).
+BETA_SCHEDULES = ("linear", "cosine", "sqrt", "log_snr_linear")
 
 
 def make_beta_schedule(
     schedule: str | BetaSchedule, beta_min: float, beta_max: float, s: float = 0.008
 ) -> BetaSchedule:
-    """Build a beta schedule from a name ('linear', 'cosine') or pass a schedule object through."""
+    """Build a beta schedule from a name (:data:`BETA_SCHEDULES`) or pass a schedule through.
+
+    ``'sqrt'`` uses Li et al.'s s = 1e-4 and ``'log_snr_linear'`` lambda from 20 to -10; build
+    :class:`SqrtBeta` / :class:`LogSNRLinearBeta` directly for other values.
+    """
     if isinstance(schedule, BetaSchedule):
         return schedule
     if schedule == "linear":
         return LinearBeta(beta_min, beta_max)
     if schedule == "cosine":
         return CosineBeta(s)
+    if schedule == "sqrt":
+        return SqrtBeta()
+    if schedule == "log_snr_linear":
+        return LogSNRLinearBeta()
     raise ValueError(
-        f"unknown beta schedule {schedule!r}; expected one of {names_list(['linear', 'cosine'])} "
+        f"unknown beta schedule {schedule!r}; expected one of {names_list(BETA_SCHEDULES)} "
         "or a BetaSchedule instance"
     )
 
@@ -58,13 +71,13 @@ class _BetaSDE(LinearSDE):
         cosine_s: float = 0.008,
     ) -> None:
         self.schedule = make_beta_schedule(schedule, beta_min, beta_max, cosine_s)
+        sched = self.schedule
         if T is None:
-            T = COSINE_T if isinstance(self.schedule, CosineBeta) else 1.0
-        if T > self.schedule.t_max or (isinstance(self.schedule, CosineBeta) and T >= 1.0):
+            T = sched.default_T if sched.default_T is not None else sched.t_max
+        if T > sched.t_max or (sched.diverges_at_t_max and T >= sched.t_max):
             raise ValueError(
-                f"{type(self).__name__}: T={T} exceeds where the {type(self.schedule).__name__} "
-                f"schedule is finite (use T < {self.schedule.t_max:g}; default for cosine is "
-                f"{COSINE_T})"
+                f"{type(self).__name__}: T={T} exceeds where the {type(sched).__name__} "
+                f"schedule is finite (use T < {sched.t_max:g}; its default is {sched.default_T})"
             )
         super().__init__(T=T, eps=eps)
 
@@ -87,9 +100,10 @@ class VPSDE(_BetaSDE):
     Args:
         beta_min: beta(0) of the linear schedule (default 0.1, as in the paper).
         beta_max: beta(1) of the linear schedule (default 20).
-        schedule: ``"linear"``, ``"cosine"`` (Nichol & Dhariwal 2021, ``s = cosine_s``) or any
+        schedule: ``"linear"``, ``"cosine"`` (Nichol & Dhariwal 2021, ``s = cosine_s``),
+            ``"sqrt"`` (Li et al. 2022), ``"log_snr_linear"`` (lambda linear in t) or any
             :class:`~scoresde.sde.schedules.BetaSchedule` (beta(t) and its integral).
-        T: Final time; 1 by default, 0.9946 for the cosine schedule.
+        T: Final time; the schedule's ``default_T`` (1; 0.9946 for cosine; 0.99977 for sqrt).
         eps: Smallest time used by samplers and likelihoods (default 1e-5).
         cosine_s: Offset ``s`` of the cosine schedule.
     """
