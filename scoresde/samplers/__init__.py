@@ -16,6 +16,7 @@ from __future__ import annotations
 from ._core import COMMON_OPTIONS, SampleInfo
 from .ddim import ddim_interpolate, ddim_invert, sample_ddim, slerp
 from .dpm_solver import sample_dpm_solver, sample_dpm_solver_pp_2m
+from .fixed_langevin import sample_langevin_fixed_t, sgld_step_sizes
 from .grids import GRIDS, karras_grid, log_snr_grid, make_grid, quadratic_grid, uniform_grid
 from .hooks import InpaintHook
 from .langevin import CORRECTORS, sample_annealed_langevin, sample_pc
@@ -59,6 +60,7 @@ __all__ = [
     "sample_dpm_solver",
     "sample_dpm_solver_pp_2m",
     "sample_euler_maruyama",
+    "sample_langevin_fixed_t",
     "sample_pc",
     "sample_pf_adaptive",
     "sample_pf_euler",
@@ -67,6 +69,7 @@ __all__ = [
     "sample_reverse_diffusion",
     "sample_smld",
     "sample_torchsde",
+    "sgld_step_sizes",
     "slerp",
     "uniform_grid",
 ]
