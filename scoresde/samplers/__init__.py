@@ -14,7 +14,14 @@ cites the paper and algorithm it transcribes.
 from __future__ import annotations
 
 from ._core import COMMON_OPTIONS, SampleInfo
-from .ddim import ddim_interpolate, ddim_invert, sample_ddim, slerp
+from .ddim import (
+    INTERPOLATIONS,
+    ddim_interpolate,
+    ddim_invert,
+    sample_ddim,
+    slerp,
+    sqrt_interpolate,
+)
 from .dpm_solver import sample_dpm_solver, sample_dpm_solver_pp_2m
 from .fixed_langevin import sample_langevin_fixed_t, sgld_step_sizes
 from .grids import GRIDS, karras_grid, log_snr_grid, make_grid, quadratic_grid, uniform_grid
@@ -36,6 +43,7 @@ __all__ = [
     "COMMON_OPTIONS",
     "CORRECTORS",
     "GRIDS",
+    "INTERPOLATIONS",
     "PREDICTORS",
     "SAMPLERS",
     "TORCHSDE_METHODS",
@@ -71,5 +79,6 @@ __all__ = [
     "sample_torchsde",
     "sgld_step_sizes",
     "slerp",
+    "sqrt_interpolate",
     "uniform_grid",
 ]

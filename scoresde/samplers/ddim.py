@@ -22,7 +22,14 @@ from torch import Tensor
 from ..sde import LinearSDE
 from ._core import SampleInfo, SamplerRun, check_state, prepare, sqrt_pos
 
-__all__ = ["ddim_interpolate", "ddim_invert", "sample_ddim", "slerp"]
+__all__ = [
+    "INTERPOLATIONS",
+    "ddim_interpolate",
+    "ddim_invert",
+    "sample_ddim",
+    "slerp",
+    "sqrt_interpolate",
+]
 
 
 def _ddim_step(run: SamplerRun, eta: float):  # noqa: ANN202 - returns the step closure
@@ -103,14 +110,20 @@ def ddim_invert(
 def slerp(z0: Tensor, z1: Tensor, w: float) -> Tensor:
     """Spherical interpolation per sample (Shoemake 1985), the DDIM latent path.
 
+    The direction follows the great circle between z0 / |z0| and z1 / |z1|; the squared norm
+    interpolates linearly, |z|^2 = (1 - w) |z0|^2 + w |z1|^2. For equal norms this is
+    Shoemake's formula sin((1 - w) theta) / sin(theta) z0 + sin(w theta) / sin(theta) z1; unlike
+    that formula on raw vectors, it stays bounded for nearly opposite pairs of unequal norms
+    (frequent in low dimension), and keeps E|z|^2 of independent prior draws.
+
     Args:
         z0: Latents of shape ``(batch, *dims)``.
         z1: Latents shaped like ``z0``.
         w: Weight in [0, 1]: 0 gives ``z0``, 1 gives ``z1``.
 
     Returns:
-        sin((1 - w) theta) / sin(theta) z0 + sin(w theta) / sin(theta) z1, theta the angle
-        between each pair (linear interpolation where the pair is nearly parallel).
+        Interpolants shaped like ``z0`` (linear interpolation of the directions where the pair
+        is nearly parallel).
     """
     if z0.shape != z1.shape:
         raise ValueError(
@@ -119,20 +132,51 @@ def slerp(z0: Tensor, z1: Tensor, w: float) -> Tensor:
     if not 0 <= w <= 1:
         raise ValueError(f"slerp: expected a weight in [0, 1], received {w!r}")
     a, b = z0.reshape(z0.shape[0], -1), z1.reshape(z1.shape[0], -1)
-    cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-30)
-    theta = torch.arccos(cos.clamp(-1.0, 1.0))[:, None]
+    r0, r1 = a.norm(dim=1, keepdim=True), b.norm(dim=1, keepdim=True)
+    u0, u1 = a / r0.clamp_min(1e-30), b / r1.clamp_min(1e-30)
+    theta = torch.arccos((u0 * u1).sum(1, keepdim=True).clamp(-1.0, 1.0))
     sin = torch.sin(theta)
     near = sin.abs() < 1e-6
     safe = torch.where(near, torch.ones_like(sin), sin)
     w0 = torch.where(near, 1 - w + 0 * sin, torch.sin((1 - w) * theta) / safe)
     w1 = torch.where(near, w + 0 * sin, torch.sin(w * theta) / safe)
-    return (w0 * a + w1 * b).reshape(z0.shape)
+    u = w0 * u0 + w1 * u1
+    u = u / u.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    r = torch.sqrt((1 - w) * r0**2 + w * r1**2)
+    return (r * u).reshape(z0.shape)
+
+
+def sqrt_interpolate(z0: Tensor, z1: Tensor, w: float) -> Tensor:
+    """The study notes' latent interpolation sqrt(1 - w) z0 + sqrt(w) z1.
+
+    For independent z0, z1 ~ N(0, I) the result is exactly N(0, I) at every w (the variances add
+    to 1 - w + w), so it stays on the prior, as slerp does approximately and linear
+    interpolation does not (its variance (1 - w)^2 + w^2 is 1/2 at w = 1/2).
+
+    Args:
+        z0: Latents of shape ``(batch, *dims)``.
+        z1: Latents shaped like ``z0``.
+        w: Weight in [0, 1]: 0 gives ``z0``, 1 gives ``z1``.
+    """
+    if z0.shape != z1.shape:
+        raise ValueError(
+            "sqrt_interpolate: expected equal shapes, received "
+            f"{tuple(z0.shape)} and {tuple(z1.shape)}"
+        )
+    if not 0 <= w <= 1:
+        raise ValueError(f"sqrt_interpolate: expected a weight in [0, 1], received {w!r}")
+    return (1 - w) ** 0.5 * z0 + w**0.5 * z1
+
+
+#: Latent interpolations by name (``ddim_interpolate(..., method=)``).
+INTERPOLATIONS = {"slerp": slerp, "sqrt": sqrt_interpolate}
 
 
 def ddim_interpolate(
-    sde: LinearSDE, score_fn: Any, x_a: Tensor, x_b: Tensor, weights: Tensor, grid: Tensor
-) -> Tensor:
-    """Interpolate data through DDIM latents: invert, slerp, decode with eta = 0.
+    sde: LinearSDE, score_fn: Any, x_a: Tensor, x_b: Tensor, weights: Tensor, grid: Tensor,
+    method: str = "slerp",
+) -> Tensor:  # fmt: skip
+    """Interpolate data through DDIM latents: invert, interpolate, decode with eta = 0.
 
     Args:
         sde: A linear SDE.
@@ -141,13 +185,20 @@ def ddim_interpolate(
         x_b: Data shaped like ``x_a``.
         weights: Interpolation weights in [0, 1], shape ``(W,)``.
         grid: The decreasing grid used by inversion and sampling.
+        method: ``"slerp"`` or ``"sqrt"`` (:data:`INTERPOLATIONS`).
 
     Returns:
         Decoded interpolants of shape ``(W, batch, *dims)``.
     """
+    if method not in INTERPOLATIONS:
+        raise ValueError(
+            f"ddim_interpolate: unknown method {method!r}; expected one of "
+            f"{', '.join(repr(k) for k in sorted(INTERPOLATIONS))}"
+        )
+    interpolate = INTERPOLATIONS[method]
     check_state(x_a, name="x_a")
     check_state(x_b, name="x_b")
     z, _ = ddim_invert(sde, score_fn, torch.cat([x_a, x_b]), grid)
     z_a, z_b = z[: x_a.shape[0]], z[x_a.shape[0] :]
-    outs = [sample_ddim(sde, score_fn, slerp(z_a, z_b, float(w)), grid)[0] for w in weights]
+    outs = [sample_ddim(sde, score_fn, interpolate(z_a, z_b, float(w)), grid)[0] for w in weights]
     return torch.stack(outs)
