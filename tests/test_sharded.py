@@ -17,6 +17,8 @@ from scoresde.distributed import (
     item_seed,
     plan_shards,
     run_sharded,
+    sharded_bits_per_dim,
+    sharded_compare_samplers,
     sharded_log_likelihood,
     sharded_sample,
 )
@@ -154,3 +156,40 @@ def test_validation_messages() -> None:
         sharded_sample("nope", SDE, SCORE, (2,), 4, torch.tensor([1.0, 0.1]))
     with pytest.raises(ValueError, match=r"expected a shape of positive integers, received \(0,\)"):
         sharded_sample("ddim", SDE, SCORE, (0,), 4, torch.tensor([1.0, 0.1]))
+
+
+@pytest.mark.timeout(120)
+def test_bits_per_dim_and_sampler_study_identical_for_world_sizes() -> None:
+    k = torch.randint(0, 4, (5, 2), generator=torch.Generator().manual_seed(1))
+    bpd_kw = {
+        "levels": 4,
+        "shard_size": 2,
+        "rtol": 1e-3,
+        "atol": 1e-3,
+        "n_draws": 2,
+        "divergence": "hutchinson",
+    }
+    ref = sharded_bits_per_dim(SDE, SCORE, k, **bpd_kw)
+    assert ref.bpd.shape == (5,) and ref.per_draw.shape == (2, 5)
+    assert bool(torch.isfinite(ref.bpd).all()) and not torch.equal(ref.per_draw[0], ref.per_draw[1])
+    reference = GM.sample(40, torch.Generator().manual_seed(2)).float()
+    study_args = (SDE, SCORE, ["ddim", "euler_maruyama"], [4], reference, ["sw2"])
+    study = sharded_compare_samplers(*study_args, seeds=[1, 2])
+    rows = [{k: v for k, v in r.items() if k != "wall_time_s"} for r in study.rows]
+    assert [(r["seed"], r["sampler"]) for r in rows] == [
+        (1, "ddim"),
+        (1, "euler_maruyama"),
+        (2, "ddim"),
+        (2, "euler_maruyama"),
+    ]
+
+    def job(rank: int):
+        with World.from_env("cpu", timeout=30, poll=0.1) as world:
+            b = sharded_bits_per_dim(SDE, SCORE, k, world=world, **bpd_kw)
+            s = sharded_compare_samplers(*study_args, seeds=[1, 2], world=world)
+        if b is None:
+            return None
+        return b.per_draw, [{k: v for k, v in r.items() if k != "wall_time_s"} for r in s.rows]
+
+    per_draw, rows3 = _on_ranks(job, 3)
+    assert torch.equal(per_draw, ref.per_draw) and rows3 == rows

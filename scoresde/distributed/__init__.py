@@ -16,12 +16,15 @@ inside, build the ranks with :meth:`World.from_env` and pass them as ``world=``:
 * :mod:`~scoresde.distributed.monitor`: heartbeats, failure detection, the one progress bar.
 * :mod:`~scoresde.distributed.runner`: :func:`run_sharded`, the loop every sharded job shares.
 * :mod:`~scoresde.distributed.jobs`: :func:`sharded_log_likelihood` and :func:`sharded_sample`.
+* :mod:`~scoresde.distributed.bpd`: :func:`sharded_bits_per_dim` (discrete data) and
+  :func:`sharded_compare_samplers` (sampler studies).
 
 See docs/howto/scale-out.md for launch commands on one GPU, several GPUs and several nodes.
 """
 
 from __future__ import annotations
 
+from .bpd import sharded_bits_per_dim, sharded_compare_samplers
 from .jobs import SampleSummary, sharded_log_likelihood, sharded_sample
 from .runner import ShardFn, run_sharded
 from .shards import ShardStore, atomic_write, fingerprint_of, item_seed, plan_shards
@@ -38,6 +41,8 @@ __all__ = [
     "item_seed",
     "plan_shards",
     "run_sharded",
+    "sharded_bits_per_dim",
+    "sharded_compare_samplers",
     "sharded_log_likelihood",
     "sharded_sample",
 ]

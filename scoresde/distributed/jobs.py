@@ -33,12 +33,24 @@ __all__ = ["SampleSummary", "sharded_log_likelihood", "sharded_sample"]
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 
 
-def _beating(score_fn: ScoreFn, beat: Callable[[], None]) -> ScoreFn:
-    def score(x: Tensor, t: Tensor) -> Tensor:
-        beat()
-        return score_fn(x, t)
+class _Beating:
+    """``score_fn`` that reports a heartbeat per evaluation; it carries the wrapped function's
+    SDE (``sde`` attribute), so the samplers' and likelihood's SDE checks still see it."""
 
-    return score
+    def __init__(self, score_fn: ScoreFn, beat: Callable[[], None]) -> None:
+        self.fn, self.beat = score_fn, beat
+        for obj in (score_fn, getattr(score_fn, "__self__", None)):
+            if getattr(obj, "sde", None) is not None:
+                self.sde = obj.sde
+                break
+
+    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+        self.beat()
+        return self.fn(x, t)
+
+
+def _beating(score_fn: ScoreFn, beat: Callable[[], None]) -> ScoreFn:
+    return _Beating(score_fn, beat)
 
 
 def _cat(results: list[dict[str, Any]], key: str) -> Tensor:
