@@ -23,7 +23,7 @@ plain loop over the cotangents (same result, same count).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
@@ -35,6 +35,7 @@ __all__ = [
     "PROBES",
     "check_score",
     "draw_probes",
+    "probes_from_seeds",
     "score_and_divergence",
     "score_and_probe_products",
 ]
@@ -76,6 +77,41 @@ def draw_probes(
         return torch.randn(shape, generator=generator, dtype=dtype, device=device)
     bits = torch.randint(0, 2, shape, generator=generator, device=device)
     return (2 * bits - 1).to(dtype or torch.get_default_dtype())
+
+
+def probes_from_seeds(
+    kind: Literal["rademacher", "gaussian"] | str,
+    seeds: Sequence[int],
+    n_probes: int,
+    dims: Sequence[int],
+    *,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
+    """Hutchinson probes per sample: column i from ``torch.Generator().manual_seed(seeds[i])``.
+
+    Sample i's probes then do not depend on the other samples of its batch, so a sharded run
+    gives every sample the same probes at any world size or batch split.
+
+    Args:
+        kind: ``"rademacher"`` or ``"gaussian"``.
+        seeds: One integer per sample.
+        n_probes: Probes per sample.
+        dims: The shape of one sample.
+        dtype: Floating dtype of the probes.
+
+    Returns:
+        A CPU tensor of shape ``(n_probes, len(seeds), *dims)``.
+
+    Raises:
+        ValueError: for an unknown ``kind`` or non-integer seeds.
+    """
+    seeds = list(seeds)
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ValueError(f"seeds: expected one integer seed per sample, received {seeds[:3]!r}...")
+    shape = (n_probes, *dims)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    cols = [draw_probes(kind, shape, generator=g, dtype=dtype) for g in gens]
+    return torch.stack(cols, dim=1)
 
 
 def _pullbacks(

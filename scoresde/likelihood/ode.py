@@ -39,7 +39,7 @@ evaluation for exact divergence, ``n_probes`` for Hutchinson), each about one fo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -53,6 +53,7 @@ from .divergence import (
     PROBES,
     check_score,
     draw_probes,
+    probes_from_seeds,
     score_and_divergence,
     score_and_probe_products,
 )
@@ -85,6 +86,7 @@ def log_likelihood(
     n_probes: int = 1,
     probe: Literal["rademacher", "gaussian"] | str = "rademacher",
     generator: torch.Generator | None = None,
+    seeds: Sequence[int] | None = None,
     t_eps: float | None = None,
     dtype: torch.dtype | None = None,
     prior_log_prob: PriorLogProb | None = None,
@@ -110,6 +112,9 @@ def log_likelihood(
             the estimates are averaged.
         probe: ``"rademacher"`` or ``"gaussian"``.
         generator: Generator for the probes.
+        seeds: Hutchinson only: one integer seed per sample; sample i then draws its probes
+            from its own generator (:func:`~scoresde.likelihood.divergence.probes_from_seeds`),
+            so they do not depend on the batch it is in (exclusive with ``generator``).
         t_eps: Start time of the integration (default ``sde.eps``); see the module docstring.
         dtype: Integrate in this dtype (e.g. ``torch.float64``); default: that of ``x``.
         prior_log_prob: ``z -> (batch,)`` replacing ``sde.prior_log_prob`` (e.g. the exact p_T).
@@ -151,8 +156,15 @@ def log_likelihood(
     exact = divergence == "exact"
     if error_norm is None:
         error_norm = "sample_max" if exact else "sample_rms"
+    if seeds is not None and generator is not None:
+        raise ValueError(f"{name}: expected at most one of generator and seeds, received both")
     probes = None
-    if not exact:
+    if seeds is not None and len(seeds) != B:
+        raise ValueError(f"{name}: expected {B} seeds (one per sample), received {len(seeds)}")
+    if not exact and seeds is not None:
+        probes = probes_from_seeds(probe, seeds, n_probes, x.shape[1:], dtype=x.dtype)
+        probes = probes.to(x.device)
+    elif not exact:
         probes = draw_probes(probe, (n_probes, *x.shape), generator=generator, dtype=x.dtype)
         probes = probes.to(x.device)
     nfe = 0

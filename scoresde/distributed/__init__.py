@@ -1,0 +1,48 @@
+"""Sharded evaluation over ``torchrun`` ranks: the same log-likelihoods and samples at any world size.
+
+Launch a script (or ``scoresde nll | sample | compare``) with ``torchrun --nproc_per_node N``;
+inside, build the ranks with :meth:`World.from_env` and pass them as ``world=``::
+
+    from scoresde.distributed import World, sharded_log_likelihood
+
+    with World.from_env(timeout=300) as world:
+        res = sharded_log_likelihood(sde, model, x_test, world=world, shard_dir="runs/nll/shards")
+    if res is not None:  # rank 0
+        print(res.log_prob.mean())
+
+* :mod:`~scoresde.distributed.world`: :class:`World` (rank, size, device, store, timeout).
+* :mod:`~scoresde.distributed.shards`: the fixed cut of items into shards, per-item seeds,
+  atomic shard files for resuming.
+* :mod:`~scoresde.distributed.monitor`: heartbeats, failure detection, the one progress bar.
+* :mod:`~scoresde.distributed.runner`: :func:`run_sharded`, the loop every sharded job shares.
+* :mod:`~scoresde.distributed.jobs`: :func:`sharded_log_likelihood` and :func:`sharded_sample`.
+* :mod:`~scoresde.distributed.bpd`: :func:`sharded_bits_per_dim` (discrete data) and
+  :func:`sharded_compare_samplers` (sampler studies).
+
+See docs/howto/scale-out.md for launch commands on one GPU, several GPUs and several nodes.
+"""
+
+from __future__ import annotations
+
+from .bpd import sharded_bits_per_dim, sharded_compare_samplers
+from .jobs import SampleSummary, sharded_log_likelihood, sharded_sample
+from .runner import ShardFn, run_sharded
+from .shards import ShardStore, atomic_write, fingerprint_of, item_seed, plan_shards
+from .world import RankFailedError, World
+
+__all__ = [
+    "RankFailedError",
+    "SampleSummary",
+    "ShardFn",
+    "ShardStore",
+    "World",
+    "atomic_write",
+    "fingerprint_of",
+    "item_seed",
+    "plan_shards",
+    "run_sharded",
+    "sharded_bits_per_dim",
+    "sharded_compare_samplers",
+    "sharded_log_likelihood",
+    "sharded_sample",
+]
