@@ -1,3 +1,5 @@
+// MathJax configuration for pymdownx.arithmatex (generic mode). The library itself is bundled
+// in vendor/ (no CDN), so formulas render offline.
 window.MathJax = {
   tex: {
     inlineMath: [["\\(", "\\)"]],
@@ -9,9 +11,14 @@ window.MathJax = {
     ignoreHtmlClass: ".*|",
     processHtmlClass: "arithmatex",
   },
+  loader: {
+    // the bundle contains everything the docs use; never reach out for extensions
+    load: [],
+  },
 };
 
 document$.subscribe(() => {
+  if (!window.MathJax.startup || !window.MathJax.startup.output) return;
   MathJax.startup.output.clearCache();
   MathJax.typesetClear();
   MathJax.texReset();
