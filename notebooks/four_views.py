@@ -65,7 +65,9 @@ ode, _ = sample("pf_adaptive", sde, gm, x_T, make_grid(sde, 1), rtol=1e-9, atol=
 ns = [10, 20, 40, 80]
 errs = [float((sample("ddim", sde, gm, x_T, make_grid(sde, n))[0] - ode).abs().mean()) for n in ns]
 logn, loge = torch.tensor(ns).log(), torch.tensor(errs).log()
-order = float(-((logn - logn.mean()) * (loge - loge.mean())).sum() / (logn - logn.mean()).pow(2).sum())
+order = float(
+    -((logn - logn.mean()) * (loge - loge.mean())).sum() / (logn - logn.mean()).pow(2).sum()
+)
 print("errors", [f"{e:.2e}" for e in errs], "fitted order", round(order, 3))
 assert abs(order - 1) < 0.15
 
@@ -76,6 +78,7 @@ assert abs(order - 1) < 0.15
 # reverse SDE (Euler–Maruyama, 500 steps). Claim: (a) is exactly 1 in 1-D (the flow is
 # monotone), (b) is close to 0 (the noise forgets $x_T$), yet both endpoints are within the
 # noise floor of exact samples.
+
 
 # %%
 def rank_corr(a, b):
