@@ -56,7 +56,9 @@ def _pages() -> list:
 
 
 def test_fence_parser_sees_markers() -> None:
-    text = "a\n<!-- docs-test: skip needs a GPU -->\n```python\nx = 1\n```\n\n```python\ny = 2\n```\n"
+    text = (
+        "a\n<!-- docs-test: skip needs a GPU -->\n```python\nx = 1\n```\n\n```python\ny = 2\n```\n"
+    )
     text += "<!-- docs-test: slow trains -->\n\n```python\nz = 3\n```\n"
     found = list(FENCE.finditer(text))
     assert [m["mark"] for m in found] == ["skip", None, "slow"]
