@@ -145,6 +145,33 @@ def plot_marginals(gm, sdes, fracs, n, gen, pyplot, res=120):
     return fig
 
 
+def structure_times(gm: GaussianMixture, sde: LinearSDE) -> dict[str, float]:
+    """When the ring's structure disappears from the exact p_t (bisection in t, to 1e-3 T).
+
+    ``modes_merge``: the density midway between two neighbouring modes reaches the density at a
+    mode (eight separate blobs before, a smooth ring after). ``hole_closes``: the density at the
+    centre reaches the density at a mode (a ring before, one blob after).
+    """
+    bound = gm.with_sde(sde)
+    zero = torch.zeros(1, 2, dtype=torch.float64)
+
+    def gap(t: float, where: str) -> float:
+        p = bound.marginal_mixture(t)
+        alpha = float(sde.marginal(torch.tensor(t, dtype=torch.float64))[0])
+        mode = alpha * gm.means[:1]
+        probe = zero if where == "centre" else alpha * (gm.means[:1] + gm.means[1:2]) / 2
+        return float(p.log_prob(probe) - p.log_prob(mode))
+
+    out = {}
+    for key, where in (("modes_merge", "between"), ("hole_closes", "centre")):
+        lo, hi = sde.eps, sde.T
+        while hi - lo > 1e-3 * sde.T:
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if gap(mid, where) < 0 else (lo, mid)
+        out[key] = (lo + hi) / 2
+    return out
+
+
 def plot_schedules(sdes, pyplot):
     fig, axes = pyplot.subplots(1, 4, figsize=(15, 3.3))
     for name, sde in sdes.items():
@@ -152,7 +179,11 @@ def plot_schedules(sdes, pyplot):
         alpha, sigma = (v.numpy() for v in sde.marginal(tt))
         t = tt.numpy()
         kw = {"color": COLORS[name], "label": name}
-        axes[0].plot(t, alpha, **kw)
+        if name == "sub-VP":  # same alpha_t as VP linear: dashed on top, so both stay visible
+            axes[0].plot(t, alpha, ls=(0, (4, 3)), lw=2, label="sub-VP (= VP linear)",
+                         color=COLORS[name])  # fmt: skip
+        else:
+            axes[0].plot(t, alpha, **kw)
         axes[1].plot(t, sigma, **kw)
         axes[2].plot(t, sde.log_snr(tt).numpy(), **kw)
         axes[3].plot(t, sde.g2(tt).numpy(), **kw)
@@ -254,6 +285,7 @@ def main(argv: list[str] | None = None) -> dict:
             "log_snr_T": float(sde.log_snr(torch.tensor(sde.T, dtype=torch.float64))),
             "prior_std": sde.prior_std,
             "kl_pT_prior": kl_to_prior(gm, sde, sde.T, n_mc, gen),
+            "structure_t": structure_times(gm, sde),
             "em_check": em_check(gm, sde, 2_000 if fast else 50_000, 50 if fast else 1000, gen),
         }
     figures.append(save_fig(plot_kl(curves, pyplot), args.out, "kl_to_prior"))

@@ -4,7 +4,7 @@ Data: Gaussian mixtures in d = 2 and d = 16 with their exact score under the VP 
 log p_{t_eps}(x) is known in closed form and every error is the estimator's or the solver's.
 log p(x) comes from the PF-ODE as a continuous normalizing flow (Song et al. 2021, Sec. 4.3,
 Eq. 39) with the exact divergence (D vector-Jacobian products per evaluation) or Hutchinson's
-estimator (k probes), and the continuous ELBO (Song, Durkan, Murray & Ermon 2021, Theorem 1).
+estimator (k probes), and the continuous ELBO (Song, Durkan, Murray & Ermon 2021, Theorem 2).
 The prior term uses the exact p_T, which isolates solver and estimator errors.
 
 Figures:

@@ -10,7 +10,7 @@ is exact for any ``predicts`` of :class:`~scoresde.parameterization.ScoreModel` 
 stable at small sigma_t. Weightings lambda(t):
 
 * ``"sigma2"``      lambda = sigma_t^2 (default; the eps-MSE of Ho et al. 2020),
-* ``"likelihood"``  lambda = g(t)^2 (Song, Durkan, Murray & Ermon 2021, Thm. 1: an ELBO bound),
+* ``"likelihood"``  lambda = g(t)^2 (Song, Durkan, Murray & Ermon 2021, Thm. 1: KL bound),
 * ``"uniform"``     lambda = 1,
 * ``"min_snr"``     lambda = sigma_t^2 min(SNR_t, gamma) / SNR_t (Hang et al. 2023).
 

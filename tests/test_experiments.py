@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from .test_four_views import check_four_views
+
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 SCRIPTS = sorted(p for p in EXPERIMENTS.glob("*.py") if not p.name.startswith("_"))
 
@@ -99,6 +101,7 @@ def _check_digits(res: dict) -> None:
 CHECKS = {
     "digits": _check_digits,
     "forward_process": _check_forward_process,
+    "four_views": check_four_views,
     "ddpm_ddim_convergence": _check_ddpm_ddim_convergence,
     "sde_comparison": _check_sde_comparison,
     "likelihood": _check_likelihood,

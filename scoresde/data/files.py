@@ -51,7 +51,12 @@ def _image_dataset(name: str, x: Tensor, levels: int | None, every: int) -> Data
 
 def load_digits() -> Dataset:
     """scikit-learn's bundled 8x8 digits (17 levels), fixed split ``i % 6 == 0`` -> test."""
-    from sklearn.datasets import load_digits as _load
+    try:
+        from sklearn.datasets import load_digits as _load
+    except ImportError as err:
+        raise ImportError(
+            "the digits data set ships with scikit-learn: pip install 'scoresde[digits]'"
+        ) from err
 
     x = torch.as_tensor(_load().images, dtype=torch.float32)[:, None]
     return _image_dataset("digits", x, levels=17, every=6)

@@ -8,7 +8,7 @@
   coordinates (Karras et al. 2022, Eq. 4), and the solver's error norms for a batch.
 * :mod:`~scoresde.likelihood.bpd`: bits per dim with uniform dequantization.
 * :mod:`~scoresde.likelihood.bounds`: the continuous ELBO (Song, Durkan, Murray & Ermon 2021,
-  Theorem 1) and the DDPM L_vlb with the discretized Gaussian decoder (Ho et al. 2020).
+  Theorem 2) and the DDPM L_vlb with the discretized Gaussian decoder (Ho et al. 2020).
 """
 
 from __future__ import annotations

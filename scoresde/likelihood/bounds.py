@@ -1,7 +1,7 @@
 """Variational bounds: the continuous-time ELBO of the reverse SDE and the DDPM L_vlb.
 
 **Continuous ELBO** (Song, Durkan, Murray & Ermon 2021, "Maximum Likelihood Training of
-Score-Based Diffusion Models", Theorem 1, the L^SM form):
+Score-Based Diffusion Models", Theorem 2, the L^SM form; Theorem 1 is the KL bound):
 
     log p^SDE(x) >= E[log pi(x_T)] - 1/2 int_eps^T E[ g^2 (2 div s + |s|^2) - 2 div f ] dt,
 
@@ -67,7 +67,7 @@ def elbo(
     t_eps: float | None = None,
     prior_log_prob: Callable[[Tensor], Tensor] | None = None,
 ) -> ELBOResult:
-    """The continuous-time ELBO on log p(x) (Song, Durkan, Murray & Ermon 2021, Theorem 1).
+    """The continuous-time ELBO on log p(x) (Song, Durkan, Murray & Ermon 2021, Theorem 2).
 
     Args:
         sde: A linear SDE.

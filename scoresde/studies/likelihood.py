@@ -2,7 +2,7 @@
 
 For each solver tolerance (rtol = atol of dopri5), log p(x) through the PF-ODE (Song et al. 2021,
 Sec. 4.3) with the exact divergence and with Hutchinson's estimator for each probe count, plus
-the continuous ELBO (Song, Durkan, Murray & Ermon 2021, Thm. 1) for each number of Monte Carlo
+the continuous ELBO (Song, Durkan, Murray & Ermon 2021, Thm. 2) for each number of Monte Carlo
 draws. Each row reports the error per point against a reference and the cost (NFE,
 vector-Jacobian products, wall time).
 """

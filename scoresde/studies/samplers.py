@@ -6,7 +6,7 @@
   sampler x NFE x seed (columns in :data:`SAMPLER_COLUMNS` plus one per metric).
 * :func:`likelihood_study` compares log p(x) from the PF-ODE with exact divergence, Hutchinson's
   estimator with 1..k probes, and the continuous ELBO (Song, Durkan, Murray & Ermon 2021,
-  Thm. 1), reporting error and cost (NFE, vector-Jacobian products, wall time) per solver
+  Thm. 2), reporting error and cost (NFE, vector-Jacobian products, wall time) per solver
   tolerance. Columns in :data:`LIKELIHOOD_COLUMNS`.
 
 Plots of both tables live in :mod:`scoresde.cli.report`.

@@ -1,0 +1,165 @@
+"""Numbers quoted in the docs, rendered from the experiments' results.json so they cannot drift.
+
+A page marks each generated number or table with an HTML comment pair (invisible in the site):
+
+    <!--claim EXP|PATH|FMT-->0.50<!--/claim-->     a value of docs/experiments/EXP/results.json
+    <!--claim =NAME-->...<!--/claim-->             a derived value or table from :data:`DERIVED`
+
+PATH is a '/'-separated key path (integers index lists), FMT a Python format spec. ``python
+experiments/_claims.py`` rewrites every marked span in docs/ from the current results;
+``--check`` exits 1 listing the spans that differ (tests/test_docs_claims.py runs the check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PATTERN = re.compile(r"<!--claim (?P<spec>[^>]+?)-->(?P<body>.*?)<!--/claim-->", re.DOTALL)
+
+
+@cache
+def results(exp: str) -> dict[str, Any]:
+    """The committed results.json of experiment ``exp``."""
+    return json.loads((DOCS / "experiments" / exp / "results.json").read_text())
+
+
+def lookup(exp: str, path: str) -> Any:
+    """The value at ``path`` ('a/b/0/c') in ``exp``'s results."""
+    node: Any = results(exp)
+    for part in path.split("/"):
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of log y against log x."""
+    lx, ly = [math.log(v) for v in xs], [math.log(v) for v in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    num = sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True))
+    return num / sum((a - mx) ** 2 for a in lx)
+
+
+def _sci(v: float) -> str:
+    return f"{v:.1e}"
+
+
+def _four_views_table(key: str) -> str:
+    r = results("four_views")["mixtures"][key]
+    f = r["noise_floor_w2"]
+    head = ("| view | A | B | N | W2(A, exact) | W2(B, exact) | distance A to B at the end |\n"
+            "|---|---|---|---|---|---|---|\n")  # fmt: skip
+    rows = []
+    for row in r["table"]:
+        err = row["endpoint_error"]
+        err_s = f"{_sci(err)} (max)" if row["view"] == "identity" else f"{err:.4f} (mean)"
+        rows.append(f"| {row['view']} | {row['a']} | {row['b']} | {row['n_steps']} | "
+                    f"{row['w2_a']:.3f} | {row['w2_b']:.3f} | {err_s} |")  # fmt: skip
+    tail = (f"\n\nNoise floor (W2 between two exact sets of {r['n']} points, 8 pairs): "
+            f"{f['mean']:.3f} ± {f['std']:.3f}, range {min(f['values']):.3f}–"
+            f"{max(f['values']):.3f}.")  # fmt: skip
+    return head + "\n".join(rows) + tail
+
+
+def _hutchinson_slope(d: str) -> float:
+    """Fitted exponent p of mean |error| ∝ k^-p over probes k, averaged over tolerances."""
+    rows = [r for r in results("likelihood")["study"][d] if r["method"] == "hutchinson"]
+    by_rtol: dict[float, list[tuple[int, float]]] = {}
+    for r in rows:
+        by_rtol.setdefault(r["rtol"], []).append((r["n_probes"], r["mean_abs_error"]))
+    fits = [-slope([k for k, _ in v], [e for _, e in v]) for v in by_rtol.values()]
+    return sum(fits) / len(fits)
+
+
+def _sde_comparison_range(lo_nfe: int) -> tuple[float, float]:
+    rows = [r for v in results("sde_comparison")["quality"].values() for r in v]
+    vals = [r["sw2"] for r in rows if r["nfe_target"] >= lo_nfe]
+    return min(vals), max(vals)
+
+
+def _ddpm_beta_slope() -> float:
+    rows = results("ddpm_ddim_convergence")["identity"]
+    return -slope([r["n_steps"] for r in rows], [r["mean_diff_beta"] for r in rows])
+
+
+#: Derived claims: name -> function returning the rendered text.
+DERIVED: dict[str, Callable[[], str]] = {
+    "four_views.table_1d": lambda: _four_views_table("1d"),
+    "four_views.table_2d": lambda: _four_views_table("2d"),
+    "four_views.identity_max": lambda: _sci(max(
+        s["identity_max_diff"] for m in results("four_views")["mixtures"].values()
+        for s in m["series"])),  # fmt: skip
+    "likelihood.hutchinson_slope_2": lambda: f"{_hutchinson_slope('2'):.2f}",
+    "likelihood.hutchinson_slope_16": lambda: f"{_hutchinson_slope('16'):.2f}",
+    "sde_comparison.sw2_min_200": lambda: f"{_sde_comparison_range(200)[0]:.3f}",
+    "sde_comparison.sw2_max_200": lambda: f"{_sde_comparison_range(200)[1]:.3f}",
+    "ddpm_ddim_convergence.beta_slope": lambda: f"{_ddpm_beta_slope():.2f}",
+    "ddpm_ddim_convergence.identity_min": lambda: _sci(
+        min(r["max_diff_beta_tilde"] for r in results("ddpm_ddim_convergence")["identity"])),
+    "ddpm_ddim_convergence.identity_max": lambda: _sci(
+        max(r["max_diff_beta_tilde"] for r in results("ddpm_ddim_convergence")["identity"])),
+}  # fmt: skip
+
+
+def render(spec: str) -> str:
+    """The text of one claim ``spec`` ('EXP|PATH|FMT' or '=NAME')."""
+    spec = spec.strip()
+    if spec.startswith("="):
+        name = spec[1:]
+        if name not in DERIVED:
+            raise ValueError(f"unknown derived claim {name!r}; expected one of {sorted(DERIVED)}")
+        text = DERIVED[name]()
+        return f"\n\n{text}\n\n" if "\n" in text else text
+    parts = spec.split("|")
+    if len(parts) != 3:
+        raise ValueError(f"claim spec must be 'EXP|PATH|FMT' or '=NAME', received {spec!r}")
+    exp, path, fmt = parts
+    return format(lookup(exp, path), fmt)
+
+
+def process(text: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """``text`` with every claim re-rendered, and the (spec, old, new) triples that changed."""
+    changed = []
+
+    def sub(m: re.Match) -> str:
+        new = render(m["spec"])
+        if m["body"] != new:
+            changed.append((m["spec"], m["body"], new))
+        return f"<!--claim {m['spec']}-->{new}<!--/claim-->"
+
+    return PATTERN.sub(sub, text), changed
+
+
+def pages() -> list[Path]:
+    """Every markdown page under docs/."""
+    return sorted(DOCS.rglob("*.md"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rewrite (default) or ``--check`` every claim in docs/; return the exit status."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true", help="report stale claims, write nothing")
+    args = p.parse_args(argv)
+    stale = []
+    for page in pages():
+        text = page.read_text()
+        new, changed = process(text)
+        stale += [(page.relative_to(ROOT), *c) for c in changed]
+        if changed and not args.check:
+            page.write_text(new)
+    for page, spec, old, new in stale:
+        print(f"{page}: {spec}: {old.strip()!r} -> {new.strip()!r}")
+    return 1 if (stale and args.check) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
