@@ -324,3 +324,23 @@ def test_warmup_and_cosine_schedule():
     assert lrs[9] == pytest.approx(0.5) and lrs[13] == pytest.approx(0.0245, abs=1e-3)
     with pytest.raises(ValueError, match="unknown optim.lr_decay"):
         RunConfig.from_dict({"optim": {"lr_decay": "step"}})
+
+
+def test_ema_weights_are_the_closed_form_weighted_average(tmp_path):
+    """After k optimizer steps with raw weights w_1..w_k (recorded one step at a time through
+    exact resume), EMA = d^(k-1) w_1 + sum_{j>=2} (1 - d) d^(k-j) w_j: the first update copies
+    the weights (torch's AveragedModel), each later one is ema <- d ema + (1 - d) w."""
+    decay, k = 0.9, 4
+    cfg = small_config(steps=k)
+    raw, res = [], None
+    for step in range(1, k + 1):
+        res = train(cfg, tmp_path, progress=False, stop_after=1)
+        assert res.step == step
+        raw.append({n: p.detach().clone() for n, p in res.raw_model.named_parameters()})
+    coef = [decay ** (k - 1)] + [(1 - decay) * decay ** (k - j) for j in range(2, k + 1)]
+    assert abs(sum(coef) - 1) < 1e-12
+    ema = dict(res.model.named_parameters())
+    for name, w_k in raw[-1].items():
+        want = sum(c * w[name] for c, w in zip(coef, raw, strict=True))
+        torch.testing.assert_close(ema[name].detach(), want, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(want, w_k)  # the average is not just the last weights
