@@ -21,6 +21,7 @@ import torch
 
 from scoresde.cli.build import build_data, build_sde, train_from_config
 from scoresde.cli.config import RunConfig
+from scoresde.studies import mean_se
 
 try:
     from scoresde.likelihood import log_likelihood
@@ -55,7 +56,8 @@ def nll(cfg: RunConfig, model, n_test: int) -> tuple[float, float, str]:
             res = log_likelihood(sde, model.score_fn, x, solver="rk4", options={"step_size": 1e-3})
             how = "rk4(h=1e-3)"
     lp = res.log_prob.double()
-    return -float(lp.mean()), float(lp.std() / len(lp) ** 0.5), how
+    mean, se = mean_se(lp)
+    return -float(mean), float(se), how
 
 
 def main() -> None:

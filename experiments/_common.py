@@ -8,13 +8,12 @@ write-ups in ``docs/experiments/`` embed them) and returns the results dict from
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
+from scoresde.cli.report import pyplot as lazy_pyplot
+from scoresde.studies import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,12 +35,8 @@ def parse_args(name: str, description: str, argv: list[str] | None) -> argparse.
 
 
 def plt():  # noqa: ANN201 - returns the pyplot module
-    """pyplot with the non-interactive Agg backend (imported lazily)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as pyplot
-
+    """pyplot with the non-interactive Agg backend (imported lazily) and the figures' style."""
+    pyplot = lazy_pyplot()
     pyplot.rcParams.update({"figure.dpi": 100, "savefig.dpi": 110, "font.size": 9})
     return pyplot
 
@@ -51,26 +46,12 @@ def save_fig(fig: Any, out: Path, name: str) -> str:
     path = out / f"{name}.png"
     fig.savefig(path, bbox_inches="tight")
     fig.clf()
-    import matplotlib.pyplot as pyplot
-
-    pyplot.close(fig)
+    lazy_pyplot().close(fig)
     return path.name
-
-
-def _clean(v: Any) -> Any:
-    if isinstance(v, torch.Tensor):
-        v = v.tolist()
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    return v
 
 
 def save_json(results: dict[str, Any], out: Path, started: float) -> None:
     """Write ``results`` (plus wall time) to ``out/results.json``."""
     results = dict(results)
     results["wall_time_s"] = round(time.perf_counter() - started, 2)
-    (out / "results.json").write_text(json.dumps(_clean(results), indent=2) + "\n")
+    write_json(results, out / "results.json")

@@ -17,6 +17,7 @@ from torch import Tensor
 from scoresde.likelihood import bits_per_dim, dequantized_bits_per_dim
 from scoresde.parameterization import ScoreModel
 from scoresde.samplers import InpaintHook, sample
+from scoresde.studies import mean_se
 
 LEVELS = 17
 CELL = 2.0 / LEVELS  # width of one level's cell in model units
@@ -35,7 +36,7 @@ def to_levels(y: Tensor) -> Tensor:
 def summary(per_image: Tensor) -> dict[str, float]:
     """Mean over images and its standard error."""
     n = per_image.numel()
-    return {"bpd": float(per_image.mean()), "se": float(per_image.std() / math.sqrt(n)), "n": n}
+    return {"bpd": float(per_image.mean()), "se": float(mean_se(per_image)[1]), "n": n}
 
 
 # -- baselines -----------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from _common import parse_args, plt, save_fig, save_json  # noqa: E402
 from scoresde.analytic import GaussianMixture  # noqa: E402
 from scoresde.samplers import make_grid, sample  # noqa: E402
 from scoresde.sde import VPSDE  # noqa: E402
+from scoresde.studies import mean_se  # noqa: E402
 
 F64 = torch.float64
 
@@ -97,10 +98,10 @@ def sde_study(sde, gm, x_T, steps, ref_steps, seed):
             row[name] = float(err.mean())  # strong error E|x_N - x_ref|
             row[f"{name}_rms"] = float(err.pow(2).mean().sqrt())
             row[f"{name}_weak"] = float(dm2.mean().abs())  # |E x_N^2 - E x_ref^2|, paired
-            row[f"{name}_weak_se"] = float(dm2.std() / math.sqrt(len(dm2)))
+            row[f"{name}_weak_se"] = float(mean_se(dm2)[1])
         rows.append(row)
     ref_m2 = ref.pow(2).sum(1)
-    floor = {"fine_em_m2": float(ref_m2.mean()), "se": float(ref_m2.std() / math.sqrt(len(ref)))}
+    floor = {"fine_em_m2": float(ref_m2.mean()), "se": float(mean_se(ref_m2)[1])}
     return rows, {"exact_m2": exact_m2, **floor}
 
 

@@ -30,20 +30,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import parse_args, plt, save_fig, save_json  # noqa: E402
+from _plots import plot_marginals, plot_schedules  # noqa: E402
 
 from scoresde.analytic import GaussianMixture  # noqa: E402
+from scoresde.data.toy import eight_gaussians_mixture  # noqa: E402
 from scoresde.metrics import kl_monte_carlo  # noqa: E402
 from scoresde.sde import VESDE, VPSDE, LinearSDE, SubVPSDE  # noqa: E402
+from scoresde.studies import mean_se  # noqa: E402
 
 COLORS = {"VP linear": "C0", "VP cosine": "C1", "sub-VP": "C2", "VE": "C3"}
-
-
-def eight_gaussians() -> GaussianMixture:
-    """The FFJORD ring: 8 equal Gaussians of std 0.5/1.414 at radius 4/1.414."""
-    ang = torch.arange(8, dtype=torch.float64) * math.pi / 4
-    means = (4 / 1.414) * torch.stack([torch.cos(ang), torch.sin(ang)], 1)
-    var = torch.full((8, 2), (0.5 / 1.414) ** 2, dtype=torch.float64)
-    return GaussianMixture(torch.full((8,), 1 / 8, dtype=torch.float64), means, var)
 
 
 def make_sdes() -> dict[str, LinearSDE]:
@@ -111,38 +106,10 @@ def em_check(gm: GaussianMixture, sde: LinearSDE, n: int, steps: int, gen: torch
     return {
         "t": t_end,
         "em_mean_sq_norm": float(sq.mean()),
-        "se": float(sq.std() / math.sqrt(n)),
+        "se": float(mean_se(sq)[1]),
         "exact": exact,
         "steps": steps,
     }
-
-
-def plot_marginals(gm, sdes, fracs, n, gen, pyplot, res=120):
-    fig, axes = pyplot.subplots(len(sdes), len(fracs), figsize=(2.1 * len(fracs), 2.1 * len(sdes)))
-    for r, (name, sde) in enumerate(sdes.items()):
-        bound = gm.with_sde(sde)
-        x0 = gm.sample(n, gen)
-        for c, frac in enumerate(fracs):
-            t = frac * sde.T
-            tt = torch.tensor(t, dtype=torch.float64)
-            alpha, sigma = (float(v) for v in sde.marginal(tt))
-            xt = sde.perturb(x0, tt, torch.randn(x0.shape, generator=gen, dtype=torch.float64))
-            lim = 3.2 * max(math.hypot(alpha * 2.83, sigma), 1.2)
-            g = torch.linspace(-lim, lim, res, dtype=torch.float64)
-            gx, gy = torch.meshgrid(g, g, indexing="xy")
-            grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
-            logp = bound.marginal_mixture(t).log_prob(grid).reshape(res, res)
-            ax = axes[r, c]
-            ax.contourf(gx.numpy(), gy.numpy(), logp.exp().numpy(), levels=12, cmap="Blues")
-            ax.scatter(xt[:, 0].numpy(), xt[:, 1].numpy(), s=1, c="k", alpha=0.35, linewidths=0)
-            ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], aspect="equal")
-            ax.set_title(f"t={t:.3g}  α={alpha:.2f}  σ={sigma:.2g}", fontsize=7)
-            ax.text(0.03, 0.03, f"box ±{lim:.3g}", transform=ax.transAxes, fontsize=6)
-            if c == 0:
-                ax.set_ylabel(name)
-    fig.suptitle("x_t = α_t x_0 + σ_t ε: samples (dots) on the exact density p_t (shading)")
-    fig.tight_layout()
-    return fig
 
 
 def structure_times(gm: GaussianMixture, sde: LinearSDE) -> dict[str, float]:
@@ -170,30 +137,6 @@ def structure_times(gm: GaussianMixture, sde: LinearSDE) -> dict[str, float]:
             lo, hi = (mid, hi) if gap(mid, where) < 0 else (lo, mid)
         out[key] = (lo + hi) / 2
     return out
-
-
-def plot_schedules(sdes, pyplot):
-    fig, axes = pyplot.subplots(1, 4, figsize=(15, 3.3))
-    for name, sde in sdes.items():
-        tt = torch.linspace(sde.eps, sde.T, 400, dtype=torch.float64)
-        alpha, sigma = (v.numpy() for v in sde.marginal(tt))
-        t = tt.numpy()
-        kw = {"color": COLORS[name], "label": name}
-        if name == "sub-VP":  # same alpha_t as VP linear: dashed on top, so both stay visible
-            axes[0].plot(t, alpha, ls=(0, (4, 3)), lw=2, label="sub-VP (= VP linear)",
-                         color=COLORS[name])  # fmt: skip
-        else:
-            axes[0].plot(t, alpha, **kw)
-        axes[1].plot(t, sigma, **kw)
-        axes[2].plot(t, sde.log_snr(tt).numpy(), **kw)
-        axes[3].plot(t, sde.g2(tt).numpy(), **kw)
-    axes[0].set(title="mean coefficient α_t", xlabel="t")
-    axes[1].set(title="noise std σ_t (log scale)", xlabel="t", yscale="log")
-    axes[2].set(title="log-SNR λ(t) = log(α_t² / σ_t²)", xlabel="t")
-    axes[3].set(title="diffusion g(t)² (log scale)", xlabel="t", yscale="log")
-    axes[0].legend()
-    fig.tight_layout()
-    return fig
 
 
 def plot_kl(curves, pyplot):
@@ -262,14 +205,28 @@ def main(argv: list[str] | None = None) -> dict:
     gen = torch.Generator().manual_seed(args.seed)
     fast = args.fast
     pyplot = plt()
-    gm, sdes = eight_gaussians(), make_sdes()
+    gm, sdes = eight_gaussians_mixture(), make_sdes()
     n_mc = 4_000 if fast else 200_000
     fracs = [0.0, 0.4, 1.0] if fast else [0.0, 0.05, 0.2, 0.4, 0.7, 1.0]
     if fast:
         pyplot.rcParams["savefig.dpi"] = 40
-    marg = plot_marginals(gm, sdes, fracs, 300 if fast else 2000, gen, pyplot, 40 if fast else 120)
+    x0 = gm.sample(300 if fast else 2000, gen)
+    z = torch.randn(x0.shape, generator=gen, dtype=torch.float64)
+    marg = plot_marginals(
+        gm,
+        sdes,
+        lambda sde: [f * sde.T for f in fracs],
+        x0,
+        z,
+        pyplot,
+        radius=2.83,
+        res=40 if fast else 120,
+        title="x_t = α_t x_0 + σ_t ε: samples (dots) on the exact density p_t (shading)",
+    )
     figures = [save_fig(marg, args.out, "marginals")]
-    figures.append(save_fig(plot_schedules(sdes, pyplot), args.out, "schedules"))
+    panels = ["alpha", "sigma", "log_snr", "g2"]
+    schedules = plot_schedules(sdes, panels, COLORS, pyplot, dashed=["sub-VP"])
+    figures.append(save_fig(schedules, args.out, "schedules"))
     t_fracs = [0.1, 0.5, 1.0] if fast else [0.05 * k for k in range(1, 21)]
     curves, summary = {}, {}
     for name, sde in sdes.items():

@@ -24,7 +24,6 @@ Run: ``python experiments/likelihood.py [--fast] [--out DIR]``.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,10 @@ from _common import parse_args, plt, save_fig, save_json  # noqa: E402
 from scoresde.analytic import GaussianMixture  # noqa: E402
 from scoresde.likelihood import elbo, log_likelihood  # noqa: E402
 from scoresde.sde import VPSDE  # noqa: E402
-from scoresde.studies import likelihood_study  # noqa: E402
+from scoresde.studies import (
+    likelihood_study,  # noqa: E402
+    mean_se,  # noqa: E402
+)
 
 F64 = torch.float64
 
@@ -82,7 +84,7 @@ def elbo_gaps(sde, gm, x, truth, shifts, n_draws, gen, prior):
         res = elbo(sde, score, x, n_samples=n_draws, generator=gen, prior_log_prob=prior)
         gap = truth - res.elbo
         rows.append({"shift": c, "mean_gap": float(gap.mean()),
-                     "se": float(gap.std() / math.sqrt(len(gap))),
+                     "se": float(mean_se(gap)[1]),
                      "predicted_J_SM": 0.5 * c**2 * int_g2,
                      "mean_mc_stderr": float(res.stderr.mean())})  # fmt: skip
         if c == 0:
@@ -155,7 +157,7 @@ def plot_elbo(gaps, pyplot):
         axes[0].errorbar(per_point["truth"].numpy(), g.numpy(), yerr=per_point["stderr"].numpy(),
                          fmt="o", ms=2, lw=0.5, alpha=0.6, color=f"C{i}",
                          label=f"d = {d}: mean {float(g.mean()):+.3f} ± "
-                               f"{float(g.std() / math.sqrt(len(g))):.3f}")  # fmt: skip
+                               f"{float(mean_se(g)[1]):.3f}")  # fmt: skip
         cs = [r["shift"] for r in rows]
         axes[1].errorbar(cs, [r["mean_gap"] for r in rows], yerr=[2 * r["se"] for r in rows],
                          fmt="o", ms=5, capsize=3, color=f"C{i}", label=f"d = {d}: measured")  # fmt: skip

@@ -29,11 +29,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import parse_args, plt, save_fig, save_json  # noqa: E402
+from _plots import plot_marginals, plot_schedules  # noqa: E402
 
 from scoresde.analytic import GaussianMixture  # noqa: E402
 from scoresde.metrics import noise_floor  # noqa: E402
 from scoresde.sde import VESDE, VPSDE, LinearSDE, SubVPSDE  # noqa: E402
-from scoresde.studies import compare_samplers  # noqa: E402
+from scoresde.studies import (
+    compare_samplers,  # noqa: E402
+    mean_se,  # noqa: E402
+)
 
 F64 = torch.float64
 SAMPLERS = ("euler_maruyama", "pf_heun", "ddim", "dpm_solver_2", "dpm_solver_pp_2m")
@@ -52,56 +56,6 @@ def mixture() -> GaussianMixture:
 def make_sdes() -> dict[str, LinearSDE]:
     """The three SDEs with the library defaults (those of Song et al. 2021)."""
     return {"VP": VPSDE(), "sub-VP": SubVPSDE(), "VE": VESDE()}
-
-
-def plot_marginals(gm, sdes, fracs, n, gen, pyplot, res=100):
-    fig, axes = pyplot.subplots(len(sdes), len(fracs), figsize=(2.2 * len(fracs), 2.2 * len(sdes)))
-    x0 = gm.sample(n, gen)
-    z = torch.randn(x0.shape, generator=gen, dtype=F64)
-    for r, (name, sde) in enumerate(sdes.items()):
-        bound = gm.with_sde(sde)
-        for c, frac in enumerate(fracs):
-            t = sde.eps + frac * (sde.T - sde.eps)
-            tt = torch.tensor(t, dtype=F64)
-            alpha, sigma = (float(v) for v in sde.marginal(tt))
-            xt = sde.perturb(x0, tt, z)  # the same x_0 and eps in every panel
-            lim = 3.2 * max(math.hypot(alpha * 1.6, sigma), 1.0)
-            g = torch.linspace(-lim, lim, res, dtype=F64)
-            gx, gy = torch.meshgrid(g, g, indexing="xy")
-            grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
-            dens = bound.marginal_mixture(t).log_prob(grid).exp().reshape(res, res)
-            ax = axes[r, c]
-            ax.contourf(gx.numpy(), gy.numpy(), dens.numpy(), levels=12, cmap="Blues")
-            ax.scatter(xt[:, 0].numpy(), xt[:, 1].numpy(), s=1, c="k", alpha=0.35, linewidths=0)
-            ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], aspect="equal")
-            ax.set_title(f"t={t:.2g}  α={alpha:.2f}  σ={sigma:.2g}", fontsize=7)
-            ax.text(0.03, 0.03, f"box ±{lim:.3g}", transform=ax.transAxes, fontsize=6)
-            if c == 0:
-                ax.set_ylabel(name)
-    fig.suptitle("The same x_0 and ε under each SDE: x_t = α_t x_0 + σ_t ε on the exact p_t")
-    fig.tight_layout()
-    return fig
-
-
-def plot_schedules(sdes, pyplot):
-    fig, axes = pyplot.subplots(1, 4, figsize=(15, 3.3))
-    for name, sde in sdes.items():
-        tt = torch.linspace(sde.eps, sde.T, 400, dtype=F64)
-        alpha, sigma = sde.marginal(tt)
-        kw = {"color": COLORS[name], "label": name, "ls": "--" if name == "sub-VP" else "-"}
-        axes[0].plot(tt.numpy(), alpha.numpy(), **kw)
-        axes[1].plot(tt.numpy(), sigma.numpy(), **kw)
-        axes[2].plot(tt.numpy(), (sigma / alpha).numpy(), **kw)
-        axes[3].plot(tt.numpy(), sde.log_snr(tt).numpy(), **kw)
-    axes[0].set(title="mean coefficient α_t", xlabel="t")
-    axes[1].set(title="noise std σ_t (log scale)", xlabel="t", yscale="log")
-    axes[2].set(title="noise-to-signal σ_t / α_t (log scale)", xlabel="t", yscale="log")
-    axes[3].set(title="log-SNR λ(t) = log(α_t² / σ_t²)", xlabel="t")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.tight_layout()
-    return fig
 
 
 def plot_quality(table, floors, pyplot):
@@ -186,14 +140,29 @@ def main(argv: list[str] | None = None) -> dict:
         summary[name] = {"sde": repr(sde), "alpha_T": float(alpha[0]), "sigma_T": float(sigma[0]),
                          "log_snr_T": float(lam[0]), "log_snr_eps": float(lam[1])}  # fmt: skip
     # the gap's s.e. of an exact sample set of size n: the typical wiggle of every gap estimate
-    ce_se = float((-gm.log_prob(ref)).std() / math.sqrt(n)) * math.sqrt(2)
+    ce_se = float(mean_se(-gm.log_prob(ref))[1]) * math.sqrt(2)
     floors = {"sw2": floor["mean"], "sw2_std": floor["std"], "ce_gap_se": ce_se}
     if fast:
         pyplot.rcParams["savefig.dpi"] = 50
-    marg = plot_marginals(gm, sdes, [0.0, 0.1, 0.3, 0.6, 1.0], 300 if fast else 1500, gen, pyplot,
-                          40 if fast else 100)  # fmt: skip
+    x0 = gm.sample(300 if fast else 1500, gen)
+    z = torch.randn(x0.shape, generator=gen, dtype=F64)
+    fracs = [0.0, 0.1, 0.3, 0.6, 1.0]
+    marg = plot_marginals(
+        gm,
+        sdes,
+        lambda sde: [sde.eps + f * (sde.T - sde.eps) for f in fracs],
+        x0,
+        z,
+        pyplot,
+        radius=1.6,
+        res=40 if fast else 100,
+        title="The same x_0 and ε under each SDE: x_t = α_t x_0 + σ_t ε on the exact p_t",
+    )
     figures = [save_fig(marg, args.out, "marginals")]
-    figures.append(save_fig(plot_schedules(sdes, pyplot), args.out, "schedules"))
+    schedules = plot_schedules(
+        sdes, ["alpha", "sigma", "nsr", "log_snr"], COLORS, pyplot, ["sub-VP"]
+    )
+    figures.append(save_fig(schedules, args.out, "schedules"))
     figures.append(save_fig(plot_quality(table, floors, pyplot), args.out, "quality"))
     figures.append(save_fig(plot_samples(samples, nfes[0] * 2, ref, pyplot), args.out, "samples"))
     results = {"experiment": "sde_comparison", "fast": fast, "seed": args.seed, "seeds": seeds,

@@ -7,6 +7,7 @@ and 4-D image batches alike (DESIGN.md, contract 9).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "check_positive",
     "check_same_sde",
     "check_time_range",
+    "mean_se",
     "names_list",
     "sde_of",
 ]
@@ -192,3 +194,22 @@ def check_same_sde(sde: Any, carried: Any | None, *, what: str) -> None:
             f"{what} carries the SDE {carried!r} but is used with {sde!r}; expected the same SDE "
             "(pass the one it was built for)"
         )
+
+
+def mean_se(draws: Tensor, dim: int = 0) -> tuple[Tensor, Tensor]:
+    """Mean and standard error of independent draws along ``dim``.
+
+    The standard error is the sample standard deviation (ddof = 1) over sqrt(n); NaN for n = 1.
+
+    Args:
+        draws: Draws stacked along ``dim`` (e.g. ``(n_draws, batch)`` or ``(n,)``).
+        dim: The axis of the draws.
+
+    Returns:
+        ``(mean, se)``, each of the shape of ``draws`` without ``dim``.
+    """
+    n = draws.shape[dim]
+    mean = draws.mean(dim)
+    if n < 2:
+        return mean, torch.full_like(mean, math.nan)
+    return mean, draws.std(dim, correction=1) / math.sqrt(n)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._utils import mean_se
 from ..data import get_dataset, load_array
 from ..samplers import get_sampler, grid_for_nfe, sample
 from ..sde import get_sde
@@ -131,7 +132,7 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path:
 
     write_csv([{"index": i, "log_prob": float(a), "bits_per_dim": float(b)}
                for i, (a, b) in enumerate(zip(logp, bpd, strict=True))], out / "nll.csv")  # fmt: skip
-    se = float(logp.std() / math.sqrt(logp.numel())) if logp.numel() > 1 else math.nan
+    se = float(mean_se(logp.double())[1])
     results = {"n": logp.numel(), "nll_mean": float(-logp.mean()), "nll_se": se,
                "bpd_mean": float(bpd.mean()), "bpd_se": se / (D * math.log(2)),
                "entropy": data.entropy}  # fmt: skip

@@ -6,15 +6,15 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from ..analytic import GaussianMixture
+from ..data.toy import eight_gaussians_mixture
+from ..studies import write_json
 
 __all__ = [
     "CLIError",
-    "eight_gaussians",
     "float_list",
     "int_list",
     "parse_mixture",
@@ -66,16 +66,8 @@ def float_list(text: str) -> list[float]:
     return vals
 
 
-def eight_gaussians() -> GaussianMixture:
-    """The '8gaussians' toy set as an exact mixture (std 0.5/1.414 at radius 4/1.414)."""
-    ang = torch.arange(8, dtype=torch.float64) * math.pi / 4
-    means = (4 / 1.414) * torch.stack([torch.cos(ang), torch.sin(ang)], 1)
-    var = torch.full((8, 2), (0.5 / 1.414) ** 2, dtype=torch.float64)
-    return GaussianMixture(torch.full((8,), 1 / 8, dtype=torch.float64), means, var)
-
-
 PRESETS = {
-    "8gaussians": eight_gaussians,
+    "8gaussians": eight_gaussians_mixture,
     "2modes": lambda: GaussianMixture(
         [0.3, 0.7], [[-2.0, 0.0], [2.0, 1.0]], [[0.2, 0.2], [0.5, 0.1]]
     ),
@@ -113,23 +105,9 @@ def run_dir(out: str | None, command: str) -> Path:
     return path
 
 
-def _clean(v: Any) -> Any:
-    if isinstance(v, torch.Tensor):
-        v = v.tolist()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if isinstance(v, Path):
-        return str(v)
-    return v
-
-
 def write_results(out: Path, config: dict | None, results: dict, report: str) -> None:
     """Write ``config.json`` (resolved options, unless None), ``results.json`` and ``report.md``."""
     if config is not None:
-        (out / "config.json").write_text(json.dumps(_clean(config), indent=2) + "\n")
-    (out / "results.json").write_text(json.dumps(_clean(results), indent=2) + "\n")
+        write_json(config, out / "config.json")
+    write_json(results, out / "results.json")
     (out / "report.md").write_text(report)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from .._utils import mean_se
+from ..data.toy import eight_gaussians_mixture
 from ..likelihood import log_likelihood
 from ..metrics import noise_floor
 from ..samplers import make_grid, sample
@@ -25,7 +26,7 @@ from ..sde import VPSDE
 from ..studies import compare_samplers, likelihood_study, summarize, write_csv
 from . import report
 from .build import build_data, train_from_config
-from .common import eight_gaussians, run_dir, write_results
+from .common import run_dir, write_results
 from .config import RunConfig
 
 __all__ = ["BUDGETS", "run_demo"]
@@ -79,7 +80,7 @@ def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
     model = res.model.eval()
     sde, data = model.sde, data0
     ref = data.scaler.transform(data.test[: b["n"]]).to(device)
-    density = eight_gaussians() if args.data == "8gaussians" else None
+    density = eight_gaussians_mixture() if args.data == "8gaussians" else None
     bar = tqdm(desc="sampler study", disable=args.quiet, leave=False)
     study = compare_samplers(
         sde, model, _samplers(sde, args.budget), b["nfes"], ref, ("sw2", "mmd"),
@@ -104,7 +105,7 @@ def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
     )  # fmt: skip
     write_csv(ll_rows, out / "likelihood_study.csv")
     figures.append(report.plot_likelihood_study(ll_rows, out / "likelihood_study.png"))
-    nll_mean, nll_se = float(nll.mean()), float(nll.std() / math.sqrt(nll.numel()))
+    nll_mean, nll_se = (float(v) for v in mean_se(nll.double()))
     results = {
         "data": args.data, "sde": repr(sde), "budget": args.budget, "device": str(device),
         "train": {"steps": res.step, "seconds": train_s, "nan_skips": res.nan_skips},

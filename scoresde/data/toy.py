@@ -20,11 +20,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-__all__ = ["TOY_SETS", "ToySpec", "sample_toy"]
+if TYPE_CHECKING:
+    from scoresde.analytic import GaussianMixture
+
+__all__ = ["TOY_SETS", "ToySpec", "eight_gaussians_mixture", "sample_toy"]
 
 
 def _rand(n: int, g: torch.Generator | None) -> Tensor:
@@ -35,12 +39,34 @@ def _randn(*shape: int, g: torch.Generator | None) -> Tensor:
     return torch.randn(*shape, generator=g)
 
 
+# The FFJORD ring: centres 4 (k pi / 4 directions) and std 0.5, all divided by 1.414 (not sqrt 2).
+_RING_RADIUS, _RING_STD, _RING_SCALE = 4.0, 0.5, 1.414
+
+
+def _ring_directions(dtype: torch.dtype = torch.float32) -> Tensor:
+    angles = torch.arange(8, dtype=dtype) * (math.pi / 4)
+    return torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
+
+
 def eight_gaussians(n: int, generator: torch.Generator | None = None) -> Tensor:
     """8 Gaussians on a circle (FFJORD ``8gaussians``)."""
-    angles = torch.arange(8) * (math.pi / 4)
-    centers = 4.0 * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
+    centers = _RING_RADIUS * _ring_directions()
     idx = torch.randint(0, 8, (n,), generator=generator)
-    return (centers[idx] + 0.5 * _randn(n, 2, g=generator)) / 1.414
+    return (centers[idx] + _RING_STD * _randn(n, 2, g=generator)) / _RING_SCALE
+
+
+def eight_gaussians_mixture() -> GaussianMixture:
+    """The exact density of ``8gaussians`` as a float64 :class:`~scoresde.analytic.GaussianMixture`.
+
+    Equal weights, means at radius ``4 / 1.414`` on the directions ``k pi / 4``, isotropic std
+    ``0.5 / 1.414``: exact scores, log-densities and entropies for tests, studies and the CLI.
+    """
+    from scoresde.analytic import GaussianMixture
+
+    f64 = torch.float64
+    means = (_RING_RADIUS / _RING_SCALE) * _ring_directions(f64)
+    var = torch.full((8, 2), (_RING_STD / _RING_SCALE) ** 2, dtype=f64)
+    return GaussianMixture(torch.full((8,), 1 / 8, dtype=f64), means, var)
 
 
 def checkerboard(n: int, generator: torch.Generator | None = None) -> Tensor:

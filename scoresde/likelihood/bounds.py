@@ -27,7 +27,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .._utils import append_dims, check_finite, names_list
+from .._utils import append_dims, check_finite, mean_se, names_list
 from ..sde import DDPMSchedule, LinearSDE
 from .bpd import BitsPerDim, _check_levels
 from .divergence import draw_probes, score_and_divergence, score_and_probe_products
@@ -48,12 +48,6 @@ class ELBOResult:
     elbo: Tensor
     stderr: Tensor
     per_draw: Tensor
-
-
-def _mean_se(draws: Tensor) -> tuple[Tensor, Tensor]:
-    n = draws.shape[0]
-    se = draws.std(0, correction=1) / math.sqrt(n) if n > 1 else torch.full_like(draws[0], math.nan)
-    return draws.mean(0), se
 
 
 def elbo(
@@ -117,7 +111,7 @@ def elbo(
             g2, a = sde.g2(t), sde.drift_coef(t)
             integrand = g2 * (2 * div_s + s.flatten(1).pow(2).sum(1)) - 2 * a * D
             draws.append(prior(x_T) - 0.5 * (sde.T - lo) * integrand)
-    value, se = _mean_se(torch.stack(draws))
+    value, se = mean_se(torch.stack(draws))
     return ELBOResult(value, se, torch.stack(draws))
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._utils import check_finite
+from .._utils import check_finite, mean_se
 from ..sde import LinearSDE
 from .ode import log_likelihood
 
@@ -119,9 +119,7 @@ def dequantized_bits_per_dim(
         nfe += n
         draws.append(-(log_p.to(dtype) + log_det) / (D * math.log(2)))
     per_draw = torch.stack(draws)
-    nan = torch.full_like(per_draw[0], math.nan)
-    stderr = per_draw.std(0, correction=1) / math.sqrt(n_draws) if n_draws > 1 else nan
-    return BitsPerDim(per_draw.mean(0), stderr, per_draw, nfe)
+    return BitsPerDim(*mean_se(per_draw), per_draw, nfe)
 
 
 def bits_per_dim(

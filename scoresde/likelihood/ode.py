@@ -38,7 +38,6 @@ evaluation for exact divergence, ``n_probes`` for Hutchinson), each about one fo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -46,7 +45,7 @@ import torch
 import torchdiffeq
 from torch import Tensor
 
-from .._utils import names_list
+from .._utils import mean_se, names_list
 from ..sde import LinearSDE
 from .coordinates import per_sample_norm, solver_options
 from .divergence import (
@@ -202,10 +201,8 @@ def log_likelihood(
     n_vjp = nfe * (D if exact else n_probes)
     if exact:
         return LikelihoodResult(per_sample, z, prior, nfe, n_vjp)
-    stderr = per_sample.std(0, correction=1) / math.sqrt(n_probes) if n_probes > 1 else None
-    if stderr is None:
-        stderr = torch.full_like(per_sample[0], math.nan)
-    return LikelihoodResult(per_sample.mean(0), z, prior, nfe, n_vjp, stderr, per_sample)
+    log_prob, stderr = mean_se(per_sample)
+    return LikelihoodResult(log_prob, z, prior, nfe, n_vjp, stderr, per_sample)
 
 
 def decode(

@@ -10,6 +10,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from .._utils import mean_se
 from .registry import MetricSpec, get_metric
 
 __all__ = ["CrossEntropyGap", "Density", "cross_entropy_gap", "kl_monte_carlo", "noise_floor"]
@@ -24,8 +25,8 @@ class Density(Protocol):
 
 
 def _mean_se(v: Tensor) -> tuple[float, float]:
-    v = v.to(torch.float64)
-    return float(v.mean()), float(v.std() / math.sqrt(v.numel())) if v.numel() > 1 else math.nan
+    mean, se = mean_se(v.to(torch.float64).reshape(-1))
+    return float(mean), float(se)
 
 
 @dataclass(frozen=True)

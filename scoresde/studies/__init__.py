@@ -15,14 +15,17 @@ from __future__ import annotations
 
 from .likelihood import LIKELIHOOD_COLUMNS, likelihood_study
 from .samplers import SAMPLER_COLUMNS, SamplerStudy, compare_samplers
-from .table import summarize, write_csv
+from .table import json_safe, mean_se, summarize, write_csv, write_json
 
 __all__ = [
     "LIKELIHOOD_COLUMNS",
     "SAMPLER_COLUMNS",
     "SamplerStudy",
     "compare_samplers",
+    "json_safe",
     "likelihood_study",
+    "mean_se",
     "summarize",
     "write_csv",
+    "write_json",
 ]
