@@ -21,8 +21,7 @@ from .._utils import mean_se
 from ..data.toy import eight_gaussians_mixture
 from ..likelihood import log_likelihood
 from ..metrics import noise_floor
-from ..samplers import make_grid, sample
-from ..sde import VPSDE
+from ..samplers import get_sampler, make_grid, sample
 from ..studies import compare_samplers, likelihood_study, summarize, write_csv
 from . import report
 from .build import build_data, train_from_config
@@ -52,7 +51,7 @@ ADAPTIVE = ("pf_adaptive", {"rtol": 1e-3, "atol": 1e-3})
 
 
 def _samplers(sde: Any, budget: str) -> list[Any]:
-    names: list[Any] = [s for s in SAMPLERS if s != "ddpm" or isinstance(sde, VPSDE)]
+    names: list[Any] = [s for s in SAMPLERS if get_sampler(s).supports(sde)]
     return [*names, ADAPTIVE] if budget != "tiny" else ["euler_maruyama", "ddim", "pf_heun"]
 
 
