@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from scoresde._utils import append_dims
+from scoresde._utils import append_dims, names_list
 from scoresde.parameterization import ScoreModel
 from scoresde.sde import VESDE, DDPMSchedule, LinearSDE
 from scoresde.sde.ddpm import index_to_time, time_to_index
@@ -62,7 +62,7 @@ EpsFn = Callable[[Tensor, Tensor], Tensor]
 
 def _choice(value: str, valid: tuple[str, ...], what: str) -> str:
     if value not in valid:
-        raise ValueError(f"unknown {what} {value!r}; valid: {list(valid)}")
+        raise ValueError(f"unknown {what} {value!r}; expected one of {names_list(valid)}")
     return value
 
 
@@ -265,7 +265,7 @@ def get_loss(name: str, sde: LinearSDE, **kwargs: Any) -> Loss:
         ValueError: For an unknown name.
     """
     if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; valid: {sorted(LOSSES)}")
+        raise ValueError(f"unknown loss {name!r}; expected one of {names_list(LOSSES)}")
     if name == "ddpm":
         n = int(kwargs.pop("num_steps", 1000))
         return DDPMLoss(DDPMSchedule.from_sde(sde, n), T=sde.T, **kwargs)

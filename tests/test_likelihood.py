@@ -244,3 +244,23 @@ def test_validation_errors() -> None:
         log_likelihood(object(), gm, x)
     with pytest.raises(TypeError, match="floating-point"):
         log_likelihood(sde, gm, x.long())
+
+
+def test_a_score_function_carrying_another_sde_is_refused() -> None:
+    vp, ve = VPSDE(), VESDE()
+    gm = GaussianMixture([1.0], [[0.0, 0.0]], [[1.0, 1.0]], sde=vp)
+    x = torch.zeros(3, 2, dtype=F64)
+    for fn in (gm, gm.score):  # the mixture and its bound method both carry vp
+        with pytest.raises(ValueError, match="log_likelihood: score_fn carries the SDE VPSDE"):
+            log_likelihood(ve, fn, x)
+        with pytest.raises(ValueError, match="decode: score_fn carries the SDE VPSDE"):
+            decode(ve, fn, x)
+    from scoresde.likelihood import elbo
+
+    with pytest.raises(ValueError, match="elbo: score_fn carries the SDE VPSDE.*used with VESDE"):
+        elbo(ve, gm, x)
+    # an equal SDE (same class and config) is the same SDE; plain functions carry none
+    res = log_likelihood(VPSDE(), gm, x, solver="rk4", options={"step_size": 0.1})
+    assert torch.isfinite(res.log_prob).all()
+    log_likelihood(ve, lambda y, t: -y, x, solver="rk4", options={"step_size": 0.1})
+    assert torch.allclose(res.continuous_bits_per_dim(), -res.log_prob / (2 * math.log(2)))

@@ -115,7 +115,7 @@ def test_ddpm_vlb_bounds_the_discrete_nll() -> None:
         return gm.eps(x_i, sch.times[i].to(F64))
 
     res = ddpm_vlb(sch, eps_fn, k, generator=torch.Generator().manual_seed(6))
-    assert res.per_draw.shape == (201, 600) and res.nfe == 200
+    assert res.per_term.shape == (201, 600) and res.nfe == 200
     # Exact discrete NLL (bins of width 2/255 are narrow: P(k) ~ p(centre) * width^d).
     y = k / 127.5 - 1
     ref = -(gm.log_prob(y) + 3 * math.log(2 / 255)) / (3 * math.log(2))
@@ -124,6 +124,6 @@ def test_ddpm_vlb_bounds_the_discrete_nll() -> None:
     assert -3 * se < float(diff.mean()) < 0.3
     ab = float(sch.alpha_bars[-1])  # L_T in closed form
     lt = 0.5 * (ab * y**2 + (1 - ab) - 1 - math.log1p(-ab)).sum(1) / (3 * math.log(2))
-    torch.testing.assert_close(res.per_draw[0], lt)
+    torch.testing.assert_close(res.per_term[0], lt)
     with pytest.raises(ValueError, match="unknown variance"):
         ddpm_vlb(sch, eps_fn, k, variance="learned")

@@ -184,7 +184,7 @@ def test_losses_on_images_with_a_unet_and_generator_reproducibility():
 def test_loss_validation():
     sde = VPSDE()
     with pytest.raises(
-        ValueError, match=r"valid: \['sigma2', 'likelihood', 'uniform', 'min_snr'\]"
+        ValueError, match="expected one of 'likelihood', 'min_snr', 'sigma2', 'uniform'"
     ):
         DSMLoss(sde, weighting="snr")
     with pytest.raises(ValueError, match="t_sampling"):
@@ -193,7 +193,7 @@ def test_loss_validation():
         DSMLoss(sde, weighting="min_snr", gamma=0.0)
     with pytest.raises(TypeError, match="VESDE"):
         SMLDLoss(sde)
-    with pytest.raises(ValueError, match="valid"):
+    with pytest.raises(ValueError, match="unknown loss 'sliced'; expected one of 'ddpm', 'dsm', 'smld'"):
         get_loss("sliced", sde)
     model = ScoreModel(lambda x, c: x, sde)
     with pytest.raises(ValueError, match=r"shape \(batch, \*dims\)"):

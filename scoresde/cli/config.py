@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .._utils import names_list
+
 __all__ = [
     "DataConfig",
     "LossConfig",
@@ -140,7 +142,9 @@ class RunConfig:
             raise TypeError(f"config must be a mapping, received {type(d).__name__}")
         unknown = set(d) - set(_SECTIONS)
         if unknown:
-            raise ValueError(f"unknown config sections {sorted(unknown)}; valid: {list(_SECTIONS)}")
+            raise ValueError(
+                f"unknown config sections {sorted(unknown)}; expected one of {names_list(_SECTIONS)}"
+            )
         parts = {}
         for name, klass in _SECTIONS.items():
             sub = d.get(name) or {}
@@ -149,7 +153,10 @@ class RunConfig:
             valid = [f.name for f in fields(klass)]
             bad = set(sub) - set(valid)
             if bad:
-                raise ValueError(f"unknown keys {sorted(bad)} in section {name!r}; valid: {valid}")
+                raise ValueError(
+                    f"unknown keys {sorted(bad)} in section {name!r}; expected one of "
+                    f"{names_list(valid)}"
+                )
             parts[name] = klass(**sub)
         if "betas" in (d.get("optim") or {}):
             parts["optim"].betas = tuple(parts["optim"].betas)
@@ -201,7 +208,8 @@ class RunConfig:
         if path.suffix == ".json":
             return cls.from_json(path.read_text())
         raise ValueError(
-            f"unsupported config suffix {path.suffix!r}; valid: ['.json', '.yaml', '.yml']"
+            f"unsupported config suffix {path.suffix!r}; expected one of "
+            f"{names_list(['.json', '.yaml', '.yml'])}"
         )
 
     # -- validation ------------------------------------------------------------------------
@@ -231,7 +239,7 @@ class RunConfig:
             ("optim.lr_decay", self.optim.lr_decay, LR_DECAYS),
         ):
             if value not in valid:
-                raise ValueError(f"unknown {what} {value!r}; valid: {sorted(valid)}")
+                raise ValueError(f"unknown {what} {value!r}; expected one of {names_list(valid)}")
         o, s = self.optim, self.schedule
         _check(o.lr > 0 and math.isfinite(o.lr), "optim.lr", "a finite number > 0", o.lr)
         _check(o.weight_decay >= 0, "optim.weight_decay", ">= 0", o.weight_decay)

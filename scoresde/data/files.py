@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from scoresde._utils import names_list
 from scoresde.data.core import Dataset, Scaler
 
 __all__ = ["load_array", "load_digits", "load_image_folder", "load_mnist"]
@@ -101,7 +102,10 @@ def load_array(path: str | Path, key: str | None = None, levels: int | None = No
         obj = torch.load(path, map_location="cpu", weights_only=True)
         arr = _pick(obj, key, path) if isinstance(obj, dict) else obj
     else:
-        raise ValueError(f"unsupported data file suffix {suffix!r}; valid: ['.npy', '.npz', '.pt']")
+        raise ValueError(
+            f"unsupported data file suffix {suffix!r}; expected one of "
+            f"{names_list(['.npy', '.npz', '.pt'])}"
+        )
     x = _check_array(
         torch.as_tensor(np.asarray(arr) if not isinstance(arr, Tensor) else arr), str(path)
     )
@@ -117,7 +121,7 @@ def _pick(d: dict[str, Any], key: str | None, path: Path) -> Any:
             raise ValueError(f"{path} holds arrays {sorted(d)}; pass key= to choose one")
         return next(iter(d.values()))
     if key not in d:
-        raise ValueError(f"key {key!r} not in {path}; valid: {sorted(d)}")
+        raise ValueError(f"key {key!r} not in {path}; expected one of {names_list(d)}")
     return d[key]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from scoresde._utils import names_list
 from scoresde.data.core import Dataset, Scaler
 from scoresde.data.files import load_array, load_digits, load_image_folder, load_mnist
 from scoresde.data.toy import TOY_SETS, sample_toy
@@ -62,5 +63,5 @@ def get_dataset(name: str, **kwargs: Any) -> Dataset:
         ValueError: If ``name`` is unknown.
     """
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid: {sorted(DATASETS)}")
+        raise ValueError(f"unknown dataset {name!r}; expected one of {names_list(DATASETS)}")
     return DATASETS[name](**kwargs)

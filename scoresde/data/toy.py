@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from scoresde._utils import names_list
+
 if TYPE_CHECKING:
     from scoresde.analytic import GaussianMixture
 
@@ -157,7 +159,7 @@ def sample_toy(name: str, n: int, generator: torch.Generator | None = None) -> T
         ValueError: For an unknown name or a non-positive ``n``.
     """
     if name not in TOY_SETS:
-        raise ValueError(f"unknown toy set {name!r}; valid: {sorted(TOY_SETS)}")
+        raise ValueError(f"unknown toy set {name!r}; expected one of {names_list(TOY_SETS)}")
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, received {n!r}")
     return TOY_SETS[name].sampler(n, generator)

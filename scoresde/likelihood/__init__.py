@@ -6,18 +6,22 @@
   ODE as a continuous normalizing flow (Song et al. 2021, Sec. 4.3 and Eq. 39).
 * :mod:`~scoresde.likelihood.coordinates`: the PF-ODE in t, sigma_t / alpha_t or log-SNR
   coordinates (Karras et al. 2022, Eq. 4), and the solver's error norms for a batch.
-* :mod:`~scoresde.likelihood.bpd`: bits per dim with uniform dequantization.
+* :mod:`~scoresde.likelihood.result`: :class:`LikelihoodResult`.
+* :mod:`~scoresde.likelihood.bpd`: bits per dim of discrete data with uniform dequantization
+  (:func:`bits_per_dim`); ``LikelihoodResult.continuous_bits_per_dim()`` is the same unit for
+  continuous data, and :func:`ddpm_vlb` the DDPM bound in bits per dim (a :class:`VLBResult`).
 * :mod:`~scoresde.likelihood.bounds`: the continuous ELBO (Song, Durkan, Murray & Ermon 2021,
   Theorem 2) and the DDPM L_vlb with the discretized Gaussian decoder (Ho et al. 2020).
 """
 
 from __future__ import annotations
 
-from .bounds import ELBOResult, ddpm_vlb, elbo
+from .bounds import ELBOResult, VLBResult, ddpm_vlb, elbo
 from .bpd import BitsPerDim, bits_per_dim, dequantized_bits_per_dim
-from .coordinates import ERROR_NORMS, TIME_VARIABLES, PFCoordinates
+from .coordinates import ERROR_NORMS, SOLVERS, TIME_VARIABLES, PFCoordinates
 from .divergence import PROBES, draw_probes, score_and_divergence, score_and_probe_products
-from .ode import DIVERGENCES, SOLVERS, LikelihoodResult, decode, log_likelihood, per_sample_norm
+from .ode import DIVERGENCES, decode, log_likelihood
+from .result import LikelihoodResult
 
 __all__ = [
     "DIVERGENCES",
@@ -29,6 +33,7 @@ __all__ = [
     "ELBOResult",
     "LikelihoodResult",
     "PFCoordinates",
+    "VLBResult",
     "bits_per_dim",
     "ddpm_vlb",
     "decode",
@@ -36,7 +41,6 @@ __all__ = [
     "draw_probes",
     "elbo",
     "log_likelihood",
-    "per_sample_norm",
     "score_and_divergence",
     "score_and_probe_products",
 ]

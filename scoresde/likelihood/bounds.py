@@ -27,12 +27,12 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .._utils import append_dims, check_finite, mean_se, names_list
+from .._utils import append_dims, check_finite, check_same_sde, mean_se, names_list, sde_of
 from ..sde import DDPMSchedule, LinearSDE
-from .bpd import BitsPerDim, _check_levels
+from .bpd import _check_levels
 from .divergence import draw_probes, score_and_divergence, score_and_probe_products
 
-__all__ = ["ELBOResult", "ddpm_vlb", "elbo"]
+__all__ = ["ELBOResult", "VLBResult", "ddpm_vlb", "elbo"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,27 @@ class ELBOResult:
     elbo: Tensor
     stderr: Tensor
     per_draw: Tensor
+
+
+@dataclass(frozen=True)
+class VLBResult:
+    """The output of :func:`ddpm_vlb`: the DDPM bound L_vlb in bits per dim, and its terms.
+
+    Attributes:
+        bpd: L_vlb per sample in bits per dim, shape ``(batch,)``.
+        per_term: Each term in bits per dim, shape ``(N + 1, batch)``: L_T first, then
+            L_{N-1}, ..., L_0 (they sum to ``bpd``).
+        nfe: Evaluations of ``eps_fn`` per sample (N).
+    """
+
+    bpd: Tensor
+    per_term: Tensor
+    nfe: int
+
+    @property
+    def mean(self) -> float:
+        """The dataset average of ``bpd``."""
+        return float(self.bpd.mean())
 
 
 def elbo(
@@ -78,6 +99,7 @@ def elbo(
     """
     if not isinstance(sde, LinearSDE):
         raise TypeError(f"elbo: expected a LinearSDE, received {type(sde).__name__}")
+    check_same_sde(sde, sde_of(score_fn), what="elbo: score_fn")
     if not isinstance(x, Tensor) or not x.is_floating_point() or x.ndim < 2:
         raise ValueError("elbo: expected a floating tensor x of shape (batch, *dims)")
     check_finite(x, name="elbo input")
@@ -135,7 +157,7 @@ def ddpm_vlb(
     variance: Literal["beta", "beta_tilde"] | str = "beta",
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float64,
-) -> BitsPerDim:
+) -> VLBResult:
     """The DDPM variational bound L_vlb (Ho et al. 2020, Eq. 5) in bits per dim.
 
     One draw of x_i ~ q(x_i | x_0) per step and sample (all N steps are summed, so it costs N
@@ -155,8 +177,7 @@ def ddpm_vlb(
         dtype: Floating dtype.
 
     Returns:
-        A :class:`~scoresde.likelihood.BitsPerDim` (``per_draw`` holds the per-term bits of
-        shape ``(N + 1, batch)``: L_T first, then L_{N-1}, ..., L_0).
+        A :class:`VLBResult` (total and per-term bits per dim).
     """
     _check_levels(k, levels, model_range)
     if variance not in ("beta", "beta_tilde"):
@@ -192,5 +213,4 @@ def ddpm_vlb(
             kl = 0.5 * (torch.log(var[i] / bt) + (bt + (mu_post - mean) ** 2) / var[i] - 1)
             terms.append(kl.flatten(1).sum(1))
     per_term = torch.stack(terms) / (D * math.log(2))
-    total = per_term.sum(0)
-    return BitsPerDim(total, torch.full_like(total, math.nan), per_term, nfe=N)
+    return VLBResult(per_term.sum(0), per_term, nfe=N)

@@ -49,14 +49,20 @@ from ..sde import LinearSDE
 
 __all__ = [
     "ERROR_NORMS",
+    "SOLVERS",
     "TIME_VARIABLES",
     "PFCoordinates",
-    "per_sample_norm",
+    "batch_rms_norm",
+    "pf_coordinates",
+    "sample_max_norm",
+    "sample_rms_norm",
     "solver_options",
 ]
 
 #: torchdiffeq's solver classes by name (its ``SOLVERS`` registry).
 SOLVER_CLASSES: dict[str, type] = sys.modules["torchdiffeq._impl.odeint"].SOLVERS
+#: torchdiffeq's solver names (its ``SOLVERS`` registry).
+SOLVERS: tuple[str, ...] = tuple(SOLVER_CLASSES)
 #: Integration variables of the PF-ODE (see the module docstring).
 TIME_VARIABLES: tuple[str, ...] = ("sigma", "log_snr", "t")
 
@@ -71,7 +77,7 @@ def _per_sample(state: Tensor | tuple[Tensor, ...]) -> Tensor:
     return err
 
 
-def per_sample_norm(state: Tensor | tuple[Tensor, ...]) -> Tensor:
+def sample_max_norm(state: Tensor | tuple[Tensor, ...]) -> Tensor:
     """Error norm ``"sample_max"``: the worst sample's error (see the module docstring).
 
     Args:
@@ -98,7 +104,7 @@ def batch_rms_norm(state: Tensor | tuple[Tensor, ...]) -> Tensor:
 #: Error norms by name (see the module docstring).
 ERROR_NORMS: dict[str, Callable[[Tensor | tuple[Tensor, ...]], Tensor]] = {
     "sample_rms": sample_rms_norm,
-    "sample_max": per_sample_norm,
+    "sample_max": sample_max_norm,
     "batch_rms": batch_rms_norm,
 }
 
@@ -192,3 +198,14 @@ class PFCoordinates:
         c_s = -sigma if self.variable == "sigma" else sigma**2 / (2 * alpha)
         zero = torch.zeros_like(r)
         return t.to(r.dtype), alpha.to(r.dtype), zero, c_s.to(r.dtype)
+
+
+def pf_coordinates(
+    sde: LinearSDE, t_eps: float | None, x: Tensor, time_variable: str, name: str, decode: bool
+) -> PFCoordinates:
+    """The PF-ODE coordinates from t_eps to T (or T to t_eps when ``decode``)."""
+    t0 = sde.eps if t_eps is None else t_eps
+    if isinstance(t0, bool) or not isinstance(t0, (int, float)) or not 0 < t0 < sde.T:
+        raise ValueError(f"{name}: expected 0 < t_eps < T={sde.T:g}, received t_eps={t_eps!r}")
+    ends = (sde.T, float(t0)) if decode else (float(t0), sde.T)
+    return PFCoordinates(sde, *ends, time_variable, x.dtype, x.device, name=name)

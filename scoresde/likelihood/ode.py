@@ -38,6 +38,7 @@ evaluation for exact divergence, ``n_probes`` for Hutchinson), each about one fo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -45,9 +46,9 @@ import torch
 import torchdiffeq
 from torch import Tensor
 
-from .._utils import mean_se, names_list
+from .._utils import check_finite, check_same_sde, mean_se, names_list, sde_of
 from ..sde import LinearSDE
-from .coordinates import per_sample_norm, solver_options
+from .coordinates import SOLVERS, pf_coordinates, solver_options
 from .divergence import (
     PROBES,
     check_score,
@@ -56,21 +57,39 @@ from .divergence import (
     score_and_divergence,
     score_and_probe_products,
 )
-from .setup import SOLVERS, LikelihoodResult, check_inputs, pf_coordinates
+from .result import LikelihoodResult
 
-__all__ = [
-    "DIVERGENCES",
-    "SOLVERS",
-    "LikelihoodResult",  # re-exported from .setup
-    "decode",
-    "log_likelihood",
-    "per_sample_norm",
-]
+__all__ = ["DIVERGENCES", "decode", "log_likelihood"]
 
 DIVERGENCES: tuple[str, ...] = ("exact", "hutchinson")
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 PriorLogProb = Callable[[Tensor], Tensor]
+
+
+def _check_inputs(
+    sde: Any, score_fn: Any, x: Any, solver: str, rtol: float, atol: float, name: str
+) -> None:
+    """Validate the arguments shared by log_likelihood and decode (``name`` prefixes errors)."""
+    if not isinstance(sde, LinearSDE):
+        raise TypeError(f"{name}: expected a LinearSDE (VP, sub-VP, VE), received {type(sde)}")
+    if not callable(score_fn):
+        raise TypeError(f"{name}: expected a callable score_fn(x, t), received {score_fn!r}")
+    check_same_sde(sde, sde_of(score_fn), what=f"{name}: score_fn")
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise TypeError(f"{name}: expected a floating-point tensor, received {type(x).__name__}")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(
+            f"{name}: expected a tensor of shape (batch, *dims), received {tuple(x.shape)}"
+        )
+    check_finite(x, name=f"{name} input")
+    if solver not in SOLVERS:
+        raise ValueError(
+            f"{name}: unknown solver {solver!r}; expected one of {names_list(SOLVERS)}"
+        )
+    for tol_name, tol in (("rtol", rtol), ("atol", atol)):
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < math.inf:
+            raise ValueError(f"{name}: expected {tol_name} > 0, received {tol!r}")
 
 
 def log_likelihood(
@@ -140,7 +159,7 @@ def log_likelihood(
             ``n_probes < 1`` or ``t_eps`` outside (0, T).
     """
     name = "log_likelihood"
-    check_inputs(sde, score_fn, x, solver, rtol, atol, name)
+    _check_inputs(sde, score_fn, x, solver, rtol, atol, name)
     if divergence not in DIVERGENCES:
         raise ValueError(
             f"{name}: unknown divergence {divergence!r}; expected one of {names_list(DIVERGENCES)}"
@@ -243,7 +262,7 @@ def decode(
         TypeError, ValueError: as for :func:`log_likelihood`.
     """
     name = "decode"
-    check_inputs(sde, score_fn, z, solver, rtol, atol, name)
+    _check_inputs(sde, score_fn, z, solver, rtol, atol, name)
     z = z.detach().to(dtype) if dtype is not None else z.detach()
     pf = pf_coordinates(sde, t_eps, z, time_variable, name, decode=True)
     nfe = 0

@@ -20,6 +20,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from scoresde._utils import names_list
+
 __all__ = ["SinusoidalEmbedding", "GaussianFourierEmbedding", "check_time_input"]
 
 
@@ -122,4 +124,6 @@ def make_embedding(
     if kind == "fourier":
         s = 16.0 if scale is None else scale
         return GaussianFourierEmbedding(dim, s, generator=generator)
-    raise ValueError(f"unknown time embedding {kind!r}; valid: ['fourier', 'sinusoidal']")
+    raise ValueError(
+        f"unknown time embedding {kind!r}; expected one of {names_list(['fourier', 'sinusoidal'])}"
+    )
