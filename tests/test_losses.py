@@ -193,7 +193,9 @@ def test_loss_validation():
         DSMLoss(sde, weighting="min_snr", gamma=0.0)
     with pytest.raises(TypeError, match="VESDE"):
         SMLDLoss(sde)
-    with pytest.raises(ValueError, match="unknown loss 'sliced'; expected one of 'ddpm', 'dsm', 'smld'"):
+    with pytest.raises(
+        ValueError, match="unknown loss 'sliced'; expected one of 'ddpm', 'dsm', 'smld'"
+    ):
         get_loss("sliced", sde)
     model = ScoreModel(lambda x, c: x, sde)
     with pytest.raises(ValueError, match=r"shape \(batch, \*dims\)"):
