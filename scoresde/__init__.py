@@ -3,7 +3,14 @@
 One model seen four ways (Song et al. 2021): the forward SDE, the reverse SDE, the
 probability-flow ODE, and their discretizations DDPM and DDIM.
 
-* :mod:`scoresde.sde`: ``VPSDE``, ``SubVPSDE``, ``VESDE``, schedules, ``DDPMSchedule``.
+The top level holds what a user needs to train, sample and evaluate (listed with one line each
+in ``docs/api/index.md``): the SDEs (:class:`VPSDE`, :class:`SubVPSDE`, :class:`VESDE`), a score
+function (:class:`ScoreModel` for a network, :class:`GaussianMixture` for an exact one), the
+loss (:class:`DSMLoss`), :func:`train` / :func:`load_model`, :func:`sample` with the
+:data:`SAMPLERS` registry and :func:`make_grid`, and :func:`log_likelihood`,
+:func:`bits_per_dim` and :func:`elbo`. Everything else lives in its subpackage:
+
+* :mod:`scoresde.sde`: SDEs, schedules, reverse SDE / PF-ODE, ``DDPMSchedule``.
 * :mod:`scoresde.parameterization`: eps / x0 / v / score conversions, ``ScoreModel``, adapters
   for discrete DDPM eps-models and EDM denoisers.
 * :mod:`scoresde.analytic`: ``GaussianMixture``, an exact score function for tests and studies.
@@ -13,57 +20,35 @@ probability-flow ODE, and their discretizations DDPM and DDIM.
 * :mod:`scoresde.losses`, :mod:`scoresde.nets`, :mod:`scoresde.data`, :mod:`scoresde.training`:
   denoising score matching and a trainer that never loses work.
 * :mod:`scoresde.metrics`, :mod:`scoresde.studies`: sample-quality metrics and sampler /
-  likelihood studies. The CLI (``scoresde ...``) lives in :mod:`scoresde.cli`.
+  likelihood studies. The CLI (``scoresde ...``) and run configs live in :mod:`scoresde.cli`.
 """
 
 from __future__ import annotations
 
-from . import adapters, analytic, likelihood, metrics, parameterization, samplers, sde, studies
-from ._utils import append_dims
-from .adapters import from_denoiser, from_discrete_eps_model
 from .analytic import GaussianMixture
-from .likelihood import bits_per_dim, decode, elbo, log_likelihood
-from .parameterization import ScoreModel, convert
-from .samplers import SAMPLERS, SampleInfo, grid_for_nfe, make_grid, sample
-from .sde import SDE, VESDE, VPSDE, DDPMSchedule, LinearSDE, SubVPSDE, get_sde
-from .studies import compare_samplers, likelihood_study
-from .training import train
+from .likelihood import bits_per_dim, elbo, log_likelihood
+from .losses import DSMLoss
+from .parameterization import ScoreModel
+from .samplers import SAMPLERS, make_grid, sample
+from .sde import VESDE, VPSDE, SubVPSDE
+from .training import load_model, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SAMPLERS",
-    "SDE",
     "VESDE",
     "VPSDE",
-    "DDPMSchedule",
+    "DSMLoss",
     "GaussianMixture",
-    "LinearSDE",
-    "SampleInfo",
     "ScoreModel",
     "SubVPSDE",
     "__version__",
-    "adapters",
-    "analytic",
-    "append_dims",
     "bits_per_dim",
-    "compare_samplers",
-    "convert",
-    "decode",
     "elbo",
-    "from_denoiser",
-    "from_discrete_eps_model",
-    "get_sde",
-    "grid_for_nfe",
-    "likelihood",
-    "likelihood_study",
+    "load_model",
     "log_likelihood",
     "make_grid",
-    "metrics",
-    "parameterization",
     "sample",
-    "samplers",
-    "sde",
-    "studies",
     "train",
 ]

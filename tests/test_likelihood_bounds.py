@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from scoresde import VPSDE, DDPMSchedule, GaussianMixture
+from scoresde import VPSDE, GaussianMixture
 from scoresde.likelihood import bits_per_dim, ddpm_vlb, dequantized_bits_per_dim, elbo
+from scoresde.sde import DDPMSchedule
 
 F64 = torch.float64
 

@@ -8,12 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from scoresde.adapters import from_denoiser, from_discrete_eps_model
 from scoresde.analytic import GaussianMixture
 from scoresde.parameterization import (
     PREDICTS,
     ScoreModel,
     convert,
+    from_denoiser,
+    from_discrete_eps_model,
 )
 from scoresde.sde import VESDE, VPSDE, DDPMSchedule, SubVPSDE
 

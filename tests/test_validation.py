@@ -104,7 +104,7 @@ def test_parameterization_validation() -> None:
 
 
 def test_adapter_and_preconditioning_validation() -> None:
-    from scoresde.adapters import from_denoiser, from_discrete_eps_model
+    from scoresde.parameterization import from_denoiser, from_discrete_eps_model
 
     with pytest.raises(TypeError, match="from_denoiser: expected a callable D"):
         from_denoiser("D", VPSDE())  # type: ignore[arg-type]

@@ -47,6 +47,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to render the docs' CLI page)."""
+    from .._utils import names_list
     from ..data import DATASETS
     from ..metrics import METRICS
     from ..nets import NETS
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
             bad = [v for v in vals if v not in registry]
             if not vals or bad:
                 raise argparse.ArgumentTypeError(
-                    f"unknown name(s) {bad or text!r}; expected one of {_names(registry)}"
+                    f"unknown name(s) {bad or text!r}; expected one of {names_list(registry)}"
                 )
             return vals
 

@@ -1,4 +1,4 @@
-"""Adapters that turn other kinds of models into continuous-time score functions.
+"""Models trained elsewhere, as continuous-time score functions that carry their SDE.
 
 * :func:`from_discrete_eps_model`: a DDPM-style eps-model over integer steps 0..N-1 with its beta
   table (Ho et al. 2020) becomes a continuous VP SDE and score function.
@@ -15,10 +15,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ._utils import append_dims, as_time
-from .parameterization import convert, eps_to_score
-from .sde import VPSDE, LinearSDE, PiecewiseLinearIntegral
-from .sde.ddpm import DDPMSchedule
+from .._utils import append_dims, as_time
+from ..sde import VPSDE, LinearSDE, PiecewiseLinearIntegral
+from ..sde.ddpm import DDPMSchedule
+from .conversions import convert, eps_to_score
 
 __all__ = ["DenoiserScore", "DiscreteEpsScore", "from_denoiser", "from_discrete_eps_model"]
 
