@@ -20,6 +20,7 @@ from scoresde.training.checkpoint import (
     CheckpointError,
     load_checkpoint,
     model_config,
+    model_from_config,
     save_checkpoint,
 )
 from scoresde.training.distributed import default_device
@@ -92,10 +93,15 @@ def test_outputs_log_bins_eval_hook_and_load_model(tmp_path):
 
 def test_model_config_names_the_net_and_sde_and_a_foreign_net_is_refused(tmp_path):
     sde = VESDE(sigma_max=10.0)
-    model = ScoreModel(ResidualMLP(2, hidden=8, depth=1), sde, predicts="edm", sigma_data=0.7)
+    net = ResidualMLP(2, hidden=8, depth=1)
+    model = ScoreModel(net, sde, predicts="edm", sigma_data=0.7, x0_clip=2.0)
     cfg = model_config(model)
     assert cfg["net"]["name"] == "mlp" and cfg["net"]["hidden"] == 8 and cfg["sde"]["name"] == "ve"
-    assert (cfg["predicts"], cfg["sigma_data"]) == ("edm", 0.7)
+    assert (cfg["predicts"], cfg["sigma_data"], cfg["x0_clip"]) == ("edm", 0.7, 2.0)
+    twin = model_from_config(cfg)
+    twin.load_state_dict(model.state_dict())
+    x, t = torch.randn(4, 2), torch.full((4,), 0.3)
+    torch.testing.assert_close(twin.score_fn(x, t), model.score_fn(x, t))
     foreign = ScoreModel(torch.nn.Linear(2, 2), sde)  # not a registered network: no config
     assert model_config(foreign) is None
     save_checkpoint(tmp_path / "c.pt", {"model_config": None, "ema": {}, "model": {}})

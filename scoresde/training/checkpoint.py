@@ -151,7 +151,8 @@ def _to_tuples(x: Any) -> Any:
 def model_config(model: ScoreModel) -> dict[str, Any] | None:
     """What :func:`model_from_config` needs to rebuild ``model`` (weights aside), or ``None``.
 
-    ``{"net": net.config(), "sde": sde.config(), "predicts", "time_input", "sigma_data"}``: plain
+    ``{"net": net.config(), "sde": sde.config(), "predicts", "time_input", "sigma_data",
+    "x0_clip"}``: plain
     JSON, so a checkpoint rebuilds its model through the network and SDE registries
     (:func:`scoresde.nets.net_from_config`, :func:`scoresde.sde.sde_from_config`) and never
     unpickles code. ``None`` for a network outside ``scoresde.nets.NETS`` (no ``config()``) or a
@@ -166,6 +167,7 @@ def model_config(model: ScoreModel) -> dict[str, Any] | None:
         "predicts": model.predicts,
         "time_input": model.time_input,
         "sigma_data": model.sigma_data,
+        "x0_clip": model.x0_clip,
     }
 
 
@@ -179,7 +181,7 @@ def model_from_config(config: dict[str, Any]) -> ScoreModel:
     from scoresde.parameterization import ScoreModel
     from scoresde.sde import sde_from_config
 
-    keys = {"net", "sde", "predicts", "time_input", "sigma_data"}
+    keys = {"net", "sde", "predicts", "time_input", "sigma_data", "x0_clip"}
     if not isinstance(config, dict) or set(config) != keys:
         got = sorted(config) if isinstance(config, dict) else type(config).__name__
         raise ValueError(f"model config: expected the keys {sorted(keys)}, received {got}")
@@ -189,6 +191,7 @@ def model_from_config(config: dict[str, Any]) -> ScoreModel:
         predicts=config["predicts"],
         time_input=config["time_input"],
         sigma_data=config["sigma_data"],
+        x0_clip=config["x0_clip"],
     )
 
 
