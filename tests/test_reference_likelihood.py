@@ -19,8 +19,9 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from scoresde import VPSDE, DDPMSchedule, GaussianMixture, SubVPSDE
+from scoresde import VPSDE, GaussianMixture, SubVPSDE
 from scoresde.likelihood import ddpm_vlb, dequantized_bits_per_dim, elbo, log_likelihood
+from scoresde.sde import DDPMSchedule
 
 from .test_samplers_common import make_sdes, mixture
 
