@@ -21,6 +21,7 @@ from .._utils import names_list
 from ..sde import VESDE, VPSDE, LinearSDE, ScoreFn
 from .ddim import sample_ddim
 from .dpm_solver import (
+    budget_orders,
     fast_orders,
     sample_dpm_solver,
     sample_dpm_solver_fast,
@@ -107,14 +108,27 @@ def _pc_nfe(o: dict[str, Any]) -> int:
 
 
 def _singlestep(order: int, lower_order_final: bool, **defaults: Any) -> SamplerSpec:
-    """DPM-Solver-``order`` (singlestep) whose last step is first order if ``lower_order_final``."""
+    """Singlestep DPM-Solver-``order``: per-grid (``step_orders``) and per-budget plans.
+
+    On a grid, the last step is first order with ``lower_order_final``; given an NFE budget,
+    :func:`~scoresde.samplers.budget_orders` spends it exactly.
+    """
 
     def step_nfes(n_steps: int, o: dict[str, Any]) -> list[int]:
         return step_orders(order, n_steps, o.get("lower_order_final", lower_order_final))
 
+    def plan(nfe: int, o: dict[str, Any]) -> list[int]:
+        return budget_orders(order, nfe, o.get("lower_order_final", lower_order_final))
+
     fn = partial(sample_dpm_solver, order=order, lower_order_final=lower_order_final)
     return SamplerSpec(
-        fn, order=float(order), nfe_per_step=order, step_nfes=step_nfes, **_EXP, **defaults
+        fn,
+        order=float(order),
+        nfe_per_step=order,
+        step_nfes=step_nfes,
+        plan=plan,
+        **_EXP,
+        **defaults,
     )
 
 
