@@ -1,19 +1,25 @@
 """Samplers for score-based diffusion models: one calling convention, one registry.
 
-Every sampler is a pure function
+Every sampler is a pure function with the signature of :class:`Sampler`,
 
     sample_<name>(sde, score_fn, x_T, grid, *, generator=None, callback=None, **options)
         -> (x, SampleInfo)
 
-where ``grid`` is a strictly decreasing time grid in [eps, T] (see :mod:`.grids`) and
+where ``grid`` is a strictly decreasing time grid in [eps, T] (see :func:`make_grid`) and
 ``SampleInfo.nfe`` is the exact number of score evaluations. :func:`sample` runs any entry of
-:data:`SAMPLERS` by name, on a grid or a target NFE. Song et al. (2021) throughout; each module
-cites the paper and algorithm it transcribes.
+:data:`SAMPLERS` by name with the same arguments after the name,
+``sample(name, sde, score_fn, x_T, grid_or_nfe, ...)``; given an NFE it uses the sampler's
+measured few-step defaults. The options every sampler accepts (``seeds``, ``noise_sampler``,
+``hook``, ``denoise``, ``return_trajectory``) are documented in :class:`Sampler`. Song et al.
+(2021) throughout; each module cites the paper and algorithm it transcribes.
+
+Modules: ``run`` (the sampling run: validation, counting, loop), ``reverse_sde`` (Euler–Maruyama,
+reverse diffusion, DDPM, SMLD), ``ode`` (probability-flow ODE), ``ddim``, ``dpm_solver``,
+``langevin`` (PC), ``fixed_langevin``, ``torchsde_backend``, ``grids``, ``registry``.
 """
 
 from __future__ import annotations
 
-from ._core import COMMON_OPTIONS, SampleInfo
 from .ddim import (
     INTERPOLATIONS,
     ddim_interpolate,
@@ -22,22 +28,38 @@ from .ddim import (
     slerp,
     sqrt_interpolate,
 )
-from .dpm_solver import sample_dpm_solver, sample_dpm_solver_pp_2m
+from .dpm_solver import (
+    budget_orders,
+    fast_orders,
+    multistep_order,
+    sample_dpm_solver,
+    sample_dpm_solver_fast,
+    sample_dpm_solver_pp_2m,
+)
 from .fixed_langevin import sample_langevin_fixed_t, sgld_step_sizes
 from .grids import GRIDS, karras_grid, log_snr_grid, make_grid, quadratic_grid, uniform_grid
 from .hooks import InpaintHook
 from .langevin import CORRECTORS, sample_annealed_langevin, sample_pc
 from .noise import noise_from_seeds
 from .ode import sample_pf_adaptive, sample_pf_euler, sample_pf_heun, sample_pf_rk4
-from .registry import SAMPLERS, SamplerSpec, expected_nfe, get_sampler, grid_for_nfe, sample
-from .sde_backend import TORCHSDE_METHODS, BrownianNoise, sample_torchsde
-from .sde_samplers import (
+from .registry import (
+    SAMPLERS,
+    SamplerSpec,
+    expected_nfe,
+    get_sampler,
+    grid_for_nfe,
+    plan_for_nfe,
+    sample,
+)
+from .reverse_sde import (
     PREDICTORS,
     sample_ddpm,
     sample_euler_maruyama,
     sample_reverse_diffusion,
     sample_smld,
 )
+from .run import COMMON_OPTIONS, SampleInfo, Sampler
+from .torchsde_backend import TORCHSDE_METHODS, BrownianNoise, sample_torchsde
 
 __all__ = [
     "COMMON_OPTIONS",
@@ -50,22 +72,28 @@ __all__ = [
     "BrownianNoise",
     "InpaintHook",
     "SampleInfo",
+    "Sampler",
     "SamplerSpec",
+    "budget_orders",
     "ddim_interpolate",
     "ddim_invert",
     "expected_nfe",
+    "fast_orders",
     "get_sampler",
     "grid_for_nfe",
     "karras_grid",
     "log_snr_grid",
     "make_grid",
+    "multistep_order",
     "noise_from_seeds",
+    "plan_for_nfe",
     "quadratic_grid",
     "sample",
     "sample_annealed_langevin",
     "sample_ddim",
     "sample_ddpm",
     "sample_dpm_solver",
+    "sample_dpm_solver_fast",
     "sample_dpm_solver_pp_2m",
     "sample_euler_maruyama",
     "sample_langevin_fixed_t",

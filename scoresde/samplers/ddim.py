@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..sde import LinearSDE
-from ._core import SampleInfo, SamplerRun, check_state, prepare, sqrt_pos
+from ..sde import LinearSDE, ScoreFn
+from .run import Callback, SampleInfo, SamplerRun, check_state, prepare, sqrt_pos
 
 __all__ = [
     "INTERPOLATIONS",
@@ -51,24 +51,23 @@ def _ddim_step(run: SamplerRun, eta: float):  # noqa: ANN202 - returns the step 
 
 
 def sample_ddim(
-    sde: LinearSDE, score_fn: Any, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Any = None,
-    eta: float = 0.0, **options: Any,
-) -> tuple[Tensor, SampleInfo]:  # fmt: skip
-    """DDIM(eta) sampling on any grid (step skipping = a coarse grid).
+    sde: LinearSDE,
+    score_fn: ScoreFn,
+    x_T: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    eta: float = 0.0,
+    **options: Any,
+) -> tuple[Tensor, SampleInfo]:
+    """DDIM(eta) sampling on any grid (step skipping = a coarse grid); any linear SDE.
+
+    Arguments, the common ``**options`` and the result are those of every sampler
+    (:class:`~scoresde.samplers.Sampler`); ``generator`` draws the noise when eta > 0.
 
     Args:
-        sde: A linear SDE (VP, sub-VP, VE).
-        score_fn: ``score_fn(x, t) -> grad_x log p_t(x)`` shaped like ``x``.
-        x_T: Initial state of shape ``(batch, *dims)`` at ``grid[0]``.
-        grid: Strictly decreasing times in [eps, T], shape ``(N + 1,)``.
-        generator: Generator of the noise (eta > 0).
-        callback: ``callback(i, t_next, x)`` after each step.
         eta: Stochasticity in [0, 1]: 0 deterministic (DDIM), 1 DDPM's posterior.
-        **options: Common options (see :mod:`scoresde.samplers._core`).
-
-    Returns:
-        ``(x, info)`` with samples at ``grid[-1]``.
     """
     if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
         raise ValueError(f"ddim: expected eta in [0, 1], received {eta!r}")
@@ -77,7 +76,7 @@ def sample_ddim(
 
 
 def ddim_invert(
-    sde: LinearSDE, score_fn: Any, x0: Tensor, grid: Tensor, *, callback: Any = None
+    sde: LinearSDE, score_fn: ScoreFn, x0: Tensor, grid: Tensor, *, callback: Callback | None = None
 ) -> tuple[Tensor, SampleInfo]:
     """Encode data into a DDIM latent: the eta = 0 update run from grid[-1] up to grid[0].
 
@@ -173,9 +172,14 @@ INTERPOLATIONS = {"slerp": slerp, "sqrt": sqrt_interpolate}
 
 
 def ddim_interpolate(
-    sde: LinearSDE, score_fn: Any, x_a: Tensor, x_b: Tensor, weights: Tensor, grid: Tensor,
+    sde: LinearSDE,
+    score_fn: ScoreFn,
+    x_a: Tensor,
+    x_b: Tensor,
+    weights: Tensor,
+    grid: Tensor,
     method: str = "slerp",
-) -> Tensor:  # fmt: skip
+) -> Tensor:
     """Interpolate data through DDIM latents: invert, interpolate, decode with eta = 0.
 
     Args:

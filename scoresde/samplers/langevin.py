@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .._utils import append_dims, names_list
-from ..sde import VESDE, LinearSDE
+from ..sde import LinearSDE
 from ._core import SampleInfo, SamplerRun, prepare
 from .sde_samplers import get_predictor
 
@@ -130,7 +130,5 @@ def sample_annealed_langevin(
     2 (snr sigma_t)^2; arguments as :func:`sample_pc`.
     """
     check_corrector_args("ald", snr, n_steps)
-    run = prepare(
-        "annealed_langevin", sde, score_fn, x_T, grid, generator, callback, options, (VESDE,)
-    )
+    run = prepare("annealed_langevin", sde, score_fn, x_T, grid, generator, callback, options)
     return run.loop(x_T, ald_corrector(run, float(snr), n_steps))

@@ -17,9 +17,10 @@ import torch
 import torchdiffeq
 from torch import Tensor
 
-from ..sde import LinearSDE
-from ._core import SampleInfo, SamplerRun, prepare
-from .adapters import ODEFunc
+from ..sde import LinearSDE, ScoreFn
+from ..sde.reverse import drift_coefs, probability_flow_drift
+from .adapters import ODEFunc, torchdiffeq_methods
+from .run import Callback, SampleInfo, SamplerRun, prepare
 
 __all__ = ["TABLEAUX", "sample_pf_adaptive", "sample_pf_euler", "sample_pf_heun", "sample_pf_rk4"]
 
@@ -35,17 +36,14 @@ TABLEAUX: dict[str, tuple[list[float], list[list[float]], list[float]]] = {
 }
 
 
-#: torchdiffeq's adaptive Runge–Kutta methods (they accept the ``step_t`` option).
-_ADAPTIVE_RK = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
-
-
 def _rk_loop(run: SamplerRun, x_T: Tensor, tableau: str) -> tuple[Tensor, SampleInfo]:
     c_nodes, A, b = TABLEAUX[tableau]
     nodes = torch.tensor(c_nodes, dtype=torch.float64)
     dt64 = run.grid64[1:] - run.grid64[:-1]  # negative steps
     stage_t = run.grid64[:-1, None] + nodes[None] * dt64[:, None]  # (N, stages)
     c = run.coefs(stage_t.reshape(-1))
-    a, half_g2 = c.a.reshape(stage_t.shape), 0.5 * c.g2.reshape(stage_t.shape)
+    # PF-ODE drift f - 1/2 g^2 s = c_x x + c_s s at every stage time (Eq. 13)
+    c_x, c_s = (v.reshape(stage_t.shape) for v in drift_coefs(c.a, c.g2, probability_flow=True))
     t_stage, dt = c.t.reshape(stage_t.shape), dt64.to(run.like)
 
     def step(x: Tensor, i: int) -> Tensor:
@@ -56,8 +54,8 @@ def _rk_loop(run: SamplerRun, x_T: Tensor, tableau: str) -> tuple[Tensor, Sample
             for l, w in enumerate(A[j]):
                 if w != 0.0:
                     xj = xj + (w * dt[i]) * k[l]
-            # 2. PF-ODE field a x - 1/2 g^2 s at the stage time t_i + c_j dt (Eq. 13)
-            k.append(a[i, j] * xj - half_g2[i, j] * run.score(xj, t_stage[i, j]))
+            # 2. PF-ODE field c_x x + c_s s at the stage time t_i + c_j dt (Eq. 13)
+            k.append(c_x[i, j] * xj + c_s[i, j] * run.score(xj, t_stage[i, j]))
         # 3. combine the stages: x + dt sum_j b_j k_j
         incr = k[0] * b[0]
         for w, kj in zip(b[1:], k[1:]):
@@ -69,28 +67,25 @@ def _rk_loop(run: SamplerRun, x_T: Tensor, tableau: str) -> tuple[Tensor, Sample
 
 def _fixed_step(name: str, tableau: str):  # noqa: ANN202 - a small factory of public functions
     def sampler(
-        sde: LinearSDE, score_fn: Any, x_T: Tensor, grid: Tensor, *,
-        generator: torch.Generator | None = None, callback: Any = None, **options: Any,
-    ) -> tuple[Tensor, SampleInfo]:  # fmt: skip
+        sde: LinearSDE,
+        score_fn: ScoreFn,
+        x_T: Tensor,
+        grid: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        callback: Callback | None = None,
+        **options: Any,
+    ) -> tuple[Tensor, SampleInfo]:
         run = prepare(name, sde, score_fn, x_T, grid, generator, callback, options)
         return _rk_loop(run, x_T, tableau)
 
     sampler.__name__ = f"sample_{name}"
     sampler.__qualname__ = sampler.__name__
-    sampler.__doc__ = f"""The probability-flow ODE (Song et al. 2021, Eq. 13) by fixed-step {tableau}.
+    sampler.__doc__ = f"""The probability-flow ODE (Song et al. 2021, Eq. 13), fixed-step {tableau}.
 
-    Args:
-        sde: A linear SDE (VP, sub-VP, VE).
-        score_fn: ``score_fn(x, t) -> grad_x log p_t(x)`` shaped like ``x``.
-        x_T: Initial state of shape ``(batch, *dims)`` at ``grid[0]``.
-        grid: Strictly decreasing times in [eps, T], shape ``(N + 1,)``.
-        generator: Unused by the ODE itself (hooks and ``denoise`` may draw); kept for the
-            shared signature.
-        callback: ``callback(i, t_next, x)`` after each step.
-        **options: Common options (see :mod:`scoresde.samplers._core`).
-
-    Returns:
-        ``(x, info)``: samples at ``grid[-1]``; ``info.nfe`` = {len(TABLEAUX[tableau][2])} per step.
+    Arguments, the common ``**options`` and the result are those of every sampler
+    (:class:`~scoresde.samplers.Sampler`); any linear SDE. The ODE draws no noise (hooks may).
+    ``info.nfe`` = {len(TABLEAUX[tableau][2])} per step.
     """
     return sampler
 
@@ -101,18 +96,28 @@ sample_pf_rk4 = _fixed_step("pf_rk4", "rk4")
 
 
 def sample_pf_adaptive(
-    sde: LinearSDE, score_fn: Any, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Any = None,
-    method: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5, **options: Any,
-) -> tuple[Tensor, SampleInfo]:  # fmt: skip
+    sde: LinearSDE,
+    score_fn: ScoreFn,
+    x_T: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    method: str = "dopri5",
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    **options: Any,
+) -> tuple[Tensor, SampleInfo]:
     """The probability-flow ODE by an adaptive torchdiffeq solver (Song et al. 2021, Sec. 4.3).
 
     The grid gives the output times only (``[T, eps]`` suffices); the solver picks its steps.
     ``info.nfe`` counts every score evaluation the solver made. The other arguments are those
-    of :func:`sample_pf_euler`; ``hook`` and ``noise_sampler`` are not supported.
+    of every sampler (:class:`~scoresde.samplers.Sampler`); ``hook`` and ``noise_sampler`` are
+    not supported.
 
     Args:
-        method: A torchdiffeq method ('dopri5', 'bosh3', 'adaptive_heun', 'dopri8', ...).
+        method: A torchdiffeq method; its adaptive ones ('dopri5', 'bosh3', 'adaptive_heun',
+            'dopri8', 'fehlberg2') choose their steps (see ``torchdiffeq_methods``).
         rtol: Relative tolerance.
         atol: Absolute tolerance.
     """
@@ -128,11 +133,11 @@ def sample_pf_adaptive(
         # dx/dt = a(t) x - 1/2 g(t)^2 s(x, t)  (Eq. 13). torchdiffeq's initial-step heuristic
         # probes f(t0 + h0) with an unclamped h0 that can land below eps (even below 0): clamp.
         t = t.to(x.dtype).clamp(t_lo, t_hi)
-        return sde.drift_coef(t) * x - 0.5 * sde.g2(t) * run.score(x, t)
+        return probability_flow_drift(sde.drift(x, t), sde.g2(t), run.score(x, t))
 
     try:
         # step_t keeps the adaptive steps from overshooting eps (the SDE ends at t = 0).
-        opts = {"step_t": run.t[-1:]} if method in _ADAPTIVE_RK else None
+        opts = {"step_t": run.t[-1:]} if method in torchdiffeq_methods()[1] else None
         ys = torchdiffeq.odeint(
             ODEFunc(field), x_T, run.t, rtol=rtol, atol=atol, method=method, options=opts
         )

@@ -2,7 +2,9 @@
 
 ``SAMPLERS`` maps a name to a :class:`SamplerSpec`: the function and its metadata (stochastic or
 not, the declared order and in which variable it holds, the SDEs it supports, score evaluations
-per step, the natural grid). The convergence tests check every declared order.
+per step) and its measured few-step defaults (grid kind, end time, final denoising step; DESIGN
+contract 12, chosen by ``benchmarks/few_step_defaults.py``). The convergence tests check every
+declared order.
 """
 
 from __future__ import annotations
@@ -12,20 +14,36 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from .._utils import names_list
-from ..sde import VESDE, VPSDE, LinearSDE
-from ._core import SampleInfo
+from ..sde import VESDE, VPSDE, LinearSDE, ScoreFn
 from .ddim import sample_ddim
-from .dpm_solver import sample_dpm_solver, sample_dpm_solver_pp_2m
+from .dpm_solver import (
+    budget_orders,
+    fast_orders,
+    sample_dpm_solver,
+    sample_dpm_solver_fast,
+    sample_dpm_solver_pp_2m,
+    step_orders,
+)
 from .grids import make_grid
 from .langevin import sample_annealed_langevin, sample_pc
 from .ode import sample_pf_adaptive, sample_pf_euler, sample_pf_heun, sample_pf_rk4
-from .sde_backend import TORCHSDE_METHODS, sample_torchsde
-from .sde_samplers import sample_ddpm, sample_euler_maruyama, sample_reverse_diffusion, sample_smld
+from .reverse_sde import sample_ddpm, sample_euler_maruyama, sample_reverse_diffusion, sample_smld
+from .run import Callback, SampleInfo, Sampler
+from .torchsde_backend import TORCHSDE_METHODS, sample_torchsde
 
-__all__ = ["SAMPLERS", "SamplerSpec", "expected_nfe", "get_sampler", "grid_for_nfe", "sample"]
+__all__ = [
+    "SAMPLERS",
+    "SamplerSpec",
+    "expected_nfe",
+    "get_sampler",
+    "grid_for_nfe",
+    "plan_for_nfe",
+    "sample",
+]
 
 
 @dataclass(frozen=True)
@@ -33,7 +51,7 @@ class SamplerSpec:
     """Metadata of a registered sampler.
 
     Attributes:
-        fn: ``fn(sde, score_fn, x_T, grid, *, generator, callback, **options) -> (x, info)``.
+        fn: The sampler, with the signature of :class:`~scoresde.samplers.Sampler`.
         stochastic: Whether it draws noise (with its default options).
         order: Declared order: strong order for SDE samplers, global order for ODE samplers;
             None where no order is claimed (Langevin correctors, adaptive solvers).
@@ -42,10 +60,16 @@ class SamplerSpec:
         sdes: The SDE classes it supports.
         nfe_per_step: Score evaluations per grid step (an int, or a function of the options).
         default_grid: The grid kind :func:`sample` uses when given an NFE.
+        default_t_end: The grid's last time when given an NFE (None: ``sde.eps``).
+        default_denoise: Whether :func:`sample` given an NFE ends with the Tweedie step.
         adaptive: Whether the solver chooses its own steps (then no NFE can be targeted).
+        step_nfes: ``step_nfes(n_steps, options)``: per-step NFEs where they differ by step
+            (singlestep DPM-Solver with ``lower_order_final``); None: ``nfe_per_step`` each.
+        plan: ``plan(nfe, options)``: per-step orders that spend a budget exactly, passed to
+            the sampler as ``orders`` (DPM-Solver-fast); None: a grid of whole steps.
     """
 
-    fn: Callable[..., tuple[Tensor, SampleInfo]]
+    fn: Sampler
     stochastic: bool
     order: float | None
     weak_order: float | None = None
@@ -53,7 +77,11 @@ class SamplerSpec:
     sdes: tuple[type, ...] = (LinearSDE,)
     nfe_per_step: int | Callable[[dict[str, Any]], int] = 1
     default_grid: str = "uniform"
+    default_t_end: float | None = None
+    default_denoise: bool = False
     adaptive: bool = False
+    step_nfes: Callable[[int, dict[str, Any]], list[int]] | None = None
+    plan: Callable[[int, dict[str, Any]], list[int]] | None = None
     description: str = field(default="", compare=False)
 
     def supports(self, sde: LinearSDE) -> bool:
@@ -61,13 +89,47 @@ class SamplerSpec:
         return isinstance(sde, self.sdes)
 
     def steps_nfe(self, options: dict[str, Any]) -> int:
-        """Score evaluations per step for these options."""
+        """Score evaluations per step for these options (the most, where steps differ)."""
         n = self.nfe_per_step
         return n(options) if callable(n) else n
+
+    def run_nfe(self, n_steps: int, options: dict[str, Any]) -> int:
+        """Exact NFE of a run on an ``n_steps`` grid with ``options`` (denoise included)."""
+        extra = 1 if options.get("denoise") else 0
+        if options.get("orders") is not None:
+            return sum(options["orders"]) + extra
+        if self.step_nfes is not None:
+            return sum(self.step_nfes(n_steps, options)) + extra
+        return n_steps * self.steps_nfe(options) + extra
 
 
 def _pc_nfe(o: dict[str, Any]) -> int:
     return (0 if o.get("predictor", "reverse_diffusion") == "none" else 1) + o.get("n_steps", 1)
+
+
+def _singlestep(order: int, lower_order_final: bool, **defaults: Any) -> SamplerSpec:
+    """Singlestep DPM-Solver-``order``: per-grid (``step_orders``) and per-budget plans.
+
+    On a grid, the last step is first order with ``lower_order_final``; given an NFE budget,
+    :func:`~scoresde.samplers.budget_orders` spends it exactly.
+    """
+
+    def step_nfes(n_steps: int, o: dict[str, Any]) -> list[int]:
+        return step_orders(order, n_steps, o.get("lower_order_final", lower_order_final))
+
+    def plan(nfe: int, o: dict[str, Any]) -> list[int]:
+        return budget_orders(order, nfe, o.get("lower_order_final", lower_order_final))
+
+    fn = partial(sample_dpm_solver, order=order, lower_order_final=lower_order_final)
+    return SamplerSpec(
+        fn,
+        order=float(order),
+        nfe_per_step=order,
+        step_nfes=step_nfes,
+        plan=plan,
+        **_EXP,
+        **defaults,
+    )
 
 
 _SDE = {"stochastic": True, "order": 1.0, "weak_order": 1.0}  # strong order 1: additive noise
@@ -86,7 +148,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
         order=None,
         sdes=(VESDE,),
         nfe_per_step=lambda o: o.get("n_steps", 1),
-    ),  # fmt: skip
+    ),
     "torchsde": SamplerSpec(
         sample_torchsde, **_SDE, nfe_per_step=lambda o: TORCHSDE_METHODS[o.get("method", "euler")]
     ),
@@ -95,14 +157,20 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "pf_rk4": SamplerSpec(sample_pf_rk4, stochastic=False, order=4.0, nfe_per_step=4),
     "pf_adaptive": SamplerSpec(sample_pf_adaptive, stochastic=False, order=None, adaptive=True),
     "ddim": SamplerSpec(sample_ddim, order=1.0, **_EXP),
-    "dpm_solver_1": SamplerSpec(partial(sample_dpm_solver, order=1), order=1.0, **_EXP),
-    "dpm_solver_2": SamplerSpec(
-        partial(sample_dpm_solver, order=2), order=2.0, nfe_per_step=2, **_EXP
+    "dpm_solver_1": _singlestep(1, False),
+    "dpm_solver_2": _singlestep(2, False),
+    "dpm_solver_3": _singlestep(3, False),
+    "dpm_solver_fast": SamplerSpec(
+        sample_dpm_solver_fast,
+        order=3.0,
+        nfe_per_step=3,
+        step_nfes=lambda n, o: fast_orders(3 * n - 1),
+        plan=lambda nfe, o: fast_orders(nfe),
+        **_EXP,
     ),
-    "dpm_solver_3": SamplerSpec(
-        partial(sample_dpm_solver, order=3), order=3.0, nfe_per_step=3, **_EXP
+    "dpm_solver_pp_2m": SamplerSpec(
+        partial(sample_dpm_solver_pp_2m, lower_order_final=False), order=2.0, **_EXP
     ),
-    "dpm_solver_pp_2m": SamplerSpec(sample_dpm_solver_pp_2m, order=2.0, **_EXP),
 }
 
 
@@ -118,69 +186,119 @@ def expected_nfe(name: str, n_steps: int, **options: Any) -> int | None:
     spec = get_sampler(name)
     if spec.adaptive:
         return None
-    return n_steps * spec.steps_nfe(options) + (1 if options.get("denoise") else 0)
+    return spec.run_nfe(n_steps, options)
 
 
-def grid_for_nfe(
-    sde: LinearSDE, name: str, nfe: int, kind: str | None = None, *, exact: bool = True,
+def plan_for_nfe(
+    sde: LinearSDE,
+    name: str,
+    nfe: int,
+    kind: str | None = None,
+    *,
+    t_end: float | None = None,
+    exact: bool = True,
     **options: Any,
-) -> Tensor:  # fmt: skip
-    """The grid on which sampler ``name`` (with ``options``) spends exactly ``nfe`` evaluations.
+) -> tuple[Tensor, dict[str, Any]]:
+    """The grid, and the options, on which sampler ``name`` spends exactly ``nfe`` evaluations.
+
+    The options are ``options`` plus the sampler's measured defaults where not given
+    (``denoise``) and, for a sampler with a budget plan (DPM-Solver-fast), its ``orders``.
 
     Args:
         sde: The linear SDE.
         name: A registered sampler.
         nfe: Target number of score evaluations (a final ``denoise`` step counts 1).
         kind: Grid kind (default: the sampler's ``default_grid``).
+        t_end: The grid's last time (default: the sampler's ``default_t_end``, else ``sde.eps``).
         exact: If True, raise when ``nfe`` is not reachable; else use the largest NFE <= ``nfe``.
-        **options: The sampler options that change the cost (``n_steps``, ``method``, ...).
+        **options: Sampler options; those that change the cost (``n_steps``, ``method``,
+            ``lower_order_final``, ``denoise``) are read here.
 
     Returns:
-        A float64 grid of shape ``(n_steps + 1,)`` from T to eps.
+        ``(grid, options)``: a float64 grid of shape ``(n_steps + 1,)`` from T to ``t_end`` and
+        the options to pass to the sampler.
     """
     spec = get_sampler(name)
     if spec.adaptive:
         raise ValueError(f"{name}: an adaptive solver picks its own NFE; pass a grid and rtol/atol")
     if isinstance(nfe, bool) or not isinstance(nfe, int) or nfe < 1:
         raise ValueError(f"grid_for_nfe: expected an integer nfe >= 1, received {nfe!r}")
-    per, extra = spec.steps_nfe(options), 1 if options.get("denoise") else 0
-    n_steps, rest = divmod(nfe - extra, per) if per > 0 else (0, 1)
-    if n_steps < 1 or (rest and exact):
-        ok = [k * per + extra for k in (max(n_steps, 1), max(n_steps, 1) + 1)]
-        raise ValueError(
-            f"{name}: NFE {nfe} is not reachable ({per} per step + {extra}); expected one of "
-            f"{ok[0]}, {ok[1]}, ... (or pass exact=False)"
-        )
-    return make_grid(sde, n_steps, kind or spec.default_grid)
+    opts = {"denoise": spec.default_denoise, **options}
+    extra = 1 if opts.get("denoise") else 0
+    if spec.plan is not None and nfe > extra:
+        opts["orders"] = spec.plan(nfe - extra, opts)
+        n_steps = len(opts["orders"])
+    else:
+        n_steps = 0  # the most whole steps within the budget (costs grow with the steps)
+        while spec.run_nfe(n_steps + 1, opts) <= nfe:
+            n_steps += 1
+        if n_steps < 1 or (exact and spec.run_nfe(n_steps, opts) != nfe):
+            ok = sorted({spec.run_nfe(k, opts) for k in (max(n_steps, 1), n_steps + 1)})
+            raise ValueError(
+                f"{name}: NFE {nfe} is not reachable with these options; expected one of "
+                f"{', '.join(map(str, ok))}, ... (or pass exact=False)"
+            )
+    end = spec.default_t_end if t_end is None else t_end
+    return make_grid(sde, n_steps, kind or spec.default_grid, t_end=end), opts
+
+
+def grid_for_nfe(
+    sde: LinearSDE,
+    name: str,
+    nfe: int,
+    kind: str | None = None,
+    *,
+    t_end: float | None = None,
+    exact: bool = True,
+    **options: Any,
+) -> Tensor:
+    """The grid of :func:`plan_for_nfe` (same arguments), without the options.
+
+    For a sampler with a budget plan (``dpm_solver_fast``) the run spends exactly ``nfe`` only
+    with the plan's ``orders``: use :func:`plan_for_nfe` or :func:`sample` there.
+    """
+    return plan_for_nfe(sde, name, nfe, kind, t_end=t_end, exact=exact, **options)[0]
 
 
 def sample(
-    name: str, sde: LinearSDE, score_fn: Any, x_T: Tensor, grid_or_nfe: Tensor | int, *,
-    generator: Any = None, callback: Any = None, grid_kind: str | None = None, **options: Any,
-) -> tuple[Tensor, SampleInfo]:  # fmt: skip
+    name: str,
+    sde: LinearSDE,
+    score_fn: ScoreFn,
+    x_T: Tensor,
+    grid_or_nfe: Tensor | int,
+    *,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    grid_kind: str | None = None,
+    t_end: float | None = None,
+    **options: Any,
+) -> tuple[Tensor, SampleInfo]:
     """Run the registered sampler ``name``.
+
+    Given an NFE budget, the sampler runs at its measured defaults (``SamplerSpec``: grid kind,
+    end time, final denoising step and the per-step orders of a budget plan; see the docs'
+    "Defaults and the study that chose them"), each overridable here. Given a grid, nothing is
+    implied: the grid is used as is and ``denoise`` is off unless passed.
 
     Args:
         name: A key of :data:`SAMPLERS`.
         sde: A linear SDE the sampler supports.
         score_fn: ``score_fn(x, t) -> grad_x log p_t(x)`` shaped like ``x``.
         x_T: Initial state of shape ``(batch, *dims)``, e.g. ``sde.prior_sample``.
-        grid_or_nfe: A decreasing time grid, or a target NFE (then see :func:`grid_for_nfe`).
+        grid_or_nfe: A decreasing time grid, or a target NFE (see :func:`plan_for_nfe`).
         generator: Generator of every random draw.
         callback: ``callback(i, t_next, x)`` after each step.
         grid_kind: Grid kind when an NFE is given (default: the sampler's).
-        **options: Sampler-specific and common options.
+        t_end: Last grid time when an NFE is given (default: the sampler's, else ``sde.eps``).
+        **options: Sampler-specific options and the common options of every sampler
+            (``seeds``, ``noise_sampler``, ``hook``, ``denoise``, ``return_trajectory``;
+            see :class:`~scoresde.samplers.Sampler`).
 
     Returns:
         ``(x, info)``: samples shaped like ``x_T`` and a :class:`SampleInfo` with the exact NFE.
     """
     spec = get_sampler(name)
-    if isinstance(sde, LinearSDE) and not spec.supports(sde):
-        raise ValueError(
-            f"sampler {name!r} does not support {type(sde).__name__}; it supports "
-            f"{names_list(c.__name__ for c in spec.sdes)}"
-        )
     grid = grid_or_nfe
     if not isinstance(grid_or_nfe, Tensor):
-        grid = grid_for_nfe(sde, name, grid_or_nfe, grid_kind, **options)
+        grid, options = plan_for_nfe(sde, name, grid_or_nfe, grid_kind, t_end=t_end, **options)
     return spec.fn(sde, score_fn, x_T, grid, generator=generator, callback=callback, **options)

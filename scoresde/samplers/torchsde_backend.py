@@ -20,9 +20,10 @@ import torchsde
 from torch import Tensor
 
 from .._utils import names_list
-from ..sde import LinearSDE
-from ._core import SampleInfo, prepare
+from ..sde import LinearSDE, ScoreFn
+from ..sde.reverse import reverse_drift
 from .adapters import ReverseTimeSDE
+from .run import Callback, SampleInfo, prepare
 
 __all__ = ["TORCHSDE_METHODS", "BrownianNoise", "sample_torchsde"]
 
@@ -34,7 +35,9 @@ def _entropy(generator: torch.Generator | None) -> int:
     return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
 
 
-def _brownian(kind: str, t0: float, t1: float, like: Tensor, generator: torch.Generator | None, levy: bool) -> Any:  # fmt: skip
+def _brownian(
+    kind: str, t0: float, t1: float, like: Tensor, generator: torch.Generator | None, levy: bool
+) -> Any:
     kw: dict[str, Any] = {
         "dtype": like.dtype,
         "device": like.device,
@@ -62,7 +65,14 @@ class BrownianNoise:
         kind: 'interval' (``BrownianInterval``, default) or 'tree' (``BrownianTree``).
     """
 
-    def __init__(self, x: Tensor, t_min: float, t_max: float, generator: torch.Generator | None = None, kind: str = "interval") -> None:  # fmt: skip
+    def __init__(
+        self,
+        x: Tensor,
+        t_min: float,
+        t_max: float,
+        generator: torch.Generator | None = None,
+        kind: str = "interval",
+    ) -> None:
         self.bm = _brownian(kind, float(t_min), float(t_max), x, generator, levy=False)
 
     def __call__(self, x: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
@@ -77,26 +87,33 @@ class BrownianNoise:
 
 
 def sample_torchsde(
-    sde: LinearSDE, score_fn: Any, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Any = None,
-    method: str = "euler", dt: float | None = None, brownian: str = "interval", bm: Any = None,
+    sde: LinearSDE,
+    score_fn: ScoreFn,
+    x_T: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    method: str = "euler",
+    dt: float | None = None,
+    brownian: str = "interval",
+    bm: Any = None,
     **options: Any,
-) -> tuple[Tensor, SampleInfo]:  # fmt: skip
-    """The reverse SDE through ``torchsde.sdeint`` (fixed step ``dt``).
+) -> tuple[Tensor, SampleInfo]:
+    """The reverse SDE (Song et al. 2021, Eq. 6) through ``torchsde.sdeint`` (fixed step ``dt``).
+
+    The arguments are those of every sampler (:class:`~scoresde.samplers.Sampler`), except that
+    torchsde steps by ``dt`` between the grid times, ``generator`` seeds the Brownian path and
+    ``callback`` runs at each grid time after the solve.
 
     Args:
-        sde: A linear SDE (VP, sub-VP, VE).
-        score_fn: ``score_fn(x, t) -> grad_x log p_t(x)`` shaped like ``x``.
-        x_T: Initial state of shape ``(batch, *dims)`` at ``grid[0]``.
-        grid: Strictly decreasing output times; torchsde steps by ``dt`` between them.
-        generator: Seeds the Brownian path.
-        callback: ``callback(i, t_next, x)`` at each grid time after the solve.
         method: 'euler' (strong order 1 for this additive noise), 'milstein' or 'srk' (1.5).
         dt: Step size (default: the smallest grid step, so a uniform grid gives N steps).
         brownian: 'interval' (``BrownianInterval``) or 'tree' (``BrownianTree``).
         bm: Optional torchsde Brownian motion on [-grid[0], -grid[-1]] (s = -t), shaped
             ``(batch, prod(dims))``, to share one path across calls; overrides ``brownian``.
-        **options: ``return_trajectory`` and ``denoise``; hooks and noise samplers do not apply.
+        **options: The common options ``return_trajectory`` and ``denoise``; ``hook``,
+            ``noise_sampler`` and ``seeds`` do not apply.
 
     Returns:
         ``(x, info)`` with samples at ``grid[-1]``.
@@ -116,7 +133,7 @@ def sample_torchsde(
 
     def drift(x: Tensor, t: Tensor) -> Tensor:  # reverse drift f - g^2 s (Eq. 6)
         t = t.to(x.dtype)
-        return sde.drift_coef(t) * x - sde.g2(t) * run.score(x, t)
+        return reverse_drift(sde.drift(x, t), sde.g2(t), run.score(x, t))
 
     rsde = ReverseTimeSDE(drift, lambda t: sde.diffusion(t.to(x_T.dtype)), tuple(x_T.shape))
     y0 = x_T.reshape(x_T.shape[0], -1)

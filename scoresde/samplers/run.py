@@ -1,0 +1,340 @@
+"""The sampling run: validation, NFE counting, noise, schedule coefficients and the loop.
+
+A sampler (see :class:`Sampler` for the signature and the options every sampler accepts) is a
+pure function that (1) builds a :class:`SamplerRun` with :func:`prepare`, which validates every
+input once, up front, and reads from the sampler's :class:`~scoresde.samplers.SamplerSpec`
+which SDEs it supports; (2) precomputes its per-step coefficients on the grid with
+:meth:`SamplerRun.coefs`; and (3) hands a ``step(x, i) -> x`` closure to
+:meth:`SamplerRun.loop`, which owns what is common: per-step hooks, callbacks, the trajectory,
+the optional final Tweedie denoising step and the :class:`SampleInfo` record. Nothing is kept
+between calls.
+
+Score evaluations go through :class:`CountedScore`, so ``SampleInfo.nfe`` is a count, not an
+estimate. On the CPU each evaluation is checked for NaN/Inf (an error names the step and time);
+on accelerators the check runs once, on the samples, to avoid a host sync per step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from .._utils import names_list
+from ..sde import LinearSDE, ScoreFn
+from .noise import NoiseSource
+
+__all__ = [
+    "COMMON_OPTIONS",
+    "Coefs",
+    "CountedScore",
+    "NoiseSource",
+    "SampleInfo",
+    "Sampler",
+    "SamplerRun",
+    "prepare",
+]
+
+#: ``callback(i, t_next, x)`` after step i (x is the state at time t_next).
+Callback = Callable[[int, Tensor, Tensor], None]
+#: ``hook(x, t, i, randn_like) -> x`` after step i; ``randn_like(x)`` draws the sampler's noise.
+Hook = Callable[[Tensor, Tensor, int, Callable[[Tensor], Tensor]], Tensor]
+
+#: The keyword options every sampler accepts (documented in :class:`Sampler`).
+COMMON_OPTIONS = ("seeds", "noise_sampler", "hook", "denoise", "return_trajectory")
+
+
+@dataclass
+class SampleInfo:
+    """What a sampler reports beside its samples.
+
+    Attributes:
+        sampler: The registry name of the sampler.
+        nfe: Exact number of score evaluations (counted, including a final denoising step).
+        grid: The time grid used, shape ``(n_steps + 1,)``, decreasing from t_0 to t_N.
+        trajectory: States after every step, shape ``(n_steps + 1, batch, *dims)``, if requested.
+        stats: Sampler-specific extras (e.g. accepted steps of an adaptive solver).
+    """
+
+    sampler: str
+    nfe: int
+    grid: Tensor
+    trajectory: Tensor | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_steps(self) -> int:
+        """Number of grid intervals."""
+        return int(self.grid.numel()) - 1
+
+
+class Sampler(Protocol):
+    """The signature every sampler shares (the functions ``sample_*`` and ``SAMPLERS[name].fn``).
+
+    ``sampler(sde, score_fn, x_T, grid, *, generator=None, callback=None, **options)`` integrates
+    from ``grid[0]`` down to ``grid[-1]``; :func:`~scoresde.samplers.sample` calls it by name.
+
+    Args:
+        sde: A linear SDE the sampler supports (VP, sub-VP or VE; see ``SamplerSpec.sdes``).
+        score_fn: ``score_fn(x, t) -> grad_x log p_t(x)`` shaped like ``x``, ``t`` of shape
+            ``(batch,)``.
+        x_T: Initial state of shape ``(batch, *dims)`` at time ``grid[0]``.
+        grid: Strictly decreasing times in [eps, T], shape ``(N + 1,)`` (see ``make_grid``).
+        generator: Generator of every random draw (stochastic samplers, hooks).
+        callback: ``callback(i, t_next, x)`` after step i, with x the state at ``t_next``.
+        **options: Sampler-specific options (each sampler documents its own) and the common
+            options of every sampler:
+
+            * ``seeds``: one integer seed per sample; sample i then draws its noise from its
+              own generator, so its result does not depend on the batch it is in (exclusive
+              with ``generator``).
+            * ``noise_sampler``: ``noise_sampler(x, t, t_next) -> z``, standard normal noise
+              shaped like ``x`` for the step from t to t_next (e.g. increments of a shared
+              Brownian path, :class:`~scoresde.samplers.BrownianNoise`).
+            * ``hook``: ``hook(x, t, i, randn_like) -> x`` applied after step i (and once to
+              x_T with i = -1), e.g. :class:`~scoresde.samplers.InpaintHook`.
+            * ``denoise``: finish with one Tweedie step x0 = (x + sigma_t^2 s(x, t)) / alpha_t
+              at the last grid time (Song et al. 2021, Appendix G; costs 1 NFE).
+            * ``return_trajectory``: keep the state after every step in
+              ``SampleInfo.trajectory``.
+
+    Returns:
+        ``(x, info)``: samples shaped like ``x_T`` at ``grid[-1]`` and a :class:`SampleInfo`
+        whose ``nfe`` is the exact number of score evaluations.
+    """
+
+    __name__: str
+
+    def __call__(
+        self,
+        sde: LinearSDE,
+        score_fn: ScoreFn,
+        x_T: Tensor,
+        grid: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        callback: Callback | None = None,
+        **options: Any,
+    ) -> tuple[Tensor, SampleInfo]:
+        """Run the sampler (see the class docstring)."""
+        ...
+
+
+class CountedScore:
+    """``score_fn`` behind a counter, a shape check and (on the CPU) a finiteness check."""
+
+    def __init__(self, score_fn: Callable[[Tensor, Tensor], Tensor], x: Tensor) -> None:
+        self.fn, self.nfe, self.step = score_fn, 0, -1
+        self.check_every_call = x.device.type == "cpu"
+
+    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+        """s(x, t) with ``t`` a 0-d tensor, broadcast to shape ``(batch,)`` for ``score_fn``."""
+        out = self.fn(x, t.expand(x.shape[0]) if t.ndim == 0 else t)
+        self.nfe += 1
+        if not isinstance(out, Tensor) or out.shape != x.shape:
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(
+                f"score_fn: expected an output shaped like x {tuple(x.shape)}, received {got}"
+            )
+        # A sum is finite iff every entry is (up to overflow, which the full check then
+        # rules out): one reduction instead of a boolean tensor per evaluation.
+        if self.check_every_call and not (
+            math.isfinite(float(out.sum())) or bool(torch.isfinite(out).all())
+        ):
+            t0 = float(t.reshape(-1)[0])
+            raise ValueError(
+                f"score_fn returned NaN/Inf at step {self.step} (t={t0:.6g}); expected finite "
+                "scores (check the model, the grid's smallest time and the dtype)"
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class Coefs:
+    """Schedule quantities at a set of times, each of shape ``(M,)`` in the dtype of ``x``.
+
+    Attributes:
+        t: The times.
+        alpha: alpha_t of the marginal x_t = alpha_t x0 + sigma_t eps.
+        sigma: sigma_t.
+        log_snr: lambda_t = log(alpha_t^2 / sigma_t^2), the log-SNR (as in ``sde.log_snr``).
+        a: The drift coefficient a(t) of f(x, t) = a(t) x.
+        g2: g(t)^2.
+    """
+
+    t: Tensor
+    alpha: Tensor
+    sigma: Tensor
+    log_snr: Tensor
+    a: Tensor
+    g2: Tensor
+
+    @property
+    def lam_half(self) -> Tensor:
+        """lambda_t / 2 = log(alpha_t / sigma_t): the variable Lu et al. (2022) call lambda_t."""
+        return 0.5 * self.log_snr
+
+
+class SamplerRun:
+    """One validated sampling call: the counted score, the noise, the grid and the loop."""
+
+    def __init__(
+        self,
+        name: str,
+        sde: LinearSDE,
+        score: CountedScore,
+        x: Tensor,
+        grid: Tensor,
+        noise: NoiseSource,
+        callback: Callback | None,
+        opts: dict[str, Any],
+    ) -> None:
+        self.name, self.sde, self.score = name, sde, score
+        self.noise, self.callback = noise, callback
+        self.grid64 = grid.to(dtype=torch.float64, device="cpu")
+        self.t = grid.to(dtype=x.dtype, device=x.device)
+        self.n_steps = int(grid.numel()) - 1
+        self.hook: Hook | None = opts.get("hook")
+        self.denoise = bool(opts.get("denoise", False))
+        self.keep = bool(opts.get("return_trajectory", False))
+        self.like = x
+
+    def coefs(self, times: Tensor | None = None) -> Coefs:
+        """Schedule quantities at ``times`` (default: the grid), computed once in float64."""
+        tt = self.grid64 if times is None else times.to(dtype=torch.float64, device="cpu")
+        alpha, sigma = self.sde.marginal(tt)
+        log_snr = self.sde.log_snr(tt)
+        vals = (tt, alpha, sigma, log_snr, self.sde.drift_coef(tt), self.sde.g2(tt))
+        return Coefs(*(v.to(dtype=self.like.dtype, device=self.like.device) for v in vals))
+
+    def x0(self, x: Tensor, s: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
+        """Tweedie's denoiser x0 = (x + sigma^2 s) / alpha from a score ``s`` at x."""
+        return (x + sigma**2 * s) / alpha
+
+    def loop(self, x: Tensor, step: Callable[[Tensor, int], Tensor]) -> tuple[Tensor, SampleInfo]:
+        """Run ``x <- step(x, i)`` for i = 0..N-1 with hooks, callbacks and the final denoise."""
+        if self.hook is not None:
+            x = self.hook(x, self.t[0], -1, self.noise)
+        traj = [x] if self.keep else None
+        for i in range(self.n_steps):
+            self.score.step = i
+            x = step(x, i)
+            if self.hook is not None:
+                x = self.hook(x, self.t[i + 1], i, self.noise)
+            if traj is not None:
+                traj.append(x)
+            if self.callback is not None:
+                self.callback(i, self.t[i + 1], x)
+        return self.finish(x, traj)
+
+    def finish(
+        self, x: Tensor, traj: list[Tensor] | None, **stats: Any
+    ) -> tuple[Tensor, SampleInfo]:
+        """Apply the optional Tweedie step, check the samples, and build the info record."""
+        if self.denoise:
+            self.score.step = self.n_steps
+            c = self.coefs(self.grid64[-1:])
+            t_end = self.t[-1]
+            x = self.x0(x, self.score(x, t_end), c.alpha[0], c.sigma[0])
+        if not self.score.check_every_call and not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{self.name}: the samples contain NaN/Inf (expected finite values)")
+        trajectory = torch.stack(traj) if traj is not None else None
+        return x, SampleInfo(self.name, self.score.nfe, self.grid64, trajectory, dict(stats))
+
+
+def check_grid(grid: Tensor, sde: LinearSDE, *, name: str = "grid") -> Tensor:
+    """Validate a strictly decreasing 1-D time grid inside [eps, T]; return it in float64 (CPU)."""
+    if not isinstance(grid, Tensor):
+        raise TypeError(
+            f"{name}: expected a 1-D torch.Tensor of times, received {type(grid).__name__}"
+        )
+    if grid.ndim != 1 or grid.numel() < 2 or not grid.is_floating_point():
+        raise ValueError(
+            f"{name}: expected a floating 1-D tensor with at least 2 times, received dtype "
+            f"{grid.dtype} and shape {tuple(grid.shape)}"
+        )
+    g = grid.detach().to(dtype=torch.float64, device="cpu")
+    if not bool(torch.isfinite(g).all()):
+        raise ValueError(f"{name}: expected finite times, received NaN/Inf")
+    if not bool((g[1:] < g[:-1]).all()):
+        k = int(torch.nonzero(g[1:] >= g[:-1])[0])
+        raise ValueError(
+            f"{name}: expected strictly decreasing times (from T to eps), received "
+            f"t[{k}]={float(g[k]):.6g} <= t[{k + 1}]={float(g[k + 1]):.6g}"
+        )
+    slack = 1e-6 * sde.T
+    if float(g[0]) > sde.T + slack or float(g[-1]) < sde.eps - slack * 1e-3:
+        raise ValueError(
+            f"{name}: expected times in [eps, T] = [{sde.eps:g}, {sde.T:g}], received "
+            f"[{float(g[-1]):.6g}, {float(g[0]):.6g}]"
+        )
+    return g.clamp(sde.eps, sde.T)
+
+
+def check_state(x: Tensor, *, name: str = "x_T") -> None:
+    """Validate a floating, finite state of shape ``(batch, *dims)``."""
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        dtype = f" of dtype {x.dtype}" if isinstance(x, Tensor) else ""
+        raise TypeError(
+            f"{name}: expected a floating-point torch.Tensor, received {type(x).__name__}{dtype}"
+        )
+    if x.ndim < 1 or x.shape[0] < 1 or x.numel() == 0:
+        raise ValueError(
+            f"{name}: expected shape (batch, *dims) with batch >= 1, received {tuple(x.shape)}"
+        )
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name}: expected finite values, received NaN/Inf")
+
+
+def prepare(
+    name: str,
+    sde: LinearSDE,
+    score_fn: Callable[[Tensor, Tensor], Tensor],
+    x_T: Tensor,
+    grid: Tensor,
+    generator: torch.Generator | None,
+    callback: Callback | None,
+    options: dict[str, Any],
+) -> SamplerRun:
+    """Validate every input once and build the :class:`SamplerRun` of sampler ``name``.
+
+    The SDEs a registered sampler supports are read from its ``SamplerSpec.sdes``; an
+    unregistered name (e.g. ``ddim_invert``) accepts any linear SDE.
+    """
+    check_sde(name, sde)
+    if not callable(score_fn):
+        raise TypeError(f"{name}: expected a callable score_fn(x, t), received {score_fn!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"{name}: expected callback(i, t, x) to be callable, received {callback!r}")
+    unknown = set(options) - set(COMMON_OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"{name}: unexpected options {names_list(unknown)}; common options are "
+            f"{names_list(COMMON_OPTIONS)}"
+        )
+    check_state(x_T)
+    g = check_grid(grid, sde)
+    noise = NoiseSource(x_T, generator, options.get("seeds"), options.get("noise_sampler"))
+    return SamplerRun(name, sde, CountedScore(score_fn, x_T), x_T, g, noise, callback, options)
+
+
+def check_sde(name: str, sde: object) -> None:
+    """Raise unless ``sde`` is an SDE that sampler ``name`` supports (its ``SamplerSpec.sdes``)."""
+    from .registry import SAMPLERS  # the registry imports every sampler module: import late
+
+    spec = SAMPLERS.get(name)
+    supported = spec.sdes if spec is not None else (LinearSDE,)
+    if not isinstance(sde, supported):
+        raise ValueError(
+            f"sampler {name!r} does not support {type(sde).__name__}; expected one of "
+            f"{names_list(c.__name__ for c in supported)}"
+        )
+
+
+def sqrt_pos(v: Tensor) -> Tensor:
+    """sqrt(max(v, 0)): variances that should be >= 0 but may round to -1e-17."""
+    return torch.sqrt(torch.clamp(v, min=0.0))
