@@ -46,7 +46,9 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"></head><body>
 {scripts}</body></html>"""
 
 
-@pytest.mark.skipif(render_check.browser() is None, reason="needs chromium (apt-get install chromium)")
+@pytest.mark.skipif(
+    render_check.browser() is None, reason="needs chromium (apt-get install chromium)"
+)
 def test_render_check_passes_with_the_bundle_and_fails_without(tmp_path: Path) -> None:
     exe = render_check.browser()
     assert exe is not None
