@@ -8,9 +8,11 @@ window.MathJax = {
     processEscapes: true,
     processEnvironments: true,
   },
+  // The whole page is searched (code and pre are skipped): arithmatex spans and the notebooks'
+  // markdown cells, whose math sits in plain <p> elements. No page uses a literal $ in prose.
   options: {
-    ignoreHtmlClass: ".*|",
-    processHtmlClass: "arithmatex|jp-RenderedMarkdown",
+    ignoreHtmlClass: "tex2jax_ignore",
+    processHtmlClass: "tex2jax_process",
   },
   loader: {
     // the bundle contains everything the docs use; never reach out for extensions
@@ -18,9 +20,11 @@ window.MathJax = {
   },
 };
 
+// Material's instant navigation swaps page content: typeset again (the first page is typeset by
+// MathJax's own startup). SVG output has no font cache to clear.
 document$.subscribe(() => {
-  if (!window.MathJax.startup || !window.MathJax.startup.output) return;
-  MathJax.startup.output.clearCache();
+  if (!window.MathJax || !window.MathJax.typesetPromise) return;
+  if (MathJax.startup.output.clearCache) MathJax.startup.output.clearCache();
   MathJax.typesetClear();
   MathJax.texReset();
   MathJax.typesetPromise();
