@@ -7,7 +7,7 @@
   ``solve_ivp`` (DOP853) at tight tolerance (:func:`ode_scipy` for any field).
 * :class:`RecordingPath`: replays the Brownian increments torchsde drew.
 * :func:`em_on_path`: Euler–Maruyama of the reverse SDE (Eq. 6), written out here, driven by one
-  torchsde Brownian path in s = -t.
+  Brownian path (:func:`path_noise` reads a torchsde path in s = -t).
 * :func:`affine_law`: the exact law of a sampler whose output is affine in (x_T, noise) (a
   Gaussian target makes the score linear): run it once on probe inputs, read off the
   coefficients, and get mean and variance with no Monte Carlo error.
@@ -86,14 +86,15 @@ class RecordingPath:
         return self.increments.pop(0) / math.sqrt(float(t) - float(t_next))
 
 
-def em_on_path(sde, score_fn, x_T: Tensor, grid: Tensor, bm) -> Tensor:
-    """Euler–Maruyama of dx = [a x - g^2 s] dt + g dw_bar on ``grid``, noise from path ``bm``."""
+def em_on_path(sde, score_fn, x_T: Tensor, grid: Tensor, noise) -> Tensor:
+    """Euler–Maruyama of dx = [a x - g^2 s] dt + g dw_bar on ``grid``; ``noise(x, t, t_next)``
+    gives the N(0, I) draw of each step (e.g. the increments of one Brownian path)."""
+    a, g2 = schedule_coefs(sde, grid)
     x = x_T.clone()
-    for t, t_next in zip(grid[:-1], grid[1:], strict=True):
-        a, g2 = schedule_coefs(sde, t)
-        dt = float(t_next - t)
-        drift = a * x - g2 * score_fn(x, t.expand(x.shape[0]))
-        x = x + drift * dt + torch.sqrt(g2 * -dt) * path_noise(bm, t, t_next)
+    for i in range(grid.numel() - 1):
+        t, dt = grid[i], float(grid[i + 1] - grid[i])
+        drift = a[i] * x - g2[i] * score_fn(x, t.expand(x.shape[0]))
+        x = x + drift * dt + torch.sqrt(g2[i] * -dt) * noise(x, t, grid[i + 1])
     return x
 
 
