@@ -228,3 +228,23 @@ def test_default_device_and_time_limit(tmp_path):
     res = train(*objects, out_dir=tmp_path, **options)
     assert res.interrupted and 0 < res.step < 10**6
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == res.step
+
+
+def test_ema_weights_are_the_closed_form_weighted_average(tmp_path):
+    """After k optimizer steps with raw weights w_1..w_k (recorded one step at a time through
+    exact resume), EMA = d^(k-1) w_1 + sum_{j>=2} (1 - d) d^(k-j) w_j: the first update copies
+    the weights (torch's AveragedModel), each later one is ema <- d ema + (1 - d) w."""
+    decay, k = 0.9, 4
+    raw, res = [], None
+    for step in range(1, k + 1):
+        objects, options = small_run(steps=k, ema_decay=decay)
+        res = train(*objects, out_dir=tmp_path, **{**options, "stop_after": 1})
+        assert res.step == step
+        raw.append({n: p.detach().clone() for n, p in res.raw_model.named_parameters()})
+    coef = [decay ** (k - 1)] + [(1 - decay) * decay ** (k - j) for j in range(2, k + 1)]
+    assert abs(sum(coef) - 1) < 1e-12
+    ema = dict(res.model.named_parameters())
+    for name, w_k in raw[-1].items():
+        want = sum(c * w[name] for c, w in zip(coef, raw, strict=True))
+        torch.testing.assert_close(ema[name].detach(), want, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(want, w_k)  # the average is not just the last weights
