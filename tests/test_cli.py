@@ -50,6 +50,12 @@ def test_demo_writes_report_figures_and_json(demo_run: Path) -> None:
         assert fig in results["figures"] and (demo_run / fig).stat().st_size > 1000
     nll = results["test_nll"]
     assert nll["entropy"] == pytest.approx(2.8319) and np.isfinite(nll["mean"])
+    # The PF-ODE density of any model is a normalized density, so its cross-entropy on the data
+    # is at least the data's entropy (Gibbs): the gap is >= 0 up to Monte Carlo error.
+    assert (
+        nll["n"] > 1 and nll["se"] > 0 and nll["gap"] == pytest.approx(nll["mean"] - nll["entropy"])
+    )
+    assert -4 * nll["se"] < nll["gap"] < 5.0, nll
     config = json.loads((demo_run / "config.json").read_text())
     assert config["budget"] == "tiny" and config["run_config"]["data"]["name"] == "8gaussians"
     assert "Test NLL" in (demo_run / "report.md").read_text()
