@@ -16,6 +16,7 @@ from scoresde.sde import (
 )
 
 from .helpers import all_sdes
+from .reference import affine_law
 
 SDES = all_sdes()
 NAMES = sorted(SDES)
@@ -72,30 +73,26 @@ def test_float32_accuracy_near_zero(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["vp_linear", "subvp", "ve", "vp_cosine"])
 def test_forward_euler_maruyama_matches_marginal(name: str) -> None:
-    """A fine Euler–Maruyama simulation of dx = f dt + g dw reproduces alpha_t x0, sigma_t^2."""
-    sde = SDES[name]
-    gen = torch.Generator().manual_seed(0)
-    n, steps, t_end = 40_000, 400, 0.6 * sde.T
-    x0 = 1.5
-    x = torch.full((n, 1), x0, dtype=torch.float64)
-    ts = torch.linspace(0, t_end, steps + 1, dtype=torch.float64)
-    for t0, t1 in zip(ts[:-1], ts[1:], strict=True):
-        dt = float(t1 - t0)
-        x = (
-            x
-            + sde.drift(x, t0) * dt
-            + sde.diffusion(t0)
-            * math.sqrt(dt)
-            * torch.randn(x.shape, generator=gen, dtype=torch.float64)
-        )
+    """Euler–Maruyama of dx = f dt + g dw (``sde.drift``, ``sde.diffusion``) reproduces
+    alpha_t x0 and sigma_t^2 to O(dt). Its law is exact (affine in the noise: read off probe
+    runs, no Monte Carlo), so 0.4% tells VP from sub-VP (2.7% apart at t = 0.6)."""
+    sde, other = SDES[name], SDES["vp_linear" if name == "subvp" else "subvp"]
+    t_end, n, x0 = 0.6 * sde.T, 2000, 1.5
+    ts = torch.linspace(0, t_end, n + 1, dtype=torch.float64)
+
+    def run(x, noise):
+        x = x + x0
+        for t0, t1 in zip(ts[:-1], ts[1:], strict=True):
+            dt = float(t1 - t0)
+            x = x + sde.drift(x, t0) * dt + sde.diffusion(t0) * math.sqrt(dt) * noise(x, t0, t1)
+        return x
+
+    mean, var = affine_law(run, n, 0.0, 0.0)
     alpha, sigma = (float(v) for v in sde.marginal(torch.tensor(t_end, dtype=torch.float64)))
-    mean, var = float(x.mean()), float(x.var())
-    se_mean = sigma / math.sqrt(n)
-    se_var = sigma**2 * math.sqrt(2 / (n - 1))
-    # 5 standard errors of Monte Carlo noise plus the O(dt) bias of Euler–Maruyama.
-    bias = 0.02 * max(sigma**2, abs(alpha * x0))
-    assert abs(mean - alpha * x0) < 5 * se_mean + bias
-    assert abs(var - sigma**2) < 5 * se_var + bias
+    assert abs(mean / (alpha * x0) - 1) < 4e-3
+    assert abs(var / sigma**2 - 1) < 4e-3
+    if name != "ve":
+        assert abs(var / float(other.marginal(torch.tensor(t_end))[1]) ** 2 - 1) > 0.02
 
 
 def test_ddpm_chain_converges_to_continuous_alpha() -> None:
@@ -131,16 +128,6 @@ def test_ddpm_schedule_quantities() -> None:
     torch.testing.assert_close(exact.alpha_bars, alpha**2)
 
 
-def test_vp_discretize_is_ddpm_chain() -> None:
-    sde = VPSDE()
-    x = torch.randn(4, 3, dtype=torch.float64)
-    t, dt = torch.full((4,), 0.3, dtype=torch.float64), 1e-3
-    f, G = sde.discretize(x, t, dt)
-    beta_i = sde.schedule.beta(t) * dt
-    torch.testing.assert_close(f, ((1 - beta_i).sqrt() - 1)[:, None] * x)
-    torch.testing.assert_close(G, beta_i.sqrt())
-
-
 def test_ve_discretize_is_smld_chain() -> None:
     """Summing the SMLD chain's variances recovers sigma_T^2 exactly."""
     sde = VESDE()
@@ -153,23 +140,9 @@ def test_ve_discretize_is_smld_chain() -> None:
     assert abs(total - sde.prior_std**2) / sde.prior_std**2 < 1e-12
 
 
-def test_reverse_and_probability_flow_drifts() -> None:
-    sde = SubVPSDE()
-    x = torch.randn(5, 2, dtype=torch.float64)
-    t = torch.rand(5, dtype=torch.float64) * 0.9 + 0.05
-
-    def score(y, s):
-        return -y * 2.0
-
-    g2 = sde.g2(t)[:, None]
-    rev, pf = sde.reverse(score), sde.probability_flow(score)
-    torch.testing.assert_close(rev.drift(x, t), sde.drift(x, t) - g2 * score(x, t))
-    torch.testing.assert_close(pf.drift(x, t), sde.drift(x, t) - 0.5 * g2 * score(x, t))
-    torch.testing.assert_close(rev.diffusion(t), sde.diffusion(t))
-    assert float(pf.diffusion(t).abs().max()) == 0.0
-    rev_f, G = rev.discretize(x, t, 0.01)
-    f, G_fwd = sde.discretize(x, t, 0.01)
-    torch.testing.assert_close(rev_f, G_fwd[:, None] ** 2 * score(x, t) - f)
+# VPSDE.discretize and the reverse / probability-flow objects are tested through their
+# consequences in test_reference_sde.py (the chain's alpha_bar -> alpha_t^2, reverse-SDE and
+# reverse-chain marginals, the PF-ODE's exact transport map), not by restating their formulas.
 
 
 @pytest.mark.parametrize("name", ["vp_linear", "subvp", "ve"])
