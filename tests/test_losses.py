@@ -12,6 +12,8 @@ from scoresde.nets import UNet
 from scoresde.parameterization import PREDICTS, ScoreModel, convert
 from scoresde.sde import VESDE, VPSDE, DDPMSchedule, SubVPSDE
 
+from .reference import schedule_coefs
+
 # A single correlated Gaussian N(mu, Sigma) in 2-D: E||eps_hat* - eps||^2 at time t is
 # tr Cov(eps | x_t) = sum_i alpha^2 s_i / (alpha^2 s_i + sigma^2), s_i the eigenvalues of Sigma.
 MU = [[0.5, -1.0]]
@@ -60,26 +62,33 @@ def test_dsm_identity_at_fixed_t(sde_name, predicts):
         assert abs(m - irreducible(sde, t_val)) < 5 * se + 1e-9
 
 
-def _weight(sde, t, weighting, gamma=5.0):
+def _lambda(sde, t, weighting, gamma=5.0):
+    """The paper's lambda(t) of each weighting, from the marginal alone (not ``DSMLoss.weight``):
+    sigma_t^2, g(t)^2 = d sigma^2/dt - 2 (d log alpha/dt) sigma^2 (autograd), 1, and
+    sigma_t^2 min(SNR, gamma) / SNR with SNR = alpha^2 / sigma^2 (Hang et al. 2023)."""
+    _, g2 = schedule_coefs(sde, t)
     alpha, sigma = sde.marginal(t)
     snr = alpha**2 / sigma**2
     return {
-        "sigma2": torch.ones_like(t),
-        "likelihood": sde.g2(t) / sigma**2,
-        "uniform": 1 / sigma**2,
-        "min_snr": torch.clamp(snr, max=gamma) / snr,
+        "sigma2": sigma**2,
+        "likelihood": g2,
+        "uniform": torch.ones_like(t),
+        "min_snr": sigma**2 * torch.clamp(snr, max=gamma) / snr,
     }[weighting]
 
 
-@pytest.mark.parametrize("sde_name", ["vp", "ve"])
+@pytest.mark.parametrize("sde_name", ["vp", "subvp", "ve"])
 @pytest.mark.parametrize("weighting", WEIGHTINGS)
 @pytest.mark.parametrize("t_sampling", ["uniform", "importance"])
 def test_dsm_identity_time_averaged(sde_name, weighting, t_sampling):
-    """Exact score => loss equals the irreducible constant; importance sampling is unbiased."""
+    """Exact score => the loss equals its irreducible constant
+    (1/(T - eps)) int lambda(t) / sigma_t^2 E||eps - E[eps | x_t]||^2 dt per dim, a constant that
+    differs per weighting; importance sampling is unbiased."""
     sde = SDES[sde_name]()
     gm, model = exact_model(sde)
     grid = torch.logspace(np.log10(sde.eps), np.log10(sde.T), 20001, dtype=torch.float64)
-    integrand = _weight(sde, grid, weighting) * torch.as_tensor(irreducible(sde, grid))
+    sigma2 = sde.marginal(grid)[1] ** 2
+    integrand = _lambda(sde, grid, weighting) / sigma2 * torch.as_tensor(irreducible(sde, grid))
     constant = float(torch.trapezoid(integrand, grid)) / (sde.T - sde.eps) / 2  # mean over dims
     loss = DSMLoss(sde, weighting=weighting, t_sampling=t_sampling)
     g = torch.Generator().manual_seed(1)
