@@ -197,6 +197,20 @@ def main() -> None:
                 d,
                 n,
             )
+        print_ratios([r for r in rows if r[0] == d])
+
+
+def print_ratios(rows: list) -> None:
+    """Each row's wall time, NFE and error over the baseline's, measured in this run: the plain
+    exact-divergence solve (jacrev + dopri5) if it ran, else the score_sde recipe, else row 1."""
+    if not rows:
+        return
+    base = next((r for r in rows if r[2].startswith("plain jacrev")), None)
+    base = base or next((r for r in rows if r[2].startswith("scipy RK45")), rows[0])
+    print(f"    ratios vs baseline '{base[2]}' (threads={torch.get_num_threads()}):")
+    for _, _, label, err, nfe, wall, _ in rows:
+        print(f"    {label:<38} wall x{wall / base[5]:6.2f}  NFE x{nfe / max(base[4], 1):6.2f}"
+              f"  MAE x{err / max(base[3], 1e-300):8.2e}")  # fmt: skip
 
 
 def _warmup():

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from scoresde import VPSDE, GaussianMixture
-from scoresde.parameterization import from_discrete_eps_model
+from scoresde.adapters import from_discrete_eps_model
 from scoresde.samplers import SAMPLERS, InpaintHook, make_grid, sample
 
 from .reference import affine_law, pf_ode_scipy

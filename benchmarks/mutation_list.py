@@ -1,0 +1,143 @@
+"""The formula mutations of ``benchmarks/mutation.py``: each one a wrong formula that some fast
+test must catch. ``file`` is where the snippet lives today (a hint: the runner searches the whole
+package if it moved); ``tests`` is the pytest selection that must fail.
+
+The first five are the mutations that once passed the whole suite (issue 11).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One formula mutation: replace ``old`` by ``new`` in ``file``; ``tests`` must then fail."""
+
+    name: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+S, T, SDE, LIK = "scoresde/samplers/", "tests/", "scoresde/sde/", "scoresde/likelihood/"
+REF_SDE, REF_LANGEVIN = T + "test_reference_sde.py", T + "test_reference_langevin.py"
+ORDERS, CORNERS = T + "test_samplers_orders.py", T + "test_reference_corners.py"
+LIKE, LOSSES = T + "test_reference_likelihood.py", T + "test_losses.py"
+PP2M = ORDERS + "::test_dpm_solver_pp_2m_is_second_order_on_grids_with_abrupt_step_ratios"
+EMA = T + "test_training.py::test_ema_weights_are_the_closed_form_weighted_average"
+
+# fmt: off
+_TABLE: list[tuple[str, str, str, str, tuple[str, ...]]] = [
+    # -- the five that once survived the whole suite ------------------------------------------
+    ("torchsde: PF drift f - g^2/2 s instead of the reverse drift", S + "sde_backend.py",
+     "return sde.drift_coef(t) * x - sde.g2(t) * run.score(x, t)",
+     "return sde.drift_coef(t) * x - 0.5 * sde.g2(t) * run.score(x, t)", (REF_SDE,)),
+    ("langevin: noise sqrt(2e) -> sqrt(e)", S + "langevin.py",
+     "x = x + e * s + torch.sqrt(2 * e) * z", "x = x + e * s + torch.sqrt(e) * z", (REF_LANGEVIN,)),
+    ("langevin: snr step size halved", S + "langevin.py",
+     "e = append_dims(2 * ratio[i] * (snr * z_norm / s_norm) ** 2, x.ndim)",
+     "e = append_dims(ratio[i] * (snr * z_norm / s_norm) ** 2, x.ndim)", (REF_LANGEVIN,)),
+    ("ema: decay d -> 1 - d", "scoresde/training/steps.py",
+     "get_ema_multi_avg_fn(ema_decay)", "get_ema_multi_avg_fn(1 - ema_decay)", (EMA,)),
+    ("dpm++2m: step ratio inverted", S + "dpm_solver.py",
+     "r = h[i - 1] / h[i]", "r = h[i] / h[i - 1]", (PP2M,)),
+    # -- reverse-SDE samplers ------------------------------------------------------------------
+    ("euler_maruyama: g^2/2 in the score term", S + "sde_samplers.py",
+     "keep, k_s, k_z = 1 + c.a[:-1] * dt, -c.g2[:-1] * dt,",
+     "keep, k_s, k_z = 1 + c.a[:-1] * dt, -0.5 * c.g2[:-1] * dt,", (REF_SDE,)),
+    ("euler_maruyama: noise g sqrt|dt| -> g |dt|", S + "sde_samplers.py",
+     "torch.sqrt(-c.g2[:-1] * dt)", "torch.sqrt(c.g2[:-1]) * -dt", (REF_SDE,)),
+    ("reverse_diffusion: G^2/2 s", S + "sde_samplers.py",
+     "return x - f + G**2 * s + G * z", "return x - f + 0.5 * G**2 * s + G * z", (REF_SDE,)),
+    ("ddpm: beta and beta_tilde swapped", S + "sde_samplers.py",
+     'var = table.beta_tildes if variance == "beta_tilde" else table.betas',
+     'var = table.betas if variance == "beta_tilde" else table.beta_tildes', (REF_SDE, CORNERS)),
+    ("ancestral: x0 and x_t coefficients swapped", S + "sde_samplers.py",
+     "return c_x0[i] * x0 + c_xt[i] * x + std[i] * z",
+     "return c_xt[i] * x0 + c_x0[i] * x + std[i] * z", (REF_SDE,)),
+    ("smld: posterior std without / sigma_i^2", S + "sde_samplers.py",
+     "sqrt_pos(s2_next * (s2 - s2_next) / s2)", "sqrt_pos(s2 - s2_next)", (REF_SDE,)),
+    ("tweedie: x0 = (x + sigma s) / alpha", S + "_core.py",
+     "return (x + sigma**2 * s) / alpha", "return (x + sigma * s) / alpha", (REF_SDE, CORNERS)),
+    # -- correctors ------------------------------------------------------------------------------
+    ("ald: sigma at t_i instead of t_{i+1}", S + "langevin.py",
+     "ald_step = 2 * ratio * (snr * c.sigma[1:]) ** 2",
+     "ald_step = 2 * ratio * (snr * c.sigma[:-1]) ** 2", (REF_LANGEVIN,)),
+    ("langevin: ratio r inverted", S + "langevin.py",
+     "ratio = (c.alpha[:-1] / c.alpha[1:]) ** 2", "ratio = (c.alpha[1:] / c.alpha[:-1]) ** 2",
+     (REF_LANGEVIN,)),
+    # -- ODE samplers ------------------------------------------------------------------------------
+    ("pf: full g^2 in the PF field", S + "ode.py",
+     "0.5 * c.g2.reshape(stage_t.shape)", "1.0 * c.g2.reshape(stage_t.shape)", (ORDERS, CORNERS)),
+    ("heun: weights 1/4, 3/4", S + "ode.py",
+     '"heun": ([0.0, 1.0], [[], [1.0]], [0.5, 0.5])',
+     '"heun": ([0.0, 1.0], [[], [1.0]], [0.25, 0.75])', (ORDERS,)),
+    ("rk4: weights 1/6 1/6 1/2 1/6", S + "ode.py",
+     "[1 / 6, 1 / 3, 1 / 3, 1 / 6]", "[1 / 6, 1 / 6, 1 / 2, 1 / 6]", (ORDERS,)),
+    ("dpm1: e^{-h} - 1 instead of e^h - 1", S + "dpm_solver.py",
+     "x_t = (a_t / a_s) * x - sig_t * torch.expm1(hi) * e_s",
+     "x_t = (a_t / a_s) * x + sig_t * torch.expm1(-hi) * e_s", (ORDERS,)),
+    ("dpm2: correction / r1 instead of / 2 r1", S + "dpm_solver.py",
+     "return x_t - sig_t / (2 * r[0]) * torch.expm1(hi) * d1",
+     "return x_t - sig_t / r[0] * torch.expm1(hi) * d1", (ORDERS,)),
+    ("dpm3: phi_2 dropped in the last correction", S + "dpm_solver.py",
+     "return x_t - sig_t / r[1] * (torch.expm1(hi) / hi - 1) * d2",
+     "return x_t - sig_t / r[1] * torch.expm1(hi) * d2", (ORDERS,)),
+    ("dpm++2m: alpha_i instead of alpha_{i+1}", S + "dpm_solver.py",
+     "- c.alpha[i + 1] * torch.expm1(-h[i]) * d", "- c.alpha[i] * torch.expm1(-h[i]) * d",
+     (ORDERS,)),
+    ("ddim: eps coefficient sigma_t instead of sqrt(sigma_t^2 - c^2)", S + "ddim.py",
+     "eps_coef = sqrt_pos(s_t**2 - noise_std**2)", "eps_coef = s_t", (CORNERS,)),
+    ("ddim: posterior variance without (alpha_s / alpha_t)^2", S + "ddim.py",
+     "torch.clamp(s_s**2 - (a_s / a_t) ** 2 * s_t**2, min=0.0)",
+     "torch.clamp(s_s**2 - s_t**2, min=0.0)", (CORNERS,)),
+    ("inpaint: known part alpha x + sigma z -> x + sigma z", S + "hooks.py",
+     "known = alpha * self.x_known.to(x) + sigma * randn_like(x)",
+     "known = self.x_known.to(x) + sigma * randn_like(x)", (CORNERS,)),
+    # -- SDEs ----------------------------------------------------------------------------------------
+    ("reverse object: g^2/2", SDE + "reverse.py",
+     "return self.sde.drift(x, tt) - g2 * self.score_fn(x, tt)",
+     "return self.sde.drift(x, tt) - 0.5 * g2 * self.score_fn(x, tt)", (REF_SDE,)),
+    ("probability-flow object: g^2", SDE + "reverse.py",
+     "return self.sde.drift(x, tt) - 0.5 * g2 * self.score_fn(x, tt)",
+     "return self.sde.drift(x, tt) - g2 * self.score_fn(x, tt)", (REF_SDE,)),
+    ("reverse chain object: G^2/2 s", SDE + "reverse.py",
+     "rev_f = append_dims(G, x.ndim) ** 2 * self.score_fn(x, tt) - f",
+     "rev_f = 0.5 * append_dims(G, x.ndim) ** 2 * self.score_fn(x, tt) - f", (REF_SDE,)),
+    ("subvp: g^2 with exp(-B) instead of exp(-2B)", SDE + "vp.py",
+     "return self._beta(t) * -torch.expm1(-2 * self._B(t))",
+     "return self._beta(t) * -torch.expm1(-self._B(t))", (REF_SDE,)),
+    ("vp discretize: (1 - beta) - 1 instead of sqrt(1 - beta) - 1", SDE + "vp.py",
+     "torch.expm1(0.5 * torch.log1p(-beta_i))", "torch.expm1(torch.log1p(-beta_i))", (REF_SDE,)),
+    ("ddpm table: beta_tilde without (1 - alpha_bar_prev)", SDE + "ddpm.py",
+     "beta_tildes=(1 - prev) / one_minus * betas,", "beta_tildes=betas / one_minus * betas,",
+     (REF_SDE,)),
+    # -- losses --------------------------------------------------------------------------------------
+    ("dsm: likelihood weight g^2 / sigma", "scoresde/losses.py",
+     "return self.sde.g2(t) / sigma**2", "return self.sde.g2(t) / sigma", (LOSSES,)),
+    ("dsm: min_snr clamps from below", "scoresde/losses.py",
+     "return torch.clamp(snr, max=self.gamma) / snr",
+     "return torch.clamp(snr, min=self.gamma) / snr", (LOSSES,)),
+    ("dsm: importance weight without sigma^2", "scoresde/losses.py",
+     "return Z * sigma**2 / ((self.sde.T - self.sde.eps) * self.sde.g2(t))",
+     "return Z / ((self.sde.T - self.sde.eps) * self.sde.g2(t))", (LOSSES,)),
+    # -- likelihood ------------------------------------------------------------------------------------
+    ("bpd: cell volume log(levels) dropped", LIK + "bpd.py",
+     "log_det = D * (math.log(hi - lo) - math.log(levels))",
+     "log_det = D * math.log(hi - lo)", (LIKE,)),
+    ("elbo: div f term dropped", LIK + "bounds.py",
+     "integrand = g2 * (2 * div_s + s.flatten(1).pow(2).sum(1)) - 2 * a * D",
+     "integrand = g2 * (2 * div_s + s.flatten(1).pow(2).sum(1))", (LIKE,)),
+    ("ddpm_vlb: beta_tilde decoder variance uses beta_0", LIK + "bounds.py",
+     'var[0] = sc["beta_tildes"][1] if N > 1 else sc["betas"][0]',
+     'var[0] = sc["betas"][0]', (LIKE,)),
+    ("ode likelihood: -g^2 div s instead of -g^2/2", LIK + "coordinates.py",
+     "return t, one, sde.drift_coef(t).to(r.dtype), -0.5 * sde.g2(t).to(r.dtype)",
+     "return t, one, sde.drift_coef(t).to(r.dtype), -1.0 * sde.g2(t).to(r.dtype)",
+     (T + "test_likelihood.py",)),
+]
+# fmt: on
+
+MUTATIONS: list[Mutation] = [Mutation(*row) for row in _TABLE]
