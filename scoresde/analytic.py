@@ -164,6 +164,7 @@ class GaussianMixture:
         k = k.cpu()
         z = z.cpu() * torch.sqrt(self.eigvals[k])
         if not self.diagonal:
+            assert self.eigvecs is not None
             z = torch.einsum("nij,nj->ni", self.eigvecs[k], z)
         x = self.means[k] + z
         return x.to(dtype=dtype, device=device).reshape(n, *self.event_shape)
@@ -211,14 +212,15 @@ class GaussianMixture:
     def _params(self, x: Tensor) -> tuple[Tensor, ...]:
         key = (x.dtype, x.device)
         if key not in self._cache:
-            cast = {"dtype": x.dtype, "device": x.device}
-            log_w = torch.log(self.weights).to(**cast)
-            mu = self.means.to(**cast)
-            s = self.eigvals.to(**cast)
+            dtype, device = x.dtype, x.device
+            log_w = torch.log(self.weights).to(dtype=dtype, device=device)
+            mu = self.means.to(dtype=dtype, device=device)
+            s = self.eigvals.to(dtype=dtype, device=device)
             if self.diagonal:
                 self._cache[key] = (log_w, mu, s)
             else:
-                U = self.eigvecs.to(**cast)
+                assert self.eigvecs is not None
+                U = self.eigvecs.to(dtype=dtype, device=device)
                 mu_rot = torch.einsum("kd,kde->ke", mu, U)  # U_k^T mu_k
                 self._cache[key] = (log_w, mu, s, U, mu_rot)
         return self._cache[key]

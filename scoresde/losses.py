@@ -93,6 +93,7 @@ class Loss:
     def sample_t(
         self, n: int, generator: torch.Generator | None, device: Any, dtype: Any
     ) -> Tensor:
+        """Draw ``n`` times t of the objective (shape ``(n,)``)."""
         raise NotImplementedError
 
     def draw(self, x0: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
@@ -191,6 +192,7 @@ class DSMLoss(Loss):
         return self.sde.t_from_log_snr(lam).clamp(eps, T).to(dtype)
 
     def terms(self, model: ScoreModel | EpsFn, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        """Per-example losses of shape ``(B,)`` (their mean is the objective)."""
         alpha, sigma = self.sde.marginal(t)
         x_t = append_dims(alpha, x0.ndim) * x0 + append_dims(sigma, x0.ndim) * noise
         sq = (_eps_fn(model)(x_t, t) - noise) ** 2
@@ -215,6 +217,7 @@ class SMLDLoss(DSMLoss):
     def sample_t(
         self, n: int, generator: torch.Generator | None, device: Any, dtype: Any
     ) -> Tensor:
+        """Draw ``n`` times t of the objective (shape ``(n,)``)."""
         i = torch.randint(0, len(self.times), (n,), generator=generator, device=device)
         return self.times.to(device)[i].to(dtype)
 
@@ -240,10 +243,12 @@ class DDPMLoss(Loss):
     def sample_t(
         self, n: int, generator: torch.Generator | None, device: Any, dtype: Any
     ) -> Tensor:
+        """Draw ``n`` times t of the objective (shape ``(n,)``)."""
         i = torch.randint(0, self.schedule.N, (n,), generator=generator, device=device)
         return index_to_time(i.cpu(), self.schedule.N, self.T).to(device=device, dtype=dtype)
 
     def terms(self, model: ScoreModel | EpsFn, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        """Per-example losses of shape ``(B,)`` (their mean is the objective)."""
         i = time_to_index(t.detach().cpu(), self.schedule.N, self.T)
         ab = self.schedule.alpha_bars[i].to(device=x0.device, dtype=x0.dtype)
         x_i = append_dims(ab.sqrt(), x0.ndim) * x0 + append_dims((1 - ab).sqrt(), x0.ndim) * noise

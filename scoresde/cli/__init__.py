@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["build_parser", "main"]
 
@@ -56,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .common import float_list, int_list
     from .demo import BUDGETS
 
-    def names(registry: dict):  # argparse type: comma list of registry names
+    def names(registry: dict) -> Callable[[str], list[str]]:  # argparse: comma list of names
         def parse(text: str) -> list[str]:
             vals = [v.strip() for v in text.split(",") if v.strip()]
             bad = [v for v in vals if v not in registry]
@@ -68,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
         return parse
 
-    def _types(f):
-        def parse(text: str):
+    def _types(f: Callable[[str], Any]) -> Callable[[str], Any]:
+        def parse(text: str) -> Any:
             try:
                 return f(text)
             except ValueError as err:

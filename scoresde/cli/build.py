@@ -111,18 +111,22 @@ def build_optimizer(
     """
     klass = torch.optim.AdamW if optim_cfg.name == "adamw" else torch.optim.Adam
     opt = klass(
-        params, lr=optim_cfg.lr, betas=tuple(optim_cfg.betas), weight_decay=optim_cfg.weight_decay
+        params,
+        lr=optim_cfg.lr,
+        betas=(optim_cfg.betas[0], optim_cfg.betas[1]),
+        weight_decay=optim_cfg.weight_decay,
     )
     warm, cosine = optim_cfg.warmup_steps, optim_cfg.lr_decay == "cosine"
     if cosine and not total_steps:
         raise ValueError("lr_decay='cosine' needs total_steps (schedule.steps)")
+    total = total_steps or 0
 
     def factor(step: int) -> float:
         if warm and step < warm:
             return (step + 1) / warm
         if not cosine:
             return 1.0
-        progress = min(1.0, (step - warm) / max(1, total_steps - warm))
+        progress = min(1.0, (step - warm) / max(1, total - warm))
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)

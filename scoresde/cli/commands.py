@@ -154,7 +154,8 @@ def _nll_data(spec: str) -> Any:
 
 def run_compare(args: argparse.Namespace, device: torch.device) -> Path:
     """A sampler study on an exact mixture score (``--analytic``) or a checkpoint (``--ckpt``)."""
-    density = None
+    density: Any = None
+    score_fn: Any = None
     if args.analytic:
         sde = get_sde(args.sde)
         density = parse_mixture(args.analytic)

@@ -90,7 +90,7 @@ def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
     floor = noise_floor(data.sampler, b["n"], "sw2", repeats=3) if data.sampler else None
     figures = [_sample_figure(study, ref, out)]
     figures.append(report.plot_quality_vs_nfe(study.rows, "sw2", out / "quality_vs_nfe.png",
-                                              floor["mean"] if floor else None, "sliced W2"))  # fmt: skip
+                                              float(floor["mean"]) if floor else None, "sliced W2"))  # type: ignore[arg-type]  # fmt: skip
     figures.append(_trajectories(sde, model, ref, b, args.seed, out))
     model64 = copy.deepcopy(model).double()  # likelihoods in float64
     nll = _nll(sde, model64, data, b["n_nll"], device)
@@ -131,7 +131,9 @@ def _sample_figure(study: Any, ref: torch.Tensor, out: Path) -> Path:
     return report.plot_samples(panels, out / "samples_per_sampler.png", reference=ref)
 
 
-def _trajectories(sde, model, ref, b, seed, out) -> Path:
+def _trajectories(
+    sde: Any, model: Any, ref: torch.Tensor, b: dict[str, Any], seed: int, out: Path
+) -> Path:
     x_T = sde.prior_sample((b["paths"], *ref.shape[1:]), torch.Generator().manual_seed(seed))
     x_T = x_T.to(ref)
     grid = make_grid(sde, b["path_steps"], "uniform")
@@ -140,12 +142,13 @@ def _trajectories(sde, model, ref, b, seed, out) -> Path:
         _, sde_info = sample("euler_maruyama", sde, model, x_T, grid, generator=gen,
                              return_trajectory=True)  # fmt: skip
         _, ode_info = sample("pf_heun", sde, model, x_T, grid, return_trajectory=True)
+    assert sde_info.trajectory is not None and ode_info.trajectory is not None
     return report.plot_trajectories(
         sde_info.trajectory, ode_info.trajectory, grid, out / "trajectories.png", ref
     )
 
 
-def _nll(sde, model, data, n, device) -> torch.Tensor:
+def _nll(sde: Any, model: Any, data: Any, n: int, device: torch.device) -> torch.Tensor:
     x = data.scaler.transform(data.test[:n]).to(device)
     res = log_likelihood(sde, model, x, rtol=1e-5, atol=1e-5, dtype=torch.float64)
     return -(res.log_prob.cpu() + data.scaler.log_abs_det(data.shape))

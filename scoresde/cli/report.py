@@ -114,8 +114,8 @@ def plot_quality_vs_nfe(
     summary = [s for s in summarize(rows, metric) if s["nfe"] is not None]
     for i, label in enumerate(dict.fromkeys(s["sampler"] for s in summary)):
         pts = sorted((s["nfe"], s["mean"], s["se"]) for s in summary if s["sampler"] == label)
-        nfe, mean, se = zip(*pts, strict=True)
-        se = [0.0 if math.isnan(v) else v for v in se]
+        nfe, mean, se_raw = zip(*pts, strict=True)
+        se = [0.0 if math.isnan(v) else v for v in se_raw]
         style = "o-" if len(pts) > 1 else "*"
         ax.errorbar(nfe, mean, yerr=se, fmt=style, ms=4, capsize=2, color=f"C{i}", label=label)
     if floor is not None and floor > 0:

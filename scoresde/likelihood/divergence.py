@@ -157,7 +157,7 @@ def score_and_divergence(
         ``(s, div_s)`` with shapes ``(batch, *dims)`` and ``(batch,)``.
     """
     B, D = x.shape[0], x[0].numel()
-    s, vjp_fn = torch.func.vjp(lambda y: score_fn(y, t), x)
+    s, vjp_fn = torch.func.vjp(lambda y: score_fn(y, t), x)[:2]
     check_score(s, x)
     if chunk_size is None:
         chunk_size = max(1, min(D, _CHUNK_ELEMENTS // max(1, B * D)))
@@ -192,7 +192,7 @@ def score_and_probe_products(
     Returns:
         ``(s, est)`` with shapes ``(batch, *dims)`` and ``(n_probes, batch)``.
     """
-    s, vjp_fn = torch.func.vjp(lambda y: score_fn(y, t), x)
+    s, vjp_fn = torch.func.vjp(lambda y: score_fn(y, t), x)[:2]
     check_score(s, x)
     vjps = _pullbacks(vjp_fn, probes, use_vmap)  # eps^T J, shape (n_probes, batch, *dims)
     return s, (vjps * probes).flatten(2).sum(-1)

@@ -195,6 +195,7 @@ def log_likelihood(
         if exact:
             s, div_s = score_and_divergence(score_fn, c_in * y, t, chunk_size=chunk_size)
         else:
+            assert probes is not None
             s, div_s = score_and_probe_products(score_fn, c_in * y, t, probes)
         return c_lin * y + c_s * s, (c_s * c_in) * div_s  # Eq. 13 and its divergence
 

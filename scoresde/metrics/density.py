@@ -19,9 +19,13 @@ __all__ = ["CrossEntropyGap", "Density", "cross_entropy_gap", "kl_monte_carlo", 
 class Density(Protocol):
     """An exact density with sampling, e.g. :class:`~scoresde.analytic.GaussianMixture`."""
 
-    def log_prob(self, x: Tensor) -> Tensor: ...
+    def log_prob(self, x: Tensor) -> Tensor:
+        """log p(x) per point, shape ``(n,)``."""
+        ...
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor: ...
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` exact draws, shape ``(n, d)``."""
+        ...
 
 
 def _mean_se(v: Tensor) -> tuple[float, float]:

@@ -26,6 +26,7 @@ class MetricSpec:
     max_points: int | None = None
 
     def __call__(self, x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> float:
+        """The distance between the sample sets ``x`` and ``y`` (subsampled to ``max_points``)."""
         if self.max_points is not None:
             x, y = x[: self.max_points], y[: self.max_points]
         if self.stochastic:

@@ -16,6 +16,7 @@ numbers, never an SDE.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -72,7 +73,8 @@ class SinusoidalEmbedding(nn.Module):
 
     def forward(self, c: Tensor) -> Tensor:
         """Embed ``c`` of shape ``(batch,)`` into ``(batch, dim)``."""
-        args = (self.scale * c)[:, None] * self.freqs.to(c.dtype)[None]
+        freqs = cast(Tensor, self.freqs)  # a buffer
+        args = (self.scale * c)[:, None] * freqs.to(c.dtype)[None]
         return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
 
 
@@ -98,7 +100,8 @@ class GaussianFourierEmbedding(nn.Module):
 
     def forward(self, c: Tensor) -> Tensor:
         """Embed ``c`` of shape ``(batch,)`` into ``(batch, dim)``."""
-        args = 2 * math.pi * c[:, None] * self.W.to(c.dtype)[None]
+        W = cast(Tensor, self.W)  # a buffer
+        args = 2 * math.pi * c[:, None] * W.to(c.dtype)[None]
         return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
 
 

@@ -44,6 +44,7 @@ class DiscreteEpsScore:
         return self.eps_model(x, self.step_index(tt))
 
     def __call__(self, x: Tensor, t: float | Tensor) -> Tensor:
+        """The score s(x, t) ~ grad_x log p_t(x), shaped like ``x``."""
         tt = as_time(t, like=x)
         _, sigma = self.sde.marginal(tt)
         return eps_to_score(self.eps(x, tt), sigma)
@@ -97,6 +98,7 @@ class DenoiserScore:
         return self._x0(x, t)[0]
 
     def __call__(self, x: Tensor, t: float | Tensor) -> Tensor:
+        """The score s(x, t) ~ grad_x log p_t(x), shaped like ``x``."""
         x0, alpha, sigma = self._x0(x, t)
         return convert(x0, x, alpha, sigma, "x0", "score")
 

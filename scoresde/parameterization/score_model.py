@@ -165,7 +165,9 @@ class ScoreModel(nn.Module):
         low = append_dims(
             sigma > alpha, x.ndim
         )  # low SNR (lambda < 0): where x0 = (x - sigma eps) / alpha fails
-        x0c = x0.clamp(-self.x0_clip, self.x0_clip)  # type: ignore[arg-type]
+        clip = self.x0_clip
+        assert clip is not None
+        x0c = x0.clamp(-clip, clip)
         return torch.where(low, x0c, x0), alpha, sigma
 
     def score_fn(self, x: Tensor, t: float | Tensor) -> Tensor:

@@ -74,7 +74,7 @@ def likelihood_study(
     common = {"prior_log_prob": prior_log_prob, "dtype": dtype}
     runs: list[tuple[dict[str, Any], Any, float]] = []  # (metadata, result, wall seconds)
     for tol in sorted(tolerances, reverse=True):
-        kw = {"rtol": float(tol), "atol": float(tol), **common}
+        kw: dict[str, Any] = {"rtol": float(tol), "atol": float(tol), **common}
         start = time.perf_counter()
         res = log_likelihood(sde, score_fn, x, divergence="exact", **kw)
         wall = time.perf_counter() - start
@@ -98,7 +98,15 @@ def likelihood_study(
     return rows
 
 
-def _ll_row(meta, log_prob, stderr, nfe, n_vjp, ref, wall) -> dict[str, Any]:
+def _ll_row(
+    meta: dict[str, Any],
+    log_prob: Tensor,
+    stderr: Tensor | None,
+    nfe: int,
+    n_vjp: int,
+    ref: Tensor,
+    wall: float,
+) -> dict[str, Any]:
     err = (log_prob.double() - ref.double().to(log_prob.device)).cpu()
     se = math.nan if stderr is None else float(stderr.double().nanmean())
     return {

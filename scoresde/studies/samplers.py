@@ -95,7 +95,7 @@ def compare_samplers(
     density: Density | None = None,
     grid_kind: str | None = None,
     keep_samples: bool = True,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], object] | None = None,
 ) -> SamplerStudy:
     """Run each sampler at each NFE and seed; score the samples against ``reference``.
 
@@ -150,6 +150,7 @@ def compare_samplers(
                 if adaptive:
                     grid = torch.tensor([sde.T, sde.eps], dtype=torch.float64)
                 else:
+                    assert nfe_target is not None
                     try:
                         grid = grid_for_nfe(sde, name, nfe_target, grid_kind, exact=False, **opts)
                     except ValueError as err:
@@ -167,7 +168,15 @@ def compare_samplers(
     return study
 
 
-def _run_one(sde, score_fn, name, opts, x_T, grid, seed) -> tuple[dict[str, Any], Tensor | None]:
+def _run_one(
+    sde: LinearSDE,
+    score_fn: Any,
+    name: str,
+    opts: dict[str, Any],
+    x_T: Tensor,
+    grid: Tensor,
+    seed: int,
+) -> tuple[dict[str, Any], Tensor | None]:
     gen = torch.Generator(device=x_T.device).manual_seed(seed + 1)
     start = time.perf_counter()
     try:
@@ -183,7 +192,14 @@ def _run_one(sde, score_fn, name, opts, x_T, grid, seed) -> tuple[dict[str, Any]
             "error": ""}, x  # fmt: skip
 
 
-def _score(row, x, reference, metric_specs, seed, density) -> None:
+def _score(
+    row: dict[str, Any],
+    x: Tensor | None,
+    reference: Tensor,
+    metric_specs: dict[str, Any],
+    seed: int,
+    density: Any,
+) -> None:
     for m, spec in metric_specs.items():
         row[m] = math.nan if x is None else spec(x, reference, torch.Generator().manual_seed(seed))
     if density is not None:

@@ -120,9 +120,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def get_rng_state() -> dict[str, Any]:
     """Every global RNG state as weights-only-loadable values."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 (global state)
+    mt_keys = torch.from_numpy(np.asarray(keys).astype(np.int64))
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "numpy": [kind, mt_keys, pos, has_gauss, cached],
         "python": list(_to_lists(random.getstate())),
     }
     if torch.cuda.is_available():

@@ -36,18 +36,21 @@ class CsvLog:
         self._reset()
 
     def _reset(self) -> None:
-        self.loss = self.gnorm = 0.0
+        self.loss: float | Tensor = 0.0
+        self.gnorm: float | Tensor = 0.0
         self.n = 0
         self.bin_sum = torch.zeros(self.n_bins, dtype=torch.float64)
         self.bin_cnt = torch.zeros(self.n_bins, dtype=torch.float64)
 
     def add(self, loss: Tensor, terms: Tensor, t_frac: Tensor, gnorm: Tensor) -> None:
+        """Accumulate one step: its loss, per-example ``terms`` at times ``t_frac`` T, grad norm."""
         self.loss, self.gnorm, self.n = self.loss + loss, self.gnorm + gnorm, self.n + 1
         idx = (t_frac.detach().cpu() * self.n_bins).long().clamp(0, self.n_bins - 1)
         self.bin_sum += torch.bincount(idx, terms.cpu().double(), self.n_bins)
         self.bin_cnt += torch.bincount(idx, minlength=self.n_bins).double()
 
     def flush(self, step: int, lr: float, nan_skips: int) -> dict[str, float]:
+        """Append the running means as a row of ``log.csv``, reset them, return the row."""
         n = max(self.n, 1)
         bins = (self.bin_sum / self.bin_cnt.clamp_min(1)).tolist()
         row = {
@@ -71,6 +74,7 @@ class CsvLog:
 
 
 def append_csv(path: Path, row: dict[str, Any]) -> None:
+    """Append ``row`` to the CSV file ``path`` (with a header line if the file is new)."""
     new = not path.is_file()
     with path.open("a") as fh:
         if new:

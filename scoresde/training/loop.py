@@ -81,7 +81,7 @@ class _Stopper:
     """Turns SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
 
     def __init__(self) -> None:
-        self.flag, self.old = False, {}
+        self.flag, self.old = False, dict[int, Any]()
 
     def __enter__(self) -> _Stopper:
         if threading.current_thread() is threading.main_thread():
@@ -264,7 +264,7 @@ def train(
                         "Lower the learning rate, clip gradients or check the data for NaN/inf."
                     )
                 if eval_every and run.step % eval_every == 0 and rank == 0 and eval_hooks:
-                    ema = run.ema.module
+                    ema = run.ema_model
                     metrics = {k: v for h in eval_hooks for k, v in h(run.step, ema, data).items()}
                     append_csv(out / "eval.csv", {"step": run.step, **metrics})
                 stopped = stopped or (
@@ -276,4 +276,4 @@ def train(
                     break
         bar.close()
         interrupted = stopped and run.step < steps
-        return TrainResult(run.step, run.ema.module, model, run.ckpt, run.nan_skips, interrupted)
+        return TrainResult(run.step, run.ema_model, model, run.ckpt, run.nan_skips, interrupted)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -83,6 +83,11 @@ class RunState:
         self.step = self.nan_skips = self.consecutive = 0
         self.forward = wrap_ddp(_EpsView(model), dev, world)
         self.shard = slice(rank * (batch_size // world), (rank + 1) * (batch_size // world))
+
+    @property
+    def ema_model(self) -> ScoreModel:
+        """The exponential moving average of the weights, as a score model."""
+        return cast(ScoreModel, self.ema.module)
 
     def restore(self) -> None:
         """Continue from ``checkpoint.pt``: weights, EMA, optimizer, schedule, RNG, counters."""
