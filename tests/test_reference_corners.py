@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scoresde.adapters import from_discrete_eps_model
 
 from scoresde import VPSDE, GaussianMixture
+from scoresde.parameterization import from_discrete_eps_model
 from scoresde.samplers import SAMPLERS, InpaintHook, make_grid, sample
 
 from .reference import affine_law, pf_ode_scipy

@@ -19,8 +19,9 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from scoresde import VPSDE, DDPMSchedule, GaussianMixture, SubVPSDE
+from scoresde import VPSDE, GaussianMixture, SubVPSDE
 from scoresde.likelihood import ddpm_vlb, dequantized_bits_per_dim, elbo, log_likelihood
+from scoresde.sde import DDPMSchedule
 
 from .test_samplers_common import make_sdes, mixture
 
@@ -101,14 +102,14 @@ def test_ddpm_vlb_terms_have_their_closed_form_means(variance: str) -> None:
     v = sch.betas.clone() if variance == "beta" else bt.clone()
     if variance == "beta_tilde":
         v[0] = bt[1]  # the decoder takes beta_tilde_1 (improved-diffusion's convention)
-    i = torch.arange(N - 1, 0, -1)  # rows 1..N-1 of per_draw are steps N-1, ..., 1
+    i = torch.arange(N - 1, 0, -1)  # rows 1..N-1 of per_term are steps N-1, ..., 1
     kl = 0.5 * (torch.log(v[i] / bt[i]) + (bt[i] + c0[i] ** 2 * P[i]) / v[i] - 1) / LN2
-    rows = res.per_draw[1:N]
+    rows = res.per_term[1:N]
     se = rows.std(1) / n**0.5
     assert bool(((rows.mean(1) - kl).abs() < 5 * se + 1e-9).all()), (rows.mean(1) - kl) / se
     dec = (0.5 * torch.log(2 * math.pi * v[0]) + P[0] / (2 * v[0]) - math.log(2 / 255)) / LN2
-    last = res.per_draw[N]
+    last = res.per_term[N]
     assert abs(float(last.mean() - dec)) < 5 * float(last.std()) / n**0.5 + 2e-3, (last.mean(), dec)
-    total_se = float(res.per_draw[1:].sum(0).std()) / n**0.5
-    closed = float(kl.sum() + dec + res.per_draw[0].mean())
+    total_se = float(res.per_term[1:].sum(0).std()) / n**0.5
+    closed = float(kl.sum() + dec + res.per_term[0].mean())
     assert abs(float(res.bpd.mean()) - closed) < 5 * total_se + 2e-3

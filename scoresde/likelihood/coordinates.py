@@ -36,16 +36,16 @@ err / (atol + rtol max(|y0|, |y1|)) of the state y and the log-density ell:
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
-from torchdiffeq._impl.rk_common import RKAdaptiveStepsizeODESolver
 
 from .._utils import names_list
+from ..samplers.adapters import torchdiffeq_methods
 from ..sde import LinearSDE
+from ..sde.reverse import drift_coefs
 
 __all__ = [
     "ERROR_NORMS",
@@ -59,10 +59,8 @@ __all__ = [
     "solver_options",
 ]
 
-#: torchdiffeq's solver classes by name (its ``SOLVERS`` registry).
-SOLVER_CLASSES: dict[str, type] = sys.modules["torchdiffeq._impl.odeint"].SOLVERS
-#: torchdiffeq's solver names (its ``SOLVERS`` registry).
-SOLVERS: tuple[str, ...] = tuple(SOLVER_CLASSES)
+#: torchdiffeq's method names, read from its public ``odeint`` (the list the samplers use).
+SOLVERS: tuple[str, ...] = torchdiffeq_methods()[0]
 #: Integration variables of the PF-ODE (see the module docstring).
 TIME_VARIABLES: tuple[str, ...] = ("sigma", "log_snr", "t")
 
@@ -124,7 +122,7 @@ def solver_options(
         )
     out = dict(options or {})
     out.setdefault("norm", ERROR_NORMS[error_norm])
-    if issubclass(SOLVER_CLASSES[solver], RKAdaptiveStepsizeODESolver):
+    if solver in torchdiffeq_methods()[1]:  # the adaptive ones accept step_t
         out.setdefault("step_t", end.reshape(1))
     return out
 
@@ -191,7 +189,8 @@ class PFCoordinates:
         if self.variable == "t":
             t = r
             one = torch.ones_like(r)
-            return t, one, sde.drift_coef(t).to(r.dtype), -0.5 * sde.g2(t).to(r.dtype)
+            c_x, c_s = drift_coefs(sde.drift_coef(t), sde.g2(t), probability_flow=True)  # Eq. 13
+            return t, one, c_x.to(r.dtype), c_s.to(r.dtype)
         lam = -2 * torch.log(r) if self.variable == "sigma" else r
         t = sde.t_from_log_snr(lam.to(torch.float64)).clamp(self.t_lo, self.t_hi)
         alpha, sigma = sde.marginal(t)
