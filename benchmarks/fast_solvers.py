@@ -48,7 +48,9 @@ def mixtures() -> dict[str, GaussianMixture]:
     """8 Gaussians on a circle of radius 4/1.414, std 0.5/1.414; a 16-D 4-component mixture."""
     ang = torch.arange(8, dtype=torch.float64) * (math.pi / 4)
     centers = 4.0 * torch.stack([torch.cos(ang), torch.sin(ang)], 1) / 1.414
-    eight = GaussianMixture(torch.full((8,), 1 / 8), centers, torch.full((8, 2), (0.5 / 1.414) ** 2))
+    eight = GaussianMixture(
+        torch.full((8,), 1 / 8), centers, torch.full((8, 2), (0.5 / 1.414) ** 2)
+    )
     g = torch.Generator().manual_seed(0)
     means = 1.5 * torch.randn(4, 16, generator=g, dtype=torch.float64)
     var = 0.1 + 0.4 * torch.rand(4, 16, generator=g, dtype=torch.float64)
@@ -57,7 +59,9 @@ def mixtures() -> dict[str, GaussianMixture]:
 
 def sliced_w2(x: torch.Tensor, y: torch.Tensor, n_proj: int = 256) -> float:
     """Sliced Wasserstein-2 between equal-size samples (sorted random 1-D projections)."""
-    theta = torch.randn(x.shape[1], n_proj, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
+    theta = torch.randn(
+        x.shape[1], n_proj, generator=torch.Generator().manual_seed(0), dtype=x.dtype
+    )
     theta = theta / theta.norm(dim=0, keepdim=True)
     px, py = torch.sort(x @ theta, dim=0).values, torch.sort(y @ theta, dim=0).values
     return float(((px - py) ** 2).mean().sqrt())
@@ -77,14 +81,20 @@ def main() -> None:
         gm = gm0.with_sde(sde)
         x_T = sde.prior_sample((a.n, gm.dim), torch.Generator().manual_seed(1), dtype=torch.float64)
         exact = gm.sample(a.n, torch.Generator().manual_seed(2))
-        floor = cross_entropy_gap(exact, gm0, n_reference=100_000, generator=torch.Generator().manual_seed(3))
-        print(f"\n## {label}: exact samples SW2 floor {sliced_w2(exact, gm.sample(a.n, torch.Generator().manual_seed(4))):.4f}, CE gap {floor.gap:+.3f} +- {floor.gap_se:.3f}")
+        floor = cross_entropy_gap(
+            exact, gm0, n_reference=100_000, generator=torch.Generator().manual_seed(3)
+        )
+        print(
+            f"\n## {label}: exact samples SW2 floor {sliced_w2(exact, gm.sample(a.n, torch.Generator().manual_seed(4))):.4f}, CE gap {floor.gap:+.3f} +- {floor.gap_se:.3f}"
+        )
         for kind in a.grids:
             for name_l, name, opts in CONFIGS:
                 row = []
                 for nfe in a.nfe:
                     grid = grid_for_nfe(sde, name, nfe, kind, exact=False, **opts)
-                    x, info = sample(name, sde, gm, x_T, grid, generator=torch.Generator().manual_seed(5), **opts)
+                    x, info = sample(
+                        name, sde, gm, x_T, grid, generator=torch.Generator().manual_seed(5), **opts
+                    )
                     gap = float(-gm0.log_prob(x).mean()) - floor.entropy
                     row.append(f"{info.nfe:2d}: {sliced_w2(x, exact):7.4f} {gap:+8.3f}")
                 print(f"{kind:9s} {name_l:22s} | " + " | ".join(row), flush=True)

@@ -78,13 +78,17 @@ def test_edm_without_churn_is_heun_in_sigma(sde_name: str, kind: str) -> None:
 
 def test_ipndm_weights_are_pndm_on_a_rho_uniform_grid() -> None:
     sde = SDES["vp"]
-    rho_T, rho_e = torch.exp(-0.5 * sde.log_snr(torch.tensor([sde.T, sde.eps], dtype=torch.float64)))
+    rho_T, rho_e = torch.exp(
+        -0.5 * sde.log_snr(torch.tensor([sde.T, sde.eps], dtype=torch.float64))
+    )
     rho = torch.linspace(float(rho_T), float(rho_e), 7, dtype=torch.float64)
     grid = sde.t_from_log_snr(-2 * torch.log(rho))
     w = eps_ab_weights(sde, grid, [1, 2, 3, 4, 4, 4], "rho")
     pndm = [[24.0], [36.0, -12.0], [46.0, -32.0, 10.0], [55.0, -59.0, 37.0, -9.0]]
     for wi, want in zip(w, pndm + pndm[-1:] * 2):
-        torch.testing.assert_close(wi * 24 / (rho[1] - rho[0]), torch.tensor(want, dtype=torch.float64))
+        torch.testing.assert_close(
+            wi * 24 / (rho[1] - rho[0]), torch.tensor(want, dtype=torch.float64)
+        )
 
 
 def test_phi_functions_are_accurate_near_zero_and_far() -> None:
@@ -161,10 +165,26 @@ def test_edm_churn_stays_inside_the_sde() -> None:
 @pytest.mark.parametrize(
     ("call", "err", "msg"),
     [
-        (lambda s, g, x, t: sample_unipc(s, g, x, t, order=4), ValueError, "expected order in 1, 2, 3"),
-        (lambda s, g, x, t: sample_unipc(s, g, x, t, variant="bh3"), ValueError, "expected variant"),
-        (lambda s, g, x, t: sample_unipc(s, g, x, t, corrector=1), TypeError, "corrector to be a bool"),
-        (lambda s, g, x, t: sample_dpm_solver_pp(s, g, x, t, order=2.0), ValueError, "received 2.0"),
+        (
+            lambda s, g, x, t: sample_unipc(s, g, x, t, order=4),
+            ValueError,
+            "expected order in 1, 2, 3",
+        ),
+        (
+            lambda s, g, x, t: sample_unipc(s, g, x, t, variant="bh3"),
+            ValueError,
+            "expected variant",
+        ),
+        (
+            lambda s, g, x, t: sample_unipc(s, g, x, t, corrector=1),
+            TypeError,
+            "corrector to be a bool",
+        ),
+        (
+            lambda s, g, x, t: sample_dpm_solver_pp(s, g, x, t, order=2.0),
+            ValueError,
+            "received 2.0",
+        ),
         (lambda s, g, x, t: sample_deis(s, g, x, t, order=5), ValueError, "1, 2, 3, 4"),
         (lambda s, g, x, t: sample_ipndm(s, g, x, t, lower_order_final="yes"), TypeError, "bool"),
         (lambda s, g, x, t: sample_edm(s, g, x, t, S_churn=-1.0), ValueError, "S_churn >= 0"),
@@ -182,5 +202,7 @@ def test_invalid_options_raise_with_expected_and_received(call, err, msg) -> Non
 def test_registry_declares_the_new_solvers() -> None:
     for name in NEW:
         assert name in SAMPLERS
-    assert SAMPLERS["dpm_solver_pp_2m_sde"].stochastic and SAMPLERS["dpm_solver_pp_2m_sde"].weak_order
+    assert (
+        SAMPLERS["dpm_solver_pp_2m_sde"].stochastic and SAMPLERS["dpm_solver_pp_2m_sde"].weak_order
+    )
     assert SAMPLERS["edm"].nfe_offset == -1

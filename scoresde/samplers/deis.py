@@ -123,7 +123,7 @@ def sample_deis(
 def sample_ipndm(
     sde: LinearSDE, score_fn: Any, x_T: Tensor, grid: Tensor, *,
     generator: torch.Generator | None = None, callback: Any = None,
-    order: int = 4, lower_order_final: bool = False, **options: Any,
+    order: int = 4, lower_order_final: bool = True, **options: Any,
 ) -> tuple[Tensor, SampleInfo]:  # fmt: skip
     """iPNDM (Zhang & Chen 2023): Adams–Bashforth in rho = sigma_t / alpha_t on eps_theta.
 
