@@ -205,4 +205,4 @@ def test_registry_declares_the_new_solvers() -> None:
     assert (
         SAMPLERS["dpm_solver_pp_2m_sde"].stochastic and SAMPLERS["dpm_solver_pp_2m_sde"].weak_order
     )
-    assert SAMPLERS["edm"].nfe_offset == -1
+    assert expected_nfe("edm", 7) == 13

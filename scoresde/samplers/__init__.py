@@ -30,6 +30,7 @@ from .ddim import (
     slerp,
     sqrt_interpolate,
 )
+from .deis import sample_deis, sample_ipndm
 from .dpm_solver import (
     budget_orders,
     fast_orders,
@@ -38,6 +39,8 @@ from .dpm_solver import (
     sample_dpm_solver_fast,
     sample_dpm_solver_pp_2m,
 )
+from .dpm_solver_pp import sample_dpm_solver_pp, sample_dpm_solver_pp_2m_sde
+from .edm import sample_edm
 from .fixed_langevin import sample_langevin_fixed_t, sgld_step_sizes
 from .grids import GRIDS, karras_grid, log_snr_grid, make_grid, quadratic_grid, uniform_grid
 from .hooks import InpaintHook
@@ -62,9 +65,6 @@ from .reverse_sde import (
 )
 from .run import COMMON_OPTIONS, SampleInfo, Sampler
 from .torchsde_backend import TORCHSDE_METHODS, BrownianNoise, sample_torchsde
-from .deis import sample_deis, sample_ipndm
-from .dpm_solver_pp import sample_dpm_solver_pp, sample_dpm_solver_pp_2m_sde
-from .edm import sample_edm
 from .unipc import sample_unipc
 
 __all__ = [

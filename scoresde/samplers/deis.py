@@ -30,9 +30,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..sde import LinearSDE
-from .run import SampleInfo, SamplerRun, prepare
+from ..sde import LinearSDE, ScoreFn
 from .multistep import check_flag, check_order, order_plan, quad_weights
+from .run import Callback, SampleInfo, SamplerRun, prepare
 
 __all__ = ["eps_ab_weights", "sample_deis", "sample_ipndm"]
 
@@ -95,8 +95,8 @@ def _run_eps(name: str, variable: str, max_order: int, sde: LinearSDE, score_fn:
 
 
 def sample_deis(
-    sde: LinearSDE, score_fn: Any, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Any = None,
+    sde: LinearSDE, score_fn: ScoreFn, x_T: Tensor, grid: Tensor, *,
+    generator: torch.Generator | None = None, callback: Callback | None = None,
     order: int = 3, lower_order_final: bool = True, **options: Any,
 ) -> tuple[Tensor, SampleInfo]:  # fmt: skip
     """tAB-DEIS (Zhang & Chen 2023): exponential integrator, eps_theta extrapolated in t.
@@ -121,8 +121,8 @@ def sample_deis(
 
 
 def sample_ipndm(
-    sde: LinearSDE, score_fn: Any, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Any = None,
+    sde: LinearSDE, score_fn: ScoreFn, x_T: Tensor, grid: Tensor, *,
+    generator: torch.Generator | None = None, callback: Callback | None = None,
     order: int = 4, lower_order_final: bool = True, **options: Any,
 ) -> tuple[Tensor, SampleInfo]:  # fmt: skip
     """iPNDM (Zhang & Chen 2023): Adams–Bashforth in rho = sigma_t / alpha_t on eps_theta.

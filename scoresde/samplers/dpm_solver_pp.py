@@ -31,9 +31,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..sde import LinearSDE
-from .run import SampleInfo, SamplerRun, prepare
+from ..sde import LinearSDE, ScoreFn
 from .multistep import check_flag, check_order, exp_poly_weights, order_plan
+from .run import Callback, SampleInfo, SamplerRun, prepare
 
 __all__ = ["sample_dpm_solver_pp", "sample_dpm_solver_pp_2m_sde"]
 
@@ -51,7 +51,7 @@ def _weights(run: SamplerRun, plan: list[int], scale: float) -> list[Tensor]:
 def _multistep(run: SamplerRun, plan: list[int], stochastic: bool):  # noqa: ANN202 - closure
     c = run.coefs()
     w = _weights(run, plan, 2.0 if stochastic else 1.0)
-    h = c.lam[1:] - c.lam[:-1]
+    h = c.lam_half[1:] - c.lam_half[:-1]
     hist: list[Tensor] = []  # x0_theta at t_i, t_{i-1}, ... (newest first)
 
     def step(x: Tensor, i: int) -> Tensor:
@@ -72,8 +72,8 @@ def _multistep(run: SamplerRun, plan: list[int], stochastic: bool):  # noqa: ANN
 
 
 def sample_dpm_solver_pp(
-    sde: LinearSDE, score_fn: Any, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Any = None,
+    sde: LinearSDE, score_fn: ScoreFn, x_T: Tensor, grid: Tensor, *,
+    generator: torch.Generator | None = None, callback: Callback | None = None,
     order: int = 3, lower_order_final: bool = True, **options: Any,
 ) -> tuple[Tensor, SampleInfo]:  # fmt: skip
     """DPM-Solver++(kM), k = ``order`` (Lu et al. 2022b): multistep, data prediction, 1 NFE/step.
@@ -100,8 +100,8 @@ def sample_dpm_solver_pp(
 
 
 def sample_dpm_solver_pp_2m_sde(
-    sde: LinearSDE, score_fn: Any, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Any = None,
+    sde: LinearSDE, score_fn: ScoreFn, x_T: Tensor, grid: Tensor, *,
+    generator: torch.Generator | None = None, callback: Callback | None = None,
     lower_order_final: bool = True, **options: Any,
 ) -> tuple[Tensor, SampleInfo]:  # fmt: skip
     """SDE-DPM-Solver++(2M) (Lu et al. 2022b): the reverse SDE, multistep, 1 NFE per step.

@@ -31,8 +31,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..sde import LinearSDE
-from .run import SampleInfo, SamplerRun, prepare
+from ..sde import LinearSDE, ScoreFn
+from .run import Callback, SampleInfo, SamplerRun, prepare
 
 __all__ = ["sample_edm"]
 
@@ -86,8 +86,8 @@ def _edm_step(run: SamplerRun, S_churn: float, S_tmin: float, S_tmax: float, S_n
 
 
 def sample_edm(
-    sde: LinearSDE, score_fn: Any, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Any = None,
+    sde: LinearSDE, score_fn: ScoreFn, x_T: Tensor, grid: Tensor, *,
+    generator: torch.Generator | None = None, callback: Callback | None = None,
     S_churn: float = 0.0, S_tmin: float = 0.0, S_tmax: float = math.inf, S_noise: float = 1.0,
     **options: Any,
 ) -> tuple[Tensor, SampleInfo]:  # fmt: skip

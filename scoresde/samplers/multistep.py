@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .dpm_solver import multistep_order
+
 __all__ = ["LOWER_ORDER_FINAL_BELOW", "exp_poly_weights", "order_plan", "phi", "quad_weights"]
 
 #: ``lower_order_final`` acts on grids of fewer steps than this (as in Lu et al.'s code).
@@ -120,14 +122,13 @@ def quad_weights(
 def order_plan(n_steps: int, order: int, lower_order_final: bool) -> list[int]:
     """The order of each step of a k-step method with lower-order warm-up.
 
-    Step i (0-based) uses min(order, i + 1) (the history holds i + 1 values); with
-    ``lower_order_final`` and fewer than :data:`LOWER_ORDER_FINAL_BELOW` steps, also at most
-    n_steps - i, so the last step is first order (Lu et al. 2022b).
+    :func:`~scoresde.samplers.dpm_solver.multistep_order` per step: min(order, i + 1) at step i
+    (the history holds i + 1 values) and, with ``lower_order_final``, at most n_steps - i, applied
+    here only on grids of fewer than :data:`LOWER_ORDER_FINAL_BELOW` steps (as in Lu et al.
+    2022b's code), so that long grids keep the global order.
     """
-    plan = [min(order, i + 1) for i in range(n_steps)]
-    if lower_order_final and n_steps < LOWER_ORDER_FINAL_BELOW:
-        plan = [min(p, n_steps - i) for i, p in enumerate(plan)]
-    return plan
+    lof = lower_order_final and n_steps < LOWER_ORDER_FINAL_BELOW
+    return [multistep_order(i, n_steps, order, lof) for i in range(n_steps)]
 
 
 def check_order(name: str, order: object, allowed: tuple[int, ...]) -> int:

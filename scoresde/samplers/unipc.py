@@ -29,9 +29,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..sde import LinearSDE
-from .run import SampleInfo, SamplerRun, prepare
+from ..sde import LinearSDE, ScoreFn
 from .multistep import check_flag, check_order, order_plan, phi
+from .run import Callback, SampleInfo, SamplerRun, prepare
 
 __all__ = ["UNIPC_VARIANTS", "sample_unipc"]
 
@@ -91,8 +91,8 @@ def _unipc_step(run: SamplerRun, plan: list[int], variant: str, corrector: bool)
 
 
 def sample_unipc(
-    sde: LinearSDE, score_fn: Any, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Any = None, order: int = 2,
+    sde: LinearSDE, score_fn: ScoreFn, x_T: Tensor, grid: Tensor, *,
+    generator: torch.Generator | None = None, callback: Callback | None = None, order: int = 2,
     variant: str = "bh2", corrector: bool = True, lower_order_final: bool = True,
     **options: Any,
 ) -> tuple[Tensor, SampleInfo]:  # fmt: skip
