@@ -15,7 +15,9 @@ measured few-step defaults. The options every sampler accepts (``seeds``, ``nois
 
 Modules: ``run`` (the sampling run: validation, counting, loop), ``reverse_sde`` (Euler–Maruyama,
 reverse diffusion, DDPM, SMLD), ``ode`` (probability-flow ODE), ``ddim``, ``dpm_solver``,
-``langevin`` (PC), ``fixed_langevin``, ``torchsde_backend``, ``grids``, ``registry``.
+``langevin`` (PC), ``fixed_langevin``, ``torchsde_backend``, ``grids``, ``registry``; the modern
+fast solvers ``unipc``, ``dpm_solver_pp`` (DPM-Solver++(3M), (2M) SDE), ``deis`` (DEIS, iPNDM),
+``edm`` (Karras et al. Alg. 2) on the coefficients of ``multistep``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .ddim import (
     slerp,
     sqrt_interpolate,
 )
+from .deis import sample_deis, sample_ipndm
 from .dpm_solver import (
     budget_orders,
     fast_orders,
@@ -36,6 +39,8 @@ from .dpm_solver import (
     sample_dpm_solver_fast,
     sample_dpm_solver_pp_2m,
 )
+from .dpm_solver_pp import sample_dpm_solver_pp, sample_dpm_solver_pp_2m_sde
+from .edm import sample_edm
 from .fixed_langevin import sample_langevin_fixed_t, sgld_step_sizes
 from .grids import GRIDS, karras_grid, log_snr_grid, make_grid, quadratic_grid, uniform_grid
 from .hooks import InpaintHook
@@ -60,6 +65,7 @@ from .reverse_sde import (
 )
 from .run import COMMON_OPTIONS, SampleInfo, Sampler
 from .torchsde_backend import TORCHSDE_METHODS, BrownianNoise, sample_torchsde
+from .unipc import sample_unipc
 
 __all__ = [
     "COMMON_OPTIONS",
@@ -92,10 +98,15 @@ __all__ = [
     "sample_annealed_langevin",
     "sample_ddim",
     "sample_ddpm",
+    "sample_deis",
     "sample_dpm_solver",
     "sample_dpm_solver_fast",
+    "sample_dpm_solver_pp",
     "sample_dpm_solver_pp_2m",
+    "sample_dpm_solver_pp_2m_sde",
+    "sample_edm",
     "sample_euler_maruyama",
+    "sample_ipndm",
     "sample_langevin_fixed_t",
     "sample_pc",
     "sample_pf_adaptive",
@@ -105,6 +116,7 @@ __all__ = [
     "sample_reverse_diffusion",
     "sample_smld",
     "sample_torchsde",
+    "sample_unipc",
     "sgld_step_sizes",
     "slerp",
     "sqrt_interpolate",
