@@ -98,7 +98,9 @@ def _likelihood_table() -> str:
     head += "|---|" + "---|---|" * len(dims) + "\n"
     lines = []
     for rtol in (1e-2, 1e-4, 1e-6):
-        cells = [(r["mean_abs_error"], r["n_vjp"]) for d in dims for r in rows(d, "exact", rtol=rtol)]
+        cells = [
+            (r["mean_abs_error"], r["n_vjp"]) for d in dims for r in rows(d, "exact", rtol=rtol)
+        ]
         lines.append(f"| exact, rtol {rtol:.0e} | " + " | ".join(
             f"{e:.1e} | {v:,}" for e, v in cells) + " |")  # fmt: skip
     for k in (1, 4, 16):
@@ -109,7 +111,11 @@ def _likelihood_table() -> str:
                          f"{_rng([r['n_vjp'] for r in rs], ',')}")  # fmt: skip
         lines.append(f"| Hutchinson k = {k} (every rtol) | " + " | ".join(cells) + " |")
     for k in (1, 16, 256):
-        cells = [f"{r['mean_abs_error']:.2f} | {r['n_vjp']:,}" for d in dims for r in rows(d, "elbo", k=k)]
+        cells = [
+            f"{r['mean_abs_error']:.2f} | {r['n_vjp']:,}"
+            for d in dims
+            for r in rows(d, "elbo", k=k)
+        ]
         lines.append(f"| ELBO, {k} draw{'s' if k > 1 else ''} | " + " | ".join(cells) + " |")
     return head + "\n".join(lines)
 
