@@ -80,6 +80,46 @@ def _hutchinson_slope(d: str) -> float:
     return sum(fits) / len(fits)
 
 
+def _rng(vals: list[float], fmt: str) -> str:
+    lo, hi = min(vals), max(vals)
+    return format(lo, fmt) if format(lo, fmt) == format(hi, fmt) else f"{lo:{fmt}}–{hi:{fmt}}"
+
+
+def _likelihood_table() -> str:
+    """The error/cost table of docs/experiments/likelihood.md from the study rows."""
+    study = results("likelihood")["study"]
+    dims = sorted(study, key=int)
+
+    def rows(d: str, method: str, k: int | None = None, rtol: float | None = None) -> list:
+        return [r for r in study[d] if r["method"] == method
+                and (k is None or r["n_probes"] == k) and (rtol is None or r["rtol"] == rtol)]  # fmt: skip
+
+    head = "| estimator | " + " | ".join(f"d = {d} error | VJPs / point" for d in dims) + " |\n"
+    head += "|---|" + "---|---|" * len(dims) + "\n"
+    lines = []
+    for rtol in (1e-2, 1e-4, 1e-6):
+        cells = [
+            (r["mean_abs_error"], r["n_vjp"]) for d in dims for r in rows(d, "exact", rtol=rtol)
+        ]
+        lines.append(f"| exact, rtol {rtol:.0e} | " + " | ".join(
+            f"{e:.1e} | {v:,}" for e, v in cells) + " |")  # fmt: skip
+    for k in (1, 4, 16):
+        cells = []
+        for d in dims:
+            rs = rows(d, "hutchinson", k=k)
+            cells.append(f"{_rng([r['mean_abs_error'] for r in rs], '.2f')} | "
+                         f"{_rng([r['n_vjp'] for r in rs], ',')}")  # fmt: skip
+        lines.append(f"| Hutchinson k = {k} (every rtol) | " + " | ".join(cells) + " |")
+    for k in (1, 16, 256):
+        cells = [
+            f"{r['mean_abs_error']:.2f} | {r['n_vjp']:,}"
+            for d in dims
+            for r in rows(d, "elbo", k=k)
+        ]
+        lines.append(f"| ELBO, {k} draw{'s' if k > 1 else ''} | " + " | ".join(cells) + " |")
+    return head + "\n".join(lines)
+
+
 def _sde_comparison_range(lo_nfe: int) -> tuple[float, float]:
     rows = [r for v in results("sde_comparison")["quality"].values() for r in v]
     vals = [r["sw2"] for r in rows if r["nfe_target"] >= lo_nfe]
@@ -98,6 +138,7 @@ DERIVED: dict[str, Callable[[], str]] = {
     "four_views.identity_max": lambda: _sci(max(
         s["identity_max_diff"] for m in results("four_views")["mixtures"].values()
         for s in m["series"])),  # fmt: skip
+    "likelihood.table": _likelihood_table,
     "likelihood.hutchinson_slope_2": lambda: f"{_hutchinson_slope('2'):.2f}",
     "likelihood.hutchinson_slope_16": lambda: f"{_hutchinson_slope('16'):.2f}",
     "sde_comparison.sw2_min_200": lambda: f"{_sde_comparison_range(200)[0]:.3f}",
