@@ -85,7 +85,8 @@ def test_quadratic_grid_is_denser_near_the_data() -> None:
         ("pf_heun", 20, 10, {}),
         ("pf_rk4", 20, 5, {}),
         ("dpm_solver_3", 21, 7, {}),
-        ("pc", 30, 10, {"n_steps": 2}),
+        ("pc", 40, 10, {"n_steps": 2}),  # Metropolis-adjusted: 1 + 2 + 1 per step
+        ("pc", 30, 10, {"n_steps": 2, "corrector": "langevin_ula"}),
         ("ddim", 11, 10, {"denoise": True}),
     ],
 )

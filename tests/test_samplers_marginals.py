@@ -78,7 +78,8 @@ def test_pc_with_langevin_corrector_in_higher_dimension() -> None:
     sde = SDES["ve"]
     gm = mixture(sde, dim=8)
     x, info = sample("pc", sde, gm, prior(sde, N, dim=8, seed=2), make_grid(sde, 200),
-                     generator=torch.Generator().manual_seed(2), snr=0.05)  # fmt: skip
+                     generator=torch.Generator().manual_seed(2), snr=0.05,
+                     corrector="langevin_per_sample")  # fmt: skip
     assert info.nfe == 400
     ref = gm.sample(N, torch.Generator().manual_seed(7))
     # Per-sample Langevin steps are not an exact MCMC kernel: a loose bound on the distance.

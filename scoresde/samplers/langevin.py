@@ -2,13 +2,29 @@
 
 A corrector runs ``n_steps`` of Langevin MCMC targeting p_t at a fixed time t:
 
-    x <- x + e s_theta(x, t) + sqrt(2 e) z,    z ~ N(0, I).
+    x' = x + e s_theta(x, t) + sqrt(2 e) z,    z ~ N(0, I).
 
-* ``langevin`` (Algs. 4-5): the step size is set from a signal-to-noise ratio ``snr``,
-  e = 2 r (snr ||z|| / ||s_theta||)^2, computed **per sample** (the reference code averages the
-  norms over the batch, which makes a sample depend on its batch), with
-  r = (alpha_{t_i} / alpha_{t_{i+1}})^2 (= 1 - beta_i for VP, 1 for VE).
+The step size e is the whole story; :func:`langevin_step_size` is its one home. With
+r = (alpha_{t_i} / alpha_{t_{i+1}})^2 (= 1 - beta_i for VP, 1 for VE) and d = dim(x):
+
+* ``snr_dim`` (correctors ``langevin`` and ``langevin_ula``): the snr rule of Alg. 4 with the
+  *expected* noise norm E||z||^2 = d in place of the drawn ||z||, per sample, and the score
+  norm floored at sqrt(d) / sigma_t, its value for pure noise N(0, sigma_t^2 I):
+  e = 2 r snr^2 d / max(||s||^2, d / sigma_t^2) <= 2 r (snr sigma_t)^2. Batch-invariant, and
+  it cannot explode where ||s|| ~ 0 (at the modes), which is what broke the 2-D case.
+* ``batch_mean`` (corrector ``langevin_batch``): the reference code's rule,
+  e = 2 r (snr mean_b||z_b|| / mean_b||s_b||)^2 with norms averaged over the batch (reproduces
+  Song et al.; a sample then depends on its batch).
+* ``per_sample`` (corrector ``langevin_per_sample``): e = 2 r (snr ||z|| / ||s||)^2, Alg. 4
+  read literally; unstable in low dimension, kept for studies.
 * ``ald``, annealed Langevin dynamics (Song & Ermon 2019, Alg. 1): e = 2 r (snr sigma_t)^2.
+
+A step size that depends on x makes unadjusted Langevin target the wrong density, so the
+default corrector ``langevin`` is Metropolis-adjusted (MALA, Roberts & Tweedie 1996): x' is
+accepted with probability min(1, p(x') q(x | x') / (p(x) q(x' | x))), where q is the Gaussian
+proposal with the step e of its starting point and the density ratio comes from the score by
+the trapezoidal rule, log p(x') - log p(x) ~ (s(x) + s(x')) . (x' - x) / 2 (exact for Gaussian
+p_t, error O(||x' - x||^3)). It costs one extra score evaluation per corrector call.
 
 The PC sampler takes a predictor step from t_i to t_{i+1}, then corrects at t_{i+1} (Alg. 2);
 ``sample_annealed_langevin`` is PC with no predictor and the ALD corrector, for VE.
@@ -17,6 +33,7 @@ The PC sampler takes a predictor step from t_i to t_{i+1}, then corrects at t_{i
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,72 +44,147 @@ from ..sde import LinearSDE
 from ._core import SampleInfo, SamplerRun, prepare
 from .sde_samplers import get_predictor
 
-__all__ = ["CORRECTORS", "sample_annealed_langevin", "sample_pc"]
+__all__ = [
+    "CORRECTORS",
+    "STEP_RULES",
+    "Corrector",
+    "langevin_step_size",
+    "sample_annealed_langevin",
+    "sample_pc",
+]
 
 Step = Callable[[Tensor, int], Tensor]
 
+#: Step-size rules of the Langevin correctors (see the module docstring).
+STEP_RULES = ("snr_dim", "batch_mean", "per_sample", "ald")
 
-def _langevin_corrector(run: SamplerRun, snr: float, n_steps: int, adaptive: bool) -> Step:
+
+def _sq_norms(v: Tensor) -> Tensor:
+    return v.reshape(v.shape[0], -1).square().sum(dim=1)
+
+
+def langevin_step_size(
+    rule: str, s: Tensor, z: Tensor | None, sigma_t: Tensor | float, ratio: Tensor | float,
+    snr: float,
+) -> Tensor:  # fmt: skip
+    """The Langevin step size e of a corrector rule, per sample.
+
+    Args:
+        rule: One of :data:`STEP_RULES`.
+        s: Scores s_theta(x, t), shape ``(batch, *dims)``.
+        z: The noise of this step, shaped like ``s`` (read by 'batch_mean' and 'per_sample').
+        sigma_t: Marginal noise level sigma_t at the corrected time.
+        ratio: r = (alpha_{t_i} / alpha_{t_{i+1}})^2.
+        snr: Target signal-to-noise ratio.
+
+    Returns:
+        e, shape ``(batch,)``.
+    """
+    sigma_t = torch.as_tensor(sigma_t, dtype=s.dtype, device=s.device)
+    if rule == "ald":
+        return (2 * ratio * (snr * sigma_t) ** 2).expand(s.shape[0])
+    s2 = _sq_norms(s)
+    if rule == "snr_dim":  # E||z||^2 = d; ||s||^2 floored at d / sigma_t^2 (pure noise)
+        d = s[0].numel()
+        return 2 * ratio * snr**2 * d / torch.maximum(s2, d / sigma_t**2)
+    if z is None:
+        raise ValueError(f"langevin_step_size: rule {rule!r} needs the noise z")
+    if rule == "per_sample":
+        return 2 * ratio * snr**2 * _sq_norms(z) / s2.clamp_min(1e-300)
+    if rule == "batch_mean":  # score_sde_pytorch's LangevinCorrector
+        z_mean, s_mean = _sq_norms(z).sqrt().mean(), s2.sqrt().mean().clamp_min(1e-300)
+        return (2 * ratio * (snr * z_mean / s_mean) ** 2).expand(s.shape[0])
+    raise ValueError(f"unknown Langevin step rule {rule!r}; expected one of {STEP_RULES}")
+
+
+def _log_q(x_to: Tensor, x: Tensor, s: Tensor, e: Tensor) -> Tensor:
+    """log N(x_to; x + e s, 2 e I) up to the constant -d/2 log(4 pi)."""
+    e_ = append_dims(e, x.ndim)
+    return -_sq_norms(x_to - x - e_ * s) / (4 * e) - 0.5 * s[0].numel() * torch.log(e)
+
+
+def _langevin(run: SamplerRun, snr: float, n_steps: int, rule: str, metropolis: bool) -> Step:
     c = run.coefs()
     ratio = (c.alpha[:-1] / c.alpha[1:]) ** 2  # r_i in (0, 1]
-    ald_step = 2 * ratio * (snr * c.sigma[1:]) ** 2  # annealed Langevin step per grid time
 
     def step(x: Tensor, i: int) -> Tensor:
-        t = run.t[i + 1]
-        for _ in range(n_steps):
-            s = run.score(x, t)  # 1. score at the corrected time t_{i+1}
+        t, sig = run.t[i + 1], c.sigma[i + 1]
+        s = run.score(x, t) if n_steps else None  # 1. score at the corrected time t_{i+1}
+        for k in range(n_steps):
             z = run.noise(x, t, t)  # 2. fresh noise
-            if adaptive:  # 3. per-sample step from the signal-to-noise ratio (Alg. 4)
-                z_norm = z.reshape(z.shape[0], -1).norm(dim=1)
-                s_norm = s.reshape(s.shape[0], -1).norm(dim=1).clamp_min(1e-30)
-                e = append_dims(2 * ratio[i] * (snr * z_norm / s_norm) ** 2, x.ndim)
-            else:  # 3'. annealed step from the marginal noise level
-                e = ald_step[i]
-            x = x + e * s + torch.sqrt(2 * e) * z  # 4. Langevin update
+            e = langevin_step_size(rule, s, z, sig, ratio[i], snr)  # 3. step size per sample
+            x_new = x + append_dims(e, x.ndim) * s + append_dims(torch.sqrt(2 * e), x.ndim) * z
+            if not metropolis:  # 4. unadjusted Langevin update
+                x, s = x_new, (run.score(x_new, t) if k < n_steps - 1 else s)
+                continue
+            s_new = run.score(x_new, t)  # 4'. Metropolis-adjusted: accept with prob. min(1, a)
+            e_new = langevin_step_size(rule, s_new, None, sig, ratio[i], snr)
+            log_p = 0.5 * ((s + s_new) * (x_new - x)).reshape(x.shape[0], -1).sum(1)
+            log_a = log_p + _log_q(x, x_new, s_new, e_new) - _log_q(x_new, x, s, e)
+            u = run.noise(x, t, t).reshape(x.shape[0], -1)[:, 0]  # log U(0,1) = log Phi(u)
+            keep = append_dims(torch.special.log_ndtr(u) < log_a, x.ndim)
+            x, s = torch.where(keep, x_new, x), torch.where(keep, s_new, s)
         return x
 
     return step
 
 
-def langevin_corrector(run: SamplerRun, snr: float, n_steps: int) -> Step:
-    """Langevin corrector with per-sample step sizes from ``snr`` (Song et al. 2021, Alg. 4)."""
-    return _langevin_corrector(run, snr, n_steps, adaptive=True)
+@dataclass(frozen=True)
+class Corrector:
+    """A registered corrector: its step rule, whether it is Metropolis-adjusted, its snr.
+
+    Attributes:
+        rule: A key of :data:`STEP_RULES`.
+        metropolis: Accept/reject each Langevin proposal (MALA); one extra NFE per call.
+        snr: The default signal-to-noise ratio.
+    """
+
+    rule: str | None
+    metropolis: bool = False
+    snr: float = 0.16
+
+    def build(self, run: SamplerRun, snr: float, n_steps: int) -> Step:
+        """``step(x, i)``: ``n_steps`` Langevin steps at t_{i+1}."""
+        if self.rule is None or n_steps == 0:
+            return lambda x, i: x
+        return _langevin(run, snr, n_steps, self.rule, self.metropolis)
+
+    def nfe(self, n_steps: int) -> int:
+        """Score evaluations of one corrector call."""
+        return 0 if self.rule is None else n_steps + (1 if self.metropolis and n_steps else 0)
 
 
-def ald_corrector(run: SamplerRun, snr: float, n_steps: int) -> Step:
-    """Annealed-Langevin-dynamics corrector, e = 2 r (snr sigma_t)^2 (Song & Ermon 2019)."""
-    return _langevin_corrector(run, snr, n_steps, adaptive=False)
-
-
-def _no_corrector(run: SamplerRun, snr: float, n_steps: int) -> Step:
-    return lambda x, i: x
-
-
-#: Correctors of the PC sampler: ``builder(run, snr, n_steps) -> step(x, i)``.
-CORRECTORS: dict[str, Callable[[SamplerRun, float, int], Step]] = {
-    "langevin": langevin_corrector,
-    "ald": ald_corrector,
-    "none": _no_corrector,
+#: Correctors of the PC sampler by name.
+CORRECTORS: dict[str, Corrector] = {
+    "langevin": Corrector("snr_dim", metropolis=True, snr=0.5),
+    "langevin_ula": Corrector("snr_dim", snr=0.16),
+    "langevin_batch": Corrector("batch_mean", snr=0.16),
+    "langevin_per_sample": Corrector("per_sample", snr=0.16),
+    "ald": Corrector("ald", snr=0.16),
+    "none": Corrector(None),
 }
 
 
-def check_corrector_args(corrector: str, snr: float, n_steps: int) -> None:
-    """Validate the corrector name, ``snr`` > 0 and an integer ``n_steps`` >= 0."""
-    if corrector not in CORRECTORS:
+def check_corrector_args(corrector: str, snr: float | None, n_steps: int) -> float:
+    """Validate the corrector name, ``snr`` > 0 (or None) and ``n_steps`` >= 0; return the snr."""
+    if not isinstance(corrector, str) or corrector not in CORRECTORS:
         raise ValueError(
             f"unknown corrector {corrector!r}; expected one of {names_list(CORRECTORS)}"
         )
-    if isinstance(snr, bool) or not isinstance(snr, (int, float)) or not 0 < snr < float("inf"):
-        raise ValueError(f"pc: expected a finite snr > 0, received {snr!r}")
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
         raise ValueError(f"pc: expected an integer n_steps >= 0, received {n_steps!r}")
+    if snr is None:
+        return CORRECTORS[corrector].snr
+    if isinstance(snr, bool) or not isinstance(snr, (int, float)) or not 0 < snr < float("inf"):
+        raise ValueError(f"pc: expected a finite snr > 0, received {snr!r}")
+    return float(snr)
 
 
 def sample_pc(
     sde: LinearSDE, score_fn: Any, x_T: Tensor, grid: Tensor, *,
     generator: torch.Generator | None = None, callback: Any = None,
     predictor: str = "reverse_diffusion", corrector: str = "langevin",
-    snr: float = 0.16, n_steps: int = 1, **options: Any,
+    snr: float | None = None, n_steps: int = 1, **options: Any,
 ) -> tuple[Tensor, SampleInfo]:  # fmt: skip
     """Predictor–corrector sampling (Song et al. 2021, Alg. 1): any predictor, any corrector.
 
@@ -104,18 +196,22 @@ def sample_pc(
         generator: Generator of every random draw.
         callback: ``callback(i, t_next, x)`` after each predictor + corrector step.
         predictor: 'reverse_diffusion' (default), 'euler_maruyama', 'ancestral' or 'none'.
-        corrector: 'langevin' (default), 'ald' or 'none'.
-        snr: Signal-to-noise ratio of the corrector (0.16 in the paper for VE on CIFAR-10).
+        corrector: A key of :data:`CORRECTORS`: 'langevin' (default; Metropolis-adjusted,
+            batch-invariant), 'langevin_ula', 'langevin_batch' (Song et al.'s reference rule),
+            'langevin_per_sample', 'ald' or 'none'.
+        snr: Signal-to-noise ratio of the corrector (default: the corrector's own, 0.5 for
+            'langevin', 0.16 for the others as in Song et al. for VE on CIFAR-10).
         n_steps: Corrector steps per grid time.
         **options: Common options (see :mod:`scoresde.samplers._core`).
 
     Returns:
-        ``(x, info)``; ``info.nfe`` = N (1 + n_steps) (minus N without a predictor).
+        ``(x, info)``; ``info.nfe`` = N (1 + n_steps + 1 if Metropolis-adjusted), minus N
+        without a predictor.
     """
     predict = get_predictor(predictor)
-    check_corrector_args(corrector, snr, n_steps)
+    snr = check_corrector_args(corrector, snr, n_steps)
     run = prepare("pc", sde, score_fn, x_T, grid, generator, callback, options)
-    p_step, c_step = predict(run), CORRECTORS[corrector](run, float(snr), n_steps)
+    p_step, c_step = predict(run), CORRECTORS[corrector].build(run, snr, n_steps)
     return run.loop(x_T, lambda x, i: c_step(p_step(x, i), i))
 
 
@@ -129,6 +225,6 @@ def sample_annealed_langevin(
     ``n_steps`` Langevin steps at each noise level sigma_{t_1} > ... > sigma_{t_N}, step size
     2 (snr sigma_t)^2; arguments as :func:`sample_pc`.
     """
-    check_corrector_args("ald", snr, n_steps)
+    snr = check_corrector_args("ald", snr, n_steps)
     run = prepare("annealed_langevin", sde, score_fn, x_T, grid, generator, callback, options)
-    return run.loop(x_T, ald_corrector(run, float(snr), n_steps))
+    return run.loop(x_T, CORRECTORS["ald"].build(run, snr, n_steps))

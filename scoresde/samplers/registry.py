@@ -32,7 +32,7 @@ from .dpm_solver import (
 from .dpm_solver_pp import sample_dpm_solver_pp, sample_dpm_solver_pp_2m_sde
 from .edm import sample_edm
 from .grids import make_grid
-from .langevin import sample_annealed_langevin, sample_pc
+from .langevin import CORRECTORS, sample_annealed_langevin, sample_pc
 from .ode import sample_pf_adaptive, sample_pf_euler, sample_pf_heun, sample_pf_rk4
 from .reverse_sde import sample_ddpm, sample_euler_maruyama, sample_reverse_diffusion, sample_smld
 from .run import Callback, SampleInfo, Sampler
@@ -108,7 +108,9 @@ class SamplerSpec:
 
 
 def _pc_nfe(o: dict[str, Any]) -> int:
-    return (0 if o.get("predictor", "reverse_diffusion") == "none" else 1) + o.get("n_steps", 1)
+    corrector = CORRECTORS.get(o.get("corrector", "langevin"), CORRECTORS["none"])
+    predictor = 0 if o.get("predictor", "reverse_diffusion") == "none" else 1
+    return predictor + corrector.nfe(o.get("n_steps", 1))
 
 
 def _singlestep(order: int, lower_order_final: bool, **defaults: Any) -> SamplerSpec:
