@@ -17,7 +17,9 @@ Modules: ``run`` (the sampling run: validation, counting, loop), ``reverse_sde``
 reverse diffusion, DDPM, SMLD), ``ode`` (probability-flow ODE), ``ddim``, ``dpm_solver``,
 ``langevin`` (PC), ``fixed_langevin``, ``torchsde_backend``, ``grids``, ``registry``; the modern
 fast solvers ``unipc``, ``dpm_solver_pp`` (DPM-Solver++(3M), (2M) SDE), ``deis`` (DEIS, iPNDM),
-``edm`` (Karras et al. Alg. 2) on the coefficients of ``multistep``.
+``edm`` (Karras et al. Alg. 2) on the coefficients of ``multistep``; ``grid_opt``
+(:func:`optimize_grid`: a grid fitted to a teacher solution) and ``grid_file`` (grids saved as
+JSON, :func:`load_grid`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from .dpm_solver import (
 from .dpm_solver_pp import sample_dpm_solver_pp, sample_dpm_solver_pp_2m_sde
 from .edm import sample_edm
 from .fixed_langevin import sample_langevin_fixed_t, sgld_step_sizes
+from .grid_file import OptimizedGrid, load_grid
+from .grid_opt import optimize_grid
 from .grids import GRIDS, karras_grid, log_snr_grid, make_grid, quadratic_grid, uniform_grid
 from .hooks import InpaintHook
 from .langevin import CORRECTORS, sample_annealed_langevin, sample_pc
@@ -77,6 +81,7 @@ __all__ = [
     "TORCHSDE_METHODS",
     "BrownianNoise",
     "InpaintHook",
+    "OptimizedGrid",
     "SampleInfo",
     "Sampler",
     "SamplerSpec",
@@ -88,10 +93,12 @@ __all__ = [
     "get_sampler",
     "grid_for_nfe",
     "karras_grid",
+    "load_grid",
     "log_snr_grid",
     "make_grid",
     "multistep_order",
     "noise_from_seeds",
+    "optimize_grid",
     "plan_for_nfe",
     "quadratic_grid",
     "sample",
