@@ -147,3 +147,64 @@ def test_optimize_grid_validates_its_inputs() -> None:
         optimize_grid(sde, gm, "ddim", 10, [[0.0, 0.0]])
     with pytest.raises(ValueError, match="expected teacher shaped like x_T_calibration"):
         optimize_grid(sde, gm, "ddim", 5, cal, teacher=torch.zeros(3, 2))
+
+
+def test_compare_cli_runs_grid_files_and_denoise(tmp_path) -> None:
+    from scoresde.cli import main
+    from scoresde.cli.common import PRESETS
+
+    sde = VPSDE()
+    gm = PRESETS["2modes"]().with_sde(sde)
+    cal = sde.prior_sample((64, 2), torch.Generator().manual_seed(0)).double()
+    og = optimize_grid(sde, gm, "ddim", 6, cal, options={"denoise": True}, max_evals=10,
+                       teacher_nfe=60)  # fmt: skip
+    path = og.save(tmp_path / "ddim6.json")
+    out = tmp_path / "c"
+    assert main(["compare", "--analytic", "2modes", "--samplers", "ddim", "--nfe", "6",
+                 "--seeds", "0", "--n", "200", "--grid", f"log_snr,{path}", "--denoise",
+                 "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    by = {r["sampler"]: r for r in rows}
+    assert set(by) == {"ddim", "ddim[ddim6]"}
+    assert by["ddim"]["nfe"] == 6 and by["ddim"]["n_steps"] == 5  # denoise inside the budget
+    assert by["ddim[ddim6]"]["nfe"] == 6 and by["ddim[ddim6]"]["n_steps"] == 5
+
+
+def test_sample_cli_resolves_grid_files(optimized, tmp_path) -> None:
+    import argparse
+
+    from scoresde.cli.commands import _sample_grid
+    from scoresde.cli.common import CLIError
+
+    sde, _, og = optimized
+    path = og.save(tmp_path / "g.json")
+
+    def ns(**kw):
+        return argparse.Namespace(
+            **{"sampler": None, "nfe": None, "grid": None, "denoise": False, **kw}
+        )
+
+    name, grid, opts = _sample_grid(ns(grid=path), sde)
+    assert name == "dpm_solver_pp_2m" and torch.equal(grid, og.times) and opts == {}
+    with pytest.raises(CLIError, match="--nfe: the grid file .* is for 6, received 10"):
+        _sample_grid(ns(grid=path, nfe=10), sde)
+    with pytest.raises(CLIError, match="--sampler: the grid file .* is for dpm_solver_pp_2m"):
+        _sample_grid(ns(grid=path, sampler="ddim"), sde)
+    with pytest.raises(CLIError, match="was made without denoise"):
+        _sample_grid(ns(grid=path, denoise=True), sde)
+    with pytest.raises(ValueError, match="made for VPSDE"):
+        _sample_grid(ns(grid=path), VESDE())
+    name, grid, opts = _sample_grid(ns(nfe=11, denoise=True, grid="karras"), sde)
+    assert name == "ddim" and grid.numel() == 11 and opts == {"denoise": True}
+
+
+def test_grid_flag_names_expected_and_received(capsys) -> None:
+    from scoresde.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", "--analytic", "2modes", "--grid", "cosine"])
+    assert exc.value.code == 2
+    assert (
+        "expected a grid kind (karras, log_snr, quadratic, uniform) or a .json grid file, "
+        "received 'cosine'" in capsys.readouterr().err
+    )

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ..nets import NETS
     from ..samplers import GRIDS, SAMPLERS
     from ..sde import SDES
-    from .common import float_list, int_list
+    from .common import float_list, grid_arg, int_list
     from .demo import BUDGETS
 
     def names(registry: dict) -> Callable[[str], list[str]]:  # argparse: comma list of names
@@ -109,11 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Integrate the reverse SDE or the PF-ODE from the prior with a "
                        "registered sampler; saves samples.npy (data units) and a figure.")  # fmt: skip
     s.add_argument("--ckpt", required=True, help="checkpoint.pt written by train/demo")
-    s.add_argument("--sampler", default="ddim", choices=sorted(SAMPLERS), metavar="NAME",
-                   help=f"one of {_names(SAMPLERS)} (default ddim)")  # fmt: skip
-    s.add_argument("--nfe", type=_types(lambda v: int_list(v)[0]), default=50,
-                   help="score evaluations (the grid is chosen to spend at most this many)")  # fmt: skip
-    s.add_argument("--grid", choices=sorted(GRIDS), help="time grid (default: the sampler's own)")
+    s.add_argument("--sampler", choices=sorted(SAMPLERS), metavar="NAME",
+                   help=f"one of {_names(SAMPLERS)} (default ddim, or the grid file's)")  # fmt: skip
+    s.add_argument("--nfe", type=_types(lambda v: int_list(v)[0]),
+                   help="score evaluations (default 50, or the grid file's; the grid is chosen "
+                   "to spend at most this many)")  # fmt: skip
+    s.add_argument("--grid", type=_types(grid_arg), metavar="KIND|FILE.json",
+                   help=f"time grid: a kind ({_names(GRIDS)}; default: the sampler's own) or a "
+                   "grid file written by optimize_grid")  # fmt: skip
+    s.add_argument("--denoise", action="store_true",
+                   help="finish with a Tweedie denoising step (1 NFE, inside the budget)")  # fmt: skip
     s.add_argument(
         "--n", type=_types(lambda v: int_list(v)[0]), default=1000, help="number of samples"
     )
@@ -147,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--samplers", type=names(SAMPLERS), default=["euler_maruyama", "ddim", "pf_heun"],
                    help=f"comma list from: {_names(SAMPLERS)}")  # fmt: skip
     c.add_argument("--nfe", type=_types(int_list), default=[10, 20, 50], help="comma list of NFEs")
+    c.add_argument("--grid", type=_types(lambda v: [grid_arg(x) for x in v.split(",") if x]),
+                   default=[], metavar="KIND|FILE.json,...",
+                   help="a grid kind for every sampler and/or grid files (each adds its own "
+                   "sampler at its own NFE)")  # fmt: skip
+    c.add_argument("--denoise", action="store_true",
+                   help="every sampler finishes with a Tweedie step (1 NFE, inside the budget)")  # fmt: skip
     c.add_argument(
         "--seeds", type=_types(lambda v: int_list(v, 0)), default=[1, 2], help="comma list of seeds"
     )

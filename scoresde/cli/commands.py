@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .._utils import mean_se
 from ..data import get_dataset, load_array
-from ..samplers import get_sampler, grid_for_nfe, sample
+from ..samplers import get_sampler, load_grid, plan_for_nfe, sample
 from ..sde import get_sde
 from ..studies import compare_samplers, summarize
 from . import report
@@ -78,17 +78,13 @@ def _load(ckpt: str, device: torch.device) -> TrainedModel:
 
 def run_sample(args: argparse.Namespace, device: torch.device) -> Path:
     """Draw ``--n`` samples with ``--sampler`` at ``--nfe``; save .npy (data units) and a figure."""
-    spec = get_sampler(args.sampler)
     model, scaler, shape, _ = _load(args.ckpt, device)
     sde = model.sde
-    if spec.adaptive:
-        grid = torch.tensor([sde.T, sde.eps], dtype=torch.float64)
-    else:
-        grid = grid_for_nfe(sde, args.sampler, args.nfe, args.grid, exact=False)
+    args.sampler, grid, opts = _sample_grid(args, sde)
     gen = torch.Generator(device=device).manual_seed(args.seed)
     x_T = sde.prior_sample((args.n, *shape), generator=gen)
     with torch.no_grad():
-        x, info = sample(args.sampler, sde, model, x_T, grid, generator=gen)
+        x, info = sample(args.sampler, sde, model, x_T, grid, generator=gen, **opts)
     out = run_dir(args.out, "sample")
     np.save(out / "samples.npy", scaler.inverse(x).cpu().numpy())
     fig = (report.save_image_grid(x, out / "samples.png") if x.ndim == 4
@@ -101,6 +97,26 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path:
     )
     write_results(out, {"command": "sample", **vars(args), "device": str(device)}, results, text)
     return out
+
+
+def _sample_grid(args: argparse.Namespace, sde: Any) -> tuple[str, torch.Tensor, dict[str, Any]]:
+    """(sampler, grid, options) of ``sample`` from --sampler, --nfe, --grid and --denoise."""
+    if isinstance(args.grid, Path):  # a grid file fixes the sampler, the NFE and the options
+        og = load_grid(args.grid, sde)
+        for flag, given, own in (
+            ("--sampler", args.sampler, og.sampler),
+            ("--nfe", args.nfe, og.nfe),
+        ):
+            if given is not None and given != own:
+                raise CLIError(f"{flag}: the grid file {args.grid} is for {own}, received {given}")
+        if args.denoise and not og.options.get("denoise"):
+            raise CLIError(f"--denoise: the grid file {args.grid} was made without denoise")
+        return og.sampler, og.times, dict(og.options)
+    name, opts = args.sampler or "ddim", ({"denoise": True} if args.denoise else {})
+    if get_sampler(name).adaptive:
+        return name, torch.tensor([sde.T, sde.eps], dtype=torch.float64), opts
+    grid, opts = plan_for_nfe(sde, name, args.nfe or 50, args.grid, exact=False, **opts)
+    return name, grid, opts
 
 
 def run_nll(args: argparse.Namespace, device: torch.device) -> Path:
@@ -170,10 +186,17 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path:
             raise CLIError(f"--ckpt: {args.ckpt} does not name its training data (no run config)")
         data = get_dataset(source["name"], **source.get("kwargs", {}))
         ref = scaler.transform(data.test[: args.n]).to(device)
+    kinds = [g for g in args.grid if isinstance(g, str)]
+    if len(kinds) > 1:
+        raise CLIError(f"--grid: expected at most one grid kind, received {', '.join(kinds)}")
+    files = [load_grid(g, sde) for g in args.grid if isinstance(g, Path)]
+    grids = {f"{og.sampler}[{p.stem}]": og for og, p in
+             zip(files, [g for g in args.grid if isinstance(g, Path)], strict=True)}  # fmt: skip
     bar = tqdm(desc="sampler study", disable=args.quiet, leave=False)
     study = compare_samplers(
         sde, score_fn, args.samplers, args.nfe, ref, args.metrics, seeds=args.seeds,
         density=density, progress=lambda m: (bar.set_postfix_str(m), bar.update()),
+        grid_kind=kinds[0] if kinds else None, grids=grids, denoise=args.denoise,
     )  # fmt: skip
     bar.close()
     out = run_dir(args.out, "compare")

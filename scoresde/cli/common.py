@@ -16,6 +16,7 @@ from ..studies import write_json
 __all__ = [
     "CLIError",
     "float_list",
+    "grid_arg",
     "int_list",
     "parse_mixture",
     "resolve_device",
@@ -53,6 +54,20 @@ def int_list(text: str, minimum: int = 1) -> list[int]:
         what = "positive integers" if minimum == 1 else f"integers >= {minimum}"
         raise CLIError(f"expected {what}, received {text!r}")
     return vals
+
+
+def grid_arg(text: str) -> str | Path:
+    """``--grid``: a grid kind name, or the path of a ``.json`` grid file (argparse type)."""
+    from ..samplers import GRIDS
+
+    text = text.strip()
+    if text in GRIDS:
+        return text
+    if text.endswith(".json"):
+        return Path(text)
+    raise ValueError(
+        f"expected a grid kind ({', '.join(sorted(GRIDS))}) or a .json grid file, received {text!r}"
+    )
 
 
 def float_list(text: str) -> list[float]:

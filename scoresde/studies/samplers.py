@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ..metrics import Density, cross_entropy_gap, get_metric
-from ..samplers import get_sampler, grid_for_nfe, sample
+from ..samplers import OptimizedGrid, get_sampler, grid_for_nfe, sample
 from ..sde import LinearSDE
 from .table import summarize, write_csv
 
@@ -94,6 +94,8 @@ def compare_samplers(
     n_samples: int | None = None,
     density: Density | None = None,
     grid_kind: str | None = None,
+    grids: Mapping[str, OptimizedGrid] | None = None,
+    denoise: bool = False,
     keep_samples: bool = True,
     progress: Callable[[str], object] | None = None,
 ) -> SamplerStudy:
@@ -117,6 +119,9 @@ def compare_samplers(
         n_samples: Samples per run (default: ``len(reference)``).
         density: Optional exact density; adds the cross-entropy gap columns.
         grid_kind: Grid kind for every sampler (default: each sampler's own).
+        grids: Extra runs on saved grids (:func:`~scoresde.samplers.optimize_grid`), by row
+            label: each runs its own sampler and options at its own NFE, for every seed.
+        denoise: Add the final Tweedie step (1 NFE, inside the budget) to every named sampler.
         keep_samples: Keep the first seed's samples in ``SamplerStudy.samples``.
         progress: Optional ``progress(message)`` called before each run.
 
@@ -128,6 +133,9 @@ def compare_samplers(
             empty ``nfes``/``seeds``, or a badly shaped reference.
     """
     specs = [_label(a) for a in samplers]
+    if denoise:
+        specs = [(label, name, {"denoise": True, **opts}) for label, name, opts in specs]
+    fixed = _check_grids(sde, grids)
     for label, name, _ in specs:
         spec = get_sampler(name)
         if not spec.supports(sde):
@@ -165,7 +173,33 @@ def compare_samplers(
                 study.rows.append(row)
                 if keep_samples and seed == seeds[0] and x is not None:
                     study.samples[(label, nfe_target)] = x
+        for label, og in fixed.items():
+            if progress is not None:
+                progress(f"{label} nfe={og.nfe} seed={seed}")
+            row, x = _run_one(sde, score_fn, og.sampler, og.options, x_T, og.times, seed)
+            row.update(sampler=label, name=og.sampler, nfe_target=og.nfe)
+            _score(row, x, reference, metric_specs, seed, density)
+            study.rows.append(row)
+            if keep_samples and seed == seeds[0] and x is not None:
+                study.samples[(label, og.nfe)] = x
     return study
+
+
+def _check_grids(
+    sde: LinearSDE, grids: Mapping[str, OptimizedGrid] | None
+) -> dict[str, OptimizedGrid]:
+    if grids is None:
+        return {}
+    if not isinstance(grids, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, OptimizedGrid) for k, v in grids.items()
+    ):
+        raise TypeError(
+            "compare_samplers: expected grids as a dict {label: OptimizedGrid}, received "
+            f"{type(grids).__name__}"
+        )
+    for og in grids.values():
+        og.check_sde(sde)
+    return dict(grids)
 
 
 def _run_one(
