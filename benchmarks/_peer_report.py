@@ -131,9 +131,10 @@ def plot(rows: list[dict], path: Path) -> None:
                         [max(abs(y["ce_gap"]), 1e-4) for y in ys if y], style, label=label)  # fmt: skip
         noise = 2 * _sel(rows, dim, family=("exact",))[0]["ce_se"]
         ax.axhspan(1e-4, noise, color="0.85", label="noise of exact samples")
-        ax.set(xscale="log", yscale="log", xlabel="NFE", title=f"{dim}-D mixture, VP",
-               ylabel="best |CE gap| (nats)")  # fmt: skip
+        ax.set(xscale="log", yscale="log", xlabel="NFE", title=f"{dim}-D mixture, VP")
         ax.set_xticks(nfes, [str(n) for n in nfes])
+        ax.tick_params(axis="x", which="minor", labelbottom=False)
+    axes[0][0].set_ylabel("best |CE gap| (nats)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -118,9 +118,10 @@ def plot_gain(cases, out: Path) -> str:
         for kind in GRIDS:
             ax.plot(nfes, [c["fixed"][kind]["rmse"] for c in mine], "--", alpha=0.7, label=kind)
         ax.plot(nfes, [c["optimized"]["rmse"] for c in mine], "ko-", label="optimized")
-        ax.set(xscale="log", yscale="log", xlabel="NFE", title=f"{sampler}, {dim}-D",
-               ylabel="held-out RMSE to teacher")  # fmt: skip
+        ax.set(xscale="log", yscale="log", xlabel="NFE", title=f"{sampler}, {dim}-D")
         ax.set_xticks(nfes, [str(n) for n in nfes])
+        ax.tick_params(axis="x", which="minor", labelbottom=False)
+    axes[0][0].set_ylabel("held-out RMSE to teacher")
     axes[0][0].legend(fontsize=7)
     return save_fig(fig, out, "gain")
 
