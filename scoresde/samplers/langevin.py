@@ -156,7 +156,7 @@ class Corrector:
 
 #: Correctors of the PC sampler by name.
 CORRECTORS: dict[str, Corrector] = {
-    "langevin": Corrector("snr_dim", metropolis=True, snr=0.5),
+    "langevin": Corrector("snr_dim", metropolis=True, snr=0.3),
     "langevin_ula": Corrector("snr_dim", snr=0.16),
     "langevin_batch": Corrector("batch_mean", snr=0.16),
     "langevin_per_sample": Corrector("per_sample", snr=0.16),
@@ -199,7 +199,7 @@ def sample_pc(
         corrector: A key of :data:`CORRECTORS`: 'langevin' (default; Metropolis-adjusted,
             batch-invariant), 'langevin_ula', 'langevin_batch' (Song et al.'s reference rule),
             'langevin_per_sample', 'ald' or 'none'.
-        snr: Signal-to-noise ratio of the corrector (default: the corrector's own, 0.5 for
+        snr: Signal-to-noise ratio of the corrector (default: the corrector's own, 0.3 for
             'langevin', 0.16 for the others as in Song et al. for VE on CIFAR-10).
         n_steps: Corrector steps per grid time.
         **options: Common options (see :mod:`scoresde.samplers._core`).
