@@ -185,7 +185,7 @@ def test_sample_cli_resolves_grid_files(optimized, tmp_path) -> None:
         )
 
     name, grid, opts = _sample_grid(ns(grid=path), sde)
-    assert name == "dpm_solver_pp_2m" and torch.equal(grid, og.times) and opts == {}
+    assert name == "dpm_solver_pp_2m" and torch.equal(grid, og.times) and opts == og.options
     with pytest.raises(CLIError, match="--nfe: the grid file .* is for 6, received 10"):
         _sample_grid(ns(grid=path, nfe=10), sde)
     with pytest.raises(CLIError, match="--sampler: the grid file .* is for dpm_solver_pp_2m"):
@@ -195,7 +195,7 @@ def test_sample_cli_resolves_grid_files(optimized, tmp_path) -> None:
     with pytest.raises(ValueError, match="made for VPSDE"):
         _sample_grid(ns(grid=path), VESDE())
     name, grid, opts = _sample_grid(ns(nfe=11, denoise=True, grid="karras"), sde)
-    assert name == "ddim" and grid.numel() == 11 and opts == {"denoise": True}
+    assert name == "ddim" and grid.numel() == 11 and opts["denoise"] is True
 
 
 def test_grid_flag_names_expected_and_received(capsys) -> None:

@@ -6,7 +6,9 @@ fine-grid (teacher) solution from the same starting points,
 
     L(grid) = mean_m ||Phi_grid(x_T^(m)) - Phi_fine(x_T^(m))||^2 / d,
 
-over grids with fixed endpoints T and eps and the sampler's step count for the target NFE.
+over grids with fixed endpoints (T and the sampler's end time) and the sampler's step count for
+the target NFE (:func:`~scoresde.samplers.plan_for_nfe`, whose options, e.g. a default final
+denoising step, are kept).
 Only the score function is used (no density), so it works on trained models; this is the
 "teacher trajectory" criterion of learned-schedule work such as Watson et al. (2021) and
 Sabour et al. (2024, "Align Your Steps"), minimized here without gradients.
@@ -32,7 +34,7 @@ from ..sde import LinearSDE
 from ._core import check_state
 from .grid_file import OptimizedGrid
 from .grids import GRIDS
-from .registry import get_sampler, grid_for_nfe, sample
+from .registry import get_sampler, plan_for_nfe, sample
 
 __all__ = ["grid_from_params", "grid_objective", "optimize_grid", "params_from_grid"]
 
@@ -44,13 +46,17 @@ def params_from_grid(sde: LinearSDE, grid: Tensor) -> Tensor:
     return torch.log(inc / inc[0])
 
 
-def grid_from_params(sde: LinearSDE, theta: Tensor) -> Tensor:
-    """The grid whose log-SNR increments are proportional to softmax(theta), endpoints T, eps."""
-    ends = sde.log_snr(torch.tensor([sde.T, sde.eps], dtype=torch.float64))
+def grid_from_params(sde: LinearSDE, theta: Tensor, t_end: float | None = None) -> Tensor:
+    """The grid whose log-SNR increments are proportional to softmax(theta), from T to t_end.
+
+    ``t_end`` defaults to ``sde.eps``.
+    """
+    t_end = sde.eps if t_end is None else float(t_end)
+    ends = sde.log_snr(torch.tensor([sde.T, t_end], dtype=torch.float64))
     w = torch.softmax(theta.to(torch.float64), 0)
     lam = ends[0] + (ends[1] - ends[0]) * torch.cat([w.new_zeros(1), torch.cumsum(w, 0)])
     t = sde.t_from_log_snr(lam).clone()
-    t[0], t[-1] = sde.T, sde.eps
+    t[0], t[-1] = sde.T, t_end
     return t
 
 
@@ -133,11 +139,13 @@ def optimize_grid(
     opts = dict(options or {})
     x_T = x_T_calibration
     kinds = list(GRIDS) if init == "best" else [init]
-    base = {k: grid_for_nfe(sde, sampler, nfe, k, **opts) for k in kinds}
+    base = {k: plan_for_nfe(sde, sampler, nfe, k, **opts)[0] for k in kinds}
+    user, opts = opts, plan_for_nfe(sde, sampler, nfe, kinds[0], **opts)[1]  # + its defaults
+    t_end = float(base[kinds[0]][-1])
     if teacher is None:
-        fine = grid_for_nfe(sde, sampler, teacher_nfe, "log_snr", exact=False, **opts)
+        fine, fine_opts = plan_for_nfe(sde, sampler, teacher_nfe, "log_snr", exact=False, **user)
         with torch.no_grad():
-            teacher, _ = sample(sampler, sde, score_fn, x_T, fine, **opts)
+            teacher, _ = sample(sampler, sde, score_fn, x_T, fine, **fine_opts)
     elif not isinstance(teacher, Tensor) or teacher.shape != x_T.shape:
         raise ValueError(
             f"optimize_grid: expected teacher shaped like x_T_calibration {tuple(x_T.shape)}, "
@@ -154,9 +162,8 @@ def optimize_grid(
         nonlocal n_evals
         n_evals += 1
         full = torch.cat([torch.zeros(1, dtype=torch.float64), torch.as_tensor(th)])
-        return grid_objective(
-            sde, score_fn, sampler, grid_from_params(sde, full), x_T, teacher, opts
-        )
+        grid = grid_from_params(sde, full, t_end)
+        return grid_objective(sde, score_fn, sampler, grid, x_T, teacher, opts)
 
     best_theta, best = theta0, start[kind]
     if theta0.size and max_evals > 0:
@@ -169,7 +176,7 @@ def optimize_grid(
         if res.fun < best:
             best_theta, best = res.x, float(res.fun)
     full = torch.cat([torch.zeros(1, dtype=torch.float64), torch.as_tensor(best_theta)])
-    times = grid_from_params(sde, full) if best < start[kind] else base[kind]
+    times = grid_from_params(sde, full, t_end) if best < start[kind] else base[kind]
     info = {"objective": "mean squared distance per dimension to the teacher",
             "start_kind": kind, "start": start, "final": best, "evals": n_evals,
             "teacher_nfe": teacher_nfe, "n_calibration": int(x_T.shape[0]), "seed": seed}  # fmt: skip
