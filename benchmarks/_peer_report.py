@@ -90,7 +90,8 @@ def write_tables(rows: list[dict], targets: list[dict], meta: dict, path: Path) 
     nfes = meta["nfes"]
     text = [f"# Sampler peers: CE gap in nats (sliced W2) with the exact score\n\n"
             f"n = {meta['n']} samples per run, seed {meta['seed']}, {meta['threads']} thread(s), "
-            f"torch {meta['torch']}, {meta['seconds']:.0f} s.\n\n## Best per family\n\n",
+            f"torch {meta['torch']}, peers: {meta['peers']}, {meta['seconds']:.0f} s.\n\n"
+            "## Best per family\n\n",
             summary_table(rows), "\n## Targets (issue 9)\n\n| target | dim | met | detail |\n"
             "|---|---|---|---|\n"]  # fmt: skip
     for t in targets:

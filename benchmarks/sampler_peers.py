@@ -114,6 +114,19 @@ def study(dim: int, n: int, nfes, seed: int, log) -> list[dict]:
     return rows
 
 
+def peer_versions() -> str:
+    """Installed peer versions, e.g. 'k-diffusion 0.1.1, diffusers 0.42.1' ('none' if missing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("k-diffusion", "diffusers"):
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            pass
+    return ", ".join(found) or "none"
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=4000, help="samples per run (default 4000)")
@@ -132,7 +145,8 @@ def main(argv: list[str] | None = None) -> dict:
     rows = [r for d in dims for r in study(d, args.n, nfes, args.seed, log)]
     targets = check_targets(rows, nfes)
     meta = {"n": args.n, "threads": args.threads, "seed": args.seed, "dims": dims, "nfes": nfes,
-            "seconds": time.perf_counter() - started, "torch": torch.__version__}  # fmt: skip
+            "seconds": time.perf_counter() - started, "torch": torch.__version__,
+            "peers": peer_versions()}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
               for k, v in r.items()} for r in rows]  # fmt: skip
