@@ -9,7 +9,9 @@ At NFE 5, 10, 20, 50 (each sampler spends at most the budget; the table gives wh
 * CE gap = mean(-log p0(x)) - H(p0), in nats, H from 100k exact samples; an "exact" row scores
   fresh exact samples, which gives the noise level of the gap.
 
-scoresde samplers run on their registry defaults (grid kind, options); peers on their own
+scoresde samplers run on their registry defaults (grid kind, options), and ``<name>+opt`` on a
+grid from ``optimize_grid`` (fitted per NFE on 512 other prior draws, no density used); peers on
+their own
 (Karras sigmas for k-diffusion, each scheduler's defaults for diffusers). Peers come from the
 optional extra ``pip install -e ".[bench]"`` (k-diffusion with ``--no-deps``); a missing peer
 is skipped. Writes ``table.md``, ``results.json`` and ``quality_vs_nfe.png`` to ``--out`` and
@@ -36,7 +38,7 @@ from _peers import peer_runners  # noqa: E402
 
 from scoresde import VPSDE, GaussianMixture  # noqa: E402
 from scoresde.metrics import sliced_wasserstein  # noqa: E402
-from scoresde.samplers import SAMPLERS, grid_for_nfe, sample  # noqa: E402
+from scoresde.samplers import SAMPLERS, optimize_grid, plan_for_nfe, sample  # noqa: E402
 
 NFES = (5, 10, 20, 50)
 
@@ -59,14 +61,31 @@ def scoresde_runners(sde, gm) -> dict:
 
     def runner(name):
         def run(z, nfe, seed):
-            grid = grid_for_nfe(sde, name, nfe, exact=False)
-            x, info = sample(name, sde, gm, z, grid, generator=torch.Generator().manual_seed(seed))
+            grid, opts = plan_for_nfe(sde, name, nfe, exact=False)  # the sampler's defaults
+            gen = torch.Generator().manual_seed(seed)
+            x, info = sample(name, sde, gm, z, grid, generator=gen, **opts)
             return x, info.nfe
 
         return run
 
     return {name: (runner(name), spec.stochastic, spec.order) for name, spec in SAMPLERS.items()
             if not spec.adaptive and name != "torchsde" and spec.supports(sde)}  # fmt: skip
+
+
+def optimized_runners(sde, gm, names, seed) -> dict:
+    """``<name>+opt``: the sampler on a grid from ``optimize_grid`` per NFE (512 calibration
+    prior draws, independent of the benchmark's starting noise; teacher at 500 NFE)."""
+
+    def runner(name):
+        def run(z, nfe, _seed):
+            cal = torch.randn(512, z.shape[1], generator=torch.Generator().manual_seed(seed + 5))
+            og = optimize_grid(sde, gm, name, nfe, cal.double(), max_evals=300, seed=seed)
+            x, info = og.sample(sde, gm, z)
+            return x, info.nfe
+
+        return run
+
+    return {f"{n}+opt": (runner(n), False, SAMPLERS[n].order) for n in names}
 
 
 def score(x, gm, ref, entropy, seed) -> dict:
@@ -80,7 +99,7 @@ def score(x, gm, ref, entropy, seed) -> dict:
             "ce_gap": float(nll.mean()) - entropy, "ce_se": float(nll.std()) / len(x) ** 0.5}  # fmt: skip
 
 
-def study(dim: int, n: int, nfes, seed: int, log) -> list[dict]:
+def study(dim: int, n: int, nfes, seed: int, log, opt=()) -> list[dict]:
     sde = VPSDE(eps=1e-3)
     gm = mixture(dim).with_sde(sde)
     z = torch.randn(n, dim, generator=torch.Generator().manual_seed(seed))  # shared x_T
@@ -92,6 +111,7 @@ def study(dim: int, n: int, nfes, seed: int, log) -> list[dict]:
     rows = [{"dim": dim, "family": "exact", "sampler": "exact samples", "stochastic": True,
              "order": None, "nfe_target": None, "nfe": 0, "seconds": 0.0, "error": "", **exact}]  # fmt: skip
     runners = {k: ("scoresde", *v) for k, v in scoresde_runners(sde, gm).items()}
+    runners.update({k: ("scoresde", *v) for k, v in optimized_runners(sde, gm, opt, seed).items()})
     for k, (run, sto) in peer_runners(sde, gm).items():
         runners[k] = ("k-diffusion" if k.startswith("k:") else "diffusers", run, sto, None)
     for name, (family, run, sto, order) in runners.items():
@@ -135,6 +155,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/sampler_peers"))
+    p.add_argument("--optimized", default="dpm_solver_pp_2m",
+                   help="comma list of samplers also run on an optimized grid ('' for none)")  # fmt: skip
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -142,7 +164,8 @@ def main(argv: list[str] | None = None) -> dict:
     nfes = [int(v) for v in args.nfe.split(",")]
     log = (lambda m: None) if args.quiet else (lambda m: print(m, flush=True))
     started = time.perf_counter()
-    rows = [r for d in dims for r in study(d, args.n, nfes, args.seed, log)]
+    opt = [v for v in args.optimized.split(",") if v]
+    rows = [r for d in dims for r in study(d, args.n, nfes, args.seed, log, opt)]
     targets = check_targets(rows, nfes)
     meta = {"n": args.n, "threads": args.threads, "seed": args.seed, "dims": dims, "nfes": nfes,
             "seconds": time.perf_counter() - started, "torch": torch.__version__,
