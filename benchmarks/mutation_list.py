@@ -25,7 +25,7 @@ S, T, SDE, LIK = "scoresde/samplers/", "tests/", "scoresde/sde/", "scoresde/like
 REF_SDE, REF_LANGEVIN = T + "test_reference_sde.py", T + "test_reference_langevin.py"
 ORDERS, CORNERS = T + "test_samplers_orders.py", T + "test_reference_corners.py"
 LIKE, LOSSES = T + "test_reference_likelihood.py", T + "test_losses.py"
-PP2M = ORDERS + "::test_dpm_solver_pp_2m_is_second_order_on_grids_with_abrupt_step_ratios"
+PP2M = ORDERS + "::test_dpm_solver_pp_2m_multistep_step_has_local_order_3_after_an_abrupt_ratio_change"
 EMA = T + "test_training.py::test_ema_weights_are_the_closed_form_weighted_average"
 
 # fmt: off
@@ -58,7 +58,7 @@ _TABLE: list[tuple[str, str, str, str, tuple[str, ...]]] = [
      "return c_x0[i] * x0 + c_xt[i] * x + std[i] * z",
      "return c_xt[i] * x0 + c_x0[i] * x + std[i] * z", (REF_SDE,)),
     ("smld: posterior std without / sigma_i^2", S + "sde_samplers.py",
-     "sqrt_pos(s2_next * (s2 - s2_next) / s2)", "sqrt_pos(s2 - s2_next)", (REF_SDE,)),
+     "sqrt_pos(s2_next * (s2 - s2_next) / s2)", "sqrt_pos(s2 - s2_next)", (REF_SDE, CORNERS)),
     ("tweedie: x0 = (x + sigma s) / alpha", S + "_core.py",
      "return (x + sigma**2 * s) / alpha", "return (x + sigma * s) / alpha", (REF_SDE, CORNERS)),
     # -- correctors ------------------------------------------------------------------------------
