@@ -25,7 +25,9 @@ S, T, SDE, LIK = "scoresde/samplers/", "tests/", "scoresde/sde/", "scoresde/like
 REF_SDE, REF_LANGEVIN = T + "test_reference_sde.py", T + "test_reference_langevin.py"
 ORDERS, CORNERS = T + "test_samplers_orders.py", T + "test_reference_corners.py"
 LIKE, LOSSES = T + "test_reference_likelihood.py", T + "test_losses.py"
-PP2M = ORDERS + "::test_dpm_solver_pp_2m_multistep_step_has_local_order_3_after_an_abrupt_ratio_change"
+PP2M = (
+    ORDERS + "::test_dpm_solver_pp_2m_multistep_step_has_local_order_3_after_an_abrupt_ratio_change"
+)
 EMA = T + "test_training.py::test_ema_weights_are_the_closed_form_weighted_average"
 
 # fmt: off
