@@ -83,12 +83,13 @@ def run_tests(root: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("-k", default="", help="only mutations whose name contains this")
+    ap.add_argument("-k", action="append", default=[],
+                    help="only mutations whose name contains this (repeatable)")  # fmt: skip
     ap.add_argument("--check", action="store_true", help="only locate every snippet")
     ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per pytest run")
     args = ap.parse_args()
-    muts = [m for m in MUTATIONS if args.k in m.name]
+    muts = [m for m in MUTATIONS if not args.k or any(k in m.name for k in args.k)]
     tmp = Path(tempfile.mkdtemp(prefix="scoresde-mutation-"))
     try:
         for rel in _files(ROOT):

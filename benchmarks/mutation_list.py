@@ -25,15 +25,18 @@ S, T, SDE, LIK = "scoresde/samplers/", "tests/", "scoresde/sde/", "scoresde/like
 REF_SDE, REF_LANGEVIN = T + "test_reference_sde.py", T + "test_reference_langevin.py"
 ORDERS, CORNERS = T + "test_samplers_orders.py", T + "test_reference_corners.py"
 LIKE, LOSSES = T + "test_reference_likelihood.py", T + "test_losses.py"
-PP2M = ORDERS + "::test_dpm_solver_pp_2m_is_second_order_on_grids_with_abrupt_step_ratios"
+PP2M = (
+    ORDERS + "::test_dpm_solver_pp_2m_multistep_step_has_local_order_3_after_an_abrupt_ratio_change"
+)
 EMA = T + "test_training.py::test_ema_weights_are_the_closed_form_weighted_average"
 
 # fmt: off
 _TABLE: list[tuple[str, str, str, str, tuple[str, ...]]] = [
     # -- the five that once survived the whole suite ------------------------------------------
-    ("torchsde: PF drift f - g^2/2 s instead of the reverse drift", S + "sde_backend.py",
-     "return sde.drift_coef(t) * x - sde.g2(t) * run.score(x, t)",
-     "return sde.drift_coef(t) * x - 0.5 * sde.g2(t) * run.score(x, t)", (REF_SDE,)),
+    ("torchsde: PF drift f - g^2/2 s instead of the reverse drift", S + "torchsde_backend.py",
+     "return reverse_drift(sde.drift(x, t), sde.g2(t), run.score(x, t))",
+     "return reverse_drift(sde.drift(x, t), sde.g2(t), run.score(x, t), probability_flow=True)",
+     (REF_SDE,)),
     ("langevin: noise sqrt(2e) -> sqrt(e)", S + "langevin.py",
      "x = x + e * s + torch.sqrt(2 * e) * z", "x = x + e * s + torch.sqrt(e) * z", (REF_LANGEVIN,)),
     ("langevin: snr step size halved", S + "langevin.py",
@@ -44,22 +47,20 @@ _TABLE: list[tuple[str, str, str, str, tuple[str, ...]]] = [
     ("dpm++2m: step ratio inverted", S + "dpm_solver.py",
      "r = h[i - 1] / h[i]", "r = h[i] / h[i - 1]", (PP2M,)),
     # -- reverse-SDE samplers ------------------------------------------------------------------
-    ("euler_maruyama: g^2/2 in the score term", S + "sde_samplers.py",
-     "keep, k_s, k_z = 1 + c.a[:-1] * dt, -c.g2[:-1] * dt,",
-     "keep, k_s, k_z = 1 + c.a[:-1] * dt, -0.5 * c.g2[:-1] * dt,", (REF_SDE,)),
-    ("euler_maruyama: noise g sqrt|dt| -> g |dt|", S + "sde_samplers.py",
+    ("euler_maruyama: g^2/2 in the score term", S + "reverse_sde.py",
+     "c_x, c_s = drift_coefs(c.a[:-1], c.g2[:-1])",
+     "c_x, c_s = drift_coefs(c.a[:-1], c.g2[:-1], probability_flow=True)", (REF_SDE,)),
+    ("euler_maruyama: noise g sqrt|dt| -> g |dt|", S + "reverse_sde.py",
      "torch.sqrt(-c.g2[:-1] * dt)", "torch.sqrt(c.g2[:-1]) * -dt", (REF_SDE,)),
-    ("reverse_diffusion: G^2/2 s", S + "sde_samplers.py",
-     "return x - f + G**2 * s + G * z", "return x - f + 0.5 * G**2 * s + G * z", (REF_SDE,)),
-    ("ddpm: beta and beta_tilde swapped", S + "sde_samplers.py",
+    ("ddpm: beta and beta_tilde swapped", S + "reverse_sde.py",
      'var = table.beta_tildes if variance == "beta_tilde" else table.betas',
      'var = table.betas if variance == "beta_tilde" else table.beta_tildes', (REF_SDE, CORNERS)),
-    ("ancestral: x0 and x_t coefficients swapped", S + "sde_samplers.py",
+    ("ancestral: x0 and x_t coefficients swapped", S + "reverse_sde.py",
      "return c_x0[i] * x0 + c_xt[i] * x + std[i] * z",
      "return c_xt[i] * x0 + c_x0[i] * x + std[i] * z", (REF_SDE,)),
-    ("smld: posterior std without / sigma_i^2", S + "sde_samplers.py",
-     "sqrt_pos(s2_next * (s2 - s2_next) / s2)", "sqrt_pos(s2 - s2_next)", (REF_SDE,)),
-    ("tweedie: x0 = (x + sigma s) / alpha", S + "_core.py",
+    ("smld: posterior std without / sigma_i^2", S + "reverse_sde.py",
+     "sqrt_pos(s2_next * (s2 - s2_next) / s2)", "sqrt_pos(s2 - s2_next)", (REF_SDE, CORNERS)),
+    ("tweedie: x0 = (x + sigma s) / alpha", S + "run.py",
      "return (x + sigma**2 * s) / alpha", "return (x + sigma * s) / alpha", (REF_SDE, CORNERS)),
     # -- correctors ------------------------------------------------------------------------------
     ("ald: sigma at t_i instead of t_{i+1}", S + "langevin.py",
@@ -70,7 +71,7 @@ _TABLE: list[tuple[str, str, str, str, tuple[str, ...]]] = [
      (REF_LANGEVIN,)),
     # -- ODE samplers ------------------------------------------------------------------------------
     ("pf: full g^2 in the PF field", S + "ode.py",
-     "0.5 * c.g2.reshape(stage_t.shape)", "1.0 * c.g2.reshape(stage_t.shape)", (ORDERS, CORNERS)),
+     "drift_coefs(c.a, c.g2, probability_flow=True)", "drift_coefs(c.a, c.g2)", (ORDERS, CORNERS)),
     ("heun: weights 1/4, 3/4", S + "ode.py",
      '"heun": ([0.0, 1.0], [[], [1.0]], [0.5, 0.5])',
      '"heun": ([0.0, 1.0], [[], [1.0]], [0.25, 0.75])', (ORDERS,)),
@@ -97,12 +98,20 @@ _TABLE: list[tuple[str, str, str, str, tuple[str, ...]]] = [
      "known = alpha * self.x_known.to(x) + sigma * randn_like(x)",
      "known = self.x_known.to(x) + sigma * randn_like(x)", (CORNERS,)),
     # -- SDEs ----------------------------------------------------------------------------------------
-    ("reverse object: g^2/2", SDE + "reverse.py",
-     "return self.sde.drift(x, tt) - g2 * self.score_fn(x, tt)",
-     "return self.sde.drift(x, tt) - 0.5 * g2 * self.score_fn(x, tt)", (REF_SDE,)),
-    ("probability-flow object: g^2", SDE + "reverse.py",
-     "return self.sde.drift(x, tt) - 0.5 * g2 * self.score_fn(x, tt)",
-     "return self.sde.drift(x, tt) - g2 * self.score_fn(x, tt)", (REF_SDE,)),
+    ("one home: reverse-drift score weight 1 -> 1/2", SDE + "reverse.py",
+     "return 0.5 if probability_flow else 1.0", "return 0.5 if probability_flow else 0.5",
+     (REF_SDE,)),
+    ("one home: PF score weight 1/2 -> 1", SDE + "reverse.py",
+     "return 0.5 if probability_flow else 1.0", "return 1.0 if probability_flow else 1.0",
+     (ORDERS,)),
+    ("reverse object: PF drift", SDE + "reverse.py",
+     "return reverse_drift(self.sde.drift(x, tt), self.sde.g2(tt), self.score_fn(x, tt))",
+     "return probability_flow_drift(self.sde.drift(x, tt), self.sde.g2(tt), self.score_fn(x, tt))",
+     (REF_SDE,)),
+    ("probability-flow object: reverse drift", SDE + "reverse.py",
+     "return probability_flow_drift(self.sde.drift(x, tt), self.sde.g2(tt), self.score_fn(x, tt))",
+     "return reverse_drift(self.sde.drift(x, tt), self.sde.g2(tt), self.score_fn(x, tt))",
+     (REF_SDE,)),
     ("reverse chain object: G^2/2 s", SDE + "reverse.py",
      "rev_f = append_dims(G, x.ndim) ** 2 * self.score_fn(x, tt) - f",
      "rev_f = 0.5 * append_dims(G, x.ndim) ** 2 * self.score_fn(x, tt) - f", (REF_SDE,)),
@@ -134,9 +143,8 @@ _TABLE: list[tuple[str, str, str, str, tuple[str, ...]]] = [
      'var[0] = sc["beta_tildes"][1] if N > 1 else sc["betas"][0]',
      'var[0] = sc["betas"][0]', (LIKE,)),
     ("ode likelihood: -g^2 div s instead of -g^2/2", LIK + "coordinates.py",
-     "return t, one, sde.drift_coef(t).to(r.dtype), -0.5 * sde.g2(t).to(r.dtype)",
-     "return t, one, sde.drift_coef(t).to(r.dtype), -1.0 * sde.g2(t).to(r.dtype)",
-     (T + "test_likelihood.py",)),
+     "drift_coefs(sde.drift_coef(t), sde.g2(t), probability_flow=True)",
+     "drift_coefs(sde.drift_coef(t), sde.g2(t))", (T + "test_likelihood.py",)),
 ]
 # fmt: on
 

@@ -5,8 +5,10 @@
 * Weak order, asserted: on a Gaussian target the score is linear, so every SDE sampler's output is
   affine in (x_T, z_1, ..., z_N) and its exact law is read off probe runs (no Monte Carlo);
   |E[x^2] - E_exact[x^2]| must fall as N^(-weak_order).
-* ``sde.reverse(score)`` and ``sde.probability_flow(score)`` transport p_T to the exact p_t
-  (Song et al. 2021, Eqs. 6 and 13), integrated here by hand and by scipy.
+* ``sde.reverse(score)`` (its drift and its ``discretize`` chain, Eq. 46) and
+  ``sde.probability_flow(score)`` transport p_T to the exact p_t (Song et al. 2021, Eqs. 6 and
+  13), integrated here by hand and by scipy.
+* ``VPSDE.discretize`` is the DDPM chain: its alpha_bar tends to the continuous alpha_t^2.
 """
 
 from __future__ import annotations
