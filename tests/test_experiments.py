@@ -114,6 +114,22 @@ def _check_digits(res: dict) -> None:
     )
 
 
+def _check_parameterization_stability(res: dict) -> None:
+    for kind, row in res["amplification"].items():  # x0 error / delta = the closed form
+        for got, want in zip(row["measured"], row["closed_form"], strict=True):
+            assert abs(got / want - 1) < 0.06, (kind, got, want)
+    err = res["trained_x0_rmse"]  # lowest log-SNR first: eps amplifies by sigma / alpha there
+    assert err["eps"][0] > 3 * max(err["x0"][0], err["v"][0]), err
+    assert res["ddim_runaway"]["eps"] >= max(res["ddim_runaway"]["x0"], res["ddim_runaway"]["v"])
+
+
+def _check_lsimple_vs_lvlb(res: dict) -> None:
+    q = res["quality"]  # the notes' claim: L_simple samples better than L_vlb
+    assert q["L_simple"]["sw2"] < q["L_vlb"]["sw2"], q
+    assert q["L_vlb"]["spread_of_weighted_loss"] > 2 * q["L_simple"]["spread_of_weighted_loss"]
+    assert res["noise_floor_sw2"]["mean"] < q["L_simple"]["sw2"]
+
+
 #: Extra sanity checks on the fast-mode results, by script name.
 CHECKS = {
     "digits": _check_digits,
@@ -123,6 +139,8 @@ CHECKS = {
     "sde_comparison": _check_sde_comparison,
     "likelihood": _check_likelihood,
     "reverse_vs_pf_ode": _check_reverse_vs_pf_ode,
+    "parameterization_stability": _check_parameterization_stability,
+    "lsimple_vs_lvlb": _check_lsimple_vs_lvlb,
 }
 
 

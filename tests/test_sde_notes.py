@@ -219,3 +219,17 @@ def test_config_round_trip_of_new_schedules(sde) -> None:
     t = torch.linspace(0.01, sde.T, 7, dtype=F64)
     for a, b in zip(sde.marginal(t), again.marginal(t), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_four_gaussians_toy_set_is_the_notes_mixture() -> None:
+    """The named set draws from four_gaussians_mixture, whose entropy is the registered one."""
+    from scoresde.data import get_dataset
+    from scoresde.data.toy import four_gaussians_mixture
+
+    data, gm = get_dataset("4gaussians"), four_gaussians_mixture()
+    x = data.sampler(40_000, torch.Generator().manual_seed(0)).double()
+    torch.testing.assert_close(x.mean(0), gm.mean, atol=0.04, rtol=0)
+    torch.testing.assert_close(torch.cov(x.T), gm.covariance, atol=0.08, rtol=0)
+    nll = -gm.log_prob(x)
+    se = float(nll.std()) / math.sqrt(x.shape[0])
+    assert abs(float(nll.mean()) - data.entropy) < 4 * se
