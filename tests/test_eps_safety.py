@@ -7,6 +7,7 @@ import warnings
 import pytest
 import torch
 
+from scoresde import checks
 from scoresde.analytic import GaussianMixture
 from scoresde.checks import UnstableParameterizationWarning, warn_unstable_parameterization
 from scoresde.losses import DSMLoss
@@ -98,7 +99,8 @@ def test_clip_never_hurts_an_exact_denoiser_and_is_inactive_at_high_snr() -> Non
     )
 
 
-def test_warning_once_for_the_unstable_combination_only() -> None:
+def test_warning_once_for_the_unstable_combination_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checks, "_WARNED", set())
     model = ScoreModel(lambda x, c: x, VPSDE(), predicts="eps")
     with pytest.warns(UnstableParameterizationWarning, match="'pf_heun' is deterministic"):
         assert warn_unstable_parameterization(model, "pf_heun", deterministic=True)

@@ -194,6 +194,7 @@ def test_prior_kl_bounds_bracket_the_exact_kl() -> None:
     ab_T = float(sde.marginal(torch.tensor(1.0, dtype=F64))[0] ** 2)
     assert prior_kl(sde).upper == pytest.approx(-0.5 * math.log(1 - ab_T), rel=1e-9)
     assert prior_kl(ddpm_schedule("linear", 1000)).upper < 1e-4  # a DDPM chain is accepted
+    assert float(sde.prior_mismatch(2.0)) == pytest.approx(prior_kl(sde, 2.0).upper)
 
 
 def test_check_prior_warns_once_above_the_threshold() -> None:
