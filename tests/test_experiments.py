@@ -130,6 +130,18 @@ def _check_lsimple_vs_lvlb(res: dict) -> None:
     assert res["noise_floor_sw2"]["mean"] < q["L_simple"]["sw2"]
 
 
+def _check_notes_demo(res: dict) -> None:
+    import math
+
+    notes, default = (res["sdes"][k] for k in res["sdes"])
+    assert abs(notes["alpha_bar_T"] - math.exp(-1.005)) < 1e-4, notes  # B(1) = (0.01 + 2) / 2
+    for row in (notes, default):  # the bounds bracket the Monte Carlo KL under the exact p_T
+        assert row["kl_lower"] - 4 * row["kl_exact_se"] < row["kl_exact_mc"], row
+        assert row["kl_exact_mc"] < row["kl_upper"] + 4 * row["kl_exact_se"], row
+    assert notes["warns"] and not default["warns"]
+    assert notes["kl_exact_mc"] > 0.05 > default["kl_upper"]
+
+
 #: Extra sanity checks on the fast-mode results, by script name.
 CHECKS = {
     "digits": _check_digits,
@@ -141,6 +153,7 @@ CHECKS = {
     "reverse_vs_pf_ode": _check_reverse_vs_pf_ode,
     "parameterization_stability": _check_parameterization_stability,
     "lsimple_vs_lvlb": _check_lsimple_vs_lvlb,
+    "notes_demo": _check_notes_demo,
 }
 
 
