@@ -120,7 +120,9 @@ def _check_parameterization_stability(res: dict) -> None:
             assert abs(got / want - 1) < 0.06, (kind, got, want)
     err = res["trained_x0_rmse"]  # lowest log-SNR first: eps amplifies by sigma / alpha there
     assert err["eps"][0] > 3 * max(err["x0"][0], err["v"][0]), err
-    assert res["ddim_runaway"]["eps"] >= max(res["ddim_runaway"]["x0"], res["ddim_runaway"]["v"])
+    runaway = res["ddim_runaway"]
+    assert runaway["eps"] >= max(runaway["x0"], runaway["v"]) and runaway["eps + x0_clip"] == 0
+    assert err["eps + x0_clip"][0] < err["eps"][0] / 3  # the switch repairs the low-SNR end
 
 
 def _check_lsimple_vs_lvlb(res: dict) -> None:
