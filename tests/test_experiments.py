@@ -142,6 +142,12 @@ def _check_notes_demo(res: dict) -> None:
         assert row["kl_exact_mc"] < row["kl_upper"] + 4 * row["kl_exact_se"], row
     assert notes["warns"] and not default["warns"]
     assert notes["kl_exact_mc"] > 0.05 > default["kl_upper"]
+    # the deterministic sampler carries the wrong start into the samples: pulled to the centre
+    data = res["data_mean_abs"]
+    assert notes["ddim_mean_abs_coordinate"] < data - 0.2, (notes, data)
+    assert (
+        abs(default["ddim_mean_abs_coordinate"] - data) < data - notes["ddim_mean_abs_coordinate"]
+    )
 
 
 #: Extra sanity checks on the fast-mode results, by script name.
