@@ -114,6 +114,42 @@ def _check_digits(res: dict) -> None:
     )
 
 
+def _check_parameterization_stability(res: dict) -> None:
+    for kind, row in res["amplification"].items():  # x0 error / delta = the closed form
+        for got, want in zip(row["measured"], row["closed_form"], strict=True):
+            assert abs(got / want - 1) < 0.06, (kind, got, want)
+    err = res["trained_x0_rmse"]  # lowest log-SNR first: eps amplifies by sigma / alpha there
+    assert err["eps"][0] > 3 * max(err["x0"][0], err["v"][0]), err
+    runaway = res["ddim_runaway"]
+    assert runaway["eps"] >= max(runaway["x0"], runaway["v"]) and runaway["eps + x0_clip"] == 0
+    assert err["eps + x0_clip"][0] < err["eps"][0] / 3  # the switch repairs the low-SNR end
+
+
+def _check_lsimple_vs_lvlb(res: dict) -> None:
+    q = res["quality"]  # the notes' claim: L_simple samples better than L_vlb
+    assert q["L_simple"]["sw2"] < q["L_vlb"]["sw2"], q
+    assert q["L_vlb"]["spread_of_weighted_loss"] > 2 * q["L_simple"]["spread_of_weighted_loss"]
+    assert res["noise_floor_sw2"]["mean"] < q["L_simple"]["sw2"]
+
+
+def _check_notes_demo(res: dict) -> None:
+    import math
+
+    notes, default = (res["sdes"][k] for k in res["sdes"])
+    assert abs(notes["alpha_bar_T"] - math.exp(-1.005)) < 1e-4, notes  # B(1) = (0.01 + 2) / 2
+    for row in (notes, default):  # the bounds bracket the Monte Carlo KL under the exact p_T
+        assert row["kl_lower"] - 4 * row["kl_exact_se"] < row["kl_exact_mc"], row
+        assert row["kl_exact_mc"] < row["kl_upper"] + 4 * row["kl_exact_se"], row
+    assert notes["warns"] and not default["warns"]
+    assert notes["kl_exact_mc"] > 0.05 > default["kl_upper"]
+    # the deterministic sampler carries the wrong start into the samples: pulled to the centre
+    data = res["data_mean_abs"]
+    assert notes["ddim_mean_abs_coordinate"] < data - 0.2, (notes, data)
+    assert (
+        abs(default["ddim_mean_abs_coordinate"] - data) < data - notes["ddim_mean_abs_coordinate"]
+    )
+
+
 #: Extra sanity checks on the fast-mode results, by script name.
 CHECKS = {
     "digits": _check_digits,
@@ -123,6 +159,9 @@ CHECKS = {
     "sde_comparison": _check_sde_comparison,
     "likelihood": _check_likelihood,
     "reverse_vs_pf_ode": _check_reverse_vs_pf_ode,
+    "parameterization_stability": _check_parameterization_stability,
+    "lsimple_vs_lvlb": _check_lsimple_vs_lvlb,
+    "notes_demo": _check_notes_demo,
 }
 
 

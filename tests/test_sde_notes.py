@@ -152,7 +152,7 @@ def test_tables_are_valid_and_their_vlb_is_finite(name: str) -> None:
     gen = torch.Generator().manual_seed(0)
     k = torch.randint(0, 256, (8, 3), generator=gen)
     bpd = ddpm_vlb(sched, lambda x, i: torch.zeros_like(x), k, generator=gen)
-    assert bool(torch.isfinite(bpd.per_draw).all()) and bool(torch.isfinite(bpd.bpd).all())
+    assert bool(torch.isfinite(bpd.per_term).all()) and bool(torch.isfinite(bpd.bpd).all())
 
 
 def test_beta_of_one_is_rejected_everywhere() -> None:
@@ -194,6 +194,7 @@ def test_prior_kl_bounds_bracket_the_exact_kl() -> None:
     ab_T = float(sde.marginal(torch.tensor(1.0, dtype=F64))[0] ** 2)
     assert prior_kl(sde).upper == pytest.approx(-0.5 * math.log(1 - ab_T), rel=1e-9)
     assert prior_kl(ddpm_schedule("linear", 1000)).upper < 1e-4  # a DDPM chain is accepted
+    assert float(sde.prior_mismatch(2.0)) == pytest.approx(prior_kl(sde, 2.0).upper)
 
 
 def test_check_prior_warns_once_above_the_threshold() -> None:
@@ -219,3 +220,17 @@ def test_config_round_trip_of_new_schedules(sde) -> None:
     t = torch.linspace(0.01, sde.T, 7, dtype=F64)
     for a, b in zip(sde.marginal(t), again.marginal(t), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_four_gaussians_toy_set_is_the_notes_mixture() -> None:
+    """The named set draws from four_gaussians_mixture, whose entropy is the registered one."""
+    from scoresde.data import get_dataset
+    from scoresde.data.toy import four_gaussians_mixture
+
+    data, gm = get_dataset("4gaussians"), four_gaussians_mixture()
+    x = data.sampler(40_000, torch.Generator().manual_seed(0)).double()
+    torch.testing.assert_close(x.mean(0), gm.mean, atol=0.04, rtol=0)
+    torch.testing.assert_close(torch.cov(x.T), gm.covariance, atol=0.08, rtol=0)
+    nll = -gm.log_prob(x)
+    se = float(nll.std()) / math.sqrt(x.shape[0])
+    assert abs(float(nll.mean()) - data.entropy) < 4 * se

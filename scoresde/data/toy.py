@@ -11,6 +11,9 @@ Entropies ``H(p) = -E log p(x)`` (nats) are the floor for the test NLL of a perf
   once by 2-D quadrature: ``2.8319`` (slightly below ``log 8 + log(2 pi e s^2) = 2.838`` because
   neighbouring components overlap a little).
 * ``checkerboard``: uniform on 8 squares of side 2 in ``[-4, 4]^2``, area 32: ``log 32 = 3.4657``.
+* ``4gaussians``: the study notes' 2-D demo, 4 Gaussians of std 0.5 at ``(+-2, +-2)``, equal
+  weights (:func:`four_gaussians_mixture` gives its exact marginals and scores): the components
+  are 8 std apart, so ``H = log 4 + log(2 pi e 0.25) = 2.8379`` up to ~1e-7.
 
 The other sets (moons, swiss roll, pinwheel, two spirals, rings) have no closed-form entropy.
 """
@@ -30,7 +33,17 @@ from scoresde._utils import names_list
 if TYPE_CHECKING:
     from scoresde.analytic import GaussianMixture
 
-__all__ = ["TOY_SETS", "ToySpec", "eight_gaussians_mixture", "sample_toy"]
+__all__ = [
+    "FOUR_GAUSSIANS_MEANS",
+    "TOY_SETS",
+    "ToySpec",
+    "eight_gaussians_mixture",
+    "four_gaussians_mixture",
+    "sample_toy",
+]
+
+#: Centres of the study notes' ``4gaussians`` set (std 0.5, equal weights).
+FOUR_GAUSSIANS_MEANS = ((2.0, 2.0), (-2.0, -2.0), (2.0, -2.0), (-2.0, 2.0))
 
 
 def _rand(n: int, g: torch.Generator | None) -> Tensor:
@@ -69,6 +82,19 @@ def eight_gaussians_mixture() -> GaussianMixture:
     means = (_RING_RADIUS / _RING_SCALE) * _ring_directions(f64)
     var = torch.full((8, 2), (_RING_STD / _RING_SCALE) ** 2, dtype=f64)
     return GaussianMixture(torch.full((8,), 1 / 8, dtype=f64), means, var)
+
+
+def four_gaussians(n: int, generator: torch.Generator | None = None) -> Tensor:
+    """The study notes' demo: 4 Gaussians of std 0.5 at (+-2, +-2), equal weights."""
+    idx = torch.randint(0, 4, (n,), generator=generator)
+    return torch.tensor(FOUR_GAUSSIANS_MEANS)[idx] + 0.5 * _randn(n, 2, g=generator)
+
+
+def four_gaussians_mixture() -> GaussianMixture:
+    """``4gaussians`` as a :class:`~scoresde.analytic.GaussianMixture` (exact p_t and scores)."""
+    from scoresde.analytic import GaussianMixture
+
+    return GaussianMixture([0.25] * 4, FOUR_GAUSSIANS_MEANS, [[0.25, 0.25]] * 4)
 
 
 def checkerboard(n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -136,6 +162,7 @@ class ToySpec:
 TOY_SETS: dict[str, ToySpec] = {
     "8gaussians": ToySpec(eight_gaussians, 2.8319),
     "checkerboard": ToySpec(checkerboard, math.log(32.0)),
+    "4gaussians": ToySpec(four_gaussians, math.log(4.0) + math.log(2 * math.pi * math.e * 0.25)),
     "moons": ToySpec(moons, None),
     "swissroll": ToySpec(swiss_roll, None),
     "pinwheel": ToySpec(pinwheel, None),

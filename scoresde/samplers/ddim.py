@@ -1,4 +1,4 @@
-"""DDIM(eta) with arbitrary step skipping, DDIM inversion, and latent interpolation (slerp).
+"""DDIM(eta) with arbitrary step skipping, DDIM inversion, and latent interpolation (slerp, sqrt).
 
 DDIM (Song, Meng & Ermon 2021, Eq. 12), written for any linear SDE x_t = alpha_t x0 + sigma_t eps
 through the score: for a step from s = t_i to t = t_{i+1} < s,

@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from .._utils import names_list
-from ..sde import VESDE, VPSDE, LinearSDE, ScoreFn
+from ..checks import warn_unstable_parameterization
+from ..sde import VESDE, VPSDE, LinearSDE, ScoreFn, check_prior
 from .ddim import sample_ddim
 from .deis import sample_deis, sample_ipndm
 from .dpm_solver import (
@@ -331,6 +332,9 @@ def sample(
         ``(x, info)``: samples shaped like ``x_T`` and a :class:`SampleInfo` with the exact NFE.
     """
     spec = get_sampler(name)
+    warn_unstable_parameterization(score_fn, name, not spec.stochastic and not options.get("eta"))
+    if isinstance(sde, LinearSDE):  # the data are unknown here: standardised data assumed
+        check_prior(sde, context="sampling")
     grid = grid_or_nfe
     if not isinstance(grid_or_nfe, Tensor):
         grid, options = plan_for_nfe(sde, name, grid_or_nfe, grid_kind, t_end=t_end, **options)

@@ -7,7 +7,7 @@ from typing import Any
 from .._utils import names_list
 from .base import SDE, LinearSDE, ScoreFn
 from .ddpm import DDPMSchedule, index_to_time, time_to_index
-from .prior import PriorCheck, check_prior, prior_kl
+from .prior import PriorCheck, PriorMismatchWarning, check_prior, check_prior_for_data, prior_kl
 from .reverse import ProbabilityFlowODE, ReverseSDE
 from .schedules import (
     BetaSchedule,
@@ -49,6 +49,7 @@ __all__ = [
     "LogSNRLinearBeta",
     "PiecewiseLinearIntegral",
     "PriorCheck",
+    "PriorMismatchWarning",
     "ProbabilityFlowODE",
     "ReverseSDE",
     "ScoreFn",
@@ -61,6 +62,7 @@ __all__ = [
     "VPSDE",
     "betas_from_alpha_bar",
     "check_prior",
+    "check_prior_for_data",
     "continuous_schedule",
     "cosine_betas",
     "ddpm_schedule",

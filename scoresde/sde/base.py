@@ -255,6 +255,8 @@ class LinearSDE(SDE):
         return -0.5 * (d * (_LOG_2PI + log_var) + sq / self.prior_std**2)
 
     def prior_mismatch(self, data_second_moment: float = 1.0) -> Tensor:
-        """A cheap diagnostic: alpha_T^2 * E|x0|^2 per dim plus |sigma_T^2 - prior_std^2|."""
-        alpha, sigma = self.marginal(self.T)
-        return alpha**2 * data_second_moment + (sigma**2 - self.prior_std**2).abs()
+        """Upper bound on KL(p_T || prior) per dimension in nats, for data with this second
+        moment per dimension (:func:`scoresde.sde.prior_kl`; 0 when p_T is the prior)."""
+        from .prior import prior_kl
+
+        return torch.tensor(prior_kl(self, data_var=data_second_moment).upper, dtype=torch.float64)

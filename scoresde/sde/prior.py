@@ -28,7 +28,13 @@ import torch
 from .base import LinearSDE
 from .ddpm import DDPMSchedule
 
-__all__ = ["PriorCheck", "PriorMismatchWarning", "check_prior", "prior_kl"]
+__all__ = [
+    "PriorCheck",
+    "PriorMismatchWarning",
+    "check_prior",
+    "check_prior_for_data",
+    "prior_kl",
+]
 
 #: Default warning threshold on the upper bound, in nats per dimension (alpha_bar_T ~ 0.002 on VP).
 PRIOR_KL_THRESHOLD = 1e-3
@@ -127,3 +133,24 @@ def check_prior(
             stacklevel=3,
         )
     return res
+
+
+def check_prior_for_data(
+    sde: LinearSDE | DDPMSchedule, x: torch.Tensor, context: str
+) -> PriorCheck | None:
+    """:func:`check_prior` with the statistics of data ``x`` (model units, ``(batch, *dims)``).
+
+    The per-dimension variance is averaged over dimensions and the mean enters as its RMS; a
+    single point counts as its second moment. Returns None (no check) for empty or non-finite
+    data, which the caller's own validation reports.
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim < 1 or x.shape[0] == 0:
+        return None
+    flat = x.detach().reshape(x.shape[0], -1).to(torch.float64)
+    if not bool(torch.isfinite(flat).all()):
+        return None
+    if flat.shape[0] > 1:
+        var, mean = float(flat.var(0).mean()), float(flat.mean(0).pow(2).mean().sqrt())
+    else:
+        var, mean = float(flat.pow(2).mean()), 0.0
+    return check_prior(sde, max(var, 1e-12), mean, context=context)

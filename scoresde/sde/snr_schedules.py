@@ -79,6 +79,9 @@ class SqrtBeta(BetaSchedule):
 class LogSNRLinearBeta(BetaSchedule):
     """A VP schedule with log-SNR linear in t: lambda(t) = lambda_max + (lambda_min - lambda_max) t.
 
+    The log-SNR is linear for a :class:`~scoresde.sde.VPSDE`; a sub-VP SDE on the same B(t) has
+    another log-SNR (its sigma_t is 1 - alpha_t^2).
+
     Args:
         lambda_max: log-SNR at t = 0 (default 20: sigma_0 = 4.5e-5).
         lambda_min: log-SNR at t = 1 (default -10, alpha_bar_1 = 4.5e-5, like the linear VP SDE).

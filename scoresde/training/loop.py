@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from scoresde._utils import check_same_sde
 from scoresde.data import Dataset
 from scoresde.parameterization import ScoreModel
+from scoresde.sde import check_prior_for_data
 from scoresde.training.distributed import default_device, process_group
 from scoresde.training.log import CsvLog, append_csv
 from scoresde.training.steps import RunState
@@ -215,6 +216,8 @@ def train(
         "max_nan_steps": max_nan_steps,
     }
     _check_args(model, loss, data, optimizer, counts, ema_decay, grad_clip)
+    if isinstance(data.test, torch.Tensor):  # warns once if p_T is far from the prior
+        check_prior_for_data(model.sde, data.scaler.transform(data.test[:10_000]), "training")
     out, dev = Path(out_dir), default_device(device)
     with process_group(dev) as (rank, world):
         if batch_size % world:
