@@ -20,7 +20,7 @@ from scoresde.samplers import SAMPLERS, make_grid, sample_dpm_solver_pp_2m_sde, 
 
 SDES = {"vp": VPSDE(eps=1e-3), "subvp": SubVPSDE(eps=1e-3), "ve": VESDE(sigma_max=10.0, eps=1e-3)}
 MU, VAR = 0.7, 0.3
-STEPS = (16, 32, 64, 128)
+STEPS = (32, 64, 128, 256)
 
 
 def weak_error(fn, sde, n_steps: int, kind: str, **kw: object) -> float:

@@ -59,7 +59,8 @@ def _edm_step(run: SamplerRun, S_churn: float, S_tmin: float, S_tmax: float, S_n
     sig_hat = torch.minimum(sig[:-1] * (1 + gamma), torch.tensor(sig_max, dtype=torch.float64))
     sig_hat = torch.maximum(sig_hat, sig[:-1])
     churn = sig_hat > sig[:-1]
-    t_hat = torch.where(churn, run.sde.t_from_log_snr(-2 * torch.log(sig_hat)), run.grid64[:-1])
+    t_hat = run.sde.t_from_log_snr(-2 * torch.log(sig_hat)).clamp(max=run.sde.T)  # round-off
+    t_hat = torch.where(churn, t_hat, run.grid64[:-1])
     c, ch = run.coefs(), run.coefs(t_hat)
     noise_std = (S_noise * torch.sqrt(sig_hat**2 - sig[:-1] ** 2)).to(run.like)
     sg, sh = sig.to(run.like), sig_hat.to(run.like)
