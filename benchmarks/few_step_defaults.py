@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from scoresde import VESDE, VPSDE, GaussianMixture
-from scoresde.cli.common import eight_gaussians
+from scoresde.data.toy import eight_gaussians_mixture as eight_gaussians
 from scoresde.metrics import sliced_wasserstein
 from scoresde.samplers import SAMPLERS, sample
 

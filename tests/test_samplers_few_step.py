@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from scoresde import VPSDE
-from scoresde.cli.common import eight_gaussians
+from scoresde.data.toy import eight_gaussians_mixture as eight_gaussians
 from scoresde.metrics import sliced_wasserstein
 from scoresde.samplers import (
     SAMPLERS,
