@@ -57,3 +57,14 @@ def test_bad_specs_name_what_is_expected() -> None:
         claims.render("=nope")
     with pytest.raises(ValueError, match="must be 'EXP|PATH|FMT'"):
         claims.render("four_views|steps")
+
+
+def test_no_inline_claim_starts_a_line() -> None:
+    # Markdown reads a line that starts with "<!--" as raw HTML, which breaks lists and
+    # paragraphs; only block claims (a table) stand alone on their line.
+    claims = _claims()
+    for page in claims.pages():
+        for n, line in enumerate(page.read_text().splitlines(), 1):
+            s = line.strip()
+            if s.startswith("<!--claim"):
+                assert s.endswith("-->") and s.count("<!--") == 1, f"{page}:{n}: {s[:60]}"
