@@ -1,4 +1,8 @@
-"""Small shared helpers: broadcasting, time handling and input validation.
+"""Small shared helpers: broadcasting, time handling, input validation, mean ± standard error.
+
+:func:`check_same_sde` with :func:`sde_of` is the one check that a score function carrying an SDE
+is used with that SDE (DESIGN.md, contract 11); :func:`names_list` formats the valid names of
+every unknown-name error; :func:`mean_se` is the one mean ± standard error over draws.
 
 Every module that needs to broadcast a per-sample quantity of shape ``(batch,)`` against a
 state of shape ``(batch, *dims)`` uses :func:`append_dims`, so one code path serves 2-D points
