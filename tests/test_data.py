@@ -140,7 +140,7 @@ def test_user_array_errors(tmp_path):
     (tmp_path / "x.csv").write_text("1,2\n")
     with pytest.raises(ValueError, match="suffix"):
         load_array(tmp_path / "x.csv")
-    with pytest.raises(ValueError, match="valid"):
+    with pytest.raises(ValueError, match="unknown dataset .cifar.; expected one of"):
         get_dataset("cifar")
 
 
