@@ -91,8 +91,9 @@ def render() -> str:
         "Every public name, by module, with its one-line purpose (written by",
         "`python tools/api_index.py`; `tests/test_api.py` checks it is current). The top level",
         "is what a user needs to train, sample and evaluate; everything else lives in its",
-        "subpackage. Sizes (`__all__`) before the restructure of issue #10 → now: top level",
-        "34 → 15, `scoresde.parameterization` 11 + `scoresde.adapters` 4 → 15 (one package).",
+        "subpackage. Sizes (`__all__`) before the restructure of issue #10 → after it: top",
+        "level 33 → 15; `scoresde.parameterization` 11 + `scoresde.adapters` 4 → 15 (one",
+        "package); `scoresde.training` 5 + `scoresde.training_ckpt` 8 → 12 (one package).",
     ]
     for name in MODULES:
         mod = importlib.import_module(name)
