@@ -13,7 +13,7 @@ from scoresde.data import get_dataset, load_array
 from scoresde.losses import get_loss
 from scoresde.nets import ResidualMLP
 from scoresde.parameterization import ScoreModel
-from scoresde.sde import VESDE, VPSDE
+from scoresde.sde import VESDE, VPSDE, CustomBeta
 from scoresde.training import TrainingDiverged, load_model, make_test_loss_hook, train
 from scoresde.training.checkpoint import (
     FORMAT,
@@ -104,6 +104,8 @@ def test_model_config_names_the_net_and_sde_and_a_foreign_net_is_refused(tmp_pat
     torch.testing.assert_close(twin.score_fn(x, t), model.score_fn(x, t))
     foreign = ScoreModel(torch.nn.Linear(2, 2), sde)  # not a registered network: no config
     assert model_config(foreign) is None
+    custom = VPSDE(schedule=CustomBeta(lambda t: 0.1 + 19.9 * t, lambda t: 0.1 * t + 9.95 * t**2))
+    assert model_config(ScoreModel(net, custom)) is None  # sde_from_config cannot rebuild it
     save_checkpoint(tmp_path / "c.pt", {"model_config": None, "ema": {}, "model": {}})
     with pytest.raises(CheckpointError, match="holds no model config"):
         load_model(tmp_path / "c.pt")

@@ -153,14 +153,20 @@ def model_config(model: ScoreModel) -> dict[str, Any] | None:
     """What :func:`model_from_config` needs to rebuild ``model`` (weights aside), or ``None``.
 
     ``{"net": net.config(), "sde": sde.config(), "predicts", "time_input", "sigma_data",
-    "x0_clip"}``: plain
-    JSON, so a checkpoint rebuilds its model through the network and SDE registries
-    (:func:`scoresde.nets.net_from_config`, :func:`scoresde.sde.sde_from_config`) and never
-    unpickles code. ``None`` for a network outside ``scoresde.nets.NETS`` (no ``config()``) or a
-    callable ``time_input``: such a model is rebuilt by its owner, who then loads the weights.
+    "x0_clip"}``: plain JSON, so a checkpoint rebuilds its model through the network and SDE
+    registries (:func:`scoresde.nets.net_from_config`, :func:`scoresde.sde.sde_from_config`) and
+    never unpickles code. ``None`` for a network outside ``scoresde.nets.NETS`` (no ``config()``),
+    an SDE that ``sde_from_config`` cannot rebuild (e.g. a custom schedule) or a callable
+    ``time_input``: such a model is rebuilt by its owner, who then loads the weights.
     """
+    from scoresde.sde import sde_from_config
+
     config = getattr(model.net, "config", None)
     if not callable(config) or callable(model.time_input):
+        return None
+    try:
+        sde_from_config(model.sde.config())
+    except (ValueError, TypeError, KeyError):
         return None
     return {
         "net": config(),

@@ -80,6 +80,7 @@ class RunState:
         if lr_schedule is not None:
             self.parts["scheduler"] = lr_schedule
         self.ckpt = out / "checkpoint.pt"
+        self.model_config = model_config(model)  # JSON; None if load_model cannot rebuild it
         self.step = self.nan_skips = self.consecutive = 0
         self.forward = wrap_ddp(_EpsView(model), dev, world)
         self.shard = slice(rank * (batch_size // world), (rank + 1) * (batch_size // world))
@@ -152,7 +153,7 @@ class RunState:
                     "nan_skips": self.nan_skips,
                     **state,
                     "rng": get_rng_state(),
-                    "model_config": model_config(self.model),
+                    "model_config": self.model_config,
                     "scaler": self.data.scaler.to_dict(),
                     "data_shape": list(self.data.shape),
                     "world_size": self.world,
