@@ -55,8 +55,10 @@ SWITCHES: dict[str, dict[str, tuple[Any, ...]]] = {
     "dpm_solver_pp_2m": {"lower_order_final": (False, True)},
 }
 #: Not in the sweep: an adaptive solver has no NFE budget; torchsde's Euler is our
-#: euler_maruyama through another library (and 20x slower); PC belongs to the Langevin study.
+#: euler_maruyama through another library (and 20x slower); PC belongs to the Langevin study;
+#: the fast solvers (docs/howto/fast-solvers.md) have their own, benchmarks/fast_solvers.py.
 SKIP = ("pf_adaptive", "torchsde", "pc", "dpm_solver_1")
+SKIP += ("dpm_solver_pp_3m", "dpm_solver_pp_2m_sde", "unipc", "deis", "ipndm", "edm")
 #: The defaults before this study (grid kind of the old registry, t_N = eps, no denoise).
 BEFORE = {"grid_kind": None, "t_end": 1e-5, "denoise": False, "lower_order_final": False}
 
