@@ -148,9 +148,11 @@ SAMPLERS: dict[str, SamplerSpec] = {
         weak_order=2.0,
         order_variable="log_snr",
         default_grid="quadratic",
-        description="weak order 2 (exact moments on Gaussian data, tests/test_solvers_weak.py); "
-        "strong order ~1 in t on a shared Brownian path (measured 1.0-1.4, not asserted)",
-    ),  # fmt: skip
+        description=(
+            "weak order 2 (exact moments on Gaussian data, tests/test_solvers_weak.py); "
+            "strong order ~1 in t on a shared Brownian path (measured 1.0-1.4, not asserted)"
+        ),
+    ),
     "unipc": SamplerSpec(sample_unipc, order=3.0, **_FAST),
     "deis": SamplerSpec(sample_deis, order=None, description="interior order 3 (order=3)", **_FAST),
     "ipndm": SamplerSpec(sample_ipndm, order=None, description="interior order 4", **_FAST),
