@@ -5,7 +5,9 @@ With the exact score of three Gaussian mixtures (2-D: 8 equal Gaussians on a cir
 VE for the VE-only samplers), every registered sampler runs for every
 
     grid kind (uniform, quadratic, log_snr, karras) x end time t_N (1e-5, 1e-4, 1e-3, 1e-2)
-    x final Tweedie denoising step (off, on; it counts 1 NFE) x its own few-step switch
+    x final Tweedie denoising step (off, on, and for samplers with several evaluations per step
+    "spare": on only when whole steps leave an evaluation unspent; it counts 1 NFE)
+    x its own few-step switch
     (``lower_order_final`` for DPM-Solver-2/3 and ++(2M)) at NFE 10,
 
 from the same starting noise (``dpm_solver_1`` is DDIM step for step, so it is not run twice);
@@ -18,8 +20,9 @@ its best configuration and its previous defaults then run at NFE 5, 10 and 20. A
 
 The score of a configuration at one NFE is the mean over the three problems of
 1/2 log(SW2 / floor) + 1/2 log((|CE gap| + delta) / delta): 0 for exact samples, and each
-dimension weighs alike. Each sampler's default is its best configuration at NFE 10; the tables
-show it at NFE 5, 10 and 20 next to the previous defaults.
+dimension weighs alike. Each sampler's default is its best configuration at NFE 10 among those
+that do not blow up (see :func:`sweep`); the tables show it at NFE 5, 10 and 20 next to the
+previous defaults.
 
     python benchmarks/few_step_defaults.py [--n 4000] [--threads 1] [--out table.md]
 
@@ -52,8 +55,10 @@ SWITCHES: dict[str, dict[str, tuple[Any, ...]]] = {
     "dpm_solver_pp_2m": {"lower_order_final": (False, True)},
 }
 #: Not in the sweep: an adaptive solver has no NFE budget; torchsde's Euler is our
-#: euler_maruyama through another library (and 20x slower); PC belongs to the Langevin study.
+#: euler_maruyama through another library (and 20x slower); PC belongs to the Langevin study;
+#: the fast solvers (docs/howto/fast-solvers.md) have their own, benchmarks/fast_solvers.py.
 SKIP = ("pf_adaptive", "torchsde", "pc", "dpm_solver_1")
+SKIP += ("dpm_solver_pp_3m", "dpm_solver_pp_2m_sde", "unipc", "deis", "ipndm", "edm")
 #: The defaults before this study (grid kind of the old registry, t_N = eps, no denoise).
 BEFORE = {"grid_kind": None, "t_end": 1e-5, "denoise": False, "lower_order_final": False}
 
@@ -135,7 +140,8 @@ def score(p: Problem, sw: float, gap: float) -> float:
 
 def configs(name: str) -> list[dict[str, Any]]:
     """Every configuration of the sweep for sampler ``name``."""
-    axes = {"grid_kind": KINDS, "t_end": T_ENDS, "denoise": (False, True)}
+    spare = ("spare",) if SAMPLERS[name].steps_nfe({}) > 1 else ()  # a step costs > 1 NFE
+    axes = {"grid_kind": KINDS, "t_end": T_ENDS, "denoise": (False, True, *spare)}
     axes |= SWITCHES.get(name, {})
     return [dict(zip(axes, v)) for v in itertools.product(*axes.values())]
 
@@ -147,21 +153,59 @@ def run_config(problems: list[Problem], name: str, nfe: int, cfg: dict[str, Any]
     return runs, total
 
 
-def sweep(problems: list[Problem], names: list[str]) -> dict[tuple, tuple]:
-    """(name, nfe, config items) -> (per-problem runs, score): every config at NFE 10, then
-    the best one and the previous defaults at the other NFEs."""
-    out = {}
-    for name in names:
+def blow_up_ratio(p2: Problem, name: str, nfe: int, cfg: dict, ref: dict[int, float]) -> float:
+    """SW2 of ``name`` on the 2-D problem over the best first-order default's (``ref``)."""
+    return evaluate(p2, name, nfe, cfg)[1] / ref[nfe]
+
+
+def sweep(problems: list[Problem], names: list[str]) -> tuple[dict, dict]:
+    """Score every config at NFE 10; choose each sampler's default; run it and the previous
+    defaults at every NFE.
+
+    The choice is the best score at NFE 10 among the configurations that pass the no-blow-up
+    rule on the 2-D problem (SW2 <= 2x the best first-order deterministic default at NFE 5, 10
+    and 20; first-order samplers themselves are unconstrained); where no configuration passes
+    at NFE 5, the rule is applied at NFE 10 and 20 only, and the miss is reported.
+
+    Returns:
+        ``(results, chosen)``: (name, nfe, config items) -> (per-problem runs, score), and
+        name -> (config, note).
+    """
+    out, chosen = {}, {}
+    ref: dict[int, float] = {}  # best first-order deterministic SW2 on 2-D, per NFE
+    first = [n for n in names if SAMPLERS[n].order == 1.0 and not SAMPLERS[n].stochastic]
+    for name in first + [n for n in names if n not in first]:
         t0 = time.perf_counter()
-        for cfg in configs(name):
+        cands = configs(name)
+        for cfg in cands:
             out[(name, 10, tuple(cfg.items()))] = run_config(problems, name, 10, cfg)
-        best = min((v[1], k[2]) for k, v in out.items() if k[0] == name)[1]
+        ranked = sorted(cands, key=lambda c: out[(name, 10, tuple(c.items()))][1])
+        note, cfg = "", ranked[0]
+        if SAMPLERS[name].stochastic or name in first:
+            pass
+        else:
+            for nfes, tag in (((5, 10, 20), ""), ((10, 20), "misses the rule at NFE 5")):
+                ok = [
+                    c
+                    for c in ranked
+                    if all(blow_up_ratio(problems[0], name, n, c, ref) <= 2.0 for n in nfes)
+                ]
+                if ok:
+                    cfg, note = ok[0], tag
+                    break
+            else:
+                note = "misses the rule at NFE 10 or 20"
+        chosen[name] = (cfg, note)
         for nfe in NFES:
-            for items in {best, tuple(before(name).items())}:
+            for items in {tuple(cfg.items()), tuple(before(name).items())}:
                 if (name, nfe, items) not in out:
                     out[(name, nfe, items)] = run_config(problems, name, nfe, dict(items))
-        print(f"  {name}: {time.perf_counter() - t0:.1f}s", flush=True)
-    return out
+        if name in first:
+            for nfe in NFES:
+                sw = out[(name, nfe, tuple(cfg.items()))][0][0][1]
+                ref[nfe] = min(ref.get(nfe, math.inf), sw)
+        print(f"  {name}: {time.perf_counter() - t0:.1f}s {cfg} {note}", flush=True)
+    return out, chosen
 
 
 def before(name: str) -> dict[str, Any]:
@@ -178,23 +222,22 @@ def fmt_runs(runs: list[tuple[int, float, float]]) -> str:
     )
 
 
-def report(res: dict[tuple, tuple], problems: list[Problem], names: list[str]) -> str:
+def report(res: dict, chosen: dict, problems: list[Problem], names: list[str]) -> str:
     """Markdown: the chosen defaults, and before/after at every NFE."""
     labels = " | ".join(f"{p.label} SW2/floor / CE gap" for p in problems)
     lines = [
-        "| sampler | grid | t_N | denoise | other | score @10 (before) |",
-        "|---|---|---|---|---|---|",
+        "| sampler | grid | t_N | denoise | other | score @10 (before) | note |",
+        "|---|---|---|---|---|---|---|",
     ]
     detail = [
         f"| sampler | NFE | config | {labels} | score |",
         "|---|---|---|" + "---|" * len(problems) + "---|",
     ]
-    best_cfgs = {}
     for name in names:
-        at10 = {k: v for k, v in res.items() if k[0] == name and k[1] == 10}
-        key = min(at10, key=lambda k: at10[k][1])
-        cfg = dict(key[2])
-        best_cfgs[name] = cfg
+        cfg, note = chosen[name]
+        new_score = res[(name, 10, tuple(cfg.items()))][1]
+        if not math.isfinite(new_score):
+            note = "fails at every configuration at NFE 10"
         old = before(name)
         old_score = (
             res[(name, 10, tuple(old.items()))][1]
@@ -204,7 +247,7 @@ def report(res: dict[tuple, tuple], problems: list[Problem], names: list[str]) -
         other = ", ".join(f"{k}={v}" for k, v in cfg.items() if k in SWITCHES.get(name, {}))
         lines.append(
             f"| `{name}` | {cfg['grid_kind']} | {cfg['t_end']:g} | {cfg['denoise']} "
-            f"| {other or '-'} | {at10[key][1]:.2f} ({old_score:.2f}) |"
+            f"| {other or '-'} | {new_score:.2f} ({old_score:.2f}) | {note} |"
         )
         for nfe in NFES:
             for tag, c in (("before", old), ("after", cfg)):
@@ -218,7 +261,7 @@ def report(res: dict[tuple, tuple], problems: list[Problem], names: list[str]) -
         + " nats.",
         "",
     ]
-    return "\n".join(head + lines + ["", *detail]) + "\n", best_cfgs
+    return "\n".join(head + lines + ["", *detail]) + "\n"
 
 
 def main() -> None:
@@ -237,10 +280,10 @@ def main() -> None:
     ]
     names = [n for n in (a.samplers.split(",") if a.samplers else SAMPLERS) if n not in SKIP]
     print(f"threads={a.threads}, n={a.n}, samplers={names}", flush=True)
-    res = sweep(problems, names)
-    text, best = report(res, problems, names)
+    res, chosen = sweep(problems, names)
+    text = report(res, chosen, problems, names)
     print(text)
-    print("best at NFE 10:", {k: v for k, v in best.items()})
+    print("chosen:", {k: v[0] for k, v in chosen.items()})
     print(f"total {time.perf_counter() - t0:.0f}s")
     if a.out:
         with open(a.out, "w") as fh:

@@ -84,7 +84,8 @@ def test_quadratic_grid_is_denser_near_the_data() -> None:
         ("euler_maruyama", 10, 10, {}),
         ("pf_heun", 20, 10, {}),
         ("pf_rk4", 20, 5, {}),
-        ("dpm_solver_3", 21, 7, {}),
+        ("dpm_solver_3", 21, 7, {"lower_order_final": False}),
+        ("dpm_solver_3", 21, 8, {}),  # default plan: six order-3 steps, then orders 2 and 1
         ("pc", 40, 10, {"n_steps": 2}),  # Metropolis-adjusted: 1 + 2 + 1 per step
         ("pc", 30, 10, {"n_steps": 2, "corrector": "langevin_ula"}),
         ("ddim", 11, 10, {"denoise": True}),

@@ -13,7 +13,8 @@ measured few-step defaults. The options every sampler accepts (``seeds``, ``nois
 ``hook``, ``denoise``, ``return_trajectory``) are documented in :class:`Sampler`. Song et al.
 (2021) throughout; each module cites the paper and algorithm it transcribes.
 
-Modules: ``run`` (the sampling run: validation, counting, loop), ``reverse_sde`` (Euler–Maruyama,
+Modules: ``signature`` (the shared signature and result), ``run`` (the sampling run:
+validation, counting, loop), ``reverse_sde`` (Euler–Maruyama,
 reverse diffusion, DDPM, SMLD), ``ode`` (probability-flow ODE), ``ddim``, ``dpm_solver``,
 ``langevin`` (PC), ``fixed_langevin``, ``torchsde_backend``, ``grids``, ``registry``; the modern
 fast solvers ``unipc``, ``dpm_solver_pp`` (DPM-Solver++(3M), (2M) SDE), ``deis`` (DEIS, iPNDM),
@@ -67,7 +68,7 @@ from .reverse_sde import (
     sample_reverse_diffusion,
     sample_smld,
 )
-from .run import COMMON_OPTIONS, SampleInfo, Sampler
+from .signature import COMMON_OPTIONS, SampleInfo, Sampler
 from .torchsde_backend import TORCHSDE_METHODS, BrownianNoise, sample_torchsde
 from .unipc import sample_unipc
 

@@ -9,8 +9,6 @@ declared order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -36,7 +34,8 @@ from .grids import make_grid
 from .langevin import CORRECTORS, sample_annealed_langevin, sample_pc
 from .ode import sample_pf_adaptive, sample_pf_euler, sample_pf_heun, sample_pf_rk4
 from .reverse_sde import sample_ddpm, sample_euler_maruyama, sample_reverse_diffusion, sample_smld
-from .run import Callback, SampleInfo, Sampler
+from .signature import Callback, SampleInfo
+from .spec import SamplerSpec
 from .torchsde_backend import TORCHSDE_METHODS, sample_torchsde
 from .unipc import sample_unipc
 
@@ -51,70 +50,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class SamplerSpec:
-    """Metadata of a registered sampler.
-
-    Attributes:
-        fn: The sampler, with the signature of :class:`~scoresde.samplers.Sampler`.
-        stochastic: Whether it draws noise (with its default options).
-        order: Declared order: strong order for SDE samplers, global order for ODE samplers;
-            None where no order is claimed (Langevin correctors, adaptive solvers).
-        weak_order: Declared weak order of stochastic samplers (None otherwise).
-        order_variable: The step in which the order holds: 't' or 'log_snr'.
-        sdes: The SDE classes it supports.
-        nfe_per_step: Score evaluations per grid step (an int, or a function of the options).
-        default_grid: The grid kind :func:`sample` uses when given an NFE.
-        default_t_end: The grid's last time when given an NFE (None: ``sde.eps``).
-        default_denoise: Whether :func:`sample` given an NFE ends with the Tweedie step.
-        adaptive: Whether the solver chooses its own steps (then no NFE can be targeted).
-        step_nfes: ``step_nfes(n_steps, options)``: per-step NFEs where they differ by step
-            (singlestep DPM-Solver with ``lower_order_final``); None: ``nfe_per_step`` each.
-        plan: ``plan(nfe, options)``: per-step orders that spend a budget exactly, passed to
-            the sampler as ``orders`` (DPM-Solver-fast); None: a grid of whole steps.
-    """
-
-    fn: Sampler
-    stochastic: bool
-    order: float | None
-    weak_order: float | None = None
-    order_variable: str = "t"
-    sdes: tuple[type, ...] = (LinearSDE,)
-    nfe_per_step: int | Callable[[dict[str, Any]], int] = 1
-    default_grid: str = "uniform"
-    default_t_end: float | None = None
-    default_denoise: bool = False
-    adaptive: bool = False
-    step_nfes: Callable[[int, dict[str, Any]], list[int]] | None = None
-    plan: Callable[[int, dict[str, Any]], list[int]] | None = None
-    description: str = field(default="", compare=False)
-
-    def supports(self, sde: LinearSDE) -> bool:
-        """Whether ``sde`` is one of the supported SDE classes."""
-        return isinstance(sde, self.sdes)
-
-    def steps_nfe(self, options: dict[str, Any]) -> int:
-        """Score evaluations per step for these options (the most, where steps differ)."""
-        n = self.nfe_per_step
-        return n(options) if callable(n) else n
-
-    def run_nfe(self, n_steps: int, options: dict[str, Any]) -> int:
-        """Exact NFE of a run on an ``n_steps`` grid with ``options`` (denoise included)."""
-        extra = 1 if options.get("denoise") else 0
-        if options.get("orders") is not None:
-            return sum(options["orders"]) + extra
-        if self.step_nfes is not None:
-            return sum(self.step_nfes(n_steps, options)) + extra
-        return n_steps * self.steps_nfe(options) + extra
-
-
 def _pc_nfe(o: dict[str, Any]) -> int:
     corrector = CORRECTORS.get(o.get("corrector", "langevin"), CORRECTORS["none"])
     predictor = 0 if o.get("predictor", "reverse_diffusion") == "none" else 1
     return predictor + corrector.nfe(o.get("n_steps", 1))
 
 
-def _singlestep(order: int, lower_order_final: bool, **defaults: Any) -> SamplerSpec:
+def _singlestep(order: int, **defaults: Any) -> SamplerSpec:
     """Singlestep DPM-Solver-``order``: per-grid (``step_orders``) and per-budget plans.
 
     On a grid, the last step is first order with ``lower_order_final``; given an NFE budget,
@@ -122,12 +64,12 @@ def _singlestep(order: int, lower_order_final: bool, **defaults: Any) -> Sampler
     """
 
     def step_nfes(n_steps: int, o: dict[str, Any]) -> list[int]:
-        return step_orders(order, n_steps, o.get("lower_order_final", lower_order_final))
+        return step_orders(order, n_steps, o.get("lower_order_final", False))
 
     def plan(nfe: int, o: dict[str, Any]) -> list[int]:
-        return budget_orders(order, nfe, o.get("lower_order_final", lower_order_final))
+        return budget_orders(order, nfe, o.get("lower_order_final", False))
 
-    fn = partial(sample_dpm_solver, order=order, lower_order_final=lower_order_final)
+    fn = partial(sample_dpm_solver, order=order)
     return SamplerSpec(
         fn,
         order=float(order),
@@ -139,16 +81,24 @@ def _singlestep(order: int, lower_order_final: bool, **defaults: Any) -> Sampler
     )
 
 
-_SDE = {"stochastic": True, "order": 1.0, "weak_order": 1.0}  # strong order 1: additive noise
-_EXP = {"stochastic": False, "order_variable": "log_snr", "default_grid": "log_snr"}
-_FAST = {**_EXP, "default_grid": "quadratic"}
+def _few(kind: str, t_end: float | None, denoise: bool | str, **options: Any) -> dict[str, Any]:
+    """Few-step defaults, as measured by ``benchmarks/few_step_defaults.py`` at NFE 10."""
+    out = {"default_grid": kind, "default_t_end": t_end, "default_denoise": denoise}
+    return out | ({"default_options": options} if options else {})
 
-#: Every registered sampler by name.
+
+_SDE = {"stochastic": True, "order": 1.0, "weak_order": 1.0}  # strong order 1: additive noise
+_EXP = {"stochastic": False, "order_variable": "log_snr"}
+_FAST = {**_EXP, "default_grid": "quadratic"}
+_LOF = {"lower_order_final": True}
+
+#: Every registered sampler by name, with its measured few-step defaults (see the docs,
+#: "Defaults and the study that chose them"; samplers without a budget sweep keep the old ones).
 SAMPLERS: dict[str, SamplerSpec] = {
-    "euler_maruyama": SamplerSpec(sample_euler_maruyama, **_SDE),
+    "euler_maruyama": SamplerSpec(sample_euler_maruyama, **_SDE, **_few("quadratic", 1e-4, False)),
     "reverse_diffusion": SamplerSpec(sample_reverse_diffusion, **_SDE),
-    "ddpm": SamplerSpec(sample_ddpm, **_SDE, sdes=(VPSDE,)),
-    "smld": SamplerSpec(sample_smld, **_SDE, sdes=(VESDE,)),
+    "ddpm": SamplerSpec(sample_ddpm, **_SDE, sdes=(VPSDE,), **_few("uniform", 1e-2, True)),
+    "smld": SamplerSpec(sample_smld, **_SDE, sdes=(VESDE,), **_few("uniform", 1e-2, False)),
     "pc": SamplerSpec(sample_pc, stochastic=True, order=None, nfe_per_step=_pc_nfe),
     "annealed_langevin": SamplerSpec(
         sample_annealed_langevin,
@@ -156,18 +106,23 @@ SAMPLERS: dict[str, SamplerSpec] = {
         order=None,
         sdes=(VESDE,),
         nfe_per_step=lambda o: o.get("n_steps", 1),
+        **_few("karras", 1e-2, False),
     ),
     "torchsde": SamplerSpec(
         sample_torchsde, **_SDE, nfe_per_step=lambda o: TORCHSDE_METHODS[o.get("method", "euler")]
     ),
     "pf_euler": SamplerSpec(sample_pf_euler, stochastic=False, order=1.0),
-    "pf_heun": SamplerSpec(sample_pf_heun, stochastic=False, order=2.0, nfe_per_step=2),
-    "pf_rk4": SamplerSpec(sample_pf_rk4, stochastic=False, order=4.0, nfe_per_step=4),
+    "pf_heun": SamplerSpec(
+        sample_pf_heun, stochastic=False, order=2.0, nfe_per_step=2, **_few("log_snr", 1e-3, False)
+    ),
+    "pf_rk4": SamplerSpec(
+        sample_pf_rk4, stochastic=False, order=4.0, nfe_per_step=4, **_few("log_snr", 1e-3, "spare")
+    ),
     "pf_adaptive": SamplerSpec(sample_pf_adaptive, stochastic=False, order=None, adaptive=True),
-    "ddim": SamplerSpec(sample_ddim, order=1.0, **_EXP),
-    "dpm_solver_1": _singlestep(1, False),
-    "dpm_solver_2": _singlestep(2, False),
-    "dpm_solver_3": _singlestep(3, False),
+    "ddim": SamplerSpec(sample_ddim, order=1.0, **_EXP, **_few("uniform", 1e-3, False)),
+    "dpm_solver_1": _singlestep(1, **_few("uniform", 1e-3, False)),  # DDIM, step for step
+    "dpm_solver_2": _singlestep(2, **_few("quadratic", 1e-2, True, **_LOF)),
+    "dpm_solver_3": _singlestep(3, **_few("quadratic", 1e-2, False, **_LOF)),
     "dpm_solver_fast": SamplerSpec(
         sample_dpm_solver_fast,
         order=3.0,
@@ -175,9 +130,10 @@ SAMPLERS: dict[str, SamplerSpec] = {
         step_nfes=lambda n, o: fast_orders(3 * n - 1),
         plan=lambda nfe, o: fast_orders(nfe),
         **_EXP,
+        **_few("quadratic", 1e-2, True),
     ),
     "dpm_solver_pp_2m": SamplerSpec(
-        partial(sample_dpm_solver_pp_2m, lower_order_final=False), order=2.0, **_EXP
+        sample_dpm_solver_pp_2m, order=2.0, **_EXP, **_few("log_snr", 1e-2, False, **_LOF)
     ),
     # The modern fast solvers (issue #9), docs/howto/fast-solvers.md; default grids: the best at
     # 10 NFE in benchmarks/fast_solvers.py. DEIS and iPNDM reach their interior orders (3 and 4
@@ -192,9 +148,11 @@ SAMPLERS: dict[str, SamplerSpec] = {
         weak_order=2.0,
         order_variable="log_snr",
         default_grid="quadratic",
-        description="weak order 2 (exact moments on Gaussian data, tests/test_solvers_weak.py); "
-        "strong order ~1 in t on a shared Brownian path (measured 1.0-1.4, not asserted)",
-    ),  # fmt: skip
+        description=(
+            "weak order 2 (exact moments on Gaussian data, tests/test_solvers_weak.py); "
+            "strong order ~1 in t on a shared Brownian path (measured 1.0-1.4, not asserted)"
+        ),
+    ),
     "unipc": SamplerSpec(sample_unipc, order=3.0, **_FAST),
     "deis": SamplerSpec(sample_deis, order=None, description="interior order 3 (order=3)", **_FAST),
     "ipndm": SamplerSpec(sample_ipndm, order=None, description="interior order 4", **_FAST),
@@ -236,7 +194,8 @@ def plan_for_nfe(
     """The grid, and the options, on which sampler ``name`` spends exactly ``nfe`` evaluations.
 
     The options are ``options`` plus the sampler's measured defaults where not given
-    (``denoise``) and, for a sampler with a budget plan (DPM-Solver-fast), its ``orders``.
+    (``denoise``, ``default_options``) and, for a sampler with a budget plan (singlestep
+    DPM-Solver), the per-step ``orders`` that spend the budget.
 
     Args:
         sde: The linear SDE.
@@ -257,8 +216,10 @@ def plan_for_nfe(
         raise ValueError(f"{name}: an adaptive solver picks its own NFE; pass a grid and rtol/atol")
     if isinstance(nfe, bool) or not isinstance(nfe, int) or nfe < 1:
         raise ValueError(f"grid_for_nfe: expected an integer nfe >= 1, received {nfe!r}")
-    opts = {"denoise": spec.default_denoise, **options}
-    extra = 1 if opts.get("denoise") else 0
+    opts = {"denoise": spec.default_denoise, **spec.default_options, **options}
+    spare = opts["denoise"] == "spare"  # denoise only with an evaluation whole steps leave
+    opts["denoise"] = bool(opts["denoise"]) and not spare
+    extra = 1 if opts["denoise"] else 0
     if spec.plan is not None and nfe > extra:
         opts["orders"] = spec.plan(nfe - extra, opts)
         n_steps = len(opts["orders"])
@@ -266,13 +227,16 @@ def plan_for_nfe(
         n_steps = 0  # the most whole steps within the budget (costs grow with the steps)
         while spec.run_nfe(n_steps + 1, opts) <= nfe:
             n_steps += 1
+        opts["denoise"] = opts["denoise"] or (spare and spec.run_nfe(n_steps, opts) < nfe)
         if n_steps < 1 or (exact and spec.run_nfe(n_steps, opts) != nfe):
             ok = sorted({spec.run_nfe(k, opts) for k in (max(n_steps, 1), n_steps + 1)})
             raise ValueError(
                 f"{name}: NFE {nfe} is not reachable with these options; expected one of "
                 f"{', '.join(map(str, ok))}, ... (or pass exact=False)"
             )
-    end = spec.default_t_end if t_end is None else t_end
+    end = t_end
+    if end is None and spec.default_t_end is not None:  # measured for eps = 1e-5; never < eps
+        end = max(spec.default_t_end, sde.eps)
     return make_grid(sde, n_steps, kind or spec.default_grid, t_end=end), opts
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ..metrics import Density, cross_entropy_gap, get_metric
-from ..samplers import OptimizedGrid, get_sampler, grid_for_nfe, sample
+from ..samplers import OptimizedGrid, get_sampler, plan_for_nfe, sample
 from ..sde import LinearSDE
 from .table import summarize, write_csv
 
@@ -155,19 +155,22 @@ def compare_samplers(
         for label, name, opts in specs:
             adaptive = get_sampler(name).adaptive
             for nfe_target in [None] if adaptive else sorted(set(nfes)):
+                run_opts = opts
                 if adaptive:
                     grid = torch.tensor([sde.T, sde.eps], dtype=torch.float64)
                 else:
                     assert nfe_target is not None
-                    try:
-                        grid = grid_for_nfe(sde, name, nfe_target, grid_kind, exact=False, **opts)
+                    try:  # the sampler's measured few-step defaults, as ``sample`` applies them
+                        grid, run_opts = plan_for_nfe(
+                            sde, name, nfe_target, grid_kind, exact=False, **opts
+                        )
                     except ValueError as err:
                         if seed == seeds[0]:
                             study.skipped.append(f"{label} at NFE {nfe_target}: {err}")
                         continue
                 if progress is not None:
                     progress(f"{label} nfe={nfe_target} seed={seed}")
-                row, x = _run_one(sde, score_fn, name, opts, x_T, grid, seed)
+                row, x = _run_one(sde, score_fn, name, run_opts, x_T, grid, seed)
                 row.update(sampler=label, name=name, nfe_target=nfe_target)
                 _score(row, x, reference, metric_specs, seed, density)
                 study.rows.append(row)
