@@ -1,8 +1,8 @@
 """Langevin correctors and the PC sampler against closed forms (Song et al. 2021, Algs. 4-5).
 
-* The step-size rules, as unit tests on known scores and noise: e = 2 r (snr ||z|| / ||s||)^2
-  per sample ('langevin') and e = 2 r (snr sigma_t)^2 ('ald'), r = (alpha_{t_i} / alpha_{t_{i+1}})^2,
-  then x <- x + e s + sqrt(2 e) z.
+* The step-size rules through the sampler, on known scores and noise: 'snr_dim'
+  (2 r snr^2 d / max(||s||^2, d / sigma_t^2)), 'batch_mean', 'per_sample' and 'ald'
+  (2 r (snr sigma_t)^2), r = (alpha_{t_i} / alpha_{t_{i+1}})^2, then x <- x + e s + sqrt(2 e) z.
 * Invariance: on a Gaussian target N(mu, v) the chain x <- x + e s(x) + sqrt(2 e) z is linear,
   x' = (1 - e / v) x + e mu / v + sqrt(2 e) z, so after k steps from N(m, w) its law is exactly
   N(mu + q^k (m - mu), q^{2k} w + 2 e (1 - q^{2k}) / (1 - q^2)), q = 1 - e / v. Started at the
@@ -31,23 +31,30 @@ def _one_corrector_step(sde, corrector, snr, score, x, z, t_prev=0.5, t=0.45):
 
 
 @pytest.mark.parametrize("sde_name", ["vp", "subvp", "ve"])
-def test_langevin_step_size_rule_on_a_known_score(sde_name: str) -> None:
+@pytest.mark.parametrize("corrector", ["langevin_ula", "langevin_batch", "langevin_per_sample",
+                                       "ald"])  # fmt: skip
+def test_langevin_step_size_rule_on_a_known_score(sde_name: str, corrector: str) -> None:
+    """One unadjusted corrector step through ``sample('pc', ...)`` with a known score and noise
+    is x + e s + sqrt(2 e) z, with e from the rule written out here (Song et al. 2021, Alg. 5;
+    Song & Ermon 2019, Alg. 1) and r = (alpha_{t_i} / alpha_{t_{i+1}})^2."""
     sde, snr = SDES[sde_name], 0.23
     g = torch.Generator().manual_seed(0)
     x = torch.randn(5, 3, generator=g, dtype=torch.float64)
     z = torch.randn(5, 3, generator=g, dtype=torch.float64)
-    w = torch.tensor([0.5, 1.0, 2.0, 3.0, 4.0], dtype=torch.float64)[:, None]
+    w = torch.tensor([0.5, 1.0, 2.0, 3.0, 40.0], dtype=torch.float64)[:, None]
     score = lambda y, t: -w * (y - 1.0)  # noqa: E731 - a known, per-sample-scaled score
     s = score(x, None)
     a_prev, a_t = (sde.marginal(torch.tensor(v, dtype=torch.float64))[0] for v in (0.5, 0.45))
-    r = (a_prev / a_t) ** 2
-    e = 2 * r * (snr * z.norm(dim=1, keepdim=True) / s.norm(dim=1, keepdim=True)) ** 2
-    out = _one_corrector_step(sde, "langevin", snr, score, x, z)
+    r, sigma = (a_prev / a_t) ** 2, sde.marginal(torch.tensor(0.45, dtype=torch.float64))[1]
+    zn, sn = z.norm(dim=1, keepdim=True), s.norm(dim=1, keepdim=True)
+    e = {
+        "langevin_ula": 2 * r * snr**2 * 3 / torch.clamp(sn**2, min=3 / sigma**2),  # d = 3
+        "langevin_batch": 2 * r * (snr * zn.mean() / sn.mean()) ** 2 * torch.ones_like(sn),
+        "langevin_per_sample": 2 * r * (snr * zn / sn) ** 2,
+        "ald": 2 * r * (snr * sigma) ** 2 * torch.ones_like(sn),
+    }[corrector]
+    out = _one_corrector_step(sde, corrector, snr, score, x, z)
     torch.testing.assert_close(out, x + e * s + (2 * e).sqrt() * z, rtol=1e-12, atol=1e-12)
-    sigma_t = sde.marginal(torch.tensor(0.45, dtype=torch.float64))[1]
-    e_ald = 2 * r * (snr * sigma_t) ** 2
-    out = _one_corrector_step(sde, "ald", snr, score, x, z)
-    torch.testing.assert_close(out, x + e_ald * s + (2 * e_ald).sqrt() * z, rtol=1e-12, atol=1e-12)
 
 
 def _chain_law(e: float, k: int, mu: float, v: float, m: float, w: float) -> tuple[float, float]:
@@ -103,17 +110,21 @@ def test_langevin_chain_variance_moves_as_e_squared() -> None:
 
 
 @pytest.mark.parametrize("sde_name", ["vp", "subvp"])
-@pytest.mark.parametrize(("corrector", "snr", "dim"), [("langevin", 0.05, 16), ("ald", 0.1, 2)])
+@pytest.mark.parametrize(
+    ("corrector", "snr", "dim", "nfe"),
+    [("langevin", None, 2, 300), ("langevin_per_sample", 0.05, 16, 200), ("ald", 0.1, 2, 200)],
+)
 def test_pc_on_vp_and_subvp_matches_the_data_distribution(
-    sde_name: str, corrector: str, snr: float, dim: int
+    sde_name: str, corrector: str, snr: float | None, dim: int, nfe: int
 ) -> None:
-    # The per-sample snr rule uses ||z|| / ||s||, which concentrates only in higher dimension.
+    # The per-sample snr rule uses ||z|| / ||s||, which concentrates only in higher dimension;
+    # the default (Metropolis-adjusted) corrector costs one extra NFE per call.
     sde, n = SDES[sde_name], 2000
     gm = mixture(sde, dim=dim)
     x, info = sample("pc", sde, gm, prior(sde, n, dim=dim, seed=3), make_grid(sde, 100),
                      generator=torch.Generator().manual_seed(4), corrector=corrector,
                      snr=snr)  # fmt: skip
-    assert info.nfe == 200
+    assert info.nfe == nfe
     ref = gm.sample(n, torch.Generator().manual_seed(7))
     se = ref.std(0) / n**0.5
     assert bool(((x.mean(0) - gm.mean).abs() < 4 * se).all()), (x.mean(0), gm.mean)
