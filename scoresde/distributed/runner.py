@@ -75,12 +75,14 @@ def run_sharded(
     spans = plan_shards(n, shard_size)
     if shard_dir is not None and fingerprint is None:
         raise ValueError("run_sharded: expected a fingerprint with shard_dir (what to resume)")
-    saved = None if shard_dir is None else ShardStore(shard_dir, fingerprint or {}, world.rank)
     store = world.job_store() if world.size > 1 else None
     monitor = Monitor(store, world.rank, world.size, world.timeout, world.poll, n, progress, desc)
     mine: dict[int, dict[str, Any]] = {}
     with monitor:
         try:
+            saved = None
+            if shard_dir is not None:
+                saved = ShardStore(shard_dir, fingerprint or {}, world.rank)
             for k in range(world.rank, len(spans), world.size):
                 result = saved.load(k, spans[k]) if saved is not None else None
                 if result is None:
