@@ -164,8 +164,11 @@ def sharded_log_likelihood(
 
 
 class SampleSummary(dict):
-    """What :func:`sharded_sample` reports beside the samples: ``nfe`` (total over shards),
-    ``nfe_per_shard``, ``n_steps`` and ``stats`` of each shard's :class:`SampleInfo`."""
+    """What :func:`sharded_sample` reports beside the samples, as a dict.
+
+    Keys: ``nfe`` (score evaluations summed over shards), ``nfe_per_shard``, ``n_steps`` and
+    ``stats`` (the numeric stats of each shard's :class:`~scoresde.samplers.SampleInfo`).
+    """
 
 
 def sharded_sample(

@@ -28,9 +28,10 @@ from .world import RankFailedError, World
 
 __all__ = ["ShardFn", "run_sharded"]
 
-#: ``fn(start, stop, beat) -> result`` for the items [start, stop); call ``beat()`` at every
-#: score evaluation (it raises when another rank failed). The result must be picklable (a dict
-#: of CPU tensors, numbers, strings and lists thereof, to be saved with ``weights_only``).
+#: Type of the job of one shard: ``fn(start, stop, beat) -> dict`` for the items [start, stop).
+#: Call ``beat()`` at every score evaluation (it raises when another rank failed). The dict
+#: must be picklable (CPU tensors, numbers, strings and lists thereof: it is saved and loaded
+#: with ``weights_only``).
 ShardFn = Callable[[int, int, Callable[[], None]], dict[str, Any]]
 
 
