@@ -193,3 +193,24 @@ def test_bits_per_dim_and_sampler_study_identical_for_world_sizes() -> None:
 
     per_draw, rows3 = _on_ranks(job, 3)
     assert torch.equal(per_draw, ref.per_draw) and rows3 == rows
+
+
+@pytest.mark.timeout(60)
+def test_world_inside_a_process_group_the_user_started() -> None:
+    import torch.distributed as dist
+
+    def job(rank: int):
+        dist.init_process_group("gloo")  # the user's own group (e.g. for DDP training)
+        with World.from_env("cpu", timeout=30, poll=0.05) as world:
+            parts = run_sharded(
+                lambda a, b, beat: {"items": list(range(a, b))}, 5, shard_size=2, world=world
+            )
+        with World.from_env("cpu", timeout=30, poll=0.05) as world:  # a second job, same group
+            again = run_sharded(lambda a, b, beat: {"rank": rank}, 3, shard_size=1, world=world)
+        assert dist.is_initialized()  # left to its owner
+        dist.destroy_process_group()
+        if parts is None:
+            return None
+        return [i for p in parts for i in p["items"]], [p["rank"] for p in again]
+
+    assert _on_ranks(job, 2) == ([0, 1, 2, 3, 4], [0, 1, 0])
