@@ -167,8 +167,13 @@ def sharded_compare_samplers(
     differs.
 
     Args:
-        sde, score_fn, samplers, nfes, reference, metrics, seeds: As for
-            :func:`~scoresde.studies.compare_samplers`.
+        sde: The linear SDE.
+        score_fn: ``score_fn(x, t)`` on ``world.device``.
+        samplers: Registry names, or ``(name, options)`` pairs.
+        nfes: Target numbers of score evaluations.
+        reference: Reference samples, shape ``(m, *event_shape)``.
+        metrics: Names in :data:`scoresde.metrics.METRICS`.
+        seeds: One row per seed and run.
         world: The ranks (default: one process on the CPU).
         shard_dir: Folder for finished items (resume).
         progress: One progress bar over the items on rank 0.
