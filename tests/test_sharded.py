@@ -214,3 +214,24 @@ def test_world_inside_a_process_group_the_user_started() -> None:
         return [i for p in parts for i in p["items"]], [p["rank"] for p in again]
 
     assert _on_ranks(job, 2) == ([0, 1, 2, 3, 4], [0, 1, 0])
+
+
+def test_world_from_env_validates_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="expected an integer WORLD_SIZE, received 'two'"):
+        World.from_env("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(ValueError, match="expected 0 <= RANK < WORLD_SIZE=2, received RANK=2"):
+        World.from_env("cpu")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    with pytest.raises(ValueError, match="expected MASTER_ADDR and MASTER_PORT in the environment"):
+        World.from_env("cpu")
+    with pytest.raises(
+        ValueError, match="expected a device such as 'cpu' or 'cuda', received 'gpu0'"
+    ):
+        World.from_env("gpu0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert World.from_env("cpu").size == 1

@@ -118,11 +118,21 @@ class World:
                 variables.
         """
         _check_seconds(timeout, "timeout")
-        size = int(os.environ.get("WORLD_SIZE", "1"))
-        rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+        size, rank = _env_int("WORLD_SIZE", 1), _env_int("RANK", 0)
+        local = _env_int("LOCAL_RANK", 0)
         dev = _default_device(device, local)
         if size == 1:
             return cls(device=dev, timeout=timeout, poll=poll)
+        if not 0 <= rank < size:
+            raise ValueError(
+                f"World.from_env: expected 0 <= RANK < WORLD_SIZE={size}, received RANK={rank}"
+            )
+        missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(k)]
+        if missing:
+            raise ValueError(
+                f"World.from_env: expected {' and '.join(missing)} in the environment with "
+                f"WORLD_SIZE={size} (launch with torchrun)"
+            )
         wait = timedelta(seconds=timeout)
         key = tuple(os.environ.get(k) for k in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"))
         if _RENDEZVOUS["key"] != key:
@@ -178,6 +188,16 @@ class World:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"World.from_env: expected an integer {name}, received {text!r}") from None
 
 
 def _default_device(device: torch.device | str | None, local_rank: int) -> torch.device:
