@@ -9,7 +9,6 @@ Finished shards are kept in ``<out>/shards/``; rerunning the same command with t
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -76,9 +75,3 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
             np.save(f, array)
 
     atomic_write(path, write)
-
-
-def atomic_json(path: Path, data: object) -> None:
-    """JSON to ``path``, atomically."""
-    text = json.dumps(data, indent=2) + "\n"
-    atomic_write(path, lambda p: p.write_text(text))
