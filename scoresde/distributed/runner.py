@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .monitor import Monitor
 from .shards import ShardStore, plan_shards
 from .world import RankFailedError, World
@@ -30,8 +32,8 @@ __all__ = ["ShardFn", "run_sharded"]
 
 #: Type of the job of one shard: ``fn(start, stop, beat) -> dict`` for the items [start, stop).
 #: Call ``beat()`` at every score evaluation (it raises when another rank failed). The dict
-#: must be picklable (CPU tensors, numbers, strings and lists thereof: it is saved and loaded
-#: with ``weights_only``).
+#: must be picklable (tensors, moved to the CPU by the runner, numbers, strings and lists
+#: thereof: it is saved and loaded with ``weights_only``).
 ShardFn = Callable[[int, int, Callable[[], None]], dict[str, Any]]
 
 
@@ -93,6 +95,7 @@ def run_sharded(
                             f"run_sharded: expected fn to return a dict, received "
                             f"{type(result).__name__}"
                         )
+                    result = _to_cpu(result)  # gathered over gloo, loadable anywhere
                     if saved is not None:
                         saved.save(k, spans[k], result)
                 mine[k] = result
@@ -109,3 +112,14 @@ def run_sharded(
         return None
     merged = {k: v for part in parts for k, v in part.items()}
     return [merged[k] for k in range(len(spans))]
+
+
+def _to_cpu(value: Any) -> Any:
+    """``value`` with every tensor (in dicts, lists and tuples) detached and moved to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
