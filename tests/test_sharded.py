@@ -23,8 +23,9 @@ from scoresde.distributed import (
     sharded_sample,
 )
 from scoresde.likelihood import log_likelihood
-from scoresde.samplers import grid_for_nfe
+from scoresde.samplers import OptimizedGrid, grid_for_nfe
 from scoresde.sde import VPSDE
+from scoresde.studies import compare_samplers
 from tests.sharded_launch import launch
 
 SDE = VPSDE()
@@ -173,20 +174,22 @@ def test_bits_per_dim_and_sampler_study_identical_for_world_sizes() -> None:
     assert ref.bpd.shape == (5,) and ref.per_draw.shape == (2, 5)
     assert bool(torch.isfinite(ref.bpd).all()) and not torch.equal(ref.per_draw[0], ref.per_draw[1])
     reference = GM.sample(40, torch.Generator().manual_seed(2)).float()
+    times = torch.linspace(SDE.T, SDE.eps, 5, dtype=torch.float64)
+    grids = {"ddim[saved]": OptimizedGrid("ddim", 4, times, repr(SDE))}
     study_args = (SDE, SCORE, ["ddim", "euler_maruyama"], [4], reference, ["sw2"])
-    study = sharded_compare_samplers(*study_args, seeds=[1, 2])
+    study = sharded_compare_samplers(*study_args, seeds=[1, 2], grids=grids)
     rows = [{k: v for k, v in r.items() if k != "wall_time_s"} for r in study.rows]
+    # the rows of one process running compare_samplers itself, in its order
+    plain = compare_samplers(*study_args, seeds=[1, 2], grids=grids)
+    assert rows == [{k: v for k, v in r.items() if k != "wall_time_s"} for r in plain.rows]
     assert [(r["seed"], r["sampler"]) for r in rows] == [
-        (1, "ddim"),
-        (1, "euler_maruyama"),
-        (2, "ddim"),
-        (2, "euler_maruyama"),
+        (s, n) for s in (1, 2) for n in ("ddim", "euler_maruyama", "ddim[saved]")
     ]
 
     def job(rank: int):
         with World.from_env("cpu", timeout=30, poll=0.1) as world:
             b = sharded_bits_per_dim(SDE, SCORE, k, world=world, **bpd_kw)
-            s = sharded_compare_samplers(*study_args, seeds=[1, 2], world=world)
+            s = sharded_compare_samplers(*study_args, seeds=[1, 2], grids=grids, world=world)
         if b is None:
             return None
         return b.per_draw, [{k: v for k, v in r.items() if k != "wall_time_s"} for r in s.rows]
