@@ -9,6 +9,7 @@ Finished shards are kept in ``<out>/shards/``; rerunning the same command with t
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,8 @@ def add_scaleout_flags(p: argparse.ArgumentParser, shard_size: int, unit: str) -
     )
 
 
-def _positive(kind: type) -> object:
-    def parse(text: str) -> float | int:
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
