@@ -138,8 +138,10 @@ def test_cli_same_files_on_one_and_three_ranks(ckpt: str, tmp_path: Path) -> Non
         "samples.png",
         "shards",
     ]
-    config = (out / "nll" / "config.json").read_text().replace("ranks3", "single")
-    assert config == (single / "nll" / "config.json").read_text()
+    for cmd in ("sample", "nll"):  # every text file as one process writes it
+        for name in ("results.json", "report.md", "config.json"):
+            text = (out / cmd / name).read_text().replace("ranks3", "single")
+            assert text == (single / cmd / name).read_text(), (cmd, name)
 
 
 @pytest.mark.timeout(60)

@@ -126,7 +126,6 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
         "nfe": nfe,
         "n_steps": n_steps,
         "n": args.n,
-        "world_size": world.size,
         "files": ["samples.npy", fig.name],
     }
     text = (
