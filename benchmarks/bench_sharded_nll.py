@@ -114,7 +114,7 @@ def main() -> None:
         rows.append((ranks, stats["wall_s"], stats["nfe"], same, os.getloadavg()[0]))
     base = rows[0][1]
     print(
-        f"{'ranks':>5} {'wall s':>8} {'s / 1000 pts':>13} {'speed-up':>9} {'NFE':>7} "
+        f"{'ranks':>5} {'wall s':>8} {'s / 1000 pts':>13} {'speed-up':>9} {'NFE all':>7} "
         f"{'same log p':>10} {'load':>5}"
     )
     for ranks, wall, nfe, same, load in rows:

@@ -23,8 +23,9 @@ from scoresde.distributed import (
     sharded_sample,
 )
 from scoresde.likelihood import log_likelihood
-from scoresde.samplers import grid_for_nfe
+from scoresde.samplers import OptimizedGrid, grid_for_nfe
 from scoresde.sde import VPSDE
+from scoresde.studies import compare_samplers
 from tests.sharded_launch import launch
 
 SDE = VPSDE()
@@ -173,23 +174,67 @@ def test_bits_per_dim_and_sampler_study_identical_for_world_sizes() -> None:
     assert ref.bpd.shape == (5,) and ref.per_draw.shape == (2, 5)
     assert bool(torch.isfinite(ref.bpd).all()) and not torch.equal(ref.per_draw[0], ref.per_draw[1])
     reference = GM.sample(40, torch.Generator().manual_seed(2)).float()
+    times = torch.linspace(SDE.T, SDE.eps, 5, dtype=torch.float64)
+    grids = {"ddim[saved]": OptimizedGrid("ddim", 4, times, repr(SDE))}
     study_args = (SDE, SCORE, ["ddim", "euler_maruyama"], [4], reference, ["sw2"])
-    study = sharded_compare_samplers(*study_args, seeds=[1, 2])
+    study = sharded_compare_samplers(*study_args, seeds=[1, 2], grids=grids)
     rows = [{k: v for k, v in r.items() if k != "wall_time_s"} for r in study.rows]
+    # the rows of one process running compare_samplers itself, in its order
+    plain = compare_samplers(*study_args, seeds=[1, 2], grids=grids)
+    assert rows == [{k: v for k, v in r.items() if k != "wall_time_s"} for r in plain.rows]
     assert [(r["seed"], r["sampler"]) for r in rows] == [
-        (1, "ddim"),
-        (1, "euler_maruyama"),
-        (2, "ddim"),
-        (2, "euler_maruyama"),
+        (s, n) for s in (1, 2) for n in ("ddim", "euler_maruyama", "ddim[saved]")
     ]
 
     def job(rank: int):
         with World.from_env("cpu", timeout=30, poll=0.1) as world:
             b = sharded_bits_per_dim(SDE, SCORE, k, world=world, **bpd_kw)
-            s = sharded_compare_samplers(*study_args, seeds=[1, 2], world=world)
+            s = sharded_compare_samplers(*study_args, seeds=[1, 2], grids=grids, world=world)
         if b is None:
             return None
         return b.per_draw, [{k: v for k, v in r.items() if k != "wall_time_s"} for r in s.rows]
 
     per_draw, rows3 = _on_ranks(job, 3)
     assert torch.equal(per_draw, ref.per_draw) and rows3 == rows
+
+
+@pytest.mark.timeout(60)
+def test_world_inside_a_process_group_the_user_started() -> None:
+    import torch.distributed as dist
+
+    def job(rank: int):
+        dist.init_process_group("gloo")  # the user's own group (e.g. for DDP training)
+        with World.from_env("cpu", timeout=30, poll=0.05) as world:
+            parts = run_sharded(
+                lambda a, b, beat: {"items": list(range(a, b))}, 5, shard_size=2, world=world
+            )
+        with World.from_env("cpu", timeout=30, poll=0.05) as world:  # a second job, same group
+            again = run_sharded(lambda a, b, beat: {"rank": rank}, 3, shard_size=1, world=world)
+        assert dist.is_initialized()  # left to its owner
+        dist.destroy_process_group()
+        if parts is None:
+            return None
+        return [i for p in parts for i in p["items"]], [p["rank"] for p in again]
+
+    assert _on_ranks(job, 2) == ([0, 1, 2, 3, 4], [0, 1, 0])
+
+
+def test_world_from_env_validates_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="expected an integer WORLD_SIZE, received 'two'"):
+        World.from_env("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(ValueError, match="expected 0 <= RANK < WORLD_SIZE=2, received RANK=2"):
+        World.from_env("cpu")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    with pytest.raises(ValueError, match="expected MASTER_ADDR and MASTER_PORT in the environment"):
+        World.from_env("cpu")
+    with pytest.raises(
+        ValueError, match="expected a device such as 'cpu' or 'cuda', received 'gpu0'"
+    ):
+        World.from_env("gpu0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert World.from_env("cpu").size == 1

@@ -30,6 +30,7 @@ MODULES = [
     "scoresde.training",
     "scoresde.metrics",
     "scoresde.studies",
+    "scoresde.distributed",
     "scoresde.cli",
 ]
 #: Purposes of names without a docstring or ``#:`` comment (constants and type aliases).

@@ -3,7 +3,9 @@
 The only place that reads registry names from the user (DESIGN.md, contract 7). Every run writes
 a folder (``--out``, default ``runs/<command>-<time>``) with the resolved ``config.json``,
 ``results.json``, a Markdown ``report.md`` and PNG figures. User errors print one line and exit
-with status 2; no tracebacks.
+with status 2; no tracebacks. ``sample``, ``nll`` and ``compare`` also run under ``torchrun
+--nproc_per_node N``: rank 0 writes the same files as one process (docs/howto/scale-out.md);
+a failed or stalled rank ends every rank with one line and exit status 1.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ..sde import SDES
     from .common import float_list, grid_arg, int_list
     from .demo import BUDGETS
+    from .scaleout import add_scaleout_flags
 
     def names(registry: dict) -> Callable[[str], list[str]]:  # argparse: comma list of names
         def parse(text: str) -> list[str]:
@@ -120,8 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--denoise", action="store_true",
                    help="finish with a Tweedie denoising step (1 NFE, inside the budget)")  # fmt: skip
     s.add_argument(
-        "--n", type=_types(lambda v: int_list(v)[0]), default=1000, help="number of samples"
+        "-n",
+        "--n",
+        type=_types(lambda v: int_list(v)[0]),
+        default=1000,
+        help="number of samples (write -n under torchrun, which takes --n for its own --nnodes)",
     )
+    add_scaleout_flags(s, 500, "samples")
     _common(s)
     n = sub.add_parser("nll", help="per-point log-likelihood and bits/dim through the PF-ODE",
                        description="Exact log p(x) by the instantaneous change of variables along "
@@ -130,7 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--data", required=True, help="data set name or a .npy/.npz/.pt file")
     n.add_argument("--split", default="test", choices=["test", "train"])
     n.add_argument(
-        "--n", type=_types(lambda v: int_list(v)[0]), default=1000, help="number of points"
+        "-n",
+        "--n",
+        type=_types(lambda v: int_list(v)[0]),
+        default=1000,
+        help="number of points (write -n under torchrun)",
     )
     n.add_argument("--divergence", default="exact", choices=["exact", "hutchinson"])
     n.add_argument(
@@ -139,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument(
         "--rtol", type=_types(lambda v: float_list(v)[0]), default=1e-5, help="ODE rtol = atol"
     )
+    add_scaleout_flags(n, 250, "points")
     _common(n)
     c = sub.add_parser("compare", help="sampler study on a checkpoint or an exact mixture score",
                        description="Run samplers x NFEs x seeds from the same prior draws and score "
@@ -164,7 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--metrics", type=names(METRICS), default=["sw2", "mmd"],
                    help=f"comma list from: {_names(METRICS)}")  # fmt: skip
     c.add_argument(
-        "--n", type=_types(lambda v: int_list(v)[0]), default=2000, help="samples per run"
+        "-n",
+        "--n",
+        type=_types(lambda v: int_list(v)[0]),
+        default=2000,
+        help="samples per run (write -n under torchrun)",
+    )
+    c.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds without progress before a rank counts as failed (torchrun)",
     )
     _common(c)
     return top
@@ -174,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``scoresde`` console script and ``python -m scoresde``."""
     import torch
 
+    from ..distributed import RankFailedError
     from .common import CLIError, resolve_device
 
     args = build_parser().parse_args(argv)
@@ -191,8 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         sys.stderr.write(f"scoresde {args.command}: error: {msg}\n")
         return 2
+    except RankFailedError as err:  # under torchrun: another rank failed or stalled
+        sys.stderr.write(f"scoresde {args.command}: error: {err}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write(f"scoresde {args.command}: interrupted\n")
         return 130
-    print(f"wrote {out}")
+    if out is not None:  # rank 0 (or one process) wrote the run folder
+        print(f"wrote {out}")
     return 0

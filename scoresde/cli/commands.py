@@ -1,4 +1,8 @@
-"""``scoresde train | sample | nll | compare``: each writes a run folder with config, results, report."""
+"""``scoresde train | sample | nll | compare``: each writes a run folder with config, results, report.
+
+``sample``, ``nll`` and ``compare`` run sharded (:mod:`scoresde.cli.scaleout`): as one process,
+or under ``torchrun`` with the same files and numbers.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,18 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .._utils import mean_se
 from ..data import get_dataset, load_array
-from ..samplers import get_sampler, load_grid, plan_for_nfe, sample
+from ..distributed import atomic_write
+from ..samplers import get_sampler, load_grid, plan_for_nfe
 from ..sde import get_sde
-from ..studies import compare_samplers, summarize
+from ..studies import summarize
 from . import report
 from .common import CLIError, parse_mixture, run_dir, write_results
 from .config import RunConfig
+from .scaleout import atomic_save_npy, cli_world, shared_run_dir
 
 if TYPE_CHECKING:
     from ..training import TrainedModel
@@ -76,27 +80,65 @@ def _load(ckpt: str, device: torch.device) -> TrainedModel:
     return load_model(ckpt, device=device)
 
 
-def run_sample(args: argparse.Namespace, device: torch.device) -> Path:
-    """Draw ``--n`` samples with ``--sampler`` at ``--nfe``; save .npy (data units) and a figure."""
-    model, scaler, shape, _ = _load(args.ckpt, device)
-    sde = model.sde
-    args.sampler, grid, opts = _sample_grid(args, sde)
-    gen = torch.Generator(device=device).manual_seed(args.seed)
-    x_T = sde.prior_sample((args.n, *shape), generator=gen)
-    with torch.no_grad():
-        x, info = sample(args.sampler, sde, model, x_T, grid, generator=gen, **opts)
-    out = run_dir(args.out, "sample")
-    np.save(out / "samples.npy", scaler.inverse(x).cpu().numpy())
-    fig = (report.save_image_grid(x, out / "samples.png") if x.ndim == 4
-           else report.plot_samples({args.sampler: x}, out / "samples.png"))  # fmt: skip
-    results = {"sampler": args.sampler, "nfe": info.nfe, "n_steps": info.n_steps, "n": args.n,
-               "files": ["samples.npy", fig.name]}  # fmt: skip
+def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
+    """Draw ``--n`` samples with ``--sampler`` at ``--nfe``; save .npy (data units) and a figure.
+
+    Sample i starts from its own seeds (``scoresde.distributed.item_seed``), so the samples are
+    the same under ``torchrun`` with any number of ranks; rank 0 writes the files.
+    """
+    from ..distributed import sharded_sample
+
+    with cli_world(args, device) as world:
+        model, scaler, shape, _ = _load(args.ckpt, world.device)
+        sde = model.sde
+        args.sampler, grid, opts = _sample_grid(args, sde)
+        out = shared_run_dir(world, args.out, "sample")
+        res = sharded_sample(
+            args.sampler,
+            sde,
+            model,
+            tuple(shape),
+            args.n,
+            grid,
+            world=world,
+            seed=args.seed,
+            shard_size=args.shard_size,
+            shard_dir=out / "shards",
+            progress=not args.quiet,
+            **opts,
+        )
+    if res is None:
+        return None
+    x, info = res
+    atomic_save_npy(out / "samples.npy", scaler.inverse(x).numpy())
+    fig = out / "samples.png"
+    atomic_write(
+        fig,
+        lambda p: (
+            report.save_image_grid(x, p)
+            if x.ndim == 4
+            else report.plot_samples({args.sampler: x}, p)
+        ),
+    )
+    nfe, n_steps = max(info["nfe_per_shard"]), max(info["n_steps"])
+    results = {
+        "sampler": args.sampler,
+        "nfe": nfe,
+        "n_steps": n_steps,
+        "n": args.n,
+        "files": ["samples.npy", fig.name],
+    }
     text = (
         f"# scoresde sample\n\n{args.n} samples from `{args.ckpt}` with `{args.sampler}` "
-        f"({info.nfe} score evaluations, {info.n_steps} steps).\n\n![samples](samples.png)\n"
+        f"({nfe} score evaluations, {n_steps} steps).\n\n![samples](samples.png)\n"
     )
-    write_results(out, {"command": "sample", **vars(args), "device": str(device)}, results, text)
+    write_results(out, _config("sample", args, device), results, text)
     return out
+
+
+def _config(command: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """The resolved options of a run (the same at any world size: no rank-specific fields)."""
+    return {"command": command, **vars(args), "device": str(device)}
 
 
 def _sample_grid(args: argparse.Namespace, sde: Any) -> tuple[str, torch.Tensor, dict[str, Any]]:
@@ -119,43 +161,76 @@ def _sample_grid(args: argparse.Namespace, sde: Any) -> tuple[str, torch.Tensor,
     return name, grid, opts
 
 
-def run_nll(args: argparse.Namespace, device: torch.device) -> Path:
-    """Per-point log p(x) and bits/dim through the PF-ODE; CSV plus a summary with s.e."""
-    from ..likelihood import bits_per_dim, log_likelihood
+def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
+    """Per-point log p(x) and bits/dim through the PF-ODE; CSV plus a summary with s.e.
 
-    model, scaler, shape, _ = _load(args.ckpt, device)
-    data = _nll_data(args.data)
-    x = data.test if data.train is None or args.split == "test" else data.train
-    x = x[: args.n]
-    if tuple(x.shape[1:]) != shape:
-        raise CLIError(f"--data: expected points of shape {shape} (the model's), received "
-                       f"{tuple(x.shape[1:])}")  # fmt: skip
-    D, gen = math.prod(shape), torch.Generator(device=device).manual_seed(args.seed)
-    kw = {"rtol": args.rtol, "atol": args.rtol, "divergence": args.divergence,
-          "n_probes": args.probes}  # fmt: skip
-    if data.levels:  # discrete data: dequantized bits/dim (model range [-1, 1])
-        res = bits_per_dim(model.sde, model.double(), x.to(device).round().long(), levels=data.levels,
-                           generator=gen, **kw)  # fmt: skip
-        bpd = res.bpd.cpu()
-        logp = -bpd * D * math.log(2)
-    else:
-        r = log_likelihood(model.sde, model.double(), scaler.transform(x).to(device).double(),
-                           generator=gen, **kw)  # fmt: skip
-        logp = r.log_prob.cpu() + scaler.log_abs_det(shape)
-        bpd = -logp / (D * math.log(2))
-    out = run_dir(args.out, "nll")
+    Sharded over ``torchrun`` ranks (one process otherwise): the points' Hutchinson probes and
+    the shards' dequantization noise have their own seeds, so the numbers do not depend on the
+    number of ranks; rank 0 writes the files.
+    """
+    from ..distributed import sharded_bits_per_dim, sharded_log_likelihood
     from ..studies import write_csv
 
-    write_csv([{"index": i, "log_prob": float(a), "bits_per_dim": float(b)}
-               for i, (a, b) in enumerate(zip(logp, bpd, strict=True))], out / "nll.csv")  # fmt: skip
+    with cli_world(args, device) as world:
+        model, scaler, shape, _ = _load(args.ckpt, world.device)
+        data = _nll_data(args.data)
+        x = data.test if data.train is None or args.split == "test" else data.train
+        x = x[: args.n]
+        if tuple(x.shape[1:]) != tuple(shape):
+            raise CLIError(
+                f"--data: expected points of shape {tuple(shape)} (the model's), "
+                f"received {tuple(x.shape[1:])}"
+            )
+        D = math.prod(shape)
+        out = shared_run_dir(world, args.out, "nll")
+        kw = {
+            "rtol": args.rtol,
+            "atol": args.rtol,
+            "divergence": args.divergence,
+            "n_probes": args.probes,
+            "world": world,
+            "seed": args.seed,
+            "shard_size": args.shard_size,
+            "shard_dir": out / "shards",
+            "progress": not args.quiet,
+        }
+        if data.levels:  # discrete data: dequantized bits/dim (model range [-1, 1])
+            res = sharded_bits_per_dim(
+                model.sde, model.double(), x.round().long(), levels=data.levels, **kw
+            )
+            if res is None:
+                return None
+            bpd = res.bpd.cpu()
+            logp = -bpd * D * math.log(2)
+        else:
+            r = sharded_log_likelihood(
+                model.sde, model.double(), scaler.transform(x).double(), **kw
+            )
+            if r is None:
+                return None
+            logp = r.log_prob.cpu() + scaler.log_abs_det(shape)
+            bpd = -logp / (D * math.log(2))
+    rows = [
+        {"index": i, "log_prob": float(a), "bits_per_dim": float(b)}
+        for i, (a, b) in enumerate(zip(logp, bpd, strict=True))
+    ]
+    atomic_write(out / "nll.csv", lambda p: write_csv(rows, p))
     se = float(mean_se(logp.double())[1])
-    results = {"n": logp.numel(), "nll_mean": float(-logp.mean()), "nll_se": se,
-               "bpd_mean": float(bpd.mean()), "bpd_se": se / (D * math.log(2)),
-               "entropy": data.entropy}  # fmt: skip
-    fig = report.plot_nll_histogram(-logp, out / "nll_histogram.png", data.entropy)
-    text = (f"# scoresde nll\n\n{results['n']} points: NLL {results['nll_mean']:.4f} ± {se:.4f} "
-            f"nats, {results['bpd_mean']:.4f} bits/dim.\n\n![NLL]({fig.name})\n")  # fmt: skip
-    write_results(out, {"command": "nll", **vars(args), "device": str(device)}, results, text)
+    results = {
+        "n": logp.numel(),
+        "nll_mean": float(-logp.mean()),
+        "nll_se": se,
+        "bpd_mean": float(bpd.mean()),
+        "bpd_se": se / (D * math.log(2)),
+        "entropy": data.entropy,
+    }
+    fig = out / "nll_histogram.png"
+    atomic_write(fig, lambda p: report.plot_nll_histogram(-logp, p, data.entropy))
+    text = (
+        f"# scoresde nll\n\n{results['n']} points: NLL {results['nll_mean']:.4f} ± {se:.4f} "
+        f"nats, {results['bpd_mean']:.4f} bits/dim.\n\n![NLL]({fig.name})\n"
+    )
+    write_results(out, _config("nll", args, device), results, text)
     return out
 
 
@@ -168,50 +243,77 @@ def _nll_data(spec: str) -> Any:
     return get_dataset(spec)
 
 
-def run_compare(args: argparse.Namespace, device: torch.device) -> Path:
-    """A sampler study on an exact mixture score (``--analytic``) or a checkpoint (``--ckpt``)."""
+def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
+    """A sampler study on an exact mixture score (``--analytic``) or a checkpoint (``--ckpt``).
+
+    Its (seed, sampler) runs are shared out over ``torchrun`` ranks (one process otherwise);
+    every row is the row of one process, and rank 0 writes the files.
+    """
+    from ..distributed import sharded_compare_samplers
+
     density: Any = None
     score_fn: Any = None
-    if args.analytic:
-        sde = get_sde(args.sde)
-        density = parse_mixture(args.analytic)
-        score_fn = density.with_sde(sde)
-        gen = torch.Generator().manual_seed(10_000 + args.seed)
-        ref = density.sample(args.n, gen, dtype=torch.float32, device=device)
-    else:
-        model, scaler, _, metadata = _load(args.ckpt, device)
-        sde, score_fn = model.sde, model
-        source = metadata.get("run_config", {}).get("data")
-        if not source:
-            raise CLIError(f"--ckpt: {args.ckpt} does not name its training data (no run config)")
-        data = get_dataset(source["name"], **source.get("kwargs", {}))
-        ref = scaler.transform(data.test[: args.n]).to(device)
-    kinds = [g for g in args.grid if isinstance(g, str)]
-    if len(kinds) > 1:
-        raise CLIError(f"--grid: expected at most one grid kind, received {', '.join(kinds)}")
-    files = [load_grid(g, sde) for g in args.grid if isinstance(g, Path)]
-    grids = {f"{og.sampler}[{p.stem}]": og for og, p in
-             zip(files, [g for g in args.grid if isinstance(g, Path)], strict=True)}  # fmt: skip
-    bar = tqdm(desc="sampler study", disable=args.quiet, leave=False)
-    study = compare_samplers(
-        sde, score_fn, args.samplers, args.nfe, ref, args.metrics, seeds=args.seeds,
-        density=density, progress=lambda m: (bar.set_postfix_str(m), bar.update()),
-        grid_kind=kinds[0] if kinds else None, grids=grids, denoise=args.denoise,
-    )  # fmt: skip
-    bar.close()
-    out = run_dir(args.out, "compare")
-    study.to_csv(out / "sampler_study.csv")
+    with cli_world(args, device) as world:
+        if args.analytic:
+            sde = get_sde(args.sde)
+            density = parse_mixture(args.analytic)
+            score_fn = density.with_sde(sde)
+            gen = torch.Generator().manual_seed(10_000 + args.seed)
+            ref = density.sample(args.n, gen, dtype=torch.float32, device=world.device)
+        else:
+            model, scaler, _, metadata = _load(args.ckpt, world.device)
+            sde, score_fn = model.sde, model
+            source = metadata.get("run_config", {}).get("data")
+            if not source:
+                raise CLIError(
+                    f"--ckpt: {args.ckpt} does not name its training data (no run config)"
+                )
+            data = get_dataset(source["name"], **source.get("kwargs", {}))
+            ref = scaler.transform(data.test[: args.n]).to(world.device)
+        kinds = [g for g in args.grid if isinstance(g, str)]
+        if len(kinds) > 1:
+            raise CLIError(f"--grid: expected at most one grid kind, received {', '.join(kinds)}")
+        paths = [g for g in args.grid if isinstance(g, Path)]
+        grids = {
+            f"{og.sampler}[{p.stem}]": og
+            for og, p in zip([load_grid(p, sde) for p in paths], paths, strict=True)
+        }
+        out = shared_run_dir(world, args.out, "compare")
+        study = sharded_compare_samplers(
+            sde,
+            score_fn,
+            args.samplers,
+            args.nfe,
+            ref,
+            args.metrics,
+            seeds=args.seeds,
+            density=density,
+            world=world,
+            shard_dir=out / "shards",
+            progress=not args.quiet,
+            grid_kind=kinds[0] if kinds else None,
+            grids=grids,
+            denoise=args.denoise,
+        )
+    if study is None:
+        return None
+    ref = ref.cpu()
+    atomic_write(out / "sampler_study.csv", study.to_csv)
     m = args.metrics[0]
-    report.plot_quality_vs_nfe(study.rows, m, out / "quality_vs_nfe.png")
+    atomic_write(out / "quality_vs_nfe.png", lambda p: report.plot_quality_vs_nfe(study.rows, m, p))
     if ref.ndim == 2:
         panels = {
             f"{k[0]} (NFE {k[1]})": v for k, v in study.samples.items() if k[1] == max(args.nfe)
         }
-        report.plot_samples(panels, out / "samples_per_sampler.png", reference=ref)
+        atomic_write(
+            out / "samples_per_sampler.png", lambda p: report.plot_samples(panels, p, reference=ref)
+        )
     summary = summarize(study.rows, m)
     results = {"metric": m, "summary": summary, "skipped": study.skipped, "rows": study.rows}
-    text = (f"# scoresde compare\n\n{m}, mean over seeds {args.seeds}:\n\n"
-            + report.markdown_table(summary, ["sampler", "nfe_target", "nfe", "mean", "se"])
-            + "\n![quality vs NFE](quality_vs_nfe.png)\n")  # fmt: skip
-    write_results(out, {"command": "compare", **vars(args), "device": str(device)}, results, text)
+    text = (
+        f"# scoresde compare\n\n{m}, mean over seeds {args.seeds}:\n\n"
+        + report.markdown_table(summary, ["sampler", "nfe_target", "nfe", "mean", "se"])
+        + "\n![quality vs NFE](quality_vs_nfe.png)\n"
+    )
+    write_results(out, _config("compare", args, device), results, text)
     return out

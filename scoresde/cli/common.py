@@ -121,8 +121,12 @@ def run_dir(out: str | None, command: str) -> Path:
 
 
 def write_results(out: Path, config: dict | None, results: dict, report: str) -> None:
-    """Write ``config.json`` (resolved options, unless None), ``results.json`` and ``report.md``."""
+    """Write ``config.json`` (unless None), ``results.json`` and ``report.md``, each atomically."""
+    from ..distributed import atomic_write
+
+    files = {"results.json": results}
     if config is not None:
-        write_json(config, out / "config.json")
-    write_json(results, out / "results.json")
-    (out / "report.md").write_text(report)
+        files["config.json"] = config
+    for name, value in files.items():  # each file whole or not at all
+        atomic_write(out / name, lambda p, value=value: write_json(value, p))
+    atomic_write(out / "report.md", lambda p: p.write_text(report))

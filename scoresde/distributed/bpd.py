@@ -167,12 +167,18 @@ def sharded_compare_samplers(
     differs.
 
     Args:
-        sde, score_fn, samplers, nfes, reference, metrics, seeds: As for
-            :func:`~scoresde.studies.compare_samplers`.
+        sde: The linear SDE.
+        score_fn: ``score_fn(x, t)`` on ``world.device``.
+        samplers: Registry names, or ``(name, options)`` pairs.
+        nfes: Target numbers of score evaluations.
+        reference: Reference samples, shape ``(m, *event_shape)``.
+        metrics: Names in :data:`scoresde.metrics.METRICS`.
+        seeds: One row per seed and run.
         world: The ranks (default: one process on the CPU).
         shard_dir: Folder for finished items (resume).
         progress: One progress bar over the items on rank 0.
-        **study_kwargs: ``n_samples``, ``density``, ``grid_kind``, ``keep_samples``.
+        **study_kwargs: ``n_samples``, ``density``, ``grid_kind``, ``grids`` (each saved grid
+            is one item per seed), ``denoise``, ``keep_samples``.
 
     Returns:
         On rank 0 the :class:`~scoresde.studies.SamplerStudy`; None on the other ranks.
@@ -182,21 +188,27 @@ def sharded_compare_samplers(
     """
     world = World.single("cpu") if world is None else world
     samplers, seeds = list(samplers), list(seeds)
-    if not samplers or not seeds:
-        raise ValueError("sharded_compare_samplers: expected at least one sampler and one seed")
-    items = [(s, a) for s in seeds for a in samplers]
+    grids = dict(study_kwargs.pop("grids", None) or {})
+    if not (samplers or grids) or not seeds:
+        raise ValueError(
+            "sharded_compare_samplers: expected at least one sampler (or grid) and one seed"
+        )
+    # one process's order: per seed, the named samplers, then the saved grids
+    runs = [("sampler", a) for a in samplers] + [("grid", label) for label in grids]
+    items = [(s, kind, what) for s in seeds for kind, what in runs]
     keep = study_kwargs.pop("keep_samples", True)
 
     def shard(start: int, stop: int, beat: Callable[[], None]) -> dict[str, Any]:
-        seed, arg = items[start]
+        seed, kind, what = items[start]
         study = compare_samplers(
             sde,
             _beating(score_fn, beat),
-            [arg],
+            [what] if kind == "sampler" else [],
             nfes,
             reference,
             metrics,
             seeds=[seed],
+            grids={what: grids[what]} if kind == "grid" else None,
             keep_samples=keep and seed == seeds[0],
             **study_kwargs,
         )
@@ -209,6 +221,7 @@ def sharded_compare_samplers(
         "sde": sde.config(),
         "score_fn": score_fn,
         "items": items,
+        "grids": grids,
         "nfes": list(nfes),
         "reference": reference,
         "metrics": list(metrics),

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._utils import sde_of
 from ..likelihood import LikelihoodResult, log_likelihood
 from ..samplers import get_sampler, noise_from_seeds, sample
 from ..sde import LinearSDE
@@ -39,10 +40,9 @@ class _Beating:
 
     def __init__(self, score_fn: ScoreFn, beat: Callable[[], None]) -> None:
         self.fn, self.beat = score_fn, beat
-        for obj in (score_fn, getattr(score_fn, "__self__", None)):
-            if getattr(obj, "sde", None) is not None:
-                self.sde = obj.sde
-                break
+        carried = sde_of(score_fn)
+        if carried is not None:
+            self.sde = carried
 
     def __call__(self, x: Tensor, t: Tensor) -> Tensor:
         self.beat()
@@ -164,8 +164,11 @@ def sharded_log_likelihood(
 
 
 class SampleSummary(dict):
-    """What :func:`sharded_sample` reports beside the samples: ``nfe`` (total over shards),
-    ``nfe_per_shard``, ``n_steps`` and ``stats`` of each shard's :class:`SampleInfo`."""
+    """What :func:`sharded_sample` reports beside the samples, as a dict.
+
+    Keys: ``nfe`` (score evaluations summed over shards), ``nfe_per_shard``, ``n_steps`` and
+    ``stats`` (the numeric stats of each shard's :class:`~scoresde.samplers.SampleInfo`).
+    """
 
 
 def sharded_sample(

@@ -84,11 +84,15 @@ class Monitor:
         if self.store is None:
             self.bar.update(items)
 
-    def fail(self, message: str) -> None:
-        """Publish this rank's failure so that every other rank stops (first message wins)."""
+    def fail(self, message: str, rank: int | None = None) -> None:
+        """Publish the failure of ``rank`` (default: this rank) so that every rank stops.
+
+        The first message published wins; every rank raises it.
+        """
         if self.store is not None:
+            who = self.rank if rank is None else rank
             try:
-                self.store.compare_set("abort", "", f"{self.rank}|{message}")
+                self.store.compare_set("abort", "", f"{who}|{message}")
             except Exception:  # noqa: BLE001 - the store may be gone already; we raise anyway
                 pass
 
@@ -163,7 +167,7 @@ class Monitor:
                     f"rank {r} made no progress for {self.timeout:g} s (frozen, dead, or one "
                     "score evaluation slower than the timeout)"
                 )
-                self.fail(message)
+                self.fail(message, rank=r)
                 self.error = RankFailedError(r, message)
                 return
         if self.rank == 0:

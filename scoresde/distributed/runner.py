@@ -22,15 +22,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .monitor import Monitor
 from .shards import ShardStore, plan_shards
 from .world import RankFailedError, World
 
 __all__ = ["ShardFn", "run_sharded"]
 
-#: ``fn(start, stop, beat) -> result`` for the items [start, stop); call ``beat()`` at every
-#: score evaluation (it raises when another rank failed). The result must be picklable (a dict
-#: of CPU tensors, numbers, strings and lists thereof, to be saved with ``weights_only``).
+#: Type of the job of one shard: ``fn(start, stop, beat) -> dict`` for the items [start, stop).
+#: Call ``beat()`` at every score evaluation (it raises when another rank failed). The dict
+#: must be picklable (tensors, moved to the CPU by the runner, numbers, strings and lists
+#: thereof: it is saved and loaded with ``weights_only``).
 ShardFn = Callable[[int, int, Callable[[], None]], dict[str, Any]]
 
 
@@ -75,12 +78,14 @@ def run_sharded(
     spans = plan_shards(n, shard_size)
     if shard_dir is not None and fingerprint is None:
         raise ValueError("run_sharded: expected a fingerprint with shard_dir (what to resume)")
-    saved = None if shard_dir is None else ShardStore(shard_dir, fingerprint or {}, world.rank)
     store = world.job_store() if world.size > 1 else None
     monitor = Monitor(store, world.rank, world.size, world.timeout, world.poll, n, progress, desc)
     mine: dict[int, dict[str, Any]] = {}
     with monitor:
         try:
+            saved = None
+            if shard_dir is not None:
+                saved = ShardStore(shard_dir, fingerprint or {}, world.rank)
             for k in range(world.rank, len(spans), world.size):
                 result = saved.load(k, spans[k]) if saved is not None else None
                 if result is None:
@@ -90,6 +95,7 @@ def run_sharded(
                             f"run_sharded: expected fn to return a dict, received "
                             f"{type(result).__name__}"
                         )
+                    result = _to_cpu(result)  # gathered over gloo, loadable anywhere
                     if saved is not None:
                         saved.save(k, spans[k], result)
                 mine[k] = result
@@ -106,3 +112,14 @@ def run_sharded(
         return None
     merged = {k: v for part in parts for k, v in part.items()}
     return [merged[k] for k in range(len(spans))]
+
+
+def _to_cpu(value: Any) -> Any:
+    """``value`` with every tensor (in dicts, lists and tuples) detached and moved to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value

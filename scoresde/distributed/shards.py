@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import tempfile
+import types
 from pathlib import Path
 from typing import Any
 
@@ -50,23 +51,37 @@ def item_seed(seed: int, index: int, stream: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def _digest(value: Any) -> Any:
-    """A JSON-able stand-in for ``value``: tensors and modules by content hash."""
+def _digest(value: Any, depth: int = 0) -> Any:
+    """A JSON-able stand-in for ``value``: tensors and modules by content hash, functions by
+    name and closure, other objects by type and attributes (never by memory address)."""
+    if depth > 6:
+        return type(value).__qualname__
     if isinstance(value, torch.nn.Module):
-        value = value.state_dict()
+        return {"module": type(value).__qualname__, "state": _digest(value.state_dict(), depth + 1)}
     if isinstance(value, torch.Tensor):
         t = value.detach().cpu().contiguous()
         h = hashlib.sha256(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
         return {"tensor": h.hexdigest()[:16], "shape": list(t.shape), "dtype": str(t.dtype)}
     if isinstance(value, dict):
-        return {str(k): _digest(v) for k, v in value.items()}
+        return {str(k): _digest(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_digest(v) for v in value]
+        return [_digest(v, depth + 1) for v in value]
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
-    if callable(value):
-        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', repr(value))}"
-    return repr(value)
+    if isinstance(value, (torch.dtype, torch.device)):
+        return str(value)
+    if isinstance(value, types.MethodType):
+        return {"method": value.__func__.__qualname__, "self": _digest(value.__self__, depth + 1)}
+    if isinstance(value, types.FunctionType):
+        cells = [c.cell_contents for c in value.__closure__ or ()]
+        return {
+            "function": f"{value.__module__}.{value.__qualname__}",
+            "closure": _digest(cells, depth + 1),
+        }
+    if hasattr(value, "__dict__"):
+        public = {k: v for k, v in vars(value).items() if not k.startswith("_")}  # no caches
+        return {"type": type(value).__qualname__, "vars": _digest(public, depth + 1)}
+    return type(value).__qualname__
 
 
 def fingerprint_of(spec: dict[str, Any]) -> dict[str, Any]:
@@ -77,11 +92,14 @@ def fingerprint_of(spec: dict[str, Any]) -> dict[str, Any]:
 def atomic_write(path: str | Path, write: Any) -> Path:
     """Call ``write(tmp_path)``, then move the file onto ``path`` in one step.
 
-    A reader sees the old file or the complete new one, never a partial file.
+    A reader sees the old file or the complete new one, never a partial file. The temporary
+    file keeps the suffix of ``path`` (writers such as matplotlib pick the format from it).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
+    )
     os.close(fd)
     try:
         write(Path(tmp))

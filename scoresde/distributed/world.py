@@ -28,6 +28,11 @@ import torch.distributed as dist
 
 __all__ = ["RankFailedError", "World"]
 
+#: The rendezvous store of this process (created once: a second TCP store on the same port
+#: would race with the first one's teardown) and the number of Worlds built on it; every rank
+#: builds its Worlds in the same order, so the count names a fresh key namespace.
+_RENDEZVOUS: dict[str, Any] = {"store": None, "key": None, "generation": 0}
+
 
 class RankFailedError(RuntimeError):
     """A rank of a sharded job failed or made no progress within the timeout.
@@ -58,7 +63,7 @@ class World:
         timeout: Seconds without progress after which a rank counts as failed (frozen or dead);
             must exceed the time of one score evaluation.
         poll: Seconds between heartbeats and checks of the other ranks.
-        store: The rendezvous key-value store (None for a single process).
+        store: This World's namespace of the rendezvous key-value store (None for one process).
         group: The process group of the final gather (None: the default group or one process).
     """
 
@@ -113,18 +118,34 @@ class World:
                 variables.
         """
         _check_seconds(timeout, "timeout")
-        size = int(os.environ.get("WORLD_SIZE", "1"))
-        rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+        size, rank = _env_int("WORLD_SIZE", 1), _env_int("RANK", 0)
+        local = _env_int("LOCAL_RANK", 0)
         dev = _default_device(device, local)
         if size == 1:
             return cls(device=dev, timeout=timeout, poll=poll)
+        if not 0 <= rank < size:
+            raise ValueError(
+                f"World.from_env: expected 0 <= RANK < WORLD_SIZE={size}, received RANK={rank}"
+            )
+        missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(k)]
+        if missing:
+            raise ValueError(
+                f"World.from_env: expected {' and '.join(missing)} in the environment with "
+                f"WORLD_SIZE={size} (launch with torchrun)"
+            )
         wait = timedelta(seconds=timeout)
-        store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=size, timeout=wait))
+        key = tuple(os.environ.get(k) for k in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"))
+        if _RENDEZVOUS["key"] != key:
+            url = "env://"
+            _RENDEZVOUS["store"], _, _ = next(dist.rendezvous(url, rank, size, timeout=wait))
+            _RENDEZVOUS["key"] = key
+        _RENDEZVOUS["generation"] += 1
+        store = dist.PrefixStore(f"scoresde/world{_RENDEZVOUS['generation']}", _RENDEZVOUS["store"])
         own = not dist.is_initialized()
         if own:
             dist.init_process_group(
                 "gloo",
-                store=dist.PrefixStore("scoresde/pg", store),
+                store=dist.PrefixStore("pg", store),
                 rank=rank,
                 world_size=size,
                 timeout=wait,
@@ -141,7 +162,7 @@ class World:
     def job_store(self) -> Any:
         """A fresh key namespace of the store for the next job (ranks run jobs in one order)."""
         self._jobs += 1
-        return dist.PrefixStore(f"scoresde/job{self._jobs}", self.store)
+        return dist.PrefixStore(f"job{self._jobs}", self.store)
 
     def gather(self, obj: Any) -> list[Any] | None:
         """``obj`` of every rank, in rank order, on rank 0 (None elsewhere)."""
@@ -167,6 +188,16 @@ class World:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"World.from_env: expected an integer {name}, received {text!r}") from None
 
 
 def _default_device(device: torch.device | str | None, local_rank: int) -> torch.device:
