@@ -206,3 +206,14 @@ def test_registry_declares_the_new_solvers() -> None:
         SAMPLERS["dpm_solver_pp_2m_sde"].stochastic and SAMPLERS["dpm_solver_pp_2m_sde"].weak_order
     )
     assert expected_nfe("edm", 7) == 13
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_float32_runs_agree_with_float64(name: str) -> None:
+    """Coefficients are computed in float64 and cast: a float32 run matches to float32 accuracy."""
+    sde = SDES["vp"]
+    gm, x64 = mixture(sde), prior(sde, 16)
+    grid = make_grid(sde, 12, "quadratic")
+    runs = [sample(name, sde, gm, x, grid, seeds=list(range(16)))[0] for x in (x64, x64.float())]
+    assert runs[1].dtype == torch.float32
+    torch.testing.assert_close(runs[1].double(), runs[0], rtol=0, atol=2e-3)

@@ -135,11 +135,11 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "dpm_solver_pp_2m": SamplerSpec(
         sample_dpm_solver_pp_2m, order=2.0, **_EXP, **_few("log_snr", 1e-2, False, **_LOF)
     ),
-    # The modern fast solvers (issue #9), docs/howto/fast-solvers.md; default grids: the best at
-    # 10 NFE in benchmarks/fast_solvers.py. DEIS and iPNDM reach their interior orders (3 and 4
-    # in log-SNR) only past the shared order test's step counts, and an order-1 warm-up step
-    # bounds plain multistep methods by 2 where x0_theta still varies at t = T: their orders are
-    # asserted against a DOP853 reference in tests/test_solvers_orders.py.
+    # The modern fast solvers (issue #9), docs/howto/fast-solvers.md. Default grids: the best at
+    # 10 NFE in benchmarks/fast_solvers.py without a blow-up at 5 or 20. DEIS and iPNDM reach
+    # their interior orders (3 and 4 in log-SNR) only past the shared order test's step counts,
+    # and an order-1 warm-up step bounds plain multistep methods by 2 where x0_theta still varies
+    # at t = T: their orders are asserted against DOP853 in tests/test_solvers_orders.py.
     "dpm_solver_pp_3m": SamplerSpec(sample_dpm_solver_pp, order=3.0, **_FAST),
     "dpm_solver_pp_2m_sde": SamplerSpec(
         sample_dpm_solver_pp_2m_sde,

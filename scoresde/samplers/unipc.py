@@ -14,8 +14,9 @@ m_t = x0_theta(x_t^pred, t) as a node at r = 1 and recomputes x_t with the p + 1
 the last step is not corrected (NFE = number of steps).
 
 B(h) is hh ('bh1') or e^{hh} - 1 ('bh2') (Zhao et al. 2023, Sec. 3.1). Where the system has one
-unknown (UniP-2, UniC-1), a_1 = 1/2 as in the paper, and the variants differ; with two or more
-unknowns the solve makes the update independent of B(h).
+unknown (UniP-2, UniC-1), a_1 = 1/2, the h -> 0 limit of the solution (the authors' choice for
+these cases), and the variants differ; with two or more unknowns the solve makes the update
+independent of B(h).
 
 Warm-up: step i uses order min(p, i + 1); ``lower_order_final`` lowers the last steps of grids
 of < 15 steps. Declared orders (in the log-SNR step): p + 1 with the corrector, p without.
@@ -40,7 +41,7 @@ UNIPC_VARIANTS = {"bh1": lambda hh: hh, "bh2": torch.expm1}
 
 
 def _solve(r: Tensor, g: Tensor) -> Tensor:
-    """a with R a = g, R_jk = r_k^(j-1); the paper's a_1 = 1/2 for one unknown."""
+    """a with R a = g, R_jk = r_k^(j-1); a_1 = 1/2 (the h -> 0 limit) for one unknown."""
     if r.numel() == 1:
         return torch.full((1,), 0.5, dtype=torch.float64)
     R = r[None, :] ** torch.arange(r.numel(), dtype=torch.float64)[:, None]
