@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 __all__ = ["build_parser", "main"]
@@ -47,6 +48,11 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--threads", type=int, help="torch CPU threads (default: 1 for demo, else torch's)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into an --out that holds another run; run an --nfe above 10000",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, help="global batch size")
     t.add_argument("--lr", type=float, help="Adam learning rate")
     _common(t)
+    t.set_defaults(seed=None)  # a flag not given never overrides the config file's seed
     s = sub.add_parser("sample", help="draw samples from a checkpoint",
                        description="Integrate the reverse SDE or the PF-ODE from the prior with a "
                        "registered sampler; saves samples.npy (data units) and a figure.")  # fmt: skip
@@ -193,34 +200,81 @@ def build_parser() -> argparse.ArgumentParser:
     return top
 
 
+def _positive_threads(value: int | None) -> int | None:
+    from .common import CLIError
+
+    if value is not None and value < 1:
+        raise CLIError(f"--threads: expected an integer >= 1, received {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``scoresde`` console script and ``python -m scoresde``."""
+    """Entry point of the ``scoresde`` console script and ``python -m scoresde``.
+
+    Exit status: 0 on success; 2 for a user error (one line on stderr, no traceback);
+    130/143 when stopped by SIGINT/SIGTERM (after a checkpoint, for ``train``).
+    """
+    import os
+
     import torch
 
     from ..distributed import RankFailedError
-    from .common import CLIError, resolve_device
+    from ..training import CheckpointError, TrainingDiverged
+    from .common import CLIError, Interrupted, resolve_device, run_dir
 
     args = build_parser().parse_args(argv)
+    created: list[Path] = []
     try:
         device = resolve_device(args.device)
-        threads = args.threads or (1 if args.command == "demo" else None)
+        threads = _positive_threads(args.threads) or (1 if args.command == "demo" else None)
         if threads:
             torch.set_num_threads(threads)
         from . import commands, demo
 
+        if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # claim the run folder before any work
+            created = _new_paths(args.out)
+            default = args.out is None
+            args.out = str(run_dir(args.out, args.command, args.force))
+            created = [Path(args.out)] * default + created
         run = {"demo": demo.run_demo, "train": commands.run_train, "sample": commands.run_sample,
                "nll": commands.run_nll, "compare": commands.run_compare}[args.command]  # fmt: skip
         out = run(args, device)
-    except (CLIError, ValueError, TypeError, FileNotFoundError, ImportError) as err:
+    except Interrupted as err:
+        sys.stderr.write(f"scoresde {args.command}: {err}\n")
+        return err.code
+    except (CLIError, ValueError, TypeError, OSError, ImportError, CheckpointError,
+            TrainingDiverged) as err:  # fmt: skip
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         sys.stderr.write(f"scoresde {args.command}: error: {msg}\n")
+        _remove_if_empty(created, args.out)
         return 2
     except RankFailedError as err:  # under torchrun: another rank failed or stalled
         sys.stderr.write(f"scoresde {args.command}: error: {err}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write(f"scoresde {args.command}: interrupted\n")
+        _remove_if_empty(created, args.out)
         return 130
     if out is not None:  # rank 0 (or one process) wrote the run folder
         print(f"wrote {out}")
     return 0
+
+
+def _new_paths(out: str | None) -> list[Path]:
+    """The folders that claiming ``out`` (or the default ``runs/...``) may create."""
+    if out is None:
+        return [Path("runs")] if not Path("runs").exists() else []
+    path, new = Path(out), []
+    while not path.exists() and path != path.parent:
+        new.append(path)
+        path = path.parent
+    return new
+
+
+def _remove_if_empty(created: list[Path], out: str | None) -> None:
+    """After an error, remove the run folder (and parents) this call created, if still empty."""
+    for path in created:
+        try:
+            path.rmdir()  # only succeeds for an empty folder
+        except OSError:
+            pass

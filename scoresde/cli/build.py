@@ -168,28 +168,38 @@ def train_from_config(config: RunConfig, out_dir: str | Path, **kwargs: Any) -> 
         **kwargs: Passed to :func:`scoresde.training.train` (``device``, ``progress``,
             ``eval_hooks``, ``stop_after``, ``time_limit``, ``resume``).
     """
+    from scoresde.cli.resume import check_resume
+
+    out, rank0 = Path(out_dir), int(os.environ.get("RANK", "0")) == 0
+    if kwargs.get("resume", True):  # refuse a changed model/problem before building anything
+        check_resume(config, out, announce=rank0)
     run, s, o = build_run(config), config.schedule, config.optim
-    out = Path(out_dir)
-    if int(os.environ.get("RANK", "0")) == 0:
+    fresh = not (out / "checkpoint.pt").exists() and not (out / "log.csv").exists()
+    if rank0:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.json", config.to_json())
-    return train(
-        run.model,
-        run.loss,
-        run.data,
-        run.optimizer,
-        lr_schedule=run.lr_schedule,
-        steps=s.steps,
-        batch_size=s.batch_size,
-        out_dir=out,
-        ema_decay=o.ema_decay,
-        grad_clip=o.grad_clip,
-        seed=s.seed,
-        log_every=s.log_every,
-        ckpt_every=s.ckpt_every,
-        eval_every=s.eval_every,
-        t_bins=s.t_bins,
-        max_nan_steps=s.max_nan_steps,
-        metadata={"run_config": config.to_dict()},
-        **kwargs,
-    )
+    try:
+        return train(
+            run.model,
+            run.loss,
+            run.data,
+            run.optimizer,
+            lr_schedule=run.lr_schedule,
+            steps=s.steps,
+            batch_size=s.batch_size,
+            out_dir=out,
+            ema_decay=o.ema_decay,
+            grad_clip=o.grad_clip,
+            seed=s.seed,
+            log_every=s.log_every,
+            ckpt_every=s.ckpt_every,
+            eval_every=s.eval_every,
+            t_bins=s.t_bins,
+            max_nan_steps=s.max_nan_steps,
+            metadata={"run_config": config.to_dict()},
+            **kwargs,
+        )
+    except (ValueError, TypeError):  # refused before the first step: leave no run behind
+        if rank0 and fresh and not (out / "log.csv").exists():
+            (out / "config.json").unlink(missing_ok=True)
+        raise

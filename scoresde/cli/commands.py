@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import pickle
+import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +24,7 @@ from ..samplers import get_sampler, load_grid, plan_for_nfe
 from ..sde import get_sde
 from ..studies import summarize
 from . import report
-from .common import CLIError, parse_mixture, run_dir, write_results
+from .common import CLIError, Interrupted, parse_mixture, run_dir, write_results
 from .config import RunConfig
 from .scaleout import atomic_save_npy, cli_world, shared_run_dir
 
@@ -57,7 +59,7 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
         if getattr(args, key) is not None:
             d[key]["name"] = getattr(args, key)
     cfg = RunConfig.from_dict(d)
-    out = run_dir(args.out, "train") if rank == 0 else Path(args.out)
+    out = run_dir(args.out, "train", args.force) if rank == 0 else Path(args.out)
     started = time.perf_counter()
     res = train_from_config(cfg, out, device=device, progress=not args.quiet)
     if rank != 0:
@@ -67,8 +69,13 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
     text = (f"# scoresde train\n\n{res.step} steps in {results['seconds']:.0f} s; checkpoint "
             f"`{res.checkpoint}`; loss log `log.csv`; resolved config `config.json`.\n")  # fmt: skip
     write_results(out, None, results, text)
-    if res.interrupted:  # a checkpoint is saved; exit 130, never 0
-        raise KeyboardInterrupt
+    if res.interrupted:  # a checkpoint is saved; exit 128 + signal (130/143), never 0
+        signum = res.stop_signal or signal.SIGINT
+        raise Interrupted(
+            f"stopped by {signal.Signals(signum).name} at step {res.step} of {cfg.schedule.steps};"
+            f" checkpoint {res.checkpoint} saved. Resume with: scoresde train --out {out}",
+            int(signum),
+        )
     return out
 
 
@@ -91,6 +98,9 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
     with cli_world(args, device) as world:
         model, scaler, shape, _ = _load(args.ckpt, world.device)
         sde = model.sde
+        dev = world.device
+        _check_nfe(args.nfe, args.force, lambda: model(torch.zeros(args.n, *shape, device=dev),
+                                                      torch.full((args.n,), sde.T, device=dev)))  # fmt: skip
         args.sampler, grid, opts = _sample_grid(args, sde)
         out = shared_run_dir(world, args.out, "sample")
         res = sharded_sample(
@@ -110,7 +120,14 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
     if res is None:
         return None
     x, info = res
-    atomic_save_npy(out / "samples.npy", scaler.inverse(x).numpy())
+    x_data = scaler.inverse(x)
+    if not torch.isfinite(x_data).all():
+        bad = int((~torch.isfinite(x_data)).sum())
+        raise CLIError(
+            f"sampling produced {bad} non-finite values of {x_data.numel()} (expected finite "
+            f"samples); nothing saved. The checkpoint {args.ckpt} may hold diverged weights"
+        )
+    atomic_save_npy(out / "samples.npy", x_data.numpy())
     fig = out / "samples.png"
     atomic_write(
         fig,
@@ -139,6 +156,26 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
 def _config(command: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """The resolved options of a run (the same at any world size: no rank-specific fields)."""
     return {"command": command, **vars(args), "device": str(device)}
+
+
+#: The largest --nfe run without --force (about 1e4: beyond it no sampler here still improves).
+MAX_NFE = 10_000
+
+
+def _check_nfe(nfe: int | list[int] | None, force: bool, evaluate: Any) -> None:
+    """Refuse an NFE above :data:`MAX_NFE` unless ``--force``, with an estimate of the time."""
+    top = max(nfe) if isinstance(nfe, list) else nfe
+    if top is None or top <= MAX_NFE or force:
+        return
+    with torch.no_grad():
+        evaluate()  # warm-up
+        t0 = time.perf_counter()
+        evaluate()
+        dt = time.perf_counter() - t0
+    raise CLIError(
+        f"--nfe: expected at most {MAX_NFE} score evaluations, received {top} (about "
+        f"{dt * top / 3600:.3g} h at {dt * 1e3:.3g} ms per evaluation); pass --force to run it"
+    )
 
 
 def _sample_grid(args: argparse.Namespace, sde: Any) -> tuple[str, torch.Tensor, dict[str, Any]]:
@@ -174,7 +211,12 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
     with cli_world(args, device) as world:
         model, scaler, shape, _ = _load(args.ckpt, world.device)
         data = _nll_data(args.data)
-        x = data.test if data.train is None or args.split == "test" else data.train
+        if args.split == "train" and data.train is None:
+            raise CLIError(
+                f"--split train: expected a data set with a stored train split, received "
+                f"{args.data!r}, which has only a test split; use --split test"
+            )
+        x = data.test if args.split == "test" else data.train
         x = x[: args.n]
         if tuple(x.shape[1:]) != tuple(shape):
             raise CLIError(
@@ -239,7 +281,13 @@ def _nll_data(spec: str) -> Any:
     if path.suffix in (".npy", ".npz", ".pt"):
         if not path.is_file():
             raise CLIError(f"--data: file not found: {spec}")
-        return load_array(path)
+        try:
+            return load_array(path)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
+            raise CLIError(
+                f"--data: expected an array file (.npy/.npz, or .pt of tensors), "
+                f"received {spec} ({type(err).__name__})"
+            ) from None
     return get_dataset(spec)
 
 
@@ -270,6 +318,8 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
                 )
             data = get_dataset(source["name"], **source.get("kwargs", {}))
             ref = scaler.transform(data.test[: args.n]).to(world.device)
+        n_ref = min(len(ref), 1000)
+        _check_nfe(args.nfe, args.force, lambda: score_fn(ref[:n_ref], torch.full((n_ref,), sde.T, device=ref.device)))  # fmt: skip
         kinds = [g for g in args.grid if isinstance(g, str)]
         if len(kinds) > 1:
             raise CLIError(f"--grid: expected at most one grid kind, received {', '.join(kinds)}")
@@ -297,6 +347,14 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
         )
     if study is None:
         return None
+    bad = [r for r in study.rows
+           if any(isinstance(v, float) and not math.isfinite(v) for v in r.values())]  # fmt: skip
+    if bad:
+        raise CLIError(
+            f"compare: expected finite metrics, received non-finite values in {len(bad)} of "
+            f"{len(study.rows)} rows (e.g. {bad[0].get('sampler')}); check the scale of the "
+            "mixture or the checkpoint"
+        )
     ref = ref.cpu()
     atomic_write(out / "sampler_study.csv", study.to_csv)
     m = args.metrics[0]

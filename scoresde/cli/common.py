@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import secrets
 import time
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from ..studies import write_json
 
 __all__ = [
     "CLIError",
+    "Interrupted",
     "float_list",
     "grid_arg",
     "int_list",
@@ -29,6 +32,14 @@ class CLIError(ValueError):
     """A user error: printed as one line, exit status 2."""
 
 
+class Interrupted(Exception):
+    """A command stopped by a signal after saving its work; exit status ``128 + signum``."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.code = 128 + signum
+
+
 def resolve_device(name: str | None) -> torch.device:
     """``--device``: default cuda if available; an unavailable or unknown device is an error."""
     if name is None:
@@ -39,6 +50,8 @@ def resolve_device(name: str | None) -> torch.device:
         raise CLIError(
             f"--device: expected e.g. 'cpu', 'cuda', 'cuda:1', received {name!r}"
         ) from err
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise CLIError(f"--device: expected a cpu, cuda or mps device, received {name!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise CLIError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
     return dev
@@ -113,11 +126,67 @@ def parse_mixture(spec: str) -> GaussianMixture:
         raise CLIError(f"--analytic: {err}") from None
 
 
-def run_dir(out: str | None, command: str) -> Path:
-    """The run folder: ``--out`` or ``runs/<command>-<timestamp>``, created."""
-    path = Path(out) if out else Path("runs") / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path.mkdir(parents=True, exist_ok=True)
+#: Files a scoresde command writes into its run folder: a folder holding any of them belongs to a run.
+RUN_FILES = ("config.json", "results.json", "report.md", "checkpoint.pt", "log.csv", "eval.csv",
+             "samples.npy", "nll.csv", "sampler_study.csv", "history.jsonl")  # fmt: skip
+
+
+def run_dir(out: str | None, command: str, force: bool = False) -> Path:
+    """The run folder: ``--out`` or a new, unique ``runs/<command>-<timestamp>-<pid><random>``.
+
+    A default folder is created with ``exist_ok=False`` (retried with a new suffix), so two
+    commands started in the same second never share one. ``--out`` may be a new or empty folder,
+    or, for ``train``, the folder of a training run (resumed); a folder holding another run's files
+    is refused (naming them) unless ``force``.
+
+    Raises:
+        CLIError: If ``--out`` is a file, is not writable, or holds another run's files.
+    """
+    if not out:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        Path("runs").mkdir(exist_ok=True)
+        for _ in range(100):
+            path = Path("runs") / f"{command}-{stamp}-{os.getpid()}{secrets.token_hex(2)}"
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+        raise CLIError(f"could not create a unique run folder under {Path('runs').resolve()}")
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise CLIError(f"--out: expected a folder, received the existing file {out}")
+    theirs = sorted(f for f in RUN_FILES if (path / f).exists()) if path.is_dir() else []
+    if theirs and not force and not (command == "train" and _is_train_run(path)):
+        raise CLIError(
+            f"--out: {out} holds another run's files ({', '.join(theirs)}), which {command} "
+            "would overwrite; expected a new or empty folder (or pass --force)"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise CLIError(
+            f"--out: expected a writable folder, received {out} ({err.strerror})"
+        ) from None
     return path
+
+
+def _is_train_run(path: Path) -> bool:
+    """Whether ``path`` is the folder of a ``train`` run (so ``train --out`` resumes it)."""
+    if not ((path / "checkpoint.pt").exists() or (path / "log.csv").exists()):
+        return (path / "config.json").is_file() and _train_config(path / "config.json")
+    return not (path / "config.json").is_file() or _train_config(path / "config.json")
+
+
+def _train_config(file: Path) -> bool:
+    try:
+        d = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(d, dict) and "command" not in d and "schedule" in d
 
 
 def write_results(out: Path, config: dict | None, results: dict, report: str) -> None:

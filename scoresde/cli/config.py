@@ -157,7 +157,7 @@ class RunConfig:
                     f"unknown keys {sorted(bad)} in section {name!r}; expected one of "
                     f"{names_list(valid)}"
                 )
-            parts[name] = klass(**sub)
+            parts[name] = klass(**_coerce(name, klass, sub))
         if "betas" in (d.get("optim") or {}):
             parts["optim"].betas = tuple(parts["optim"].betas)
         cfg = cls(**parts)
@@ -171,7 +171,13 @@ class RunConfig:
     @classmethod
     def from_json(cls, text: str) -> RunConfig:
         """Parse JSON text."""
-        return cls.from_dict(json.loads(text))
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"config: expected valid JSON, received malformed text ({err})"
+            ) from None
+        return cls.from_dict(d)
 
     def to_yaml(self) -> str:
         """YAML text."""
@@ -184,7 +190,13 @@ class RunConfig:
         """Parse YAML text (``yaml.safe_load``: no code execution)."""
         import yaml
 
-        return cls.from_dict(yaml.safe_load(text) or {})
+        try:
+            d = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            where = getattr(err, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+            raise ValueError(f"config: expected valid YAML, received malformed text{at}") from None
+        return cls.from_dict(d or {})
 
     def save(self, path: str | Path) -> None:
         """Write JSON or YAML (by suffix)."""
@@ -266,6 +278,52 @@ class RunConfig:
             "an integer >= 0 (0 = never)",
             s.eval_every,
         )
+
+
+def _number(where: str, v: Any, kind: type) -> Any:
+    """``v`` as ``kind`` (int or float); numeric strings (YAML reads ``1e-3`` as one) accepted."""
+    expected = "an integer" if kind is int else "a number"
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise ValueError(f"{where}: expected {expected}, received {v!r}")
+    try:
+        x = float(v)
+    except ValueError:
+        raise ValueError(f"{where}: expected {expected}, received {v!r}") from None
+    if kind is int:
+        if not (math.isfinite(x) and x == int(x)) or (
+            isinstance(v, str) and not v.strip().lstrip("+-").isdigit()
+        ):
+            raise ValueError(f"{where}: expected {expected}, received {v!r}")
+        return int(x)
+    return x
+
+
+def _coerce(section: str, klass: type, sub: dict[str, Any]) -> dict[str, Any]:
+    """Check each field's type by its default; numbers may be numeric strings, never booleans."""
+    out = dict(sub)
+    for f in fields(klass):
+        if f.name not in sub:
+            continue
+        v, where = sub[f.name], f"{section}.{f.name}"
+        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        if v is None and "None" in str(f.type):
+            continue
+        if isinstance(default, bool):
+            if not isinstance(v, bool):
+                raise ValueError(f"{where}: expected true or false, received {v!r}")
+        elif isinstance(default, (int, float)):
+            out[f.name] = _number(where, v, type(default))
+        elif isinstance(default, str):
+            if not isinstance(v, str):
+                raise ValueError(f"{where}: expected a name (string), received {v!r}")
+        elif isinstance(default, dict):
+            if not isinstance(v, dict):
+                raise ValueError(f"{where}: expected a mapping, received {v!r}")
+        elif isinstance(default, tuple):
+            if not isinstance(v, (list, tuple)) or len(v) != len(default):
+                raise ValueError(f"{where}: expected {len(default)} numbers, received {v!r}")
+            out[f.name] = tuple(_number(where, x, float) for x in v)
+    return out
 
 
 def _check(ok: bool, name: str, expected: str, received: Any) -> None:

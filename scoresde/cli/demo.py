@@ -58,7 +58,7 @@ def _samplers(sde: Any, budget: str) -> list[Any]:
 def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
     """Run the demo described by the parsed ``args``; return the run folder."""
     b = BUDGETS[args.budget]
-    out = run_dir(args.out, "demo")
+    out = run_dir(args.out, "demo", args.force)
     started = time.perf_counter()
     # EDM preconditioning (Karras et al. 2022) with the data's own standard deviation keeps the
     # probability-flow ODE well behaved in the tails of the prior, where training sees few points.

@@ -98,6 +98,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is foreign
+        with path.open("rb") as fh:
+            head = fh.read(8)
+        raise CheckpointError(
+            f"{path} is not a scoresde checkpoint: expected a zip archive written by torch.save, "
+            f"received {path.stat().st_size} bytes starting with {head!r} (empty, truncated or "
+            "another format)"
+        )
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -105,7 +113,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"refusing to load {path}: it contains objects other than tensors and plain "
             f"containers (loading it could run code). Details: {str(err).splitlines()[0]}"
         ) from err
-    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 (any failure of the reader is a corrupt file)
         raise CheckpointError(
             f"{path} is truncated or corrupt ({type(err).__name__}: {err})"
         ) from err
@@ -239,14 +247,27 @@ def load_model(
             f"{path} holds no model config (its network is not in scoresde.nets.NETS): rebuild "
             "the ScoreModel yourself and load the weights of load_checkpoint(path)['ema']"
         )
-    model = model_from_config(state["model_config"])
+    need = ["ema" if use_ema else "model", "scaler", "data_shape"]
+    missing = [k for k in need if not isinstance(state.get(k), (dict, list))]
+    if missing:
+        raise CheckpointError(f"{path}: expected a checkpoint with {need}, it has no {missing}")
+    try:
+        model = model_from_config(state["model_config"])
+    except (ValueError, TypeError, KeyError) as err:
+        raise CheckpointError(f"{path}: its model config cannot be rebuilt ({err})") from err
     if use_ema:
         weights = {
             k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")
         }
     else:
         weights = state["model"]
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        first = str(err).splitlines()[-1].strip()
+        raise CheckpointError(
+            f"{path}: the weights do not match the model its config describes ({first})"
+        ) from err
     shape = tuple(state["data_shape"])
     meta = state.get("metadata") or {}
     return TrainedModel(model.to(device).eval(), Scaler.from_dict(state["scaler"]), shape, meta)

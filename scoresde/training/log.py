@@ -15,7 +15,7 @@ from torch import Tensor
 
 from scoresde.training.checkpoint import atomic_write_text
 
-__all__ = ["CsvLog", "append_csv"]
+__all__ = ["CsvLog", "append_csv", "trim_csv"]
 
 
 class CsvLog:
@@ -27,9 +27,7 @@ class CsvLog:
             f"loss_t{i}" for i in range(n_bins)
         ]
         if path.is_file():  # drop rows written after the checkpoint we resume from
-            lines = path.read_text().splitlines()
-            keep = [ln for ln in lines[1:] if int(ln.split(",")[0]) <= resume_step]
-            atomic_write_text(path, "\n".join([lines[0], *keep]) + "\n")
+            trim_csv(path, resume_step, len(self.cols))
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(",".join(self.cols) + "\n")
@@ -41,6 +39,20 @@ class CsvLog:
         self.n = 0
         self.bin_sum = torch.zeros(self.n_bins, dtype=torch.float64)
         self.bin_cnt = torch.zeros(self.n_bins, dtype=torch.float64)
+
+    def state(self) -> dict[str, Any] | None:
+        """The running sums since the last row (saved in the checkpoint for an exact resume)."""
+        if self.n == 0:
+            return None
+        return {"loss": self.loss, "gnorm": self.gnorm, "n": self.n,
+                "bin_sum": self.bin_sum.clone(), "bin_cnt": self.bin_cnt.clone()}  # fmt: skip
+
+    def load_state(self, state: dict[str, Any] | None) -> None:
+        """Continue the running sums saved by :meth:`state` (``None``: start a new row)."""
+        self._reset()
+        if state:
+            self.loss, self.gnorm, self.n = state["loss"], state["gnorm"], int(state["n"])
+            self.bin_sum, self.bin_cnt = state["bin_sum"].cpu(), state["bin_cnt"].cpu()
 
     def add(self, loss: Tensor, terms: Tensor, t_frac: Tensor, gnorm: Tensor) -> None:
         """Accumulate one step: its loss, per-example ``terms`` at times ``t_frac`` T, grad norm."""
@@ -71,6 +83,26 @@ class CsvLog:
             )
         self._reset()
         return row
+
+
+def trim_csv(path: Path, last_step: int, n_cols: int | None = None) -> None:
+    """Keep the header and the complete rows of ``path`` whose step is ``<= last_step``.
+
+    Rows written after the checkpoint a run resumes from (and a row cut short by ``kill -9``)
+    are dropped, so that the resumed run's rows continue the file exactly.
+    """
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    if not lines:
+        return
+    width = n_cols or len(lines[0].split(","))
+
+    def keep(line: str) -> bool:
+        cells = line.split(",")
+        return len(cells) == width and cells[0].isdigit() and int(cells[0]) <= last_step
+
+    atomic_write_text(path, "\n".join([lines[0], *filter(keep, lines[1:])]) + "\n")
 
 
 def append_csv(path: Path, row: dict[str, Any]) -> None:

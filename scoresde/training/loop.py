@@ -23,8 +23,6 @@ Each rank builds the same model (same seed), takes its contiguous shard of the s
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,12 +33,20 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 from tqdm.auto import tqdm
 
-from scoresde._utils import check_same_sde
-from scoresde.data import Dataset
+from scoresde.data import Dataset, derive_seed
 from scoresde.parameterization import ScoreModel
 from scoresde.sde import check_prior_for_data
 from scoresde.training.distributed import default_device, process_group
-from scoresde.training.log import CsvLog, append_csv
+from scoresde.training.guards import (
+    Stopper,
+    check_args,
+    check_finite_data,
+    check_run_folder,
+    diverged_message,
+    remove_stale_temporaries,
+    seed_global_rngs,
+)
+from scoresde.training.log import CsvLog, append_csv, trim_csv
 from scoresde.training.steps import RunState
 
 __all__ = ["EvalHook", "TrainResult", "TrainingDiverged", "make_test_loss_hook", "train"]
@@ -63,6 +69,7 @@ class TrainResult:
     checkpoint: Path
     nan_skips: int
     interrupted: bool
+    stop_signal: int = 0  #: the signal (SIGINT 2, SIGTERM 15) that stopped the run, else 0
 
 
 def make_test_loss_hook(loss_fn: Any, batch_size: int = 1000, seed: int = 0) -> EvalHook:
@@ -76,65 +83,6 @@ def make_test_loss_hook(loss_fn: Any, batch_size: int = 1000, seed: int = 0) -> 
         return {"test_loss": float(loss_fn(model, x, t=t.to(x.device), noise=noise.to(x.device)))}
 
     return hook
-
-
-class _Stopper:
-    """Turns SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
-
-    def __init__(self) -> None:
-        self.flag, self.old = False, dict[int, Any]()
-
-    def __enter__(self) -> _Stopper:
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self.old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.flag = True
-
-    def __exit__(self, *exc: Any) -> None:
-        for s, h in self.old.items():
-            signal.signal(s, h)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"train: expected {name} an integer >= {minimum}, received {value!r}")
-
-
-def _check_args(
-    model: Any,
-    loss: Any,
-    data: Any,
-    optimizer: Any,
-    counts: dict[str, int],
-    ema_decay: float,
-    grad_clip: float | None,
-) -> None:
-    for name, value, kind in (
-        ("model", model, ScoreModel),
-        ("data", data, Dataset),
-        ("optimizer", optimizer, torch.optim.Optimizer),
-    ):
-        if not isinstance(value, kind):
-            raise TypeError(
-                f"train: expected {name} a {kind.__name__}, received {type(value).__name__}"
-            )
-    if not (callable(getattr(loss, "terms", None)) and callable(getattr(loss, "draw", None))):
-        raise TypeError(
-            f"train: expected loss a scoresde.losses.Loss, received {type(loss).__name__}"
-        )
-    for name, value in counts.items():
-        _check_int(name, value, 0 if name == "eval_every" else 1)
-    if not 0 <= ema_decay < 1:
-        raise ValueError(f"train: expected ema_decay in [0, 1), received {ema_decay!r}")
-    if grad_clip is not None and not grad_clip > 0:
-        raise ValueError(f"train: expected grad_clip > 0 or None, received {grad_clip!r}")
-    own = {id(p) for p in model.parameters()}
-    if any(id(p) not in own for g in optimizer.param_groups for p in g["params"]):
-        raise ValueError("train: the optimizer holds parameters that are not the model's")
-    check_same_sde(model.sde, getattr(loss, "sde", model.sde), what="loss")
 
 
 def train(
@@ -198,12 +146,16 @@ def train(
 
     Returns:
         A :class:`TrainResult`. On SIGINT/SIGTERM a checkpoint is written and the result has
-        ``interrupted=True``.
+        ``interrupted=True`` and ``stop_signal`` set. A checkpoint is never written while
+        non-finite steps are being skipped, so the kept one is the last good state; it holds
+        the log's running sums, so ``log.csv``/``eval.csv`` after any resume equal an
+        uninterrupted run's (timing aside). Temporaries of a killed writer are removed on start.
 
     Raises:
-        TrainingDiverged: After ``max_nan_steps`` consecutive non-finite losses/gradients.
+        TrainingDiverged: After ``max_nan_steps`` consecutive non-finite losses/gradients, or
+            when the run ends inside such a streak (the message names the checkpoint to keep).
         TypeError: If ``model``, ``loss``, ``data`` or ``optimizer`` has the wrong type.
-        ValueError: For a count out of range, an optimizer over other parameters, a loss for
+        ValueError: For data that is not finite in model units, a count out of range, an optimizer over other parameters, a loss for
             another SDE, or a batch size not divisible by the world size.
     """
     counts = {
@@ -215,7 +167,8 @@ def train(
         "t_bins": t_bins,
         "max_nan_steps": max_nan_steps,
     }
-    _check_args(model, loss, data, optimizer, counts, ema_decay, grad_clip)
+    check_args(model, loss, data, optimizer, counts, ema_decay, grad_clip)
+    check_finite_data(data)
     if isinstance(data.test, torch.Tensor):  # warns once if p_T is far from the prior
         check_prior_for_data(model.sde, data.scaler.transform(data.test[:10_000]), "training")
     out, dev = Path(out_dir), default_device(device)
@@ -240,13 +193,21 @@ def train(
             rank=rank,
             world=world,
         )
+        if rank == 0:
+            check_run_folder(out)
+            remove_stale_temporaries(out)
         if resume and run.ckpt.is_file():
             run.restore()
+        else:  # numpy/Python global RNGs (e.g. in eval hooks) start from the seed, then resume
+            seed_global_rngs(derive_seed(seed + 7919 * rank, -1))
         log = CsvLog(out / "log.csv", t_bins, run.step) if rank == 0 else None
+        if log is not None:
+            log.load_state(run.log_state)
+            trim_csv(out / "eval.csv", run.step)
         bar = tqdm(total=steps, initial=run.step, disable=not progress or rank != 0)
         start_step, t_start, stopped = run.step, time.perf_counter(), False
         model.train()  # once: hooks see the EMA copy, never this model
-        with _Stopper() as stopper:
+        with Stopper() as stopper:
             while run.step < steps:
                 late = time_limit is not None and time.perf_counter() - t_start > time_limit
                 x, t, noise = run.batch()
@@ -260,12 +221,8 @@ def train(
                     if run.step % log_every == 0 or run.step == steps:
                         row = log.flush(run.step, run.lr(), run.nan_skips)
                         bar.set_postfix(loss=f"{row['loss']:.4g}")
-                if run.consecutive >= max_nan_steps:
-                    raise TrainingDiverged(
-                        f"{run.consecutive} consecutive steps with a non-finite loss or gradient "
-                        f"(up to step {run.step}); the last good checkpoint {run.ckpt} is kept. "
-                        "Lower the learning rate, clip gradients or check the data for NaN/inf."
-                    )
+                if run.consecutive >= max_nan_steps or (run.step == steps and run.consecutive):
+                    raise TrainingDiverged(diverged_message(run))
                 if eval_every and run.step % eval_every == 0 and rank == 0 and eval_hooks:
                     ema = run.ema_model
                     metrics = {k: v for h in eval_hooks for k, v in h(run.step, ema, data).items()}
@@ -273,10 +230,13 @@ def train(
                 stopped = stopped or (
                     stop_after is not None and run.step - start_step >= stop_after
                 )
-                if run.step % ckpt_every == 0 or run.step == steps or stopped:
-                    run.save()
+                due = run.step % ckpt_every == 0 or run.step == steps or stopped
+                if due and run.consecutive == 0:  # never save weights that just gave NaN as good
+                    run.save(log.state() if log is not None else None)
                 if stopped:
                     break
         bar.close()
         interrupted = stopped and run.step < steps
-        return TrainResult(run.step, run.ema_model, model, run.ckpt, run.nan_skips, interrupted)
+        return TrainResult(
+            run.step, run.ema_model, model, run.ckpt, run.nan_skips, interrupted, stopper.signum
+        )

@@ -82,6 +82,8 @@ class RunState:
         self.ckpt = out / "checkpoint.pt"
         self.model_config = model_config(model)  # JSON; None if load_model cannot rebuild it
         self.step = self.nan_skips = self.consecutive = 0
+        self.log_state: dict[str, Any] | None = None  # the CSV log's running sums, on resume
+        self.saved_step: int | None = None  # step of the last checkpoint (this call or restored)
         self.forward = wrap_ddp(_EpsView(model), dev, world)
         self.shard = slice(rank * (batch_size // world), (rank + 1) * (batch_size // world))
 
@@ -96,10 +98,29 @@ class RunState:
         missing = sorted(set(self.parts) - set(state))
         if missing:
             raise ValueError(f"cannot resume {self.ckpt}: it holds no {missing} state")
+        new_base = [g.get("initial_lr", g["lr"]) for g in self.opt.param_groups]
         for key, part in self.parts.items():
             part.load_state_dict(state[key])
+        self._apply_base_lr(new_base)
         set_rng_state(state["rng"])
         self.step, self.nan_skips = int(state["step"]), int(state["nan_skips"])
+        self.log_state, self.saved_step = state.get("log_state"), self.step
+
+    def _apply_base_lr(self, new_base: list[float]) -> None:
+        """Keep the caller's base learning rate over the checkpoint's (a resume may change it).
+
+        The schedule's factor at the restored step is kept: lr = new base x (restored lr / old base).
+        """
+        old_base = [g.get("initial_lr", g["lr"]) for g in self.opt.param_groups]
+        if old_base == new_base:
+            return
+        for g, old, new in zip(self.opt.param_groups, old_base, new_base, strict=True):
+            g["lr"] = g["lr"] * new / old if old else new
+            if "initial_lr" in g:
+                g["initial_lr"] = new
+        if self.lr_schedule is not None:
+            self.lr_schedule.base_lrs = list(new_base)
+            self.lr_schedule._last_lr = [g["lr"] for g in self.opt.param_groups]  # noqa: SLF001
 
     def batch(self) -> tuple[Tensor, Tensor, Tensor]:
         """This rank's shard of the global batch, its times and noise: functions of (seed, step)."""
@@ -142,8 +163,13 @@ class RunState:
         """The learning rate of the first parameter group."""
         return float(self.opt.param_groups[0]["lr"])
 
-    def save(self) -> None:
-        """Rank 0 writes the checkpoint atomically; every rank waits for it."""
+    def save(self, log_state: dict[str, Any] | None = None) -> None:
+        """Rank 0 writes the checkpoint atomically; every rank waits for it.
+
+        ``log_state``: the CSV log's running sums (see :meth:`CsvLog.state`), so that the first
+        ``log.csv`` row after a resume averages the same window as an uninterrupted run.
+        """
+        self.saved_step = self.step
         if self.rank == 0:
             state = {key: part.state_dict() for key, part in self.parts.items()}
             save_checkpoint(
@@ -158,6 +184,7 @@ class RunState:
                     "data_shape": list(self.data.shape),
                     "world_size": self.world,
                     "metadata": self.metadata,
+                    "log_state": log_state,
                 },
             )
         barrier(self.world)
