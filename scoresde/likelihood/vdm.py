@@ -164,6 +164,8 @@ class VDMLoss(Loss):
 
     def __init__(self, schedule: LearnedLogSNR | VPSDE, variance_grad: bool = True) -> None:
         self.schedule = _schedule_of(schedule)
+        if isinstance(schedule, VPSDE):
+            self.sde = schedule  # train() checks that it is the model's SDE
         self.variance_grad = bool(variance_grad)
 
     def sample_t(
