@@ -71,7 +71,11 @@ def test_mixture_variance_is_the_mean_squared_error_of_the_posterior_mean() -> N
         mu = c_x0 * mix.denoise(xt, t.expand(x0.shape[0])) + c_xt * xt
         err = ((xs - mu) ** 2).mean(dim=1)
         se = float(err.std() / err.numel() ** 0.5)
-        assert abs(float(err.mean() - v_star[i])) < 4 * se + 1e-12, (i, float(err.mean()), v_star[i])
+        assert abs(float(err.mean() - v_star[i])) < 4 * se + 1e-12, (
+            i,
+            float(err.mean()),
+            v_star[i],
+        )
         assert float(v_star[i]) >= float(var_q) * (1 - 1e-9)  # never below beta_tilde
 
 

@@ -65,7 +65,9 @@ def score_norms(
         raise ValueError(f"score_norms: expected x0 of shape (M >= 2, *dims), received {x0!r}")
     times = torch.as_tensor(times, dtype=x0.dtype)
     if times.ndim != 1:
-        raise ValueError(f"score_norms: expected times of shape (K,), received {tuple(times.shape)}")
+        raise ValueError(
+            f"score_norms: expected times of shape (K,), received {tuple(times.shape)}"
+        )
     m, d = x0.shape[0], x0[0].numel()
     means, ses = [], []
     for t in times:
@@ -130,4 +132,3 @@ def sample_analytic_ddpm(
     j = torch.arange(run.n_steps, 0, -1)
     coefs = (table.posterior_coef_x0[j], table.posterior_coef_xt[j], torch.sqrt(var))
     return run.loop(x_T, ancestral_step(*(v.to(run.like) for v in coefs), run))
-
