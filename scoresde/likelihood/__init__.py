@@ -12,6 +12,8 @@
   continuous data, and :func:`ddpm_vlb` the DDPM bound in bits per dim (a :class:`VLBResult`).
 * :mod:`~scoresde.likelihood.bounds`: the continuous ELBO (Song, Durkan, Murray & Ermon 2021,
   Theorem 2) and the DDPM L_vlb with the discretized Gaussian decoder (Ho et al. 2020).
+* :mod:`~scoresde.likelihood.vdm`: the continuous-time VLB of VDM (Kingma et al. 2021) with a
+  learned schedule trained for low estimator variance (:class:`VDMLoss`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .coordinates import ERROR_NORMS, SOLVERS, TIME_VARIABLES, PFCoordinates
 from .divergence import PROBES, draw_probes, score_and_divergence, score_and_probe_products
 from .ode import DIVERGENCES, decode, log_likelihood
 from .result import LikelihoodResult
+from .vdm import VDMLoss, VDMTerms, vdm_vlb
 
 __all__ = [
     "DIVERGENCES",
@@ -33,6 +36,8 @@ __all__ = [
     "ELBOResult",
     "LikelihoodResult",
     "PFCoordinates",
+    "VDMLoss",
+    "VDMTerms",
     "VLBResult",
     "bits_per_dim",
     "ddpm_vlb",
@@ -43,4 +48,5 @@ __all__ = [
     "log_likelihood",
     "score_and_divergence",
     "score_and_probe_products",
+    "vdm_vlb",
 ]

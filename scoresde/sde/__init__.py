@@ -7,6 +7,7 @@ from typing import Any
 from .._utils import names_list
 from .base import SDE, LinearSDE, ScoreFn
 from .ddpm import DDPMSchedule, index_to_time, time_to_index
+from .learned import LearnedLogSNR
 from .prior import PriorCheck, PriorMismatchWarning, check_prior, check_prior_for_data, prior_kl
 from .reverse import ProbabilityFlowODE, ReverseSDE
 from .schedules import (
@@ -45,6 +46,7 @@ __all__ = [
     "DDPMSchedule",
     "GeometricSigma",
     "LinearBeta",
+    "LearnedLogSNR",
     "LinearSDE",
     "LogSNRLinearBeta",
     "PiecewiseLinearIntegral",

@@ -62,7 +62,9 @@ def _end_point(sde: LinearSDE | DDPMSchedule) -> tuple[float, float, float]:
         ab = float(sde.alpha_bars[-1])
         return math.sqrt(ab), math.sqrt(1 - ab), 1.0
     if isinstance(sde, LinearSDE):
-        alpha, sigma = (float(v) for v in sde.marginal(torch.tensor(sde.T, dtype=torch.float64)))
+        alpha, sigma = (
+            float(v.detach()) for v in sde.marginal(torch.tensor(sde.T, dtype=torch.float64))
+        )
         return alpha, sigma, float(sde.prior_std)
     raise TypeError(
         f"prior_kl: expected a LinearSDE or a DDPMSchedule, received {type(sde).__name__}"
