@@ -28,12 +28,14 @@ def _colours(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
 
 def _plain_log(ax: Any, axis: str, ticks: Sequence[float] | None = None) -> None:
     """Log scale on ``axis`` with plain labels (``%g``) and no minor labels."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     getattr(ax, f"set_{axis}scale")("log")
     a = ax.xaxis if axis == "x" else ax.yaxis
     if ticks:
         a.set_ticks(sorted(set(ticks)))
+    else:
+        a.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     a.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     a.set_minor_formatter(NullFormatter())
 
@@ -137,6 +139,7 @@ def plot_samples_grid(result: StudyResult, path: str | Path, max_rows: int = 12)
     ref = result.reference
     assert ref is not None
     configs = list(dict.fromkeys(k[0] for k in result.samples))[:max_rows]
+    colours, method = _colours(result.rows), {r["sampler"]: r["method"] for r in result.rows}
     fig, axes = plt.subplots(len(configs), 3, figsize=(8.4, 2.8 * len(configs)), squeeze=False)
     flat = ref.reshape(ref.shape[0], -1)
     lo, hi = _np(flat.min(0).values), _np(flat.max(0).values)
@@ -151,7 +154,8 @@ def plot_samples_grid(result: StudyResult, path: str | Path, max_rows: int = 12)
                 ax.axis("off")
             else:
                 xs = _np(x.reshape(x.shape[0], -1)[:3000, :2])
-                ax.scatter(*xs.T, s=2, alpha=0.4, c="C3" if title == "reference" else "C0")
+                c = "0.3" if title == "reference" else colours[method[cfg]]
+                ax.scatter(*xs.T, s=2, alpha=0.4, c=c)
                 ax.set(xlim=(lo[0] - pad[0], hi[0] + pad[0]), ylim=(lo[1] - pad[1], hi[1] + pad[1]))
                 ax.set_aspect("equal")
             ax.set_title(title if title == "reference" else f"{cfg}\n{title}", fontsize=7)
@@ -169,7 +173,8 @@ def write_study_report(out: str | Path, result: StudyResult, title: str = "sampl
             "## Noise floor (exact samples against the same reference)\n",
             markdown_table([{"column": k, "mean": v["mean"], "sd": v["sd"], "draws": len(v["values"])}
                             for k, v in floor.items()], ["column", "mean", "sd", "draws"])]  # fmt: skip
-    results: dict[str, Any] = {"floor": floor, "skipped": result.skipped, "summary": {}}
+    results: dict[str, Any] = {"floor": floor, "skipped": result.skipped, "summary": {},
+                               "rows": rows}  # fmt: skip
     cols = ["sampler", "nfe_target", "nfe", "mean", "se", "floor_sd", "us_per_sample"]
     for m in quality:
         summary = study_summary(rows, m, floor)

@@ -17,7 +17,7 @@ import hashlib
 import json
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,12 +145,12 @@ def run_study(
     for cell in spec.cells(adaptive):
         structural, opts = StudySpec.run_options(cell)
         sde, score_fn = problem.for_sde(structural.get("sde"))
-        grid_arg = structural.get("grid")
+        grid_arg = cell.grid_file or structural.get("grid")
         if isinstance(grid_arg, str) and grid_arg.endswith(".json"):
             og = load_grid(grid_arg, sde)
-            cell = Cell(f"{og.sampler}[{Path(grid_arg).stem}]", og.sampler, dict(og.options),
-                        cell.factors, og.nfe, cell.seed)  # fmt: skip
-            opts, grid = dict(og.options), og.times
+            cell = replace(cell, label=f"{og.sampler}[{Path(grid_arg).stem}]", name=og.sampler,
+                           options=dict(og.options), nfe=og.nfe, grid_file=grid_arg)  # fmt: skip
+            opts, grid = {**opts, **og.options}, og.times
         elif cell.nfe is None:
             grid = torch.tensor([sde.T, structural.get("t_end", sde.eps)], dtype=torch.float64)
         else:

@@ -32,7 +32,8 @@ __all__ = ["FACTOR_OPTIONS", "Cell", "StudySpec", "load_spec"]
 #: Factor names that map to a sampler option of another name.
 FACTOR_OPTIONS = {"corrector_steps": "n_steps"}
 _STRUCTURAL = ("grid", "t_end", "sde")
-_FIELDS = ("samplers", "nfe", "seeds", "n", "metrics", "factors", "combine", "floor_repeats")
+_FIELDS = ("samplers", "nfe", "seeds", "n", "metrics", "factors", "combine", "floor_repeats",
+           "grid_files")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,17 +46,21 @@ class Cell:
     factors: dict[str, Any]
     nfe: int | None
     seed: int
+    varying: tuple[str, ...] = ()
+    grid_file: str | None = None
 
     @property
     def config(self) -> str:
-        """Sampler label and factor values: the row label that seeds are averaged over."""
-        extra = ", ".join(f"{k}={_short(v)}" for k, v in self.factors.items())
+        """Sampler label and the varying factors' values: the row label seeds are averaged over."""
+        extra = ", ".join(f"{k}={_short(self.factors[k])}" for k in self.varying
+                          if not (k == "grid" and self.grid_file))  # fmt: skip
         return f"{self.label} [{extra}]" if extra else self.label
 
     @property
     def key(self) -> str:
         """A stable identity (JSON) for resuming."""
-        return json.dumps([self.label, self.factors, self.nfe, self.seed], sort_keys=True)
+        return json.dumps([self.label, self.factors, self.nfe, self.seed, self.grid_file],
+                          sort_keys=True)  # fmt: skip
 
 
 def _short(v: Any) -> str:
@@ -75,6 +80,8 @@ class StudySpec:
         factors: ``{factor: [values]}``.
         combine: ``"cross"`` (every combination) or ``"zip"`` (the i-th values together).
         floor_repeats: Exact-sample draws behind each metric's noise floor.
+        grid_files: Saved grids (:func:`~scoresde.samplers.optimize_grid`): each adds its own
+            sampler at its own NFE, row label ``sampler[file stem]``, under every setting.
     """
 
     samplers: list[Any]
@@ -85,6 +92,7 @@ class StudySpec:
     factors: dict[str, list[Any]] = field(default_factory=dict)
     combine: str = "cross"
     floor_repeats: int = 5
+    grid_files: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not isinstance(self.samplers, list) or not self.samplers:
@@ -110,6 +118,11 @@ class StudySpec:
         ):
             raise ValueError("StudySpec: expected factors as {name: [values, ...]} with "
                              f"non-empty lists, received {self.factors!r}")  # fmt: skip
+        if not isinstance(self.grid_files, list) or not all(
+            isinstance(f, str) and f.endswith(".json") for f in self.grid_files
+        ):
+            raise ValueError(f"StudySpec: expected grid_files as a list of .json paths, received "
+                             f"{self.grid_files!r}")  # fmt: skip
         if self.combine not in ("cross", "zip"):
             raise ValueError(f"StudySpec: expected combine 'cross' or 'zip', received "
                              f"{self.combine!r}")  # fmt: skip
@@ -147,6 +160,7 @@ class StudySpec:
             adaptive: Sampler names that pick their own steps (run once, ``nfe`` None).
         """
         out: list[Cell] = []
+        varying = tuple(k for k, v in self.factors.items() if len({json.dumps(x) for x in v}) > 1)
         for seed in self.seeds:
             for setting in self.settings():
                 for entry in self.samplers:
@@ -154,7 +168,9 @@ class StudySpec:
                     inner = ", ".join(f"{k}={v}" for k, v in sorted(opts.items()))
                     label = f"{name}({inner})" if inner else name
                     nfes = [None] if name in adaptive else sorted(set(self.nfe))
-                    out += [Cell(label, name, opts, dict(setting), n, seed) for n in nfes]
+                    out += [Cell(label, name, opts, dict(setting), n, seed, varying) for n in nfes]
+                out += [Cell(f, "", {}, dict(setting), None, seed, varying, f)
+                        for f in self.grid_files]  # fmt: skip
         return out
 
     @staticmethod
