@@ -129,3 +129,17 @@ def test_compare_cli_from_a_spec_file_groups_by_factor(tmp_path: Path, capsys) -
     capsys.readouterr()
     assert main(argv + ["--nfe", "5"]) == 2
     assert "--spec: the spec file sets the study; received also --nfe" in capsys.readouterr().err
+
+
+def test_data_reference_gives_a_floor_without_a_density(tmp_path: Path) -> None:
+    import torch
+
+    from scoresde.sde import VPSDE
+    from scoresde.studies import data_pool_sampler
+
+    sde = VPSDE()
+    points = TWO.sample(600, torch.Generator().manual_seed(3), dtype=torch.float32)
+    problem = Problem(sde, TWO.with_sde(sde), points[:200], data_pool_sampler(points[200:]))
+    res = run_study(StudySpec.from_dict({**SPEC, "factors": {}, "seeds": [0]}), problem)
+    assert set(res.floor) == {"sw2"} and res.floor["sw2"]["sd"] > 0
+    assert all("ce_gap" not in r and r["sw2"] > 0 for r in res.rows)
