@@ -139,7 +139,7 @@ def noise_floor_table(
     for r in range(repeats):
         x = draw(n, gen).to(device=reference.device, dtype=reference.dtype)
         for k, v in score_samples(x, reference, specs, seed + r, density).items():
-            if isinstance(v, float):
+            if isinstance(v, float) and not k.endswith("_se"):
                 cols.setdefault(k, []).append(v)
     out = {}
     for k, vals in cols.items():

@@ -8,7 +8,9 @@ samples against the same reference, mean and sd over ``floor_repeats`` draws).
 
 Randomness is fixed by the seeds alone: for seed s, x_T comes from a generator seeded with s,
 the sampler's noise from s + 1 and the metrics' projections from s, so the same spec gives the
-same numbers (wall time aside).
+same numbers (wall time aside). Each cell runs on :func:`~scoresde.samplers.plan_for_nfe` of
+its NFE (the sampler's own defaults, e.g. its grid kind, final denoising step and budget plan,
+unless a factor sets them), so a row's ``nfe`` is what the sampler spent.
 """
 
 from __future__ import annotations
