@@ -14,7 +14,7 @@ from typing import Any
 
 from ..studies import StudyResult, best_per_budget, by_factor, pareto_front, study_summary
 from ..studies.table import write_json
-from .report import _image_tile, _np, _save, markdown_table, pyplot
+from .report import _image_tile, _np, _save, markdown_table, plain_log, pyplot
 
 __all__ = ["plot_pareto", "plot_quality", "plot_samples_grid", "write_study_report"]
 
@@ -24,20 +24,6 @@ _MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
 
 def _colours(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
     return {m: f"C{i % 10}" for i, m in enumerate(dict.fromkeys(r["method"] for r in rows))}
-
-
-def _plain_log(ax: Any, axis: str, ticks: Sequence[float] | None = None) -> None:
-    """Log scale on ``axis`` with plain labels (``%g``) and no minor labels."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    getattr(ax, f"set_{axis}scale")("log")
-    a = ax.xaxis if axis == "x" else ax.yaxis
-    if ticks:
-        a.set_ticks(sorted(set(ticks)))
-    else:
-        a.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    a.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    a.set_minor_formatter(NullFormatter())
 
 
 def _floor_band(ax: Any, floor: Mapping[str, Any] | None, metric: str) -> None:
@@ -76,10 +62,10 @@ def plot_quality(
         ax.errorbar(xs, ys, yerr=err, color=c, ls=ls, marker=mk, ms=4, capsize=2, label=cfg)
     _floor_band(ax, result.floor, metric)
     xlabel = "NFE (score evaluations)" if x == "nfe" else "wall time per sample [µs]"
-    _plain_log(ax, "x", [s[x] for s in summary] if x == "nfe" else None)
+    plain_log(ax, "x", [s[x] for s in summary] if x == "nfe" else None)
     vals = [s["mean"] for s in summary if not math.isnan(s["mean"])]
     if vals and min(vals) > 0:
-        _plain_log(ax, "y")
+        plain_log(ax, "y")
     ax.set(xlabel=xlabel, ylabel=ylabel or metric)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=6, loc="best")
@@ -102,9 +88,9 @@ def plot_pareto(result: StudyResult, metric: str, path: str | Path) -> Path:
     ax.plot([s["us_per_sample"] for s in front], [s["mean"] for s in front], "k-", lw=1,
             label="Pareto front")  # fmt: skip
     _floor_band(ax, result.floor, metric)
-    _plain_log(ax, "x")
+    plain_log(ax, "x")
     if all(s["mean"] > 0 for s in front):
-        _plain_log(ax, "y")
+        plain_log(ax, "y")
     ax.set(xlabel="wall time per sample [µs]", ylabel=metric)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
@@ -125,7 +111,7 @@ def plot_factors(result: StudyResult, metric: str, path: str | Path) -> Path:
             err = [0.0 if math.isnan(e) else e for e in se]
             ax.errorbar(xs, ys, yerr=err, marker=_MARKERS[i % 8], ms=4, capsize=2, label=f"{v}")
         _floor_band(ax, result.floor, metric)
-        _plain_log(ax, "x", [t["nfe_target"] for t in table])
+        plain_log(ax, "x", [t["nfe_target"] for t in table])
         ax.set(title=f"by {f} (others pooled)", xlabel="target NFE", ylabel=metric)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
