@@ -144,6 +144,7 @@ def run_study(
     result = StudyResult(spec, [], floor, reference=ref)
     priors: dict[tuple[Any, int], Tensor] = {}
     seen: set[str] = set()
+    warmed: set[str] = set()
     for cell in spec.cells(adaptive):
         structural, opts = StudySpec.run_options(cell)
         sde, score_fn = problem.for_sde(structural.get("sde"))
@@ -185,6 +186,9 @@ def run_study(
             x_T = sde.prior_sample((spec.n, *ref.shape[1:]), gen)
             priors[pkey] = x_T.to(device=ref.device, dtype=ref.dtype)
         try:
+            if cell.name not in warmed:  # untimed warm-up on 8 draws: steadier wall times
+                _run_one(sde, score_fn, cell.name, opts, priors[pkey][:8], grid, cell.seed)
+                warmed.add(cell.name)
             row, x = _run_one(sde, score_fn, cell.name, opts, priors[pkey], grid, cell.seed)
         except TypeError as err:  # an option this sampler does not take: a result, not a crash
             row = {"nfe": None, "n_steps": grid.numel() - 1, "seed": cell.seed,
