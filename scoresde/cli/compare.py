@@ -30,7 +30,7 @@ from .study_report import write_study_report
 __all__ = ["run_compare"]
 
 #: Flag defaults when no ``--spec`` is given (a spec file and these flags are exclusive).
-FLAG_DEFAULTS = {"samplers": ["euler_maruyama", "ddim", "pf_heun"], "nfe": [10, 20, 50],
+FLAG_DEFAULTS: dict[str, Any] = {"samplers": ["euler_maruyama", "ddim", "pf_heun"], "nfe": [10, 20, 50],
                  "seeds": [1, 2], "metrics": ["sw2", "mmd"], "n": 2000}  # fmt: skip
 
 
@@ -46,7 +46,7 @@ def compare_spec(args: argparse.Namespace) -> StudySpec:
             return load_spec(args.spec)
         except FileNotFoundError as err:
             raise CLIError(f"--spec: {err}") from None
-    v = {k: getattr(args, k) if getattr(args, k, None) is not None else d
+    v: dict[str, Any] = {k: getattr(args, k) if getattr(args, k, None) is not None else d
          for k, d in FLAG_DEFAULTS.items()}  # fmt: skip
     v["nfe"] = [v.pop("nfe")] if isinstance(v["nfe"], int) else v.pop("nfe")
     kinds = [g for g in args.grid or [] if isinstance(g, str)]
