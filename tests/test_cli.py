@@ -74,9 +74,11 @@ def test_sample_nll_compare_on_the_demo_checkpoint(demo_run: Path, tmp_path: Pat
                  "--out", str(out), "--quiet"]) == 0  # fmt: skip
     assert len((out / "nll.csv").read_text().splitlines()) == 17
     out = tmp_path / "c"
-    assert main(["compare", "--ckpt", ckpt, "--samplers", "ddim", "--nfe", "5", "--seeds", "0",
-                 "--n", "100", "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    assert main(["compare", "--ckpt", ckpt, "--data", "8gaussians", "--samplers", "ddim", "--nfe",
+                 "5", "--seeds", "0", "--n", "100", "--out", str(out), "--quiet"]) == 0  # fmt: skip
     assert (out / "sampler_study.csv").is_file()
+    floor = json.loads((out / "results.json").read_text())["floor"]  # data points vs reference
+    assert floor["sw2"]["sd"] > 0 and "ce_gap" not in floor
 
 
 def test_compare_on_an_exact_mixture(tmp_path: Path) -> None:

@@ -161,41 +161,38 @@ def build_parser() -> argparse.ArgumentParser:
     add_scaleout_flags(n, 250, "points")
     _common(n)
     c = sub.add_parser("compare", help="sampler study on a checkpoint or an exact mixture score",
-                       description="Run samplers x NFEs x seeds from the same prior draws and score "
-                       "samples against reference samples. With --analytic the score is exact, so "
-                       "every error is the sampler's.")  # fmt: skip
+                       description="Run samplers x NFEs x seeds (x factors, with --spec) from the "
+                       "same prior draws and score samples against reference samples, with the "
+                       "noise floor of exact samples. With --analytic the score is exact, so "
+                       "every error is the sampler's. Rerunning with the same --out resumes.")  # fmt: skip
     src = c.add_mutually_exclusive_group(required=True)
     src.add_argument("--ckpt", help="checkpoint.pt written by train/demo")
     src.add_argument("--analytic", metavar="MIXTURE_SPEC", help="preset (8gaussians, 2modes), JSON "
                      'object {"weights", "means", "covariances"}, or a .json file')  # fmt: skip
+    c.add_argument("--spec", metavar="STUDY.yaml|json", help="study spec (samplers, nfe, seeds, "
+                   "factors, ...); excludes the study flags below")  # fmt: skip
+    c.add_argument("--data", help="with --ckpt: reference set (dataset name or .npy/.npz/.pt); "
+                   "default: the training data")  # fmt: skip
     c.add_argument("--sde", default="vp", choices=sorted(SDES), help="SDE for --analytic")
-    c.add_argument("--samplers", type=names(SAMPLERS), default=["euler_maruyama", "ddim", "pf_heun"],
-                   help=f"comma list from: {_names(SAMPLERS)}")  # fmt: skip
-    c.add_argument("--nfe", type=_types(int_list), default=[10, 20, 50], help="comma list of NFEs")
+    c.add_argument("--samplers", type=names(SAMPLERS), default=None,
+                   help=f"comma list from: {_names(SAMPLERS)} (default euler_maruyama,ddim,pf_heun)")  # fmt: skip
+    c.add_argument("--nfe", type=_types(int_list), default=None,
+                   help="comma list of NFEs (default 10,20,50)")  # fmt: skip
     c.add_argument("--grid", type=_types(lambda v: [grid_arg(x) for x in v.split(",") if x]),
                    default=[], metavar="KIND|FILE.json,...",
                    help="a grid kind for every sampler and/or grid files (each adds its own "
                    "sampler at its own NFE)")  # fmt: skip
     c.add_argument("--denoise", action="store_true",
                    help="every sampler finishes with a Tweedie step (1 NFE, inside the budget)")  # fmt: skip
-    c.add_argument(
-        "--seeds", type=_types(lambda v: int_list(v, 0)), default=[1, 2], help="comma list of seeds"
-    )
-    c.add_argument("--metrics", type=names(METRICS), default=["sw2", "mmd"],
-                   help=f"comma list from: {_names(METRICS)}")  # fmt: skip
-    c.add_argument(
-        "-n",
-        "--n",
-        type=_types(lambda v: int_list(v)[0]),
-        default=2000,
-        help="samples per run (write -n under torchrun)",
-    )
-    c.add_argument(
-        "--timeout",
-        type=float,
-        default=600.0,
-        help="seconds without progress before a rank counts as failed (torchrun)",
-    )
+    c.add_argument("--seeds", type=_types(lambda v: int_list(v, 0)), default=None,
+                   help="comma list of seeds (default 1,2)")  # fmt: skip
+    c.add_argument("--metrics", type=names(METRICS), default=None,
+                   help=f"comma list from: {_names(METRICS)} (default sw2,mmd)")  # fmt: skip
+    c.add_argument("-n", "--n", type=_types(lambda v: int_list(v)[0]), default=None,
+                   help="samples per run (default 2000; write -n under torchrun)")  # fmt: skip
+    c.add_argument("--timeout", type=float, default=None,
+                   help="seconds without progress before a rank counts as failed; given, or "
+                   "under torchrun, compare runs the sharded study (no --spec, floor or factors)")  # fmt: skip
     _common(c)
     return top
 
@@ -229,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         threads = _positive_threads(args.threads) or (1 if args.command == "demo" else None)
         if threads:
             torch.set_num_threads(threads)
-        from . import commands, demo
+        from . import commands, compare, demo
 
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # claim the run folder before any work
             created = _new_paths(args.out)
@@ -237,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out = str(run_dir(args.out, args.command, args.force))
             created = [Path(args.out)] * default + created
         run = {"demo": demo.run_demo, "train": commands.run_train, "sample": commands.run_sample,
-               "nll": commands.run_nll, "compare": commands.run_compare}[args.command]  # fmt: skip
+               "nll": commands.run_nll, "compare": compare.run_compare}[args.command]  # fmt: skip
         out = run(args, device)
     except Interrupted as err:
         sys.stderr.write(f"scoresde {args.command}: {err}\n")

@@ -19,6 +19,7 @@ from ..studies.table import summarize
 
 __all__ = [
     "markdown_table",
+    "plain_log",
     "plot_likelihood_study",
     "plot_nll_histogram",
     "plot_quality_vs_nfe",
@@ -37,6 +38,26 @@ def pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def plain_log(ax: Any, axis: str, ticks: Sequence[float] | None = None) -> None:
+    """Log scale on ``axis`` ("x" or "y") with plain labels (5, 10, 20; not 5×10⁰).
+
+    Args:
+        ax: A matplotlib axes.
+        axis: ``"x"`` or ``"y"``.
+        ticks: Major tick positions (e.g. the NFEs run); default 1, 2, 5 per decade.
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    getattr(ax, f"set_{axis}scale")("log")
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    if ticks:
+        a.set_ticks(sorted(set(ticks)))
+    else:
+        a.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    a.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    a.set_minor_formatter(NullFormatter())
 
 
 def _save(fig: Any, path: str | Path) -> Path:
@@ -120,10 +141,11 @@ def plot_quality_vs_nfe(
         ax.errorbar(nfe, mean, yerr=se, fmt=style, ms=4, capsize=2, color=f"C{i}", label=label)
     if floor is not None and floor > 0:
         ax.axhline(floor, color="k", ls="--", lw=1, label="exact-sample floor")
-    ax.set(xscale="log", xlabel="NFE (score evaluations)", ylabel=ylabel or metric)
+    plain_log(ax, "x", [s["nfe"] for s in summary])
+    ax.set(xlabel="NFE (score evaluations)", ylabel=ylabel or metric)
     positive = all(s["mean"] > 0 for s in summary if not math.isnan(s["mean"]))
     if positive:
-        ax.set_yscale("log")
+        plain_log(ax, "y")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()

@@ -8,23 +8,46 @@
   estimator with 1..k probes, and the continuous ELBO, reporting error and cost (NFE,
   vector-Jacobian products, wall time) per solver tolerance (:data:`LIKELIHOOD_COLUMNS`).
 
+* :func:`run_study` runs a :class:`StudySpec` (samplers x NFEs x seeds x factors such as grid,
+  end time, eta or SDE; crossed or zipped) on a :class:`Problem`, with the noise floor of exact
+  samples, the CE gap and mode-mass error, saving each cell so that a killed study resumes.
+  :mod:`~scoresde.studies.budget` turns its rows into best-per-budget, Pareto and factor tables.
+
 Plots of both tables live in :mod:`scoresde.cli.report`.
 """
 
 from __future__ import annotations
 
+from .budget import best_per_budget, by_factor, pareto_front, study_summary
 from .likelihood import LIKELIHOOD_COLUMNS, likelihood_study
+from .quality import data_pool_sampler, mode_mass, noise_floor_table, score_samples
+from .runner import Problem, StudyResult, run_study
 from .samplers import SAMPLER_COLUMNS, SamplerStudy, compare_samplers
+from .spec import Cell, StudySpec, load_spec
 from .table import json_safe, mean_se, summarize, write_csv, write_json
 
 __all__ = [
     "LIKELIHOOD_COLUMNS",
     "SAMPLER_COLUMNS",
+    "Cell",
+    "Problem",
     "SamplerStudy",
+    "StudyResult",
+    "StudySpec",
+    "best_per_budget",
+    "by_factor",
     "compare_samplers",
+    "data_pool_sampler",
     "json_safe",
     "likelihood_study",
+    "load_spec",
     "mean_se",
+    "mode_mass",
+    "noise_floor_table",
+    "pareto_front",
+    "run_study",
+    "score_samples",
+    "study_summary",
     "summarize",
     "write_csv",
     "write_json",

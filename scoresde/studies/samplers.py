@@ -14,7 +14,6 @@ Plots of both tables live in :mod:`scoresde.cli.report`.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,9 +23,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..metrics import Density, cross_entropy_gap, get_metric
+from ..metrics import Density, get_metric
 from ..samplers import OptimizedGrid, get_sampler, plan_for_nfe, sample
 from ..sde import LinearSDE
+from .quality import score_samples
 from .table import summarize, write_csv
 
 __all__ = ["SAMPLER_COLUMNS", "SamplerStudy", "compare_samplers"]
@@ -237,12 +237,4 @@ def _score(
     seed: int,
     density: Any,
 ) -> None:
-    for m, spec in metric_specs.items():
-        row[m] = math.nan if x is None else spec(x, reference, torch.Generator().manual_seed(seed))
-    if density is not None:
-        if x is None:
-            row["ce_gap"] = row["ce_gap_se"] = math.nan
-        else:
-            gen = torch.Generator().manual_seed(seed)
-            ce = cross_entropy_gap(x, density, n_reference=20_000, generator=gen)
-            row["ce_gap"], row["ce_gap_se"] = ce.gap, ce.gap_se
+    row.update(score_samples(x, reference, metric_specs, seed, density))

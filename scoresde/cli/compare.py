@@ -1,0 +1,117 @@
+"""``scoresde compare``: a sampler study from flags or a spec file, resumable in its run folder.
+
+The flags (``--samplers``, ``--nfe``, ``--seeds``, ``--n``, ``--metrics``, ``--grid``,
+``--denoise``) build the same :class:`~scoresde.studies.StudySpec` a ``--spec`` file holds;
+the folder keeps it as ``spec.json``, so rerunning with the same ``--out`` resumes a killed
+study. With ``--analytic`` the score and density are exact (CE gap, mode-mass error and the
+floor from exact draws); with ``--ckpt``, ``--data`` (default: the training data) supplies the
+reference set and the points beyond it the floor's draws. Under ``torchrun`` (or with
+``--timeout``) the flags run the sharded study of :mod:`scoresde.cli.commands` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..data import get_dataset
+from ..studies import Problem, StudySpec, data_pool_sampler, load_spec, run_study
+from ..studies.table import write_json
+from .commands import _load, _nll_data
+from .commands import run_compare as run_sharded_compare
+from .common import CLIError, parse_mixture, run_dir
+from .study_report import write_study_report
+
+__all__ = ["run_compare"]
+
+#: Flag defaults when no ``--spec`` is given (a spec file and these flags are exclusive).
+FLAG_DEFAULTS: dict[str, Any] = {"samplers": ["euler_maruyama", "ddim", "pf_heun"], "nfe": [10, 20, 50],
+                 "seeds": [1, 2], "metrics": ["sw2", "mmd"], "n": 2000}  # fmt: skip
+
+
+def compare_spec(args: argparse.Namespace) -> StudySpec:
+    """The study spec of ``--spec FILE``, or the one the flags describe."""
+    flags = [k for k in FLAG_DEFAULTS if getattr(args, k, None) is not None]
+    flags += [k for k in ("grid", "denoise") if getattr(args, k, None)]
+    if args.spec:
+        if flags:
+            raise CLIError(f"--spec: the spec file sets the study; received also "
+                           f"{', '.join('--' + f for f in flags)}")  # fmt: skip
+        try:
+            return load_spec(args.spec)
+        except FileNotFoundError as err:
+            raise CLIError(f"--spec: {err}") from None
+    v: dict[str, Any] = {k: getattr(args, k) if getattr(args, k, None) is not None else d
+         for k, d in FLAG_DEFAULTS.items()}  # fmt: skip
+    v["nfe"] = [v.pop("nfe")] if isinstance(v["nfe"], int) else v.pop("nfe")
+    kinds = [g for g in args.grid or [] if isinstance(g, str)]
+    if len(kinds) > 1:
+        raise CLIError(f"--grid: expected at most one grid kind, received {', '.join(kinds)}")
+    factors: dict[str, list[Any]] = {"grid": kinds} if kinds else {}
+    if args.denoise:
+        factors["denoise"] = [True]
+    files = [str(g) for g in args.grid or [] if isinstance(g, Path)]
+    return StudySpec(samplers=list(v["samplers"]), nfe=list(v["nfe"]), seeds=list(v["seeds"]),
+                     n=int(v["n"]), metrics=list(v["metrics"]), factors=factors,
+                     grid_files=files)  # fmt: skip
+
+
+def compare_problem(args: argparse.Namespace, device: torch.device, n: int) -> Problem:
+    """Score, reference and floor draws from ``--analytic`` or ``--ckpt`` (+ ``--data``)."""
+    if args.analytic:
+        if args.data:
+            raise CLIError("--data: only with --ckpt (--analytic has an exact reference)")
+        prob = Problem.analytic(parse_mixture(args.analytic), args.sde, n, 10_000 + args.seed)
+        prob.reference = prob.reference.to(device)
+        return prob
+    model, scaler, shape, metadata = _load(args.ckpt, device)
+    if args.data:
+        data = _nll_data(args.data)
+    else:
+        source = metadata.get("run_config", {}).get("data")
+        if not source:
+            raise CLIError(f"--ckpt: {args.ckpt} does not name its training data; pass --data")
+        data = get_dataset(source["name"], **source.get("kwargs", {}))
+    points = data.test if data.train is None else torch.cat([data.test, data.train])
+    if tuple(points.shape[1:]) != tuple(shape):
+        raise CLIError(f"--data: expected points of shape {tuple(shape)} (the model's), received "
+                       f"{tuple(points.shape[1:])}")  # fmt: skip
+    points = scaler.transform(points).to(device)
+    ref = points[:n]
+    return Problem(model.sde, model, ref, data_pool_sampler(points[n:]), None)
+
+
+def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
+    """A sampler study on an exact mixture score (``--analytic``) or a checkpoint (``--ckpt``).
+
+    Under ``torchrun``, or with ``--timeout``, the flags run the sharded study of
+    :func:`scoresde.cli.commands.run_compare` instead (same rows on any number of ranks; no
+    spec file, noise floor or factors there yet).
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or args.timeout is not None:
+        if args.spec:
+            raise CLIError("--spec: not yet under torchrun/--timeout (the sharded study takes "
+                           "the flags only)")  # fmt: skip
+        for k, d in FLAG_DEFAULTS.items():
+            if getattr(args, k) is None:
+                setattr(args, k, d)
+        args.timeout = 600.0 if args.timeout is None else args.timeout
+        return run_sharded_compare(args, device)
+    spec = compare_spec(args)
+    problem = compare_problem(args, device, spec.n)
+    out = run_dir(args.out, "compare")
+    bar = tqdm(desc="sampler study", disable=args.quiet, leave=False)
+    try:
+        study = run_study(spec, problem, out,
+                          progress=lambda m: (bar.set_postfix_str(m), bar.update()))  # fmt: skip
+    finally:
+        bar.close()
+    write_study_report(out, study, "scoresde compare")
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    write_json({"command": "compare", **config, "device": str(device)}, out / "config.json")
+    return out
