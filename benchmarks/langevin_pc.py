@@ -12,26 +12,22 @@ samples. Goal (issue 9): the default ``pc`` reaches |CE gap| <= 0.05 at 200-400 
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import torch
 
 from scoresde import VESDE, VPSDE, GaussianMixture
+from scoresde.data.toy import eight_gaussians_mixture
 from scoresde.metrics import sliced_wasserstein
 from scoresde.samplers import CORRECTORS, grid_for_nfe, sample
 from scoresde.sde import SubVPSDE
 
 
 def mixtures() -> dict[str, GaussianMixture]:
-    ang = torch.arange(8, dtype=torch.float64) * math.pi / 4
-    means = (4 / 1.414) * torch.stack([torch.cos(ang), torch.sin(ang)], 1)
-    var = torch.full((8, 2), (0.5 / 1.414) ** 2, dtype=torch.float64)
-    eight = GaussianMixture(torch.full((8,), 1 / 8, dtype=torch.float64), means, var)
     g = torch.Generator().manual_seed(0)
     mu = 1.5 * torch.randn(4, 16, generator=g, dtype=torch.float64)
     v = 0.1 + 0.4 * torch.rand(4, 16, generator=g, dtype=torch.float64)
-    return {"2-D": eight, "16-D": GaussianMixture([0.1, 0.2, 0.3, 0.4], mu, v)}
+    return {"2-D": eight_gaussians_mixture(), "16-D": GaussianMixture([0.1, 0.2, 0.3, 0.4], mu, v)}
 
 
 def main() -> None:

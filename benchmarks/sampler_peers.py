@@ -37,6 +37,7 @@ from _peer_report import check_targets, plot, write_tables  # noqa: E402
 from _peers import peer_runners  # noqa: E402
 
 from scoresde import VPSDE, GaussianMixture  # noqa: E402
+from scoresde.data.toy import eight_gaussians_mixture  # noqa: E402
 from scoresde.metrics import sliced_wasserstein  # noqa: E402
 from scoresde.samplers import SAMPLERS, optimize_grid, plan_for_nfe, sample  # noqa: E402
 
@@ -46,10 +47,7 @@ NFES = (5, 10, 20, 50)
 def mixture(dim: int) -> GaussianMixture:
     """2-D: the '8gaussians' set; 16-D / 64-D: 4 diagonal components with random means."""
     if dim == 2:
-        ang = torch.arange(8, dtype=torch.float64) * math.pi / 4
-        means = (4 / 1.414) * torch.stack([torch.cos(ang), torch.sin(ang)], 1)
-        var = torch.full((8, 2), (0.5 / 1.414) ** 2, dtype=torch.float64)
-        return GaussianMixture(torch.full((8,), 1 / 8, dtype=torch.float64), means, var)
+        return eight_gaussians_mixture()
     g = torch.Generator().manual_seed(dim)
     means = 1.5 * torch.randn(4, dim, generator=g, dtype=torch.float64)
     var = 0.1 + 0.4 * torch.rand(4, dim, generator=g, dtype=torch.float64)

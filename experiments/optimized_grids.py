@@ -18,7 +18,6 @@ Run: ``python experiments/optimized_grids.py [--fast] [--out DIR]``.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import parse_args, plt, save_fig, save_json  # noqa: E402
 
 from scoresde.analytic import GaussianMixture  # noqa: E402
+from scoresde.data.toy import eight_gaussians_mixture  # noqa: E402
 from scoresde.samplers import GRIDS, grid_for_nfe, optimize_grid, sample  # noqa: E402
 from scoresde.sde import VPSDE  # noqa: E402
 
@@ -38,14 +38,10 @@ SAMPLERS = ("ddim", "dpm_solver_pp_2m")
 
 def mixtures() -> dict[int, GaussianMixture]:
     """2-D: 8 Gaussians on a circle; 16-D: 4 diagonal components with random means."""
-    ang = torch.arange(8, dtype=F64) * math.pi / 4
-    means = (4 / 1.414) * torch.stack([torch.cos(ang), torch.sin(ang)], 1)
-    eight = GaussianMixture(torch.full((8,), 1 / 8, dtype=F64), means,
-                            torch.full((8, 2), (0.5 / 1.414) ** 2, dtype=F64))  # fmt: skip
     g = torch.Generator().manual_seed(16)
     mu = 1.5 * torch.randn(4, 16, generator=g, dtype=F64)
     var = 0.1 + 0.4 * torch.rand(4, 16, generator=g, dtype=F64)
-    return {2: eight, 16: GaussianMixture([0.1, 0.2, 0.3, 0.4], mu, var)}
+    return {2: eight_gaussians_mixture(), 16: GaussianMixture([0.1, 0.2, 0.3, 0.4], mu, var)}
 
 
 def measure(sde, gm, sampler, grid, x_T, teacher, entropy) -> dict:
