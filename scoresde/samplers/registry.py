@@ -92,8 +92,9 @@ _EXP = {"stochastic": False, "order_variable": "log_snr"}
 _FAST = {**_EXP, "default_grid": "quadratic"}
 _LOF = {"lower_order_final": True}
 
-#: Every registered sampler by name, with its measured few-step defaults (see the docs,
-#: "Defaults and the study that chose them"; samplers without a budget sweep keep the old ones).
+# Few-step defaults: docs/howto/sample.md, "Defaults and the study that chose them" (samplers
+# without a budget sweep keep their old ones).
+#: Every registered sampler by name, with its measured few-step defaults.
 SAMPLERS: dict[str, SamplerSpec] = {
     "euler_maruyama": SamplerSpec(sample_euler_maruyama, **_SDE, **_few("quadratic", 1e-4, False)),
     "reverse_diffusion": SamplerSpec(sample_reverse_diffusion, **_SDE),
