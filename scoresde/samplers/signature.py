@@ -56,34 +56,6 @@ class Sampler(Protocol):
 
     ``sampler(sde, score_fn, x_T, grid, *, generator=None, callback=None, **options)`` integrates
     from ``grid[0]`` down to ``grid[-1]``; :func:`~scoresde.samplers.sample` calls it by name.
-
-    Args:
-        sde: A linear SDE the sampler supports (VP, sub-VP or VE; see ``SamplerSpec.sdes``).
-        score_fn: ``score_fn(x, t) -> grad_x log p_t(x)`` shaped like ``x``, ``t`` of shape
-            ``(batch,)``.
-        x_T: Initial state of shape ``(batch, *dims)`` at time ``grid[0]``.
-        grid: Strictly decreasing times in [eps, T], shape ``(N + 1,)`` (see ``make_grid``).
-        generator: Generator of every random draw (stochastic samplers, hooks).
-        callback: ``callback(i, t_next, x)`` after step i, with x the state at ``t_next``.
-        **options: Sampler-specific options (each sampler documents its own) and the common
-            options of every sampler:
-
-            * ``seeds``: one integer seed per sample; sample i then draws its noise from its
-              own generator, so its result does not depend on the batch it is in (exclusive
-              with ``generator``).
-            * ``noise_sampler``: ``noise_sampler(x, t, t_next) -> z``, standard normal noise
-              shaped like ``x`` for the step from t to t_next (e.g. increments of a shared
-              Brownian path, :class:`~scoresde.samplers.BrownianNoise`).
-            * ``hook``: ``hook(x, t, i, randn_like) -> x`` applied after step i (and once to
-              x_T with i = -1), e.g. :class:`~scoresde.samplers.InpaintHook`.
-            * ``denoise``: finish with one Tweedie step x0 = (x + sigma_t^2 s(x, t)) / alpha_t
-              at the last grid time (Song et al. 2021, Appendix G; costs 1 NFE).
-            * ``return_trajectory``: keep the state after every step in
-              ``SampleInfo.trajectory``.
-
-    Returns:
-        ``(x, info)``: samples shaped like ``x_T`` at ``grid[-1]`` and a :class:`SampleInfo`
-        whose ``nfe`` is the exact number of score evaluations.
     """
 
     __name__: str
@@ -99,5 +71,34 @@ class Sampler(Protocol):
         callback: Callback | None = None,
         **options: Any,
     ) -> tuple[Tensor, SampleInfo]:
-        """Run the sampler (see the class docstring)."""
+        """Run the sampler from ``grid[0]`` down to ``grid[-1]``.
+
+        Args:
+            sde: A linear SDE the sampler supports (VP, sub-VP or VE; see ``SamplerSpec.sdes``).
+            score_fn: ``score_fn(x, t) -> grad_x log p_t(x)`` shaped like ``x``, ``t`` of shape
+                ``(batch,)``.
+            x_T: Initial state of shape ``(batch, *dims)`` at time ``grid[0]``.
+            grid: Strictly decreasing times in [eps, T], shape ``(N + 1,)`` (see ``make_grid``).
+            generator: Generator of every random draw (stochastic samplers, hooks).
+            callback: ``callback(i, t_next, x)`` after step i, with x the state at ``t_next``.
+            **options: Sampler-specific options (each sampler documents its own) and the common
+                options of every sampler:
+
+                * ``seeds``: one integer seed per sample; sample i then draws its noise from its
+                  own generator, so its result does not depend on the batch it is in (exclusive
+                  with ``generator``).
+                * ``noise_sampler``: ``noise_sampler(x, t, t_next) -> z``, standard normal noise
+                  shaped like ``x`` for the step from t to t_next (e.g. increments of a shared
+                  Brownian path, :class:`~scoresde.samplers.BrownianNoise`).
+                * ``hook``: ``hook(x, t, i, randn_like) -> x`` applied after step i (and once to
+                  x_T with i = -1), e.g. :class:`~scoresde.samplers.InpaintHook`.
+                * ``denoise``: finish with one Tweedie step x0 = (x + sigma_t^2 s(x, t)) / alpha_t
+                  at the last grid time (Song et al. 2021, Appendix G; costs 1 NFE).
+                * ``return_trajectory``: keep the state after every step in
+                  ``SampleInfo.trajectory``.
+
+        Returns:
+            ``(x, info)``: samples shaped like ``x_T`` at ``grid[-1]`` and a :class:`SampleInfo`
+            whose ``nfe`` is the exact number of score evaluations.
+        """
         ...
