@@ -136,7 +136,8 @@ def run_dir(out: str | None, command: str, force: bool = False) -> Path:
 
     A default folder is created with ``exist_ok=False`` (retried with a new suffix), so two
     commands started in the same second never share one. ``--out`` may be a new or empty folder,
-    or, for ``train``, the folder of a training run (resumed); a folder holding another run's files
+    or, for ``train``, the folder of a training run (resumed), or, for ``compare``, the folder of
+    a study (``spec.json``: resumed if the spec matches, else refused by ``run_study``); a folder holding another run's files
     is refused (naming them) unless ``force``.
 
     Raises:
@@ -157,7 +158,10 @@ def run_dir(out: str | None, command: str, force: bool = False) -> Path:
     if path.exists() and not path.is_dir():
         raise CLIError(f"--out: expected a folder, received the existing file {out}")
     theirs = sorted(f for f in RUN_FILES if (path / f).exists()) if path.is_dir() else []
-    if theirs and not force and not (command == "train" and _is_train_run(path)):
+    resumable = (command == "train" and _is_train_run(path)) or (
+        command == "compare" and (path / "spec.json").is_file()  # a study: run_study resumes
+    )
+    if theirs and not force and not resumable:
         raise CLIError(
             f"--out: {out} holds another run's files ({', '.join(theirs)}), which {command} "
             "would overwrite; expected a new or empty folder (or pass --force)"

@@ -104,7 +104,7 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
         return run_sharded_compare(args, device)
     spec = compare_spec(args)
     problem = compare_problem(args, device, spec.n)
-    out = run_dir(args.out, "compare")
+    out = run_dir(args.out, "compare", getattr(args, "force", False))
     bar = tqdm(desc="sampler study", disable=args.quiet, leave=False)
     try:
         study = run_study(spec, problem, out,
