@@ -24,6 +24,9 @@ dimension weighs alike. Each sampler's default is its best configuration at NFE 
 that do not blow up (see :func:`sweep`); the tables show it at NFE 5, 10 and 20 next to the
 previous defaults.
 
+The registry follows this choice except where a trained model disagrees (``dpm_solver_3`` and
+``dpm_solver_fast``: see the comment in ``samplers/registry.py`` and the docs).
+
     python benchmarks/few_step_defaults.py [--n 4000] [--threads 1] [--out table.md]
 
 Cost: about 2-3 CPU-minutes per 1000 samples (one thread).
