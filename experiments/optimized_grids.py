@@ -9,7 +9,8 @@ is then measured on 2000 *held-out* prior draws:
 * CE gap = mean(-log p0(x)) - H(p0) under the exact density (which was *not* used).
 
 The best fixed grid is the best of uniform / quadratic / log-SNR / Karras on the same held-out
-points and metric. Figures: ``gain.png`` (held-out RMSE against NFE, each fixed kind and the
+points and metric. Every run uses the sampler's few-step defaults (end time, final step,
+lower-order final steps: ``plan_for_nfe``), the optimized grid included. Figures: ``gain.png`` (held-out RMSE against NFE, each fixed kind and the
 optimized grid) and ``grids.png`` (where the points go, in log-SNR). The optimized grids are
 saved as JSON next to results.json (``--grid`` of ``scoresde sample``/``compare``).
 
@@ -29,7 +30,7 @@ from _common import parse_args, plt, save_fig, save_json  # noqa: E402
 
 from scoresde.analytic import GaussianMixture  # noqa: E402
 from scoresde.data.toy import eight_gaussians_mixture  # noqa: E402
-from scoresde.samplers import GRIDS, grid_for_nfe, optimize_grid, sample  # noqa: E402
+from scoresde.samplers import GRIDS, grid_for_nfe, optimize_grid, plan_for_nfe, sample  # noqa: E402
 from scoresde.sde import VPSDE  # noqa: E402
 
 F64 = torch.float64
@@ -44,21 +45,21 @@ def mixtures() -> dict[int, GaussianMixture]:
     return {2: eight_gaussians_mixture(), 16: GaussianMixture([0.1, 0.2, 0.3, 0.4], mu, var)}
 
 
-def measure(sde, gm, sampler, grid, x_T, teacher, entropy) -> dict:
-    """Held-out RMSE to the teacher and CE gap of the sampler on ``grid``."""
-    x, info = sample(sampler, sde, gm, x_T, grid)
+def measure(sde, gm, sampler, grid, opts, x_T, teacher, entropy) -> dict:
+    """Held-out RMSE to the teacher and CE gap of the sampler on ``grid`` with ``opts``."""
+    x, info = sample(sampler, sde, gm, x_T, grid, **opts)
     rmse = float((x - teacher).square().mean().sqrt())
     return {"rmse": rmse, "ce_gap": float(-gm.log_prob(x).mean()) - entropy, "nfe": info.nfe}
 
 
 def run_case(sde, gm, sampler, nfe, cal, held, teacher, entropy, cfg, seed) -> dict:
-    fixed = {k: measure(sde, gm, sampler, grid_for_nfe(sde, sampler, nfe, k), held, teacher,
+    fixed = {k: measure(sde, gm, sampler, *plan_for_nfe(sde, sampler, nfe, k), held, teacher,
                         entropy) for k in GRIDS}  # fmt: skip
     started = time.perf_counter()
     og = optimize_grid(sde, gm, sampler, nfe, cal, max_evals=cfg["evals"],
                        teacher_nfe=cfg["teacher_nfe"], seed=seed)  # fmt: skip
     seconds = time.perf_counter() - started
-    opt = measure(sde, gm, sampler, og.times, held, teacher, entropy)
+    opt = measure(sde, gm, sampler, og.times, og.options, held, teacher, entropy)
     best = min(fixed, key=lambda k: fixed[k]["rmse"])
     return {"sampler": sampler, "nfe": nfe, "fixed": fixed, "best_fixed": best,
             "optimized": opt, "gain_rmse": fixed[best]["rmse"] / opt["rmse"],
@@ -83,8 +84,8 @@ def main(argv: list[str] | None = None) -> dict:
         held = sde.prior_sample((cfg["held"], dim), gen).to(F64)
         entropy = float(-gm.log_prob(gm.sample(100_000, gen)).mean())
         for sampler in SAMPLERS:
-            fine = grid_for_nfe(sde, sampler, cfg["teacher_nfe"], "log_snr", exact=False)
-            teacher, _ = sample(sampler, sde, gm, held, fine)
+            fine, opts = plan_for_nfe(sde, sampler, cfg["teacher_nfe"], "log_snr", exact=False)
+            teacher, _ = sample(sampler, sde, gm, held, fine, **opts)  # as optimize_grid's
             for nfe in cfg["nfes"]:
                 case = run_case(sde, gm, sampler, nfe, cal, held, teacher, entropy, cfg, args.seed)
                 case["dim"] = dim
