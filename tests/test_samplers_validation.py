@@ -152,3 +152,15 @@ def test_inpaint_hook_validation() -> None:
         InpaintHook(VP, X, torch.ones(8, 2))
     with pytest.raises(ValueError, match="does not broadcast"):
         InpaintHook(VP, X, torch.ones(3, 3, dtype=torch.bool))
+
+
+def test_a_score_function_carrying_another_sde_is_refused() -> None:
+    """DESIGN contract 11: a mixture built for VP, sampled with VE, is an error, not a wrong answer."""
+    from scoresde import VESDE, VPSDE, GaussianMixture, sample
+
+    gm = GaussianMixture([1.0], [[0.0, 0.0]], [[1.0, 1.0]], sde=VPSDE())
+    x_T = torch.zeros(4, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"ddim: score_fn carries the SDE VPSDE.*used with VESDE"):
+        sample("ddim", VESDE(), gm, x_T, 10)
+    x, info = sample("ddim", VPSDE(), gm, x_T, 10)  # an equal SDE (same config) is accepted
+    assert info.nfe == 10 and bool(torch.isfinite(x).all())

@@ -114,7 +114,7 @@ def sample_deis(
         order: Number of eps_theta values in the polynomial, 1-4 (the paper's (order-1)-tAB;
             global order ``order``; 1 is DDIM).
         lower_order_final: Lower the orders of the last steps on grids of < 15 steps.
-        **options: Common options (see :mod:`scoresde.samplers._core`).
+        **options: Common options of every sampler (see :class:`~scoresde.samplers.signature.Sampler`).
 
     Returns:
         ``(x, info)`` with samples at ``grid[-1]``; ``info.nfe`` = number of steps.

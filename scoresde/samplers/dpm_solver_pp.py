@@ -92,7 +92,7 @@ def sample_dpm_solver_pp(
         callback: ``callback(i, t_next, x)`` after each step.
         order: 1, 2 or 3 (global order in the log-SNR step; 1 is DDIM).
         lower_order_final: Lower the orders of the last steps on grids of < 15 steps.
-        **options: Common options (see :mod:`scoresde.samplers._core`).
+        **options: Common options of every sampler (see :class:`~scoresde.samplers.signature.Sampler`).
 
     Returns:
         ``(x, info)`` with samples at ``grid[-1]``; ``info.nfe`` = number of steps.
@@ -119,7 +119,7 @@ def sample_dpm_solver_pp_2m_sde(
         generator: Generator of the noise (or pass ``seeds`` / ``noise_sampler``).
         callback: ``callback(i, t_next, x)`` after each step.
         lower_order_final: First order at the last step on grids of < 15 steps.
-        **options: Common options (see :mod:`scoresde.samplers._core`).
+        **options: Common options of every sampler (see :class:`~scoresde.samplers.signature.Sampler`).
 
     Returns:
         ``(x, info)`` with samples at ``grid[-1]``; ``info.nfe`` = number of steps.

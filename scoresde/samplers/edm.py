@@ -105,7 +105,7 @@ def sample_edm(
         S_tmin: Smallest noise level sigma at which to churn.
         S_tmax: Largest noise level sigma at which to churn.
         S_noise: Scale of the added noise (EDM uses 1.003-1.007 against over-denoising).
-        **options: Common options (see :mod:`scoresde.samplers._core`).
+        **options: Common options of every sampler (see :class:`~scoresde.samplers.signature.Sampler`).
 
     Returns:
         ``(x, info)`` with samples at ``grid[-1]``; ``info.nfe`` = 2N - 1.

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .._utils import as_time, check_finite
-from ._core import CountedScore, SampleInfo
+from .run import CountedScore, SampleInfo
 
 __all__ = ["sample_langevin_fixed_t", "sgld_step_sizes"]
 

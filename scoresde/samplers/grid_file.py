@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ..sde import LinearSDE
-from ._core import SampleInfo, check_grid
+from .run import SampleInfo, check_grid
 
 __all__ = ["GRID_FORMAT", "OptimizedGrid", "load_grid"]
 

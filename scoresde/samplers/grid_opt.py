@@ -31,7 +31,7 @@ from torch import Tensor
 
 from .._utils import names_list
 from ..sde import LinearSDE
-from ._core import check_state
+from .run import check_state
 from .grid_file import OptimizedGrid
 from .grids import GRIDS
 from .registry import get_sampler, plan_for_nfe, sample

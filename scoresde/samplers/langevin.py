@@ -41,8 +41,8 @@ from torch import Tensor
 
 from .._utils import append_dims, names_list
 from ..sde import LinearSDE
-from ._core import SampleInfo, SamplerRun, prepare
-from .sde_samplers import get_predictor
+from .run import SampleInfo, SamplerRun, prepare
+from .reverse_sde import get_predictor
 
 __all__ = [
     "CORRECTORS",
@@ -202,7 +202,7 @@ def sample_pc(
         snr: Signal-to-noise ratio of the corrector (default: the corrector's own, 0.3 for
             'langevin', 0.16 for the others as in Song et al. for VE on CIFAR-10).
         n_steps: Corrector steps per grid time.
-        **options: Common options (see :mod:`scoresde.samplers._core`).
+        **options: Common options of every sampler (see :class:`~scoresde.samplers.signature.Sampler`).
 
     Returns:
         ``(x, info)``; ``info.nfe`` = N (1 + n_steps + 1 if Metropolis-adjusted), minus N

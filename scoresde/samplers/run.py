@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._utils import names_list
+from .._utils import check_same_sde, names_list, sde_of
 from ..sde import LinearSDE
 from .noise import NoiseSource
 from .signature import COMMON_OPTIONS, Callback, Hook, SampleInfo, Sampler
@@ -225,6 +225,7 @@ def prepare(
     check_sde(name, sde)
     if not callable(score_fn):
         raise TypeError(f"{name}: expected a callable score_fn(x, t), received {score_fn!r}")
+    check_same_sde(sde, sde_of(score_fn), what=f"{name}: score_fn")
     if callback is not None and not callable(callback):
         raise TypeError(f"{name}: expected callback(i, t, x) to be callable, received {callback!r}")
     unknown = set(options) - set(COMMON_OPTIONS)

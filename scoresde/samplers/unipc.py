@@ -110,7 +110,7 @@ def sample_unipc(
         variant: B(h): 'bh1' (B = hh) or 'bh2' (B = e^hh - 1).
         corrector: Apply UniC (order p + 1); False gives UniP-p alone (p = 1: DDIM).
         lower_order_final: Lower the orders of the last steps on grids of < 15 steps.
-        **options: Common options (see :mod:`scoresde.samplers._core`).
+        **options: Common options of every sampler (see :class:`~scoresde.samplers.signature.Sampler`).
 
     Returns:
         ``(x, info)`` with samples at ``grid[-1]``; ``info.nfe`` = number of steps.
