@@ -305,7 +305,7 @@ def _coerce(section: str, klass: type, sub: dict[str, Any]) -> dict[str, Any]:
         if f.name not in sub:
             continue
         v, where = sub[f.name], f"{section}.{f.name}"
-        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        default = f.default_factory() if callable(f.default_factory) else f.default
         if v is None and "None" in str(f.type):
             continue
         if isinstance(default, bool):

@@ -46,9 +46,11 @@ class LogitNormalDequantizer(nn.Module):
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"LogitNormalDequantizer: expected {name} >= {lo}, received {v!r}")
         self.dim, self.levels = dim, levels
-        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.SiLU(), nn.Linear(hidden, 2 * dim))
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
+        first, last = nn.Linear(dim, hidden), nn.Linear(hidden, 2 * dim)
+        nn.init.zeros_(last.weight)  # start at the logit-normal centred in each cell
+        nn.init.zeros_(last.bias)
+        self.net = nn.Sequential(first, nn.SiLU(), last)
+        self._first = first
 
     def _params(self, k: Tensor) -> tuple[Tensor, Tensor]:
         n = k.shape[0]
@@ -57,7 +59,7 @@ class LogitNormalDequantizer(nn.Module):
                 f"LogitNormalDequantizer: expected k with {self.dim} entries per sample, received "
                 f"shape {tuple(k.shape)}"
             )
-        h = self.net((k.reshape(n, -1).to(self.net[0].weight) + 0.5) / self.levels - 0.5)
+        h = self.net((k.reshape(n, -1).to(self._first.weight) + 0.5) / self.levels - 0.5)
         mu, s = h.chunk(2, dim=1)
         return mu.reshape(k.shape), s.reshape(k.shape)
 

@@ -31,10 +31,10 @@ from torch import Tensor
 
 from .._utils import names_list
 from ..sde import LinearSDE
-from .run import check_state
 from .grid_file import OptimizedGrid
 from .grids import GRIDS
 from .registry import get_sampler, plan_for_nfe, sample
+from .run import check_state
 
 __all__ = ["grid_from_params", "grid_objective", "optimize_grid", "params_from_grid"]
 

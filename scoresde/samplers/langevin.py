@@ -41,8 +41,8 @@ from torch import Tensor
 
 from .._utils import append_dims, names_list
 from ..sde import LinearSDE
-from .run import SampleInfo, SamplerRun, prepare
 from .reverse_sde import get_predictor
+from .run import SampleInfo, SamplerRun, prepare
 
 __all__ = [
     "CORRECTORS",
