@@ -96,14 +96,16 @@ def test_out_onto_another_runs_folder_is_refused(tmp_path, trained, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "config.json" in err and "--force" in err and "sample" in err
     assert snapshot(trained) == before
-    # a second sample run into the first one's folder is refused too; --force overrides
+    # nll into a sample run's folder is refused; --force overrides; sample reuses its own folder
     args = ["sample", "--ckpt", ckpt, "--n", "10", "--nfe", "4", "--device", "cpu", "--quiet"]
     assert main([*args, "--out", str(tmp_path / "s")]) == 0
     first = snapshot(tmp_path / "s")
-    assert main([*args, "--out", str(tmp_path / "s"), "--seed", "3"]) == 2
-    assert snapshot(tmp_path / "s") == first
-    assert main([*args, "--out", str(tmp_path / "s"), "--seed", "3", "--force"]) == 0
-    assert snapshot(tmp_path / "s") != first
+    nll = ["nll", "--ckpt", ckpt, "--data", "8gaussians", "--n", "4", "--device", "cpu", "--quiet"]
+    assert main([*nll, "--out", str(tmp_path / "s")]) == 2
+    assert "results.json" in capsys.readouterr().err and snapshot(tmp_path / "s") == first
+    assert main([*args, "--out", str(tmp_path / "s")]) == 0  # its own folder: shards reused
+    assert main([*args, "--out", str(trained), "--force"]) == 0
+    assert (trained / "samples.npy").is_file()
     # train onto a sample folder is refused; --out that is a file is one line
     assert main(["train", "--out", str(tmp_path / "s"), "--steps", "2", "--device", "cpu"]) == 2
     (tmp_path / "f").write_text("x")
@@ -186,7 +188,7 @@ def test_non_finite_data_and_samples_are_errors(tmp_path, trained, capsys):
     out = tmp_path / "s"
     assert main(["sample", "--ckpt", str(tmp_path / "bad.pt"), "--out", str(out), "--n", "10",
                  "--nfe", "4", "--device", "cpu", "--quiet"]) == 2  # fmt: skip
-    assert "non-finite" in capsys.readouterr().err and not out.exists()
+    assert "non-finite" in capsys.readouterr().err and not (out / "samples.npy").exists()
 
 
 def test_resume_removes_stale_temporaries(tmp_path, trained):

@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..distributed import RankFailedError
     from ..training import CheckpointError, TrainingDiverged
+    from .common import _CLAIMED as claimed
     from .common import CLIError, Interrupted, resolve_device, run_dir
 
     args = build_parser().parse_args(argv)
@@ -228,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(threads)
         from . import commands, compare, demo
 
+        claimed.clear()  # one main() call, one run folder
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # claim the run folder before any work
             created = _new_paths(args.out)
             default = args.out is None

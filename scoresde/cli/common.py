@@ -136,9 +136,10 @@ def run_dir(out: str | None, command: str, force: bool = False) -> Path:
 
     A default folder is created with ``exist_ok=False`` (retried with a new suffix), so two
     commands started in the same second never share one. ``--out`` may be a new or empty folder,
-    or, for ``train``, the folder of a training run (resumed), or, for ``compare``, the folder of
-    a study (``spec.json``: resumed if the spec matches, else refused by ``run_study``); a folder holding another run's files
-    is refused (naming them) unless ``force``.
+    or the folder of a run of the same command (``train`` resumes it; ``sample``, ``nll`` and
+    ``compare`` reuse its finished shards; a ``compare`` study folder with ``spec.json`` is
+    resumed if the spec matches, else refused by ``run_study``); a folder holding another
+    command's files is refused (naming them) unless ``force``.
 
     Raises:
         CLIError: If ``--out`` is a file, is not writable, or holds another run's files.
@@ -155,13 +156,15 @@ def run_dir(out: str | None, command: str, force: bool = False) -> Path:
                 continue
         raise CLIError(f"could not create a unique run folder under {Path('runs').resolve()}")
     path = Path(out)
+    if path.resolve() in _CLAIMED:  # checked and created by this process already
+        path.mkdir(parents=True, exist_ok=True)
+        return path
     if path.exists() and not path.is_dir():
         raise CLIError(f"--out: expected a folder, received the existing file {out}")
     theirs = sorted(f for f in RUN_FILES if (path / f).exists()) if path.is_dir() else []
-    resumable = (command == "train" and _is_train_run(path)) or (
-        command == "compare" and (path / "spec.json").is_file()  # a study: run_study resumes
-    )
-    if theirs and not force and not resumable:
+    own = _is_train_run(path) if command == "train" else _command_of(path) == command
+    own = own or (command == "compare" and (path / "spec.json").is_file())  # run_study resumes
+    if theirs and not force and not own:
         raise CLIError(
             f"--out: {out} holds another run's files ({', '.join(theirs)}), which {command} "
             "would overwrite; expected a new or empty folder (or pass --force)"
@@ -175,7 +178,20 @@ def run_dir(out: str | None, command: str, force: bool = False) -> Path:
         raise CLIError(
             f"--out: expected a writable folder, received {out} ({err.strerror})"
         ) from None
+    _CLAIMED.add(path.resolve())
     return path
+
+
+_CLAIMED: set[Path] = set()  # run folders this process has checked (a command claims one early)
+
+
+def _command_of(path: Path) -> str | None:
+    """The command that wrote the run folder ``path`` (its ``config.json``), if any."""
+    try:
+        d = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return d.get("command") if isinstance(d, dict) else None
 
 
 def _is_train_run(path: Path) -> bool:
