@@ -105,7 +105,9 @@ def test_error_paths_are_one_line(
     demo_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ckpt = str(demo_run / "train" / "checkpoint.pt")
-    assert "checkpoint not found" in _error(["sample", "--ckpt", str(tmp_path / "no.pt")], capsys)
+    assert "expected an existing checkpoint" in _error(
+        ["sample", "--ckpt", str(tmp_path / "no.pt")], capsys
+    )
     assert "invalid choice" in _error(["sample", "--ckpt", ckpt, "--sampler", "nope"], capsys)
     assert "--analytic" in _error(["compare", "--analytic", "{not json"], capsys)
     assert "unknown name" in _error(["compare", "--analytic", "2modes", "--samplers", "x"], capsys)

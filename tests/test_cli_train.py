@@ -111,7 +111,7 @@ def test_config_roundtrip_and_validation(tmp_path):
     for d, msg in bad:
         with pytest.raises(ValueError, match=msg):
             RunConfig.from_dict(d)
-    with pytest.raises(FileNotFoundError, match="config file not found"):
+    with pytest.raises(FileNotFoundError, match="expected an existing file"):
         RunConfig.load(tmp_path / "missing.yaml")
 
 

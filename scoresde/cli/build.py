@@ -62,12 +62,12 @@ def build_model(
     if net_cfg.name == "mlp":
         if len(shape) != 1:
             raise ValueError(
-                f"net 'mlp' needs vector data of shape (d,), received {shape}; use 'unet'"
+                f"net 'mlp': expected vector data of shape (d,), received {shape}; use 'unet'"
             )
         kwargs.setdefault("dim", shape[0])
     elif net_cfg.name == "unet":
         if len(shape) != 3 or shape[1] != shape[2]:
-            raise ValueError(f"net 'unet' needs square images (C, H, H), received {shape}")
+            raise ValueError(f"net 'unet': expected square images (C, H, H), received {shape}")
         kwargs.setdefault("in_channels", shape[0])
         kwargs.setdefault("image_size", shape[1])
     gen = torch.Generator().manual_seed(seed)
@@ -174,7 +174,8 @@ def train_from_config(config: RunConfig, out_dir: str | Path, **kwargs: Any) -> 
     if kwargs.get("resume", True):  # refuse a changed model/problem before building anything
         check_resume(config, out, announce=rank0)
     run, s, o = build_run(config), config.schedule, config.optim
-    fresh = not (out / "checkpoint.pt").exists() and not (out / "log.csv").exists()
+    fresh = not (out / "checkpoint.pt").is_file() and not (out / "log.csv").exists()
+    existed = out.exists()
     if rank0:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.json", config.to_json())
@@ -202,4 +203,6 @@ def train_from_config(config: RunConfig, out_dir: str | Path, **kwargs: Any) -> 
     except (ValueError, TypeError):  # refused before the first step: leave no run behind
         if rank0 and fresh and not (out / "log.csv").exists():
             (out / "config.json").unlink(missing_ok=True)
+            if not existed and not any(out.iterdir()):
+                out.rmdir()
         raise

@@ -83,7 +83,7 @@ def _load(ckpt: str, device: torch.device) -> TrainedModel:
     from ..training import load_model
 
     if not Path(ckpt).is_file():
-        raise CLIError(f"--ckpt: checkpoint not found: {ckpt}")
+        raise CLIError(f"--ckpt: expected an existing checkpoint file, received {ckpt}")
     return load_model(ckpt, device=device)
 
 
@@ -280,7 +280,7 @@ def _nll_data(spec: str) -> Any:
     path = Path(spec)
     if path.suffix in (".npy", ".npz", ".pt"):
         if not path.is_file():
-            raise CLIError(f"--data: file not found: {spec}")
+            raise CLIError(f"--data: expected an existing file, received {spec}")
         try:
             return load_array(path)
         except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:

@@ -117,8 +117,10 @@ def parse_mixture(spec: str) -> GaussianMixture:
             f"received {spec!r}"
         ) from None
     if not isinstance(d, dict) or set(d) != {"weights", "means", "covariances"}:
+        got = sorted(d) if isinstance(d, dict) else type(d).__name__
         raise CLIError(
-            "--analytic: the JSON must have exactly the keys weights, means, covariances"
+            f"--analytic: expected a JSON object with the keys weights, means, covariances, "
+            f"received {got}"
         )
     try:
         return GaussianMixture(d["weights"], d["means"], d["covariances"])

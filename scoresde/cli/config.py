@@ -139,7 +139,7 @@ class RunConfig:
             ValueError: For unknown sections or keys (listing the valid ones) or bad values.
         """
         if not isinstance(d, dict):
-            raise TypeError(f"config must be a mapping, received {type(d).__name__}")
+            raise TypeError(f"config: expected a mapping, received {type(d).__name__}")
         unknown = set(d) - set(_SECTIONS)
         if unknown:
             raise ValueError(
@@ -149,7 +149,7 @@ class RunConfig:
         for name, klass in _SECTIONS.items():
             sub = d.get(name) or {}
             if not isinstance(sub, dict):
-                raise TypeError(f"config section {name!r} must be a mapping, received {sub!r}")
+                raise TypeError(f"config section {name!r}: expected a mapping, received {sub!r}")
             valid = [f.name for f in fields(klass)]
             bad = set(sub) - set(valid)
             if bad:
@@ -214,7 +214,7 @@ class RunConfig:
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
+            raise FileNotFoundError(f"--config: expected an existing file, received {path}")
         if path.suffix in (".yaml", ".yml"):
             return cls.from_yaml(path.read_text())
         if path.suffix == ".json":

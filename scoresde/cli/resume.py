@@ -83,8 +83,9 @@ def check_resume(config: RunConfig, out: str | Path, announce: bool = True) -> d
     if fixed:
         listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in fixed.items())
         raise CLIError(
-            f"cannot resume {ckpt} with a changed {listed} (only "
-            f"{', '.join(sorted(MUTABLE))} may change); use a new --out for a new run"
+            f"cannot resume {ckpt}: expected the run's own data, SDE, network and loss (only "
+            f"{', '.join(sorted(MUTABLE))} may change), received a changed {listed}; use a new "
+            "--out for a new run"
         )
     if changes and announce:
         step = int(state["step"])

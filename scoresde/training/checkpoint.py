@@ -104,7 +104,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(
             f"{path} is not a scoresde checkpoint: expected a zip archive written by torch.save, "
             f"received {path.stat().st_size} bytes starting with {head!r} (empty, truncated or "
-            "another format)"
+            "corrupt, or another format)"
         )
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
@@ -250,11 +250,15 @@ def load_model(
     need = ["ema" if use_ema else "model", "scaler", "data_shape"]
     missing = [k for k in need if not isinstance(state.get(k), (dict, list))]
     if missing:
-        raise CheckpointError(f"{path}: expected a checkpoint with {need}, it has no {missing}")
+        raise CheckpointError(
+            f"{path}: expected a checkpoint with {need}, received one without {missing}"
+        )
     try:
         model = model_from_config(state["model_config"])
     except (ValueError, TypeError, KeyError) as err:
-        raise CheckpointError(f"{path}: its model config cannot be rebuilt ({err})") from err
+        raise CheckpointError(
+            f"{path}: expected a model config scoresde can rebuild, received one that fails ({err})"
+        ) from err
     if use_ema:
         weights = {
             k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")
@@ -266,7 +270,8 @@ def load_model(
     except RuntimeError as err:
         first = str(err).splitlines()[-1].strip()
         raise CheckpointError(
-            f"{path}: the weights do not match the model its config describes ({first})"
+            f"{path}: expected the weights of the model its config describes, received "
+            f"mismatching ones ({first})"
         ) from err
     shape = tuple(state["data_shape"])
     meta = state.get("metadata") or {}
