@@ -15,7 +15,15 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-__all__ = ["all_ranks_max", "barrier", "default_device", "process_group", "world_size", "wrap_ddp"]
+__all__ = [
+    "all_ranks_max",
+    "all_ranks_mean",
+    "barrier",
+    "default_device",
+    "process_group",
+    "world_size",
+    "wrap_ddp",
+]
 
 
 def world_size() -> int:
@@ -64,6 +72,15 @@ def all_ranks_max(flags: Tensor, world: int) -> Tensor:
     if world > 1:
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
     return flags
+
+
+def all_ranks_mean(value: Tensor, world: int) -> Tensor:
+    """The mean of ``value`` over ranks (a copy), e.g. the global batch's loss for the log."""
+    if world == 1:
+        return value
+    out = value.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out / world
 
 
 def barrier(world: int) -> None:

@@ -24,7 +24,7 @@ from scoresde.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from scoresde.training.distributed import all_ranks_max, barrier, wrap_ddp
+from scoresde.training.distributed import all_ranks_max, all_ranks_mean, barrier, wrap_ddp
 
 __all__ = ["RunState"]
 
@@ -135,7 +135,8 @@ class RunState:
     ) -> tuple[Tensor, Tensor, Tensor, bool, bool]:
         """One step (skipped if the loss or gradient is not finite on any rank).
 
-        Returns ``(loss, per-example terms, gradient norm, skipped, stop agreed by all ranks)``.
+        Returns ``(loss, per-example terms, gradient norm, skipped, stop agreed by all ranks)``;
+        the loss is the mean over all ranks (the global batch's), the terms are this rank's.
         """
         _reseed(derive_seed(self.seed + 7919 * self.rank, self.step), self.dev)  # dropout etc.
         terms = self.loss.terms(self.forward, x, t, noise)
@@ -157,7 +158,13 @@ class RunState:
             self.ema.update_parameters(self.model)
             self.consecutive = 0
         self.step += 1
-        return loss.detach(), terms.detach(), gnorm.detach(), skipped, stop
+        return (
+            all_ranks_mean(loss.detach(), self.world),
+            terms.detach(),
+            gnorm.detach(),
+            skipped,
+            stop,
+        )
 
     def lr(self) -> float:
         """The learning rate of the first parameter group."""
