@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -44,14 +45,19 @@ def default_device(device: str | torch.device | None) -> torch.device:
 def process_group(device: torch.device) -> Iterator[tuple[int, int]]:
     """Yield ``(rank, world)``; joins the process group under ``torchrun`` and leaves it after.
 
-    A group that already exists (the caller's) is used and left alone.
+    A group that already exists (the caller's) is used and left alone. A group it creates has
+    the timeout ``SCORESDE_PG_TIMEOUT`` seconds (default 600): a collective that waits longer
+    (a frozen rank) raises on the other ranks instead of hanging the job.
     """
     world = world_size()
     own = world > 1 and not dist.is_initialized()
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    if own:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if own:  # a stuck collective (a frozen rank) ends in an error after the timeout, not a hang
+        seconds = float(os.environ.get("SCORESDE_PG_TIMEOUT", "600"))
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=seconds)
+        )
     try:
         yield (dist.get_rank() if world > 1 else 0), world
     finally:
