@@ -94,7 +94,10 @@ class Monitor:
             try:
                 self.store.compare_set("abort", "", f"{who}|{message}")
             except Exception:  # noqa: BLE001 - the store may be gone already; we raise anyway
-                pass
+                return
+            # Rank 0 usually hosts the store: it stays until the live ranks have read the
+            # message, or they would only see the store vanish (and not which rank failed).
+            self._linger(self.size - 1 - (who != self.rank))
 
     def wait_all(self) -> None:
         """Mark this rank finished and wait until every rank is (or raise on a failure)."""
@@ -139,6 +142,19 @@ class Monitor:
             if self.error is not None:
                 return
 
+    def _linger(self, readers: int) -> None:
+        """On rank 0, wait (at most min(timeout, 5 s)) until ``readers`` ranks saw the abort."""
+        if self.rank != 0 or self.store is None or readers <= 0:
+            return
+        deadline = time.monotonic() + min(self.timeout, 5.0)
+        while time.monotonic() < deadline:
+            try:
+                if int(self.store.add("abort_seen", 0)) >= readers:
+                    return
+            except Exception:  # noqa: BLE001 - the store is gone: nobody is left to tell
+                return
+            time.sleep(min(self.poll, 0.05))
+
     def _publish(self, key: str, value: int, store_key: str) -> None:
         if value != self._published[key] or key == "beat":
             self.store.add(store_key, value - self._published[key])
@@ -155,6 +171,7 @@ class Monitor:
             self._published["finished"] = 1
         if self.store.check(["abort"]):
             rank, _, message = self.store.get("abort").decode().partition("|")
+            self.store.add("abort_seen", 1)
             self.error = RankFailedError(int(rank), message)
             return
         for r in range(self.size) if self.rank == 0 else (0,):
