@@ -125,3 +125,21 @@ def test_warning_once_for_the_unstable_combination_only(monkeypatch: pytest.Monk
             assert not warn_unstable_parameterization(safe, "ddim", deterministic=True)
     with pytest.raises(ValueError, match="expected x0_clip > 0 or None, received -1.0"):
         ScoreModel(lambda x, c: x, VPSDE(), x0_clip=-1.0)
+
+
+def test_command_line_eps_models_are_clipped_by_default(tmp_path) -> None:
+    """`scoresde train`'s default (eps, x0_clip "auto") bounds x0 by 1.25 max|x| of the data,
+    and the bound is stored in the checkpoint; other parameterizations are not clipped."""
+    from scoresde.cli.build import build_run, train_from_config
+    from scoresde.cli.config import RunConfig
+    from scoresde.training import load_model
+
+    cfg = RunConfig.from_dict({"data": {"name": "8gaussians"},
+                               "schedule": {"steps": 2, "batch_size": 16, "ckpt_every": 2}})  # fmt: skip
+    data = build_run(cfg).data
+    bound = float(data.scaler.transform(data.test).abs().max())
+    train_from_config(cfg, tmp_path / "run", device="cpu", progress=False)
+    model = load_model(tmp_path / "run" / "checkpoint.pt").model
+    assert model.predicts == "eps" and model.x0_clip == pytest.approx(1.25 * bound)
+    edm = RunConfig.from_dict({"net": {"predicts": "edm"}})
+    assert build_run(edm).model.x0_clip is None

@@ -48,7 +48,11 @@ def build_data(config: RunConfig) -> Dataset:
 
 
 def build_model(
-    net_cfg: NetConfig, shape: tuple[int, ...], sde: LinearSDE, seed: int = 0
+    net_cfg: NetConfig,
+    shape: tuple[int, ...],
+    sde: LinearSDE,
+    seed: int = 0,
+    x0_clip: float | None = None,
 ) -> ScoreModel:
     """The network wrapped as a :class:`ScoreModel`; weights initialised from ``seed``.
 
@@ -57,6 +61,8 @@ def build_model(
         shape: Event shape of the data, ``(d,)`` for vectors or ``(C, H, W)`` for images.
         sde: The forward SDE.
         seed: Seed of the initial weights (and of random Fourier frequencies).
+        x0_clip: ``ScoreModel``'s bound of the x0 estimate at low SNR (see
+            :func:`resolve_x0_clip`); ``None`` = off.
     """
     kwargs = dict(net_cfg.kwargs)
     if net_cfg.name == "mlp":
@@ -80,7 +86,23 @@ def build_model(
         predicts=net_cfg.predicts,
         time_input=net_cfg.time_input,
         sigma_data=net_cfg.sigma_data,
+        x0_clip=x0_clip,
     )
+
+
+def resolve_x0_clip(net_cfg: NetConfig, data: Dataset) -> float | None:
+    """``net.x0_clip`` as a number: "auto" bounds an eps-model's x0 by 1.25 max|x| of the data.
+
+    The bound is taken on the scaled test set (model units); other parameterizations are not
+    clipped by "auto" (x0, v and EDM outputs are stable at low SNR).
+    """
+    clip = net_cfg.x0_clip
+    if clip != "auto":
+        return None if clip is None else float(clip)
+    if net_cfg.predicts != "eps":
+        return None
+    bound = float(data.scaler.transform(data.test).abs().max())
+    return 1.25 * bound if math.isfinite(bound) and bound > 0 else None
 
 
 def build_loss(loss_cfg: LossConfig, sde: LinearSDE) -> Loss:
@@ -148,7 +170,8 @@ def build_run(config: RunConfig) -> RunObjects:
     """Build the SDE, data, model (weights from ``schedule.seed``), loss and optimizer."""
     config.validate()
     sde, data = build_sde(config), build_data(config)
-    model = build_model(config.net, data.shape, sde, seed=config.schedule.seed)
+    clip = resolve_x0_clip(config.net, data)
+    model = build_model(config.net, data.shape, sde, seed=config.schedule.seed, x0_clip=clip)
     loss = build_loss(config.loss, sde)
     opt, lr_schedule = build_optimizer(
         config.optim, list(model.parameters()), config.schedule.steps

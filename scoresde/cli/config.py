@@ -51,6 +51,10 @@ class NetConfig:
     predicts: str = "eps"
     time_input: str = "t"
     sigma_data: float = 1.0  # data std in model units, for predicts="edm"
+    #: eps-models only: bound of the x0 estimate at low SNR (``ScoreModel(x0_clip=)``), so that
+    #: deterministic samplers have no runaway paths; "auto" = 1.25 max|x| of the scaled test
+    #: set, null = off.
+    x0_clip: float | str | None = "auto"
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -267,7 +271,13 @@ class RunConfig:
         _check(0 <= o.ema_decay < 1, "optim.ema_decay", "in [0, 1)", o.ema_decay)
         _check(o.warmup_steps >= 0, "optim.warmup_steps", "an integer >= 0", o.warmup_steps)
         _check(self.loss.gamma > 0, "loss.gamma", "> 0", self.loss.gamma)
-        sd = self.net.sigma_data
+        sd, clip = self.net.sigma_data, self.net.x0_clip
+        _check(
+            clip in ("auto", None) or 0 < clip < math.inf,  # type: ignore[operator]
+            "net.x0_clip",
+            "'auto', null or a number > 0",
+            clip,
+        )
         _check(isinstance(sd, (int, float)) and 0 < sd < math.inf, "net.sigma_data", "> 0", sd)
         for name in ("steps", "batch_size", "log_every", "ckpt_every", "t_bins", "max_nan_steps"):
             v = getattr(s, name)
@@ -313,6 +323,8 @@ def _coerce(section: str, klass: type, sub: dict[str, Any]) -> dict[str, Any]:
                 raise ValueError(f"{where}: expected true or false, received {v!r}")
         elif isinstance(default, (int, float)):
             out[f.name] = _number(where, v, type(default))
+        elif isinstance(default, str) and "float" in str(f.type) and v != default:
+            out[f.name] = _number(where, v, float)  # a number, or the default's keyword
         elif isinstance(default, str):
             if not isinstance(v, str):
                 raise ValueError(f"{where}: expected a name (string), received {v!r}")
