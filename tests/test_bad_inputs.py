@@ -240,3 +240,23 @@ def test_api_bad_input_raises_a_clear_error_and_writes_nothing(
 
 def test_catalogue_size():
     assert len(CLI_CASES) + len(API_CASES) >= 60
+
+
+def test_late_catalogue_additions() -> None:
+    """Issue #12's remaining API cases: an empty study, t = 0 in ScoreModel, a dtype mismatch."""
+    from scoresde import VPSDE, GaussianMixture, ScoreModel, sample
+    from scoresde.nets import ResidualMLP
+    from scoresde.studies import compare_samplers
+
+    sde = VPSDE()
+    gm = GaussianMixture([1.0], [[0.0, 0.0]], [[1.0, 1.0]], sde=sde)
+    with pytest.raises(ValueError, match="expected at least one sampler, received none"):
+        compare_samplers(sde, gm, [], [10], torch.randn(10, 2), ("sw2",))
+    model = ScoreModel(ResidualMLP(2), sde)
+    with pytest.raises(ValueError, match=r"expected times with sigma_t > 0 .* received t = 0"):
+        model(torch.randn(3, 2), torch.zeros(3))
+    with pytest.raises(
+        TypeError,
+        match=r"ddim: expected x_T of the model's dtype torch.float64, received torch.float32",
+    ):
+        sample("ddim", sde, ScoreModel(ResidualMLP(2).double(), sde), torch.randn(3, 2), 10)

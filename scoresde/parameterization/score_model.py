@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from .._utils import append_dims, as_time, check_batch_time, names_list
+from .._utils import _cheap_to_check, append_dims, as_time, check_batch_time, names_list
 from ..sde import LinearSDE
 from .conversions import MODEL_OUTPUTS, _b, convert, eps_to_score, v_from
 
@@ -120,6 +120,12 @@ class ScoreModel(nn.Module):
         tt = tt.expand(x.shape[0]) if tt.ndim == 0 or tt.shape[0] == 1 else tt
         tt = tt.reshape(x.shape[0])
         alpha, sigma = self.sde.marginal(tt)
+        if _cheap_to_check(sigma) and not bool((sigma > 0).all()):
+            bad = float(tt[sigma <= 0].min())
+            raise ValueError(
+                f"ScoreModel: expected times with sigma_t > 0 (t >= sde.eps = {self.sde.eps:g}), "
+                f"received t = {bad:g} where sigma_t = 0: the score is undefined there"
+            )
         x_in = x
         if self.predicts == "edm":
             c_skip, c_out, c_in = self._edm(alpha, sigma)

@@ -235,9 +235,24 @@ def prepare(
             f"{names_list(COMMON_OPTIONS)}"
         )
     check_state(x_T)
+    check_dtype(name, score_fn, x_T)
     g = check_grid(grid, sde)
     noise = NoiseSource(x_T, generator, options.get("seeds"), options.get("noise_sampler"))
     return SamplerRun(name, sde, CountedScore(score_fn, x_T), x_T, g, noise, callback, options)
+
+
+def check_dtype(name: str, score_fn: object, x_T: Tensor) -> None:
+    """Raise ``TypeError`` if ``score_fn`` is a module whose parameters have another dtype."""
+    module = (
+        score_fn if isinstance(score_fn, torch.nn.Module) else getattr(score_fn, "__self__", None)
+    )
+    if isinstance(module, torch.nn.Module):
+        p = next((q for q in module.parameters() if q.is_floating_point()), None)
+        if p is not None and p.dtype != x_T.dtype:
+            raise TypeError(
+                f"{name}: expected x_T of the model's dtype {p.dtype}, received {x_T.dtype} "
+                f"(convert one of them: model.to({x_T.dtype}) or x_T.to({p.dtype}))"
+            )
 
 
 def check_sde(name: str, sde: object) -> None:

@@ -133,6 +133,8 @@ def compare_samplers(
             empty ``nfes``/``seeds``, or a badly shaped reference.
     """
     specs = [_label(a) for a in samplers]
+    if not specs:
+        raise ValueError("compare_samplers: expected at least one sampler, received none")
     if denoise:
         specs = [(label, name, {"denoise": True, **opts}) for label, name, opts in specs]
     fixed = _check_grids(sde, grids)
