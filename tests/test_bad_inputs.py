@@ -250,7 +250,9 @@ def test_late_catalogue_additions() -> None:
 
     sde = VPSDE()
     gm = GaussianMixture([1.0], [[0.0, 0.0]], [[1.0, 1.0]], sde=sde)
-    with pytest.raises(ValueError, match="expected at least one sampler, received none"):
+    with pytest.raises(
+        ValueError, match=r"expected at least one sampler \(or saved grid\), received none"
+    ):
         compare_samplers(sde, gm, [], [10], torch.randn(10, 2), ("sw2",))
     model = ScoreModel(ResidualMLP(2), sde)
     with pytest.raises(ValueError, match=r"expected times with sigma_t > 0 .* received t = 0"):

@@ -97,7 +97,7 @@ class Monitor:
                 return
             # Rank 0 usually hosts the store: it stays until the live ranks have read the
             # message, or they would only see the store vanish (and not which rank failed).
-            self._linger(self.size - 1 - (who != self.rank))
+            self._linger(failed=who)
 
     def wait_all(self) -> None:
         """Mark this rank finished and wait until every rank is (or raise on a failure)."""
@@ -142,14 +142,18 @@ class Monitor:
             if self.error is not None:
                 return
 
-    def _linger(self, readers: int) -> None:
-        """On rank 0, wait (at most min(timeout, 5 s)) until ``readers`` ranks saw the abort."""
-        if self.rank != 0 or self.store is None or readers <= 0:
+    def _linger(self, failed: int) -> None:
+        """On rank 0, wait (at most min(timeout, 5 s)) until every live rank saw the abort.
+
+        Live ranks are all but ``failed`` and rank 0 itself; each acknowledges under its own key.
+        """
+        if self.rank != 0 or self.store is None:
             return
+        keys = [f"abort_seen/{r}" for r in range(1, self.size) if r != failed]
         deadline = time.monotonic() + min(self.timeout, 5.0)
-        while time.monotonic() < deadline:
+        while keys and time.monotonic() < deadline:
             try:
-                if int(self.store.add("abort_seen", 0)) >= readers:
+                if self.store.check(keys):
                     return
             except Exception:  # noqa: BLE001 - the store is gone: nobody is left to tell
                 return
@@ -171,8 +175,10 @@ class Monitor:
             self._published["finished"] = 1
         if self.store.check(["abort"]):
             rank, _, message = self.store.get("abort").decode().partition("|")
-            self.store.add("abort_seen", 1)
+            self.store.set(f"abort_seen/{self.rank}", "1")
             self.error = RankFailedError(int(rank), message)
+            # another rank published it: rank 0 (the store's usual host) stays for the rest
+            self._linger(failed=int(rank))
             return
         for r in range(self.size) if self.rank == 0 else (0,):
             count = int(self.store.add(f"beat/{r}", 0))

@@ -133,8 +133,10 @@ def compare_samplers(
             empty ``nfes``/``seeds``, or a badly shaped reference.
     """
     specs = [_label(a) for a in samplers]
-    if not specs:
-        raise ValueError("compare_samplers: expected at least one sampler, received none")
+    if not specs and not grids:
+        raise ValueError(
+            "compare_samplers: expected at least one sampler (or saved grid), received none"
+        )
     if denoise:
         specs = [(label, name, {"denoise": True, **opts}) for label, name, opts in specs]
     fixed = _check_grids(sde, grids)
