@@ -262,3 +262,19 @@ def test_late_catalogue_additions() -> None:
         match=r"ddim: expected x_T of the model's dtype torch.float64, received torch.float32",
     ):
         sample("ddim", sde, ScoreModel(ResidualMLP(2).double(), sde), torch.randn(3, 2), 10)
+
+
+def test_zero_spread_column_and_convert_at_sigma_zero() -> None:
+    """A constant data column is centred, not divided by ~0; convert refuses sigma = 0."""
+    from scoresde.data.core import Scaler
+    from scoresde.parameterization import convert
+
+    x = torch.tensor([[1.0, 2.0], [1.0, 4.0]])
+    scaler = Scaler.standard(x)
+    assert scaler.to_dict()["scale"][0] == 1.0
+    assert torch.isfinite(scaler.transform(x)).all()
+    ones = torch.ones(2, 2)
+    with pytest.raises(
+        ValueError, match=r"convert eps -> score: expected sigma > 0, received sigma = 0"
+    ):
+        convert(ones, ones, 1.0, 0.0, "eps", "score")

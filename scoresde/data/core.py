@@ -58,8 +58,12 @@ class Scaler:
 
     @classmethod
     def standard(cls, x: Tensor) -> Scaler:
-        """Per-feature standardisation of vectors ``x`` of shape ``(n, d)``."""
-        std = x.std(dim=0).clamp_min(1e-8)
+        """Per-feature standardisation of vectors ``x`` of shape ``(n, d)``.
+
+        A constant feature (zero spread) is only centred (scale 1), never divided by ~0.
+        """
+        std = x.std(dim=0)
+        std = torch.where(std > 0, std, torch.ones_like(std))
         return cls(shift=x.mean(dim=0).tolist(), scale=std.tolist())
 
     def to_dict(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Literal
 
 from torch import Tensor
 
-from .._utils import append_dims, as_time, names_list
+from .._utils import _cheap_to_check, append_dims, as_time, names_list
 
 __all__ = [
     "MODEL_OUTPUTS",
@@ -110,6 +110,14 @@ def convert(
     alpha_t, sigma_t = as_time(alpha, like=x), as_time(sigma, like=x)
     if src == dst:
         return out
+    through_eps = "score" in (src, dst) or ("eps" in (src, dst) and "x0" in (src, dst))
+    if through_eps and _cheap_to_check(sigma_t):  # a host sync: CPU only (hot path)
+        if not bool((sigma_t > 0).all()):
+            raise ValueError(
+                f"convert {src} -> {dst}: expected sigma > 0, received sigma = "
+                f"{float(sigma_t.min()):g} (at sigma = 0 the score and the eps<->x0 map are "
+                "undefined)"
+            )
     eps = to_eps(out, x, alpha_t, sigma_t, src)
     if dst == "eps":
         return eps
