@@ -278,3 +278,16 @@ def test_zero_spread_column_and_convert_at_sigma_zero() -> None:
         ValueError, match=r"convert eps -> score: expected sigma > 0, received sigma = 0"
     ):
         convert(ones, ones, 1.0, 0.0, "eps", "score")
+
+
+def test_study_reference_of_the_wrong_dimension_is_an_error() -> None:
+    from scoresde import VPSDE, GaussianMixture
+    from scoresde.studies import compare_samplers
+
+    sde = VPSDE()
+    gm = GaussianMixture([1.0], [[0.0, 0.0]], [[1.0, 1.0]], sde=sde)
+    with pytest.raises(
+        ValueError,
+        match=r"expected reference samples the score function accepts, received shape \(10, 3\)",
+    ):
+        compare_samplers(sde, gm, ["ddim"], [10], torch.randn(10, 3, dtype=torch.float64), ("sw2",))

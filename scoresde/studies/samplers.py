@@ -151,6 +151,15 @@ def compare_samplers(
         raise ValueError("compare_samplers: expected at least one seed")
     if not isinstance(reference, Tensor) or reference.ndim < 2:
         raise ValueError("compare_samplers: expected reference samples of shape (m, *event_shape)")
+    try:  # one probe: a reference of the wrong event shape is an error, not NaN rows
+        with torch.no_grad():
+            t_probe = torch.full((1,), sde.T, dtype=reference.dtype, device=reference.device)
+            score_fn(reference[:1], t_probe)
+    except (ValueError, RuntimeError) as err:
+        raise ValueError(
+            f"compare_samplers: expected reference samples the score function accepts, received "
+            f"shape {tuple(reference.shape)} ({str(err).splitlines()[0]})"
+        ) from None
     n = int(n_samples or reference.shape[0])
     study = SamplerStudy([], tuple(metrics))
     for seed in seeds:
