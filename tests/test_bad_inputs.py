@@ -135,6 +135,7 @@ CLI_CASES = [
     ("compare-metric-unknown", ["compare", "--analytic", "2modes", "--metrics", "nope"], "nope"),
     ("compare-analytic-bad-json", ["compare", "--analytic", "{bad"], "{bad"),
     ("compare-analytic-keys", ["compare", "--analytic", '{"weights": [1]}'], "weights"),
+    ("compare-analytic-huge-means", ["compare", "--analytic", '{"weights": [1], "means": [[1e30, 0]], "covariances": [[1, 1]]}'], "1e+30"),
     ("nll-probes-zero", ["nll", "--ckpt", CK, "--data", "8gaussians", "--probes", "0"], "'0'"),
     ("nll-rtol-negative", ["nll", "--ckpt", CK, "--data", "8gaussians", "--rtol", "-1"], "-1"),
     ("train-config-missing", [*T, "--config", "{fx}/none.yaml"], "none.yaml"),

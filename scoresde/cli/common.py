@@ -123,9 +123,20 @@ def parse_mixture(spec: str) -> GaussianMixture:
             f"received {got}"
         )
     try:
-        return GaussianMixture(d["weights"], d["means"], d["covariances"])
+        gm = GaussianMixture(d["weights"], d["means"], d["covariances"])
     except (ValueError, TypeError, RuntimeError) as err:
         raise CLIError(f"--analytic: {err}") from None
+    # float64 keeps ~16 digits: far beyond 1e12 component widths, samples lose their noise and
+    # the study's metrics degenerate (means of 1e30 gave NaN tables)
+    cov = torch.as_tensor(d["covariances"], dtype=torch.float64)
+    width = float((torch.linalg.eigvalsh(cov) if cov.ndim == 3 else cov).min().sqrt())
+    scale = float(gm.means.abs().max())
+    if scale > 1e12 * max(width, 1e-300):
+        raise CLIError(
+            "--analytic: expected means within 1e12 component widths of the origin (float64 "
+            f"resolution), received means up to {scale:g} with the narrowest width {width:g}"
+        )
+    return gm
 
 
 #: Files a scoresde command writes into its run folder: a folder holding any of them belongs to a run.
