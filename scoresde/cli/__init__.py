@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         threads = _positive_threads(args.threads) or (1 if args.command == "demo" else None)
         if threads:
             torch.set_num_threads(threads)
-        from . import commands, compare, demo
+        from . import commands, compare, demo, nll
 
         claimed.clear()  # one main() call, one run folder
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # claim the run folder before any work
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out = str(run_dir(args.out, args.command, args.force))
             created = [Path(args.out)] * default + created
         run = {"demo": demo.run_demo, "train": commands.run_train, "sample": commands.run_sample,
-               "nll": commands.run_nll, "compare": compare.run_compare}[args.command]  # fmt: skip
+               "nll": nll.run_nll, "compare": compare.run_compare}[args.command]  # fmt: skip
         out = run(args, device)
     except Interrupted as err:
         sys.stderr.write(f"scoresde {args.command}: {err}\n")

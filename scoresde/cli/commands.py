@@ -1,4 +1,6 @@
-"""``scoresde train | sample | nll | compare``: each writes a run folder with config, results, report.
+"""``scoresde train | sample | compare``: each writes a run folder with config, results, report.
+
+``nll`` lives in :mod:`scoresde.cli.nll`.
 
 ``sample``, ``nll`` and ``compare`` run sharded (:mod:`scoresde.cli.scaleout`): as one process,
 or under ``torchrun`` with the same files and numbers.
@@ -9,7 +11,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import pickle
 import signal
 import time
 from pathlib import Path
@@ -17,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .._utils import mean_se
-from ..data import get_dataset, load_array
+from ..data import get_dataset
 from ..distributed import atomic_write
 from ..samplers import get_sampler, load_grid, plan_for_nfe
 from ..sde import get_sde
@@ -31,7 +31,7 @@ from .scaleout import atomic_save_npy, cli_world, shared_run_dir
 if TYPE_CHECKING:
     from ..training import TrainedModel
 
-__all__ = ["run_compare", "run_nll", "run_sample", "run_train"]
+__all__ = ["run_compare", "run_sample", "run_train"]
 
 
 def run_train(args: argparse.Namespace, device: torch.device) -> Path:
@@ -196,99 +196,6 @@ def _sample_grid(args: argparse.Namespace, sde: Any) -> tuple[str, torch.Tensor,
         return name, torch.tensor([sde.T, sde.eps], dtype=torch.float64), opts
     grid, opts = plan_for_nfe(sde, name, args.nfe or 50, args.grid, exact=False, **opts)
     return name, grid, opts
-
-
-def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
-    """Per-point log p(x) and bits/dim through the PF-ODE; CSV plus a summary with s.e.
-
-    Sharded over ``torchrun`` ranks (one process otherwise): the points' Hutchinson probes and
-    the shards' dequantization noise have their own seeds, so the numbers do not depend on the
-    number of ranks; rank 0 writes the files.
-    """
-    from ..distributed import sharded_bits_per_dim, sharded_log_likelihood
-    from ..studies import write_csv
-
-    with cli_world(args, device) as world:
-        model, scaler, shape, _ = _load(args.ckpt, world.device)
-        data = _nll_data(args.data)
-        if args.split == "train" and data.train is None:
-            raise CLIError(
-                f"--split train: expected a data set with a stored train split, received "
-                f"{args.data!r}, which has only a test split; use --split test"
-            )
-        x = data.test if args.split == "test" else data.train
-        x = x[: args.n]
-        if tuple(x.shape[1:]) != tuple(shape):
-            raise CLIError(
-                f"--data: expected points of shape {tuple(shape)} (the model's), "
-                f"received {tuple(x.shape[1:])}"
-            )
-        D = math.prod(shape)
-        out = shared_run_dir(world, args.out, "nll")
-        kw = {
-            "rtol": args.rtol,
-            "atol": args.rtol,
-            "divergence": args.divergence,
-            "n_probes": args.probes,
-            "world": world,
-            "seed": args.seed,
-            "shard_size": args.shard_size,
-            "shard_dir": out / "shards",
-            "progress": not args.quiet,
-        }
-        if data.levels:  # discrete data: dequantized bits/dim (model range [-1, 1])
-            res = sharded_bits_per_dim(
-                model.sde, model.double(), x.round().long(), levels=data.levels, **kw
-            )
-            if res is None:
-                return None
-            bpd = res.bpd.cpu()
-            logp = -bpd * D * math.log(2)
-        else:
-            r = sharded_log_likelihood(
-                model.sde, model.double(), scaler.transform(x).double(), **kw
-            )
-            if r is None:
-                return None
-            logp = r.log_prob.cpu() + scaler.log_abs_det(shape)
-            bpd = -logp / (D * math.log(2))
-    rows = [
-        {"index": i, "log_prob": float(a), "bits_per_dim": float(b)}
-        for i, (a, b) in enumerate(zip(logp, bpd, strict=True))
-    ]
-    atomic_write(out / "nll.csv", lambda p: write_csv(rows, p))
-    se = float(mean_se(logp.double())[1])
-    results = {
-        "n": logp.numel(),
-        "nll_mean": float(-logp.mean()),
-        "nll_se": se,
-        "bpd_mean": float(bpd.mean()),
-        "bpd_se": se / (D * math.log(2)),
-        "entropy": data.entropy,
-    }
-    fig = out / "nll_histogram.png"
-    atomic_write(fig, lambda p: report.plot_nll_histogram(-logp, p, data.entropy))
-    text = (
-        f"# scoresde nll\n\n{results['n']} points: NLL {results['nll_mean']:.4f} ± {se:.4f} "
-        f"nats, {results['bpd_mean']:.4f} bits/dim.\n\n![NLL]({fig.name})\n"
-    )
-    write_results(out, _config("nll", args, device), results, text)
-    return out
-
-
-def _nll_data(spec: str) -> Any:
-    path = Path(spec)
-    if path.suffix in (".npy", ".npz", ".pt"):
-        if not path.is_file():
-            raise CLIError(f"--data: expected an existing file, received {spec}")
-        try:
-            return load_array(path)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
-            raise CLIError(
-                f"--data: expected an array file (.npy/.npz, or .pt of tensors), "
-                f"received {spec} ({type(err).__name__})"
-            ) from None
-    return get_dataset(spec)
 
 
 def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:

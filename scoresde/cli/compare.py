@@ -22,9 +22,10 @@ from tqdm.auto import tqdm
 from ..data import get_dataset
 from ..studies import Problem, StudySpec, data_pool_sampler, load_spec, run_study
 from ..studies.table import write_json
-from .commands import _load, _nll_data
+from .commands import _load
 from .commands import run_compare as run_sharded_compare
 from .common import CLIError, parse_mixture, run_dir
+from .nll import nll_data
 from .study_report import write_study_report
 
 __all__ = ["run_compare"]
@@ -71,7 +72,7 @@ def compare_problem(args: argparse.Namespace, device: torch.device, n: int) -> P
         return prob
     model, scaler, shape, metadata = _load(args.ckpt, device)
     if args.data:
-        data = _nll_data(args.data)
+        data = nll_data(args.data)
     else:
         source = metadata.get("run_config", {}).get("data")
         if not source:
