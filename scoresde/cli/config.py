@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._utils import names_list
+from .config_fields import check, coerce
 
 __all__ = [
     "DataConfig",
@@ -161,7 +162,7 @@ class RunConfig:
                     f"unknown keys {sorted(bad)} in section {name!r}; expected one of "
                     f"{names_list(valid)}"
                 )
-            parts[name] = klass(**_coerce(name, klass, sub))
+            parts[name] = klass(**coerce(name, klass, sub))
         if "betas" in (d.get("optim") or {}):
             parts["optim"].betas = tuple(parts["optim"].betas)
         cfg = cls(**parts)
@@ -257,87 +258,32 @@ class RunConfig:
             if value not in valid:
                 raise ValueError(f"unknown {what} {value!r}; expected one of {names_list(valid)}")
         o, s = self.optim, self.schedule
-        _check(o.lr > 0 and math.isfinite(o.lr), "optim.lr", "a finite number > 0", o.lr)
-        _check(o.weight_decay >= 0, "optim.weight_decay", ">= 0", o.weight_decay)
-        _check(
+        check(o.lr > 0 and math.isfinite(o.lr), "optim.lr", "a finite number > 0", o.lr)
+        check(o.weight_decay >= 0, "optim.weight_decay", ">= 0", o.weight_decay)
+        check(
             len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
             "optim.betas",
             "two numbers in [0, 1)",
             o.betas,
         )
-        _check(
-            o.grad_clip is None or o.grad_clip > 0, "optim.grad_clip", "> 0 or null", o.grad_clip
-        )
-        _check(0 <= o.ema_decay < 1, "optim.ema_decay", "in [0, 1)", o.ema_decay)
-        _check(o.warmup_steps >= 0, "optim.warmup_steps", "an integer >= 0", o.warmup_steps)
-        _check(self.loss.gamma > 0, "loss.gamma", "> 0", self.loss.gamma)
+        check(o.grad_clip is None or o.grad_clip > 0, "optim.grad_clip", "> 0 or null", o.grad_clip)
+        check(0 <= o.ema_decay < 1, "optim.ema_decay", "in [0, 1)", o.ema_decay)
+        check(o.warmup_steps >= 0, "optim.warmup_steps", "an integer >= 0", o.warmup_steps)
+        check(self.loss.gamma > 0, "loss.gamma", "> 0", self.loss.gamma)
         sd, clip = self.net.sigma_data, self.net.x0_clip
-        _check(
+        check(
             clip in ("auto", None) or 0 < clip < math.inf,  # type: ignore[operator]
             "net.x0_clip",
             "'auto', null or a number > 0",
             clip,
         )
-        _check(isinstance(sd, (int, float)) and 0 < sd < math.inf, "net.sigma_data", "> 0", sd)
+        check(isinstance(sd, (int, float)) and 0 < sd < math.inf, "net.sigma_data", "> 0", sd)
         for name in ("steps", "batch_size", "log_every", "ckpt_every", "t_bins", "max_nan_steps"):
             v = getattr(s, name)
-            _check(isinstance(v, int) and v >= 1, f"schedule.{name}", "an integer >= 1", v)
-        _check(
+            check(isinstance(v, int) and v >= 1, f"schedule.{name}", "an integer >= 1", v)
+        check(
             isinstance(s.eval_every, int) and s.eval_every >= 0,
             "schedule.eval_every",
             "an integer >= 0 (0 = never)",
             s.eval_every,
         )
-
-
-def _number(where: str, v: Any, kind: type) -> Any:
-    """``v`` as ``kind`` (int or float); numeric strings (YAML reads ``1e-3`` as one) accepted."""
-    expected = "an integer" if kind is int else "a number"
-    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-        raise ValueError(f"{where}: expected {expected}, received {v!r}")
-    try:
-        x = float(v)
-    except ValueError:
-        raise ValueError(f"{where}: expected {expected}, received {v!r}") from None
-    if kind is int:
-        if not (math.isfinite(x) and x == int(x)) or (
-            isinstance(v, str) and not v.strip().lstrip("+-").isdigit()
-        ):
-            raise ValueError(f"{where}: expected {expected}, received {v!r}")
-        return int(x)
-    return x
-
-
-def _coerce(section: str, klass: type, sub: dict[str, Any]) -> dict[str, Any]:
-    """Check each field's type by its default; numbers may be numeric strings, never booleans."""
-    out = dict(sub)
-    for f in fields(klass):
-        if f.name not in sub:
-            continue
-        v, where = sub[f.name], f"{section}.{f.name}"
-        default = f.default_factory() if callable(f.default_factory) else f.default
-        if v is None and "None" in str(f.type):
-            continue
-        if isinstance(default, bool):
-            if not isinstance(v, bool):
-                raise ValueError(f"{where}: expected true or false, received {v!r}")
-        elif isinstance(default, (int, float)):
-            out[f.name] = _number(where, v, type(default))
-        elif isinstance(default, str) and "float" in str(f.type) and v != default:
-            out[f.name] = _number(where, v, float)  # a number, or the default's keyword
-        elif isinstance(default, str):
-            if not isinstance(v, str):
-                raise ValueError(f"{where}: expected a name (string), received {v!r}")
-        elif isinstance(default, dict):
-            if not isinstance(v, dict):
-                raise ValueError(f"{where}: expected a mapping, received {v!r}")
-        elif isinstance(default, tuple):
-            if not isinstance(v, (list, tuple)) or len(v) != len(default):
-                raise ValueError(f"{where}: expected {len(default)} numbers, received {v!r}")
-            out[f.name] = tuple(_number(where, x, float) for x in v)
-    return out
-
-
-def _check(ok: bool, name: str, expected: str, received: Any) -> None:
-    if not ok:
-        raise ValueError(f"{name}: expected {expected}, received {received!r}")
