@@ -34,6 +34,9 @@ from .divergence import draw_probes, score_and_divergence, score_and_probe_produ
 
 __all__ = ["ELBOResult", "VLBResult", "ddpm_vlb", "elbo"]
 
+#: ``var_fn(x_i, i) -> Sigma_i``: a reverse variance broadcastable to ``x_i`` (per element).
+VarFn = Callable[[Tensor, Tensor], Tensor]
+
 
 @dataclass(frozen=True)
 class ELBOResult:
@@ -154,7 +157,7 @@ def ddpm_vlb(
     *,
     levels: int = 256,
     model_range: tuple[float, float] = (-1.0, 1.0),
-    variance: Literal["beta", "beta_tilde"] | str = "beta",
+    variance: Literal["beta", "beta_tilde"] | str | Tensor | VarFn = "beta",
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> VLBResult:
@@ -171,8 +174,13 @@ def ddpm_vlb(
         k: Integer levels in [0, levels - 1], shape ``(batch, *dims)``.
         levels: Number of levels (256 for 8-bit images).
         model_range: The interval [lo, hi] of the model's data.
-        variance: Reverse variances sigma_i^2: ``"beta"`` (beta_i) or ``"beta_tilde"``
-            (beta_tilde_i, with beta_tilde_1 for the decoder as in improved-diffusion).
+        variance: Reverse variances sigma_i^2: ``"beta"`` (beta_i), ``"beta_tilde"``
+            (beta_tilde_i, with beta_tilde_1 for the decoder as in improved-diffusion), a tensor
+            of shape ``(N,)`` (one per step, e.g. Analytic-DPM's
+            :func:`~scoresde.samplers.analytic_dpm.analytic_dpm_chain_variances`), or a callable
+            ``var_fn(x_i, i)`` returning variances broadcastable to ``x_i`` (e.g. improved
+            DDPM's learned exp(v log beta_i + (1 - v) log beta_tilde_i)), called right after
+            ``eps_fn`` with the same arguments.
         generator: Generator for the draws.
         dtype: Floating dtype.
 
@@ -180,10 +188,11 @@ def ddpm_vlb(
         A :class:`VLBResult` (total and per-term bits per dim).
     """
     _check_levels(k, levels, model_range)
-    if variance not in ("beta", "beta_tilde"):
+    custom = isinstance(variance, Tensor) or callable(variance)
+    if not custom and variance not in ("beta", "beta_tilde"):
         raise ValueError(
             f"ddpm_vlb: unknown variance {variance!r}; expected one of "
-            f"{names_list(['beta', 'beta_tilde'])}"
+            f"{names_list(['beta', 'beta_tilde'])}, a tensor of shape (N,) or var_fn(x_i, i)"
         )
     lo, hi = (float(v) for v in model_range)
     y = lo + (hi - lo) * k.to(dtype) / (levels - 1)
@@ -192,9 +201,7 @@ def ddpm_vlb(
         f: getattr(schedule, f).to(dtype=dtype, device=y.device)
         for f in schedule.__dataclass_fields__
     }
-    var = sc["betas"] if variance == "beta" else sc["beta_tildes"].clone()
-    if variance == "beta_tilde":
-        var[0] = sc["beta_tildes"][1] if N > 1 else sc["betas"][0]
+    var = _step_variances(variance, sc, N)
     kw: dict[str, Any] = {"generator": generator, "dtype": dtype, "device": y.device}
     ab_T = sc["alpha_bars"][-1]  # L_T = KL(q(x_{N-1} | y) || N(0, I))
     terms = [0.5 * (ab_T * y**2 + (1 - ab_T) - 1 - torch.log1p(-ab_T)).flatten(1).sum(1)]
@@ -202,15 +209,44 @@ def ddpm_vlb(
         for i in range(N - 1, -1, -1):
             ab = sc["alpha_bars"][i]
             x_i = ab.sqrt() * y + (1 - ab).sqrt() * torch.randn(y.shape, **kw)
-            eps = eps_fn(x_i, torch.full((B,), i, dtype=torch.long, device=y.device)).to(dtype)
+            step = torch.full((B,), i, dtype=torch.long, device=y.device)
+            eps = eps_fn(x_i, step).to(dtype)
+            var_i = var[i] if var is not None else _called_variance(variance, x_i, step, dtype)
             mean = (x_i - sc["betas"][i] / (1 - ab).sqrt() * eps) / sc["alphas"][i].sqrt()
             if i == 0:  # L_0 = -log p(y | x_0): the discretized Gaussian decoder
                 half = (hi - lo) / (2 * (levels - 1))
-                terms.append(-_discretized_gaussian_log_prob(y, mean, var[0].sqrt(), half, lo, hi))
+                terms.append(-_discretized_gaussian_log_prob(y, mean, var_i.sqrt(), half, lo, hi))
                 continue
             mu_post = sc["posterior_coef_x0"][i] * y + sc["posterior_coef_xt"][i] * x_i
             bt = sc["beta_tildes"][i]  # KL(N(mu_post, bt) || N(mean, var_i)), Ho Eq. 5
-            kl = 0.5 * (torch.log(var[i] / bt) + (bt + (mu_post - mean) ** 2) / var[i] - 1)
+            kl = 0.5 * (torch.log(var_i / bt) + (bt + (mu_post - mean) ** 2) / var_i - 1)
             terms.append(kl.flatten(1).sum(1))
     per_term = torch.stack(terms) / (D * math.log(2))
     return VLBResult(per_term.sum(0), per_term, nfe=N)
+
+
+def _step_variances(variance: object, sc: dict[str, Tensor], N: int) -> Tensor | None:
+    """The per-step variances of :func:`ddpm_vlb`, shape ``(N,)``; None for a ``var_fn``."""
+    if callable(variance):
+        return None
+    if isinstance(variance, Tensor):
+        v = variance.detach().to(sc["betas"])
+        if v.shape != (N,) or not bool(torch.isfinite(v).all() and (v > 0).all()):
+            raise ValueError(
+                f"ddpm_vlb: expected variance of shape ({N},) with finite positive values, "
+                f"received shape {tuple(v.shape)}"
+            )
+        return v
+    var = sc["betas"] if variance == "beta" else sc["beta_tildes"].clone()
+    if variance == "beta_tilde":
+        var[0] = sc["beta_tildes"][1] if N > 1 else sc["betas"][0]
+    return var
+
+
+def _called_variance(var_fn: Any, x_i: Tensor, step: Tensor, dtype: torch.dtype) -> Tensor:
+    out = var_fn(x_i, step)
+    if not isinstance(out, Tensor) or not bool((out > 0).all() and torch.isfinite(out).all()):
+        raise ValueError(
+            f"ddpm_vlb: expected var_fn to return finite positive variances, received {out!r}"
+        )
+    return out.to(dtype)

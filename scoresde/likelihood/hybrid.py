@@ -16,6 +16,10 @@ stop-gradient on eps_hat, so L_vlb trains only v and L_simple only eps_hat:
 
 in nats per dimension. For the mean of the model the KL-optimal Sigma is Analytic-DPM's v*
 (Bao et al. 2022): beta_tilde + E||mu_q - mu||^2 / D (:mod:`scoresde.samplers.analytic_dpm`).
+
+:class:`EpsVModel` wraps a network with both outputs: ``model(x, t) -> (eps_hat, v)`` for the
+loss, ``model.score_fn`` (s = -eps_hat / sigma_t) and ``model.v_fn`` for
+``sample_ddpm(..., variance="learned", v_fn=model.v_fn)``, one network evaluation per step.
 """
 
 from __future__ import annotations
@@ -25,14 +29,14 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .._utils import append_dims
+from .._utils import append_dims, as_time
 from ..losses import Loss, _check_x0
-from ..sde import DDPMSchedule
+from ..sde import VPSDE, DDPMSchedule
 from ..sde.ddpm import index_to_time, time_to_index
 
-__all__ = ["HybridLoss", "learned_log_variance"]
+__all__ = ["EpsVModel", "HybridLoss", "learned_log_variance"]
 
 #: ``eps_v_fn(x, t) -> (eps_hat, v)``, both shaped like ``x``.
 EpsVFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -102,3 +106,58 @@ class HybridLoss(Loss):
         """Per-example L_simple + lambda N L_i, shape ``(B,)``."""
         simple, vlb = self.parts(model, x0, t, noise)
         return simple + self.lam * self.schedule.N * vlb
+
+
+class EpsVModel(nn.Module):
+    """A network with improved DDPM's two outputs, eps_hat and v, seen as score and v functions.
+
+    Args:
+        net: ``net(x, t)`` returning ``(eps_hat, v)`` (both shaped like ``x``) or one tensor with
+            twice the channels of ``x`` along dim 1, split into eps_hat and v (as improved
+            DDPM's "learned sigma" output). ``t`` is the continuous time, shape ``(batch,)``.
+        sde: The VP SDE of the model.
+
+    ``model(x, t)`` is the ``eps_v_fn`` of :class:`HybridLoss`; :meth:`score_fn` and :meth:`v_fn`
+    reuse the last evaluation when called at the same ``x`` (same object, unchanged) and ``t``.
+    """
+
+    def __init__(self, net: nn.Module, sde: VPSDE) -> None:
+        super().__init__()
+        if not callable(net):
+            raise TypeError(f"EpsVModel: expected a callable net(x, t), received {net!r}")
+        if not isinstance(sde, VPSDE):
+            raise TypeError(f"EpsVModel: expected a VPSDE, received {type(sde).__name__}")
+        self.net, self.sde = net, sde
+        self._last: tuple[Tensor, int, Tensor, tuple[Tensor, Tensor]] | None = None
+
+    def forward(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """``(eps_hat, v)``, both shaped like ``x``, at times ``t`` of shape ``(batch,)``."""
+        tt = as_time(t, like=x).expand(x.shape[0])
+        out = self.net(x, tt)
+        if isinstance(out, Tensor) and out.ndim == x.ndim and out.shape[1] == 2 * x.shape[1]:
+            out = tuple(out.chunk(2, dim=1))
+        if not (isinstance(out, tuple) and len(out) == 2 and all(o.shape == x.shape for o in out)):
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(
+                f"EpsVModel: expected net to return (eps, v) shaped like x {tuple(x.shape)} or one "
+                f"tensor with twice its channels, received {got}"
+            )
+        self._last = (x, x._version, tt.detach().clone(), out)
+        return out
+
+    def _eval(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        tt = as_time(t, like=x).expand(x.shape[0])
+        last = self._last
+        if last is not None and last[0] is x and last[1] == x._version and torch.equal(last[2], tt):
+            return last[3]
+        return self(x, tt)
+
+    def score_fn(self, x: Tensor, t: Tensor) -> Tensor:
+        """The score s = -eps_hat / sigma_t shaped like ``x``."""
+        eps, _ = self._eval(x, t)
+        _, sigma = self.sde.marginal(as_time(t, like=x).expand(x.shape[0]))
+        return -eps / append_dims(sigma, x.ndim)
+
+    def v_fn(self, x: Tensor, t: Tensor) -> Tensor:
+        """The interpolation weight v shaped like ``x`` (log Sigma = v log beta + ...)."""
+        return self._eval(x, t)[1]

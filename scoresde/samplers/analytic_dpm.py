@@ -28,10 +28,14 @@ import torch
 from torch import Tensor
 
 from ..sde import VPSDE, DDPMSchedule, ScoreFn
-from .reverse_sde import ancestral_step
-from .run import Callback, SampleInfo, prepare
+from .run import Callback, SampleInfo
 
-__all__ = ["analytic_dpm_variances", "sample_analytic_ddpm", "score_norms"]
+__all__ = [
+    "analytic_dpm_chain_variances",
+    "analytic_dpm_variances",
+    "sample_analytic_ddpm",
+    "score_norms",
+]
 
 
 def _check_vp(sde: object, what: str) -> None:
@@ -80,6 +84,37 @@ def score_norms(
     return torch.stack(means).cpu(), torch.stack(ses).cpu()
 
 
+def analytic_dpm_chain_variances(schedule: DDPMSchedule, gamma: Tensor) -> Tensor:
+    """v*_i of every step i -> i - 1 of a DDPM chain, the decoder step i = 0 included.
+
+    v*_i = beta_tilde_i + c0_i^2 (1 - alpha_bar_i) / alpha_bar_i (1 - (1 - alpha_bar_i) Gamma_i)
+    (module docstring, with alpha_t^2 = alpha_bar_i). At i = 0 (alpha_bar_{-1} = 1) beta_tilde_0
+    = 0 and c0_0 = 1: v*_0 = E tr Cov(x0 | x_0) / D, the optimal variance of a Gaussian decoder
+    with mean x0_hat (used by :func:`~scoresde.likelihood.ddpm_vlb`).
+
+    Args:
+        schedule: The N-step chain.
+        gamma: Gamma at the chain's states x_0, ..., x_{N-1}, shape ``(N,)``.
+
+    Returns:
+        v*, float64 of shape ``(N,)`` (clipped as Bao et al., Thm. 2).
+    """
+    if not isinstance(schedule, DDPMSchedule):
+        raise TypeError(
+            "analytic_dpm_chain_variances: expected a DDPMSchedule, received "
+            f"{type(schedule).__name__}"
+        )
+    gam = torch.as_tensor(gamma, dtype=torch.float64).detach().cpu()
+    if gam.shape != (schedule.N,):
+        raise ValueError(
+            f"analytic_dpm_chain_variances: expected gamma of shape ({schedule.N},), received "
+            f"{tuple(gam.shape)}"
+        )
+    ab = schedule.alpha_bars
+    cov_x0 = ((1 - ab) / ab) * (1 - (1 - ab) * gam).clamp(0.0, 1.0)  # E tr Cov(x0 | x_i) / D
+    return schedule.beta_tildes + schedule.posterior_coef_x0**2 * cov_x0
+
+
 def analytic_dpm_variances(sde: VPSDE, grid: Tensor, gamma: Tensor) -> Tensor:
     """The optimal variance v*_i of each DDPM step t_i -> t_{i+1} of a decreasing ``grid``.
 
@@ -93,19 +128,17 @@ def analytic_dpm_variances(sde: VPSDE, grid: Tensor, gamma: Tensor) -> Tensor:
     """
     _check_vp(sde, "analytic_dpm_variances")
     g = torch.as_tensor(grid, dtype=torch.float64).cpu()
-    gam = torch.as_tensor(gamma, dtype=torch.float64).cpu()
+    gam = torch.as_tensor(gamma, dtype=torch.float64).detach().cpu()
     if g.ndim != 1 or g.numel() < 2 or gam.shape != (g.numel() - 1,):
         raise ValueError(
             f"analytic_dpm_variances: expected a grid of shape (N + 1,) and gamma of shape (N,), "
             f"received {tuple(g.shape)} and {tuple(gam.shape)}"
         )
-    n = g.numel() - 1
-    alpha, sigma = sde.marginal(g.flip(0))  # ascending: table index j is time t_{N - j}
+    alpha, _ = sde.marginal(g.flip(0))  # ascending: table index j is time t_{N - j}
     table = DDPMSchedule.from_alpha_bars(alpha.detach() ** 2, sde.T)
-    j = torch.arange(n, 0, -1)  # step i runs from table index N - i (time t_i)
-    a_t, s_t = alpha.detach().flip(0)[:n], sigma.detach().flip(0)[:n]  # at t_0, ..., t_{N-1}
-    cov_x0 = (s_t**2 / a_t**2) * (1 - s_t**2 * gam).clamp(0.0, 1.0)
-    return table.beta_tildes[j] + table.posterior_coef_x0[j] ** 2 * cov_x0
+    # table index j = N - i holds step i (time t_i); index 0 (time t_N) starts no step
+    full = torch.cat([gam.new_zeros(1), gam.flip(0)])
+    return analytic_dpm_chain_variances(table, full)[1:].flip(0)
 
 
 def sample_analytic_ddpm(
@@ -121,14 +154,21 @@ def sample_analytic_ddpm(
 ) -> tuple[Tensor, SampleInfo]:
     """DDPM ancestral sampling with the Analytic-DPM variance (Bao et al. 2022, Alg. 1).
 
-    Arguments and ``**options`` as :func:`~scoresde.samplers.sample_ddpm`, plus ``gamma``:
-    Gamma_t at the step-start times ``grid[:-1]`` (:func:`score_norms`).
+    The same as ``sample_ddpm(..., variance="analytic", gamma=gamma)``: arguments and
+    ``**options`` as :func:`~scoresde.samplers.sample_ddpm`, plus ``gamma``: Gamma_t at the
+    step-start times ``grid[:-1]`` (:func:`score_norms`).
     """
+    from .reverse_sde import sample_ddpm  # reverse_sde imports this module
+
     _check_vp(sde, "analytic_ddpm")
-    run = prepare("analytic_ddpm", sde, score_fn, x_T, grid, generator, callback, options)
-    var = analytic_dpm_variances(sde, run.grid64, gamma)
-    alpha, _ = sde.marginal(run.grid64.flip(0))
-    table = DDPMSchedule.from_alpha_bars(alpha.detach() ** 2, sde.T)
-    j = torch.arange(run.n_steps, 0, -1)
-    coefs = (table.posterior_coef_x0[j], table.posterior_coef_xt[j], torch.sqrt(var))
-    return run.loop(x_T, ancestral_step(*(v.to(run.like) for v in coefs), run))
+    return sample_ddpm(
+        sde,
+        score_fn,
+        x_T,
+        grid,
+        generator=generator,
+        callback=callback,
+        variance="analytic",
+        gamma=gamma,
+        **options,
+    )

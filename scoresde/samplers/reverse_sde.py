@@ -12,7 +12,12 @@ on a caller-given grid t_0 > t_1 > ... > t_N. Each is also a *predictor* of the 
   x_{i+1} = x_i - f_i + G_i^2 s_i + G_i z_i.
 * DDPM ancestral (Ho et al. 2020, Alg. 2), VP only: the posterior q(x_{t_{i+1}} | x_{t_i}, x0)
   of the chain whose alpha_bar are the exact alpha_t^2 on the grid (``DDPMSchedule``), with x0
-  from Tweedie, and variance beta_tilde (default) or beta.
+  from Tweedie, and variance beta_tilde (default), beta, Analytic-DPM's v* (Bao et al. 2022,
+  :mod:`~scoresde.samplers.analytic_dpm`) or the learned exp(v log beta + (1 - v) log
+  beta_tilde) of Nichol & Dhariwal (2021, Eq. 15), v read from the network. On a grid coarser
+  than the training chain this is improved DDPM's respacing: beta and beta_tilde are those of the
+  respaced chain, beta_j = 1 - alpha_bar(t_j) / alpha_bar(t_{j-1}) between consecutive grid
+  times, and v interpolates that pair (Nichol & Dhariwal 2021, Sec. 4).
 * SMLD ancestral (Song et al. 2021, Eq. 47), VE only: x_{i+1} = x_i + (sigma_i^2 - sigma_{i+1}^2)
   s_i + sqrt(sigma_{i+1}^2 (sigma_i^2 - sigma_{i+1}^2) / sigma_i^2) z_i.
 """
@@ -28,6 +33,7 @@ from torch import Tensor
 from .._utils import append_dims, names_list
 from ..sde import VESDE, VPSDE, DDPMSchedule, LinearSDE, ScoreFn
 from ..sde.reverse import drift_coefs
+from .analytic_dpm import analytic_dpm_variances
 from .run import Callback, SampleInfo, SamplerRun, prepare, sqrt_pos
 
 __all__ = [
@@ -39,9 +45,12 @@ __all__ = [
 ]
 
 Step = Callable[[Tensor, int], Tensor]
+#: ``v_fn(x, t) -> v`` shaped like ``x``: the learned interpolation weight of improved DDPM.
+VFn = Callable[[Tensor, Tensor], Tensor]
 
-#: Posterior variances of the DDPM step (Ho et al. 2020, Sec. 3.2).
-DDPM_VARIANCES = ("beta_tilde", "beta")
+#: Reverse variances of the DDPM step: Ho et al. (2020, Sec. 3.2), Bao et al. (2022), Nichol &
+#: Dhariwal (2021).
+DDPM_VARIANCES = ("beta_tilde", "beta", "analytic", "learned")
 
 
 def euler_maruyama_step(run: SamplerRun) -> Step:
@@ -89,18 +98,80 @@ def ancestral_step(c_x0: Tensor, c_xt: Tensor, std: Tensor, run: SamplerRun) -> 
     return step
 
 
-def ddpm_step(run: SamplerRun, variance: str = "beta_tilde") -> Step:
+def ddpm_table(sde: VPSDE, grid: Tensor) -> DDPMSchedule:
+    """The DDPM chain of a decreasing ``grid``: alpha_bar_j = alpha_t^2 at the ascending times.
+
+    Table index j = 0..N is time ``grid[N - j]``; step i of the sampler runs from index N - i to
+    N - i - 1 with the posterior of index N - i. On a subset of a training chain's times this is
+    improved DDPM's respaced chain (Nichol & Dhariwal 2021, Sec. 4).
+    """
+    alpha, _ = sde.marginal(grid.to(torch.float64).flip(0))  # ascending: eps = t_N, ..., t_0 = T
+    return DDPMSchedule.from_alpha_bars(alpha.detach() ** 2, sde.T)
+
+
+def ddpm_step(
+    run: SamplerRun,
+    variance: str = "beta_tilde",
+    *,
+    gamma: Tensor | None = None,
+    v_fn: VFn | None = None,
+) -> Step:
     """DDPM ancestral step on VP with alpha_bar = alpha_t^2 on the grid (any grid works)."""
+    _check_variance_args(variance, gamma, v_fn)
+    table = ddpm_table(run.sde, run.grid64)
+    j = torch.arange(run.n_steps, 0, -1)  # step i goes from table index N - i to N - i - 1
+    c_x0, c_xt = table.posterior_coef_x0[j], table.posterior_coef_xt[j]
+    if variance == "learned":
+        log_pair = (torch.log(table.betas[j]), torch.log(table.beta_tildes[j]))
+        return learned_ancestral_step(c_x0, c_xt, *log_pair, v_fn, run)  # type: ignore[arg-type]
+    if variance == "analytic":
+        std = torch.sqrt(analytic_dpm_variances(run.sde, run.grid64, gamma))  # type: ignore[arg-type]
+    else:
+        var = table.beta_tildes if variance == "beta_tilde" else table.betas
+        std = torch.sqrt(var[j])
+    return ancestral_step(*(v.to(run.like) for v in (c_x0, c_xt, std)), run)
+
+
+def _check_variance_args(variance: str, gamma: Tensor | None, v_fn: VFn | None) -> None:
     if variance not in DDPM_VARIANCES:
         raise ValueError(
             f"ddpm: unknown variance {variance!r}; expected one of {names_list(DDPM_VARIANCES)}"
         )
-    alpha, _ = run.sde.marginal(run.grid64.flip(0))  # ascending times eps = t_N, ..., t_0 = T
-    table = DDPMSchedule.from_alpha_bars(alpha**2, run.sde.T)
-    j = torch.arange(run.n_steps, 0, -1)  # step i goes from table index N - i to N - i - 1
-    var = table.beta_tildes if variance == "beta_tilde" else table.betas
-    coefs = (table.posterior_coef_x0[j], table.posterior_coef_xt[j], torch.sqrt(var[j]))
-    return ancestral_step(*(v.to(run.like) for v in coefs), run)
+    for name, value, needs in (("gamma", gamma, "analytic"), ("v_fn", v_fn, "learned")):
+        if (value is not None) != (variance == needs):
+            raise TypeError(
+                f"ddpm: {name} goes with variance={needs!r} and only with it; received "
+                f"variance={variance!r} and {name}={type(value).__name__}"
+            )
+    if v_fn is not None and not callable(v_fn):
+        raise TypeError(f"ddpm: expected a callable v_fn(x, t), received {type(v_fn).__name__}")
+
+
+def learned_ancestral_step(
+    c_x0: Tensor, c_xt: Tensor, log_beta: Tensor, log_beta_tilde: Tensor, v_fn: VFn, run: SamplerRun
+) -> Step:
+    """The ancestral step with Sigma = exp(v log beta + (1 - v) log beta_tilde), v = v_fn(x, t).
+
+    ``v_fn`` is called right after the score, at the same ``x`` and ``t``: a model that computes
+    both in one forward pass (:class:`~scoresde.likelihood.hybrid.EpsVModel`) evaluates once.
+    """
+    c = run.coefs()
+    c_x0, c_xt, lb, lbt = (v.to(run.like) for v in (c_x0, c_xt, log_beta, log_beta_tilde))
+
+    def step(x: Tensor, i: int) -> Tensor:
+        s = run.score(x, run.t[i])  # 1. score s(x_i, t_i)
+        v = v_fn(x, run.t[i].expand(x.shape[0]))  # 2. the learned weight v(x_i, t_i)
+        if not isinstance(v, Tensor) or v.shape != x.shape:
+            got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+            raise ValueError(
+                f"ddpm: expected v_fn's output shaped like x {tuple(x.shape)}, received {got}"
+            )
+        std = torch.exp(0.5 * (v * lb[i] + (1 - v) * lbt[i]))  # 3. Nichol & Dhariwal Eq. 15
+        x0 = run.x0(x, s, c.alpha[i], c.sigma[i])  # 4. Tweedie: x0 = (x + sigma^2 s) / alpha
+        z = run.noise(x, run.t[i], run.t[i + 1])  # 5. z_i ~ N(0, I)
+        return c_x0[i] * x0 + c_xt[i] * x + std * z  # 6. draw from N(mu, Sigma)
+
+    return step
 
 
 def smld_step(run: SamplerRun) -> Step:
@@ -190,6 +261,8 @@ def sample_ddpm(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     variance: str = "beta_tilde",
+    gamma: Tensor | None = None,
+    v_fn: VFn | None = None,
     **options: Any,
 ) -> tuple[Tensor, SampleInfo]:
     """DDPM ancestral sampling (Ho et al. 2020, Alg. 2) on a VP SDE, on any grid.
@@ -197,10 +270,17 @@ def sample_ddpm(
     Arguments and the common ``**options`` as every sampler (:class:`~scoresde.samplers.Sampler`).
 
     Args:
-        variance: Posterior variance 'beta_tilde' (the true posterior, default) or 'beta'.
+        variance: The reverse variance of each step (module docstring): 'beta_tilde' (the true
+            posterior's, default), 'beta', 'analytic' (Bao et al. 2022; needs ``gamma``) or
+            'learned' (Nichol & Dhariwal 2021; needs ``v_fn``).
+        gamma: For 'analytic': Gamma_t = E||s(x_t, t)||^2 / D at the step-start times
+            ``grid[:-1]``, shape ``(N,)`` (:func:`~scoresde.samplers.analytic_dpm.score_norms`).
+        v_fn: For 'learned': ``v_fn(x, t) -> v`` shaped like ``x``, evaluated at each step's
+            state and time (e.g. :meth:`~scoresde.likelihood.hybrid.EpsVModel.v_fn`). Its
+            evaluations are not counted in ``info.nfe``.
     """
     run = prepare("ddpm", sde, score_fn, x_T, grid, generator, callback, options)
-    return run.loop(x_T, ddpm_step(run, variance))
+    return run.loop(x_T, ddpm_step(run, variance, gamma=gamma, v_fn=v_fn))
 
 
 def sample_smld(
