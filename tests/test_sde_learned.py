@@ -216,3 +216,61 @@ def test_vdm_loss_trains_network_and_schedule_with_train(tmp_path) -> None:
     assert torch.equal(state["model"]["schedule.raw_w2"], after["raw_w2"])
     assert "module.schedule.raw_w2" in state["ema"]
     assert res.step == 10
+
+
+def test_config_round_trip_restores_the_learned_schedule() -> None:
+    """config() -> JSON -> sde_from_config gives the shape; the state dict gives the weights:
+    marginals, drift, g^2 and the log-SNR inverse then agree exactly."""
+    import json
+
+    from scoresde.sde import sde_from_config
+
+    sched = LearnedLogSNR(hidden=8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():  # as if trained: every parameter moved away from its initialisation
+        for p in sched.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(4)))
+    sde = VPSDE(schedule=sched)
+    back = sde_from_config(json.loads(json.dumps(sde.config())))
+    assert isinstance(back.schedule, LearnedLogSNR) and back.config() == sde.config()
+    t = torch.linspace(1e-3, 1, 101)
+    assert not torch.equal(back.marginal(t)[1], sde.marginal(t)[1])  # the shape alone is not it
+    back.schedule.load_state_dict(sched.state_dict())
+    for a, b in zip(back.marginal(t), sde.marginal(t), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(back.g2(t), sde.g2(t)) and torch.equal(back.drift_coef(t), sde.drift_coef(t))
+    lam = sde.log_snr(t)
+    assert torch.equal(back.t_from_log_snr(lam), sde.t_from_log_snr(lam))
+    with pytest.raises(ValueError, match=r"expected the keys \['gamma_0', 'gamma_1', 'hidden'"):
+        LearnedLogSNR.from_dict({"kind": "learned_log_snr", "hidden": 8})
+    with pytest.raises(ValueError, match="expected kind 'learned_log_snr', received 'linear'"):
+        LearnedLogSNR.from_dict({"kind": "linear", "gamma_0": -5, "gamma_1": 5, "hidden": 8})
+
+
+def test_checkpoint_of_a_learned_schedule_model_reloads_with_its_schedule(tmp_path) -> None:
+    """train() -> load_model: the rebuilt model's schedule (raw and EMA weights) is the trained
+    one, so its marginals and scores are identical; unregistered, the model has no config."""
+    from scoresde.data import get_dataset
+    from scoresde.nets import ResidualMLP
+    from scoresde.parameterization import ScoreModel
+    from scoresde.training import load_model, model_config, train
+    from scoresde.training.checkpoint import load_checkpoint
+
+    torch.manual_seed(0)
+    sde = VPSDE(schedule=LearnedLogSNR(hidden=16, generator=torch.Generator().manual_seed(0)))
+    model = ScoreModel(ResidualMLP(2, hidden=32, depth=2), sde)
+    assert model_config(model) is None  # its schedule would be missing from the state dict
+    model.add_module("schedule", sde.schedule)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    train(model, VDMLoss(sde), get_dataset("8gaussians"), opt, steps=5, batch_size=64,
+          out_dir=tmp_path, log_every=5, ckpt_every=5, progress=False)  # fmt: skip
+    t = torch.linspace(1e-3, 1, 51)
+    x = torch.randn(51, 2, generator=torch.Generator().manual_seed(1))
+    raw = load_model(tmp_path / "checkpoint.pt", use_ema=False).model
+    assert raw.sde.schedule is raw.schedule and raw.sde.config() == sde.config()
+    for a, b in zip(raw.sde.marginal(t), sde.marginal(t), strict=True):
+        assert torch.equal(a, b)
+    with torch.no_grad():
+        assert torch.equal(raw.score_fn(x, t), model.score_fn(x, t))
+    ema = load_model(tmp_path / "checkpoint.pt").model
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")["ema"]["module.schedule.raw_w2"]
+    assert torch.equal(ema.schedule.raw_w2, saved) and not torch.equal(saved, sde.schedule.raw_w2)

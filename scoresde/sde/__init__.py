@@ -92,7 +92,8 @@ def get_sde(name: str, **kwargs: Any) -> LinearSDE:
 
 def sde_from_config(config: dict[str, Any]) -> LinearSDE:
     """Rebuild an SDE from ``sde.config()`` (linear/cosine/sqrt/log-SNR-linear/geometric
-    schedules and their SNR shifts)."""
+    schedules and their SNR shifts, and the learned log-SNR schedule's shape: load its weights
+    with ``sde.schedule.load_state_dict``)."""
     if not isinstance(config, dict) or "name" not in config:
         raise ValueError(f"sde_from_config: expected a dict with a 'name' key, received {config!r}")
     cfg = dict(config)
@@ -107,6 +108,8 @@ def sde_from_config(config: dict[str, Any]) -> LinearSDE:
             kwargs.update(schedule=SqrtBeta(sched.get("s", 1e-4)))
         elif kind == "log_snr_linear":
             kwargs.update(schedule=LogSNRLinearBeta(sched["lambda_max"], sched["lambda_min"]))
+        elif kind == "learned_log_snr":  # the shape; the learned weights come from a state dict
+            kwargs.update(schedule=LearnedLogSNR.from_dict({"kind": kind, **sched}))
         elif kind == "cosine":
             kwargs.update(schedule="cosine", cosine_s=sched.get("s", 0.008))
         elif kind in (None, "linear"):

@@ -150,6 +150,13 @@ class LearnedLogSNR(nn.Module, BetaSchedule):
             return _bisect(self.gamma, target, 0.0, 1.0).to(b.dtype)
 
     def to_dict(self) -> dict[str, object]:
+        """The schedule's shape (``hidden``) and current end points, for ``sde.config()``.
+
+        The learned parameters are state, not configuration: they live in ``state_dict()``
+        (register the schedule on the model, ``model.add_module("schedule", sde.schedule)``,
+        and every checkpoint carries them). :meth:`from_dict` rebuilds a schedule of this shape
+        whose parameters ``load_state_dict`` then fills.
+        """
         with torch.no_grad():
             g0, g1 = self.ends(torch.float64)
         return {
@@ -158,6 +165,34 @@ class LearnedLogSNR(nn.Module, BetaSchedule):
             "gamma_1": float(g1),
             "hidden": int(self.raw_w2.numel()),
         }
+
+    @classmethod
+    def from_dict(cls, config: dict[str, object]) -> LearnedLogSNR:
+        """A schedule of the shape :meth:`to_dict` describes, with those end points.
+
+        Its hidden units are a fixed initialisation until ``load_state_dict`` restores the
+        learned ones (:func:`scoresde.training.model_from_config` does so through the model's
+        state dict).
+
+        Raises:
+            ValueError: If ``config`` is not a ``learned_log_snr`` description.
+        """
+        keys = {"kind", "gamma_0", "gamma_1", "hidden"}
+        if not isinstance(config, dict) or set(config) != keys:
+            got = sorted(config) if isinstance(config, dict) else type(config).__name__
+            raise ValueError(
+                f"LearnedLogSNR.from_dict: expected the keys {sorted(keys)}, received {got}"
+            )
+        if config["kind"] != "learned_log_snr":
+            raise ValueError(
+                f"LearnedLogSNR.from_dict: expected kind 'learned_log_snr', received {config['kind']!r}"
+            )
+        return cls(
+            gamma_min=config["gamma_0"],  # type: ignore[arg-type]
+            gamma_max=config["gamma_1"],  # type: ignore[arg-type]
+            hidden=config["hidden"],  # type: ignore[arg-type]
+            generator=torch.Generator().manual_seed(0),
+        )
 
     def extra_repr(self) -> str:
         with torch.no_grad():

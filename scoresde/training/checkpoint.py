@@ -164,14 +164,20 @@ def model_config(model: ScoreModel) -> dict[str, Any] | None:
     "x0_clip"}``: plain JSON, so a checkpoint rebuilds its model through the network and SDE
     registries (:func:`scoresde.nets.net_from_config`, :func:`scoresde.sde.sde_from_config`) and
     never unpickles code. ``None`` for a network outside ``scoresde.nets.NETS`` (no ``config()``),
-    an SDE that ``sde_from_config`` cannot rebuild (e.g. a custom schedule) or a callable
-    ``time_input``: such a model is rebuilt by its owner, who then loads the weights.
+    an SDE that ``sde_from_config`` cannot rebuild (e.g. a custom schedule), a learned schedule
+    (an ``nn.Module``) not registered on the model as ``model.schedule`` (its weights would be
+    missing from the state dict) or a callable ``time_input``: such a model is rebuilt by its
+    owner, who then loads the weights. :func:`model_from_config` registers a learned schedule
+    as ``model.schedule``, so the state dict restores it.
     """
     from scoresde.sde import sde_from_config
 
     config = getattr(model.net, "config", None)
     if not callable(config) or callable(model.time_input):
         return None
+    schedule = model.sde.schedule
+    if isinstance(schedule, torch.nn.Module) and getattr(model, "schedule", None) is not schedule:
+        return None  # a learned schedule outside the model's state dict cannot be restored
     try:
         sde_from_config(model.sde.config())
     except (ValueError, TypeError, KeyError):
@@ -200,7 +206,7 @@ def model_from_config(config: dict[str, Any]) -> ScoreModel:
     if not isinstance(config, dict) or set(config) != keys:
         got = sorted(config) if isinstance(config, dict) else type(config).__name__
         raise ValueError(f"model config: expected the keys {sorted(keys)}, received {got}")
-    return ScoreModel(
+    model = ScoreModel(
         net_from_config(config["net"]),
         sde_from_config(config["sde"]),
         predicts=config["predicts"],
@@ -208,6 +214,9 @@ def model_from_config(config: dict[str, Any]) -> ScoreModel:
         sigma_data=config["sigma_data"],
         x0_clip=config["x0_clip"],
     )
+    if isinstance(model.sde.schedule, torch.nn.Module):  # learned: its weights are in the state
+        model.add_module("schedule", model.sde.schedule)
+    return model
 
 
 class TrainedModel(NamedTuple):
