@@ -61,6 +61,21 @@ def test_demo_writes_report_figures_and_json(demo_run: Path) -> None:
     assert "Test NLL" in (demo_run / "report.md").read_text()
 
 
+def test_demo_estimator_table_measures_the_estimators(demo_run: Path) -> None:
+    rows = json.loads((demo_run / "results.json").read_text())["likelihood_study"]
+    kinds = {r["method"]: r["kind"] for r in rows}
+    assert kinds == {"exact": "estimate", "hutchinson": "estimate", "elbo": "bound",
+                     "reference": "reference", "model_gap": "model"}  # fmt: skip
+    ref = next(r for r in rows if r["kind"] == "reference")
+    assert ref["rtol"] <= 1e-7 and ref["nfe"] > 0
+    # the estimators' errors are against the same model: far below the model's own gap here
+    exact = next(r for r in rows if r["method"] == "exact")
+    gap = next(r for r in rows if r["kind"] == "model")
+    assert exact["mean_abs_error"] < 0.1 * gap["mean_abs_error"], (exact, gap)
+    text = (demo_run / "report.md").read_text()
+    assert "ELBO rows are **bounds**" in text and "NLL_model - NLL_data" in text
+
+
 def test_sample_nll_compare_on_the_demo_checkpoint(demo_run: Path, tmp_path: Path) -> None:
     ckpt = str(demo_run / "train" / "checkpoint.pt")
     out = tmp_path / "s"
