@@ -83,6 +83,13 @@ COS = {"optim": {"lr_decay": "cosine"}}
 #: The network sees lambda(t) = log SNR (about -10 to 14 on [t_eps, T]), not t, through Fourier
 #: features of scale 0.25: t in [1e-5, 1e-3], where the sharp structure of the score lives, is
 #: one flat stretch to features of t, but four units of lambda.
+
+
+def FF(scale: float, m: int = 64) -> dict[str, Any]:  # noqa: N802 - reads like a constant
+    """m random Fourier features of the network's input x (scale in cycles per unit)."""
+    return {"net": {"kwargs": {"fourier_features": m, "fourier_scale": scale}}}
+
+
 LOGSNR = {"net": {"time_input": "log_snr", "kwargs": {"time_scale": 0.25}}}
 
 
@@ -99,33 +106,39 @@ def _and(*parts: dict[str, Any]) -> dict[str, Any]:
 
 #: name -> (data, overrides of base_config, what changes). Each row is measured, none guessed.
 ROWS: dict[str, tuple[str, dict[str, Any], str]] = {
-    "8g/demo-small": ("8gaussians", {}, "the demo's small recipe before: sigma^2 weighting, "
+    "8g:demo-small": ("8gaussians", {}, "the demo's small recipe before: sigma^2 weighting, "
                       "uniform t, 4000 steps"),
-    "8g/likelihood": ("8gaussians", LIK, "+ lambda = g^2 with importance-sampled t"),
-    "8g/lik+cosine": ("8gaussians", _and(LIK, COS), "+ cosine learning-rate decay"),
-    "8g/lik+cos+ema.9995": ("8gaussians", _and(LIK, COS, {"optim": {"ema_decay": 0.9995}}),
-                            "+ EMA 0.9995"),
-    "8g/lik+cos+eps1e-3": ("8gaussians", _and(LIK, COS, {"sde": {"kwargs": {"eps": 1e-3}}}),
-                           "+ t_eps = 1e-3 (train and likelihood)"),
-    "8g/lik+cos+predicts-eps": ("8gaussians", _and(LIK, COS, {"net": {"predicts": "eps"}}),
-                                "eps-prediction instead of EDM preconditioning"),
-    "8g/lik+cos-16k": ("8gaussians", _and(LIK, COS, _steps(16000)), "16000 steps"),
-    "8g/lik+cos-24k": ("8gaussians", _and(LIK, COS, _steps(24000)), "24000 steps"),
-    "8g/lik+cos-w256-12k": ("8gaussians", _and(LIK, COS, _steps(12000),
-                            {"net": {"kwargs": {"hidden": 256}}}), "width 256, 12000 steps"),
-    "8g/lik+cos-b1024-12k": ("8gaussians", _and(LIK, COS, _steps(12000, batch_size=1024)),
-                             "batch 1024, 12000 steps"),
-    "8g/lik+cos+logsnr": ("8gaussians", _and(LIK, COS, LOGSNR),
-                          "network time input log-SNR (Fourier scale 0.25) instead of t"),
-    "cb/demo-small": ("checkerboard", {}, "the demo's small recipe (as for 8-Gaussians)"),
-    "cb/likelihood": ("checkerboard", LIK, "+ lambda = g^2 with importance-sampled t"),
-    "cb/lik+cos": ("checkerboard", _and(LIK, COS), "+ cosine learning-rate decay"),
-    "cb/lik+cos+logsnr": ("checkerboard", _and(LIK, COS, LOGSNR),
-                          "network time input log-SNR (Fourier scale 0.25) instead of t"),
+    "8g:likelihood": ("8gaussians", LIK, "+ lambda = g^2 with importance-sampled t"),
+    "8g:lik+cosine": ("8gaussians", _and(LIK, COS), "+ cosine learning-rate decay"),
+    "8g:lik+cos+logsnr": ("8gaussians", _and(LIK, COS, LOGSNR),
+                          "+ network time input log-SNR (Fourier scale 0.25) instead of t"),
+    "8g:lik+cos+ema.9995": ("8gaussians", _and(LIK, COS, {"optim": {"ema_decay": 0.9995}}),
+                            "lik + cosine, EMA 0.9995"),
+    "8g:lik+cos+eps1e-3": ("8gaussians", _and(LIK, COS, {"sde": {"kwargs": {"eps": 1e-3}}}),
+                           "lik + cosine, t_eps = 1e-3 (train and likelihood)"),
+    "8g:lik+cos+predicts-eps": ("8gaussians", _and(LIK, COS, {"net": {"predicts": "eps"}}),
+                                "lik + cosine, eps-prediction instead of EDM preconditioning"),
+    "8g:recipe": ("8gaussians", _and(LIK, COS, LOGSNR, _steps(20000)),
+                  "recipe: lik + cosine + log-SNR input, 20000 steps"),
+    "8g:recipe-w256": ("8gaussians", _and(LIK, COS, LOGSNR, _steps(10000),
+                       {"net": {"kwargs": {"hidden": 256}}}), "recipe at width 256, 10000 steps"),
+    "cb:demo-small": ("checkerboard", {}, "the demo's small recipe (as for 8-Gaussians)"),
+    "cb:lik+cos": ("checkerboard", _and(LIK, COS), "+ lambda = g^2 with importance-sampled t, "
+                   "cosine learning-rate decay"),
+    "cb:lik+cos+logsnr": ("checkerboard", _and(LIK, COS, LOGSNR),
+                          "+ network time input log-SNR (Fourier scale 0.25) instead of t"),
+    "cb:fourier-s2": ("checkerboard", FF(2.0), "demo small + 64 random Fourier features of the "
+                      "input x (scale 2)"),
+    "cb:lik+cos+logsnr+fourier-s2": ("checkerboard", _and(LIK, COS, LOGSNR, FF(2.0)),
+                                     "lik + cosine + log-SNR input + Fourier features (scale 2)"),
+    "cb:fourier-s4": ("checkerboard", FF(4.0), "demo small + Fourier features (scale 4)"),
+    "cb:cos+logsnr+fourier-s2": ("checkerboard", _and(COS, LOGSNR, FF(2.0)),
+                                 "demo small + Fourier features (scale 2), cosine decay, log-SNR "
+                                 "input"),
 }  # fmt: skip
 
 #: The recipe row of each data set (the headline number of the docs page).
-RECIPES: dict[str, str] = {}
+RECIPES: dict[str, str] = {"8gaussians": "8g:recipe", "checkerboard": "cb:recipe"}
 
 
 def row_config(name: str, fast: bool = False) -> dict[str, Any]:
@@ -171,7 +184,7 @@ def run_row(
         cpu_s = time.process_time() - start
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
-        torch.save(res.model.state_dict(), cache / (name.replace("/", "__") + ".pt"))
+        torch.save(res.model.state_dict(), cache / (name.replace(":", "_") + ".pt"))
     ev = test_nll(res.model, build_data(cfg), n_test, tol)
     row = {"data": data, "note": note, "overrides": ROWS[name][1], "steps": res.step,
            "train_cpu_min": cpu_s / 60, "threads": torch.get_num_threads(),
@@ -215,7 +228,7 @@ def plot(rows: dict[str, dict[str, Any]], pyplot: Any) -> Any:
         sel = {k: r for k, r in rows.items() if r["data"] == data}
         for i, (k, r) in enumerate(sel.items()):
             ax.errorbar(r["train_cpu_min"], r["nll"], r["nll_se"], fmt="o", color=f"C{i % 10}",
-                        label=k.split("/", 1)[1])  # fmt: skip
+                        label=k.split(":", 1)[1])  # fmt: skip
         ax.axhline(ENTROPY[data], color="k", ls="--", lw=1, label="entropy")
         ax.axhline(TARGET[data], color="C3", ls=":", lw=1, label="target")
         ax.set(title=data, xlabel="training CPU-minutes (1 thread)", ylabel="test NLL [nats]")
@@ -240,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
     old = json.loads(path.read_text()) if path.is_file() and not args.fast else {}
     rows: dict[str, Any] = dict(old.get("rows", {}))
     if args.fast:
-        todo = ["8g/demo-small", "8g/likelihood"]
+        todo = ["8g:demo-small", "8g:likelihood"]
     elif known.rows is not None:  # "" re-renders the table and figure from results.json
         todo = [k for k in known.rows.split(",") if k]
     else:
@@ -254,10 +267,11 @@ def main(argv: list[str] | None = None) -> dict:
         rows[name] = run_row(name, args.fast, n, tol, None if args.fast else known.cache)
         if not args.fast:  # checkpoint the table after every row
             save_json({**old, "rows": rows}, args.out, started)
+    rows = {k: rows[k] for k in ROWS if k in rows}  # the table in the order of ROWS
     recipes = {}
     for data, name in RECIPES.items():
-        if name in rows and f"{name[:2]}/demo-small" in rows:
-            r, base = rows[name], rows[f"{name[:2]}/demo-small"]
+        if name in rows and f"{name[:2]}:demo-small" in rows:
+            r, base = rows[name], rows[f"{name[:2]}:demo-small"]
             met = r["nll"] <= TARGET[data] and r["train_cpu_min"] <= BUDGET_CPU_MIN
             recipes[data] = {"row": name, "target": TARGET[data], "met": met,
                              "recipe": _flat(r), "baseline": _flat(base)}  # fmt: skip

@@ -154,13 +154,13 @@ def _check_notes_demo(res: dict) -> None:
 
 def _check_toy_likelihood(res: dict) -> None:
     assert res["threads"] == 1 and res["eval"]["divergence"] == "exact"
-    assert set(res["rows"]) == {"8g/demo-small", "8g/likelihood"}
+    assert set(res["rows"]) == {"8g:demo-small", "8g:likelihood"}
     for row in res["rows"].values():
         assert row["threads"] == 1 and 0 < row["train_cpu_min"] < 1 and row["steps"] == 30
         # Gibbs: the PF-ODE density is normalized, so KL(data || model) >= 0 up to its error
         assert row["kl"] > -4 * row["kl_se"] and math.isfinite(row["nll"]), row
         assert row["gap"] == pytest.approx(row["nll"] - row["entropy"])
-    assert "| `8g/likelihood` |" in res["table_md"]
+    assert "| `8g:likelihood` |" in res["table_md"]
 
 
 #: Extra sanity checks on the fast-mode results, by script name.

@@ -110,3 +110,26 @@ def test_config_rebuilds_the_same_network(name):
     twin.load_state_dict(net.state_dict())  # same architecture: every weight has its place
     with pytest.raises(ValueError, match="expected a dict with a 'name' key, received 'mlp'"):
         net_from_config("mlp")
+
+
+def test_mlp_input_fourier_features():
+    from scoresde.nets import net_from_config
+
+    g = torch.Generator().manual_seed(0)
+    net = ResidualMLP(2, hidden=16, depth=1, fourier_features=8, fourier_scale=2.0, generator=g)
+    assert net.fourier is not None and net.fourier.shape == (2, 8)
+    assert net.inp.in_features == 2 + 2 * 8 and "fourier" in net.state_dict()
+    twin = net_from_config(net.config())
+    twin.load_state_dict(net.state_dict())  # the frequencies travel with the weights
+    torch.nn.init.normal_(net.out.weight)  # a non-zero output layer, so outputs depend on the input
+    twin.load_state_dict(net.state_dict())
+    x, c = torch.randn(5, 2), torch.rand(5)
+    assert torch.equal(net(x, c), twin(x, c)) and net(x, c).shape == (5, 2)
+    assert net.double()(x.double(), c.double()).dtype == torch.float64
+    plain = ResidualMLP(2, hidden=16, depth=1)
+    assert plain.fourier is None and "fourier" not in plain.state_dict()
+    assert "fourier_features" not in plain.config()  # older configs and checkpoints unchanged
+    with pytest.raises(ValueError, match="fourier_features must be an integer >= 0, received -1"):
+        ResidualMLP(2, fourier_features=-1)
+    with pytest.raises(ValueError, match="fourier_scale must be > 0, received 0"):
+        ResidualMLP(2, fourier_features=4, fourier_scale=0)

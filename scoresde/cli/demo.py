@@ -30,20 +30,30 @@ from .config import RunConfig
 
 __all__ = ["BUDGETS", "run_demo"]
 
-#: Sizes of each ``--budget``: training steps, network, study grid, likelihood points.
+#: Sizes of each ``--budget``: training steps, network, study grid, likelihood points, and
+#: whether the model is trained with the likelihood recipe of docs/experiments/toy-likelihood.md
+#: (the likelihood weighting lambda = g^2 with importance-sampled t, Song, Durkan, Murray & Ermon
+#: 2021; a cosine learning-rate decay; the network sees the log-SNR, not t). At the small
+#: budget's 4000 steps it roughly halves KL(data || model) on 8-Gaussians at the same cost.
 BUDGETS: dict[str, dict[str, Any]] = {
     "tiny": {"steps": 300, "hidden": 64, "depth": 2, "batch": 256, "ema": 0.99, "n": 400,
+             "likelihood_recipe": False,
              "nfes": [10, 20], "seeds": [0], "n_nll": 64, "ll_points": 8, "tols": [1e-3],
              "probes": [1], "elbo": [4], "paths": 6, "path_steps": 30},
     "small": {"steps": 4000, "hidden": 128, "depth": 3, "batch": 512, "ema": 0.999, "n": 2000,
+              "likelihood_recipe": True,
               "nfes": [5, 10, 20, 50, 100], "seeds": [0, 1, 2], "n_nll": 1000, "ll_points": 64,
               "tols": [1e-2, 1e-3, 1e-4, 1e-5], "probes": [1, 4, 16], "elbo": [1, 16],
               "paths": 12, "path_steps": 200},
     "full": {"steps": 20000, "hidden": 256, "depth": 4, "batch": 1024, "ema": 0.9995, "n": 4000,
+             "likelihood_recipe": True,
              "nfes": [5, 10, 20, 50, 100, 200], "seeds": [0, 1, 2, 3, 4], "n_nll": 5000,
              "ll_points": 200, "tols": [1e-2, 1e-3, 1e-4, 1e-5], "probes": [1, 4, 16],
              "elbo": [1, 16, 64], "paths": 16, "path_steps": 500},
 }  # fmt: skip
+
+#: Scale of the Fourier features of the log-SNR input (lambda spans about -10 to 14).
+LOG_SNR_SCALE = 0.25
 
 SAMPLERS = [
     "euler_maruyama",
@@ -85,12 +95,17 @@ def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
     # probability-flow ODE well behaved in the tails of the prior, where training sees few points.
     data0 = build_data(RunConfig.from_dict({"data": {"name": args.data}}))
     sigma_data = float(data0.scaler.transform(data0.test).std())
+    lik = b["likelihood_recipe"]
     cfg = RunConfig.from_dict({
         "sde": {"name": args.sde},
         "data": {"name": args.data},
         "net": {"name": "mlp", "predicts": "edm", "sigma_data": sigma_data,
-                "kwargs": {"hidden": b["hidden"], "depth": b["depth"]}},
-        "optim": {"lr": 2e-3, "ema_decay": b["ema"], "warmup_steps": min(200, b["steps"] // 10)},
+                "time_input": "log_snr" if lik else "t",
+                "kwargs": {"hidden": b["hidden"], "depth": b["depth"],
+                           **({"time_scale": LOG_SNR_SCALE} if lik else {})}},
+        "loss": {"weighting": "likelihood", "t_sampling": "importance"} if lik else {},
+        "optim": {"lr": 2e-3, "ema_decay": b["ema"], "warmup_steps": min(200, b["steps"] // 10),
+                  "lr_decay": "cosine" if lik else "none"},
         "schedule": {"steps": b["steps"], "batch_size": b["batch"], "seed": args.seed,
                      "log_every": max(1, b["steps"] // 20), "ckpt_every": b["steps"]},
     })  # fmt: skip
