@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     steps = args.steps or (40 if args.fast else FULL_STEPS)
     config = rc.make_config(args.fast, args.seed, steps, part="all", **RECIPE)
     chunk = 20 if args.fast else 250
-    monitor = rc.make_monitor_hook(2, seed=1)  # the test images: a curve, never a selection
+    monitor = rc.make_monitor_hook(4, seed=1)  # the test images: a curve, never a selection
     trained = rc.train_with_cpu_budget(
         config, run_dir, args.cpu_minutes * 60, chunk, not args.fast, [monitor]
     )
