@@ -12,14 +12,20 @@ The score model is trained on data dequantized in exactly that convention. The l
 ``digits`` source now does the same (levels at the centres of their cells, fresh uniform noise
 on every training batch, epochs without replacement); this script keeps the stream that produced
 the committed results: a source ``digits_dequantized`` registered in
-:data:`scoresde.data.DATASETS` (in this process) that draws training images with replacement and
-adds fresh uniform noise to every draw.
+:data:`scoresde.data.DATASETS` (in this process, ``_digits_recipe.py``) that draws training
+images with replacement and adds fresh uniform noise to every draw (optionally after a random
+shift, which the screening ``digits_screen.py`` measures; :data:`RECIPE` holds the knobs).
 
 Recipe (Song, Durkan, Murray & Ermon 2021; Kingma et al. 2021): VP SDE (linear beta,
 t_eps = 1e-5), eps-prediction, likelihood weighting g(t)^2 with importance sampling of t
 (uniform in log-SNR, so every term is Z ||eps_hat - eps||^2), log-SNR as the network's time
 input, EMA of the weights, and :func:`scoresde.training.train` in chunks so that the training
 CPU time (one thread) is measured and capped; the run is resumable from its checkpoint.
+
+Beyond uniform dequantization, same model and images (``_digits_bounds.py``): a logit-normal
+q(u | k) fitted after training to the model's ELBO, evaluated with the PF-ODE (variational and
+importance-weighted bounds over the same draws), and the truncation bound (PF-ODE from t_e plus
+a Gaussian decoder) on the first ``--trunc-images`` test images.
 
 Baselines, measured here on the same test images:
     categorical   independent per-pixel categorical with add-one smoothing fitted on train,
@@ -32,12 +38,13 @@ Figures:
     inpainting.png  the bottom half of test digits filled in by the reverse SDE with the
                     samplers' InpaintHook (several completions per digit).
     bpd.png         per-image test bits/dim of the model against each baseline, and the
-                    training curve (loss and test loss of the EMA model).
+                    training curve (loss, and the ELBO bound of the EMA model on the test
+                    images: monitoring only, nothing is selected on it).
 
 Results (results.json): bits/dim with standard errors over the 300 test images (and the spread
 over dequantization draws), training CPU minutes, steps, NFE, the recipe.
 
-Run: ``python experiments/digits.py [--fast] [--out DIR] [--run-dir DIR]``.
+Run: ``python experiments/digits.py [--fast] [--out DIR] [--run-dir DIR] [--draws K]``.
 """
 
 from __future__ import annotations
