@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from scoresde.likelihood import bits_per_dim, dequantized_bits_per_dim
+from scoresde.likelihood import dequantized_bits_per_dim
 from scoresde.parameterization import ScoreModel
 from scoresde.samplers import InpaintHook, sample
 from scoresde.studies import mean_se
@@ -95,25 +95,6 @@ def gaussian_bpd_closed_form(mean: Tensor, cov: Tensor, test_k: Tensor) -> Tenso
 
 
 # -- the score model -------------------------------------------------------------------------------
-def model_bpd(
-    model: ScoreModel, test_k: Tensor, n_draws: int, generator: torch.Generator, tol: float
-) -> Any:
-    """PF-ODE bits/dim (Hutchinson, one Rademacher probe per draw; dopri5 in float32)."""
-    return bits_per_dim(
-        model.sde,
-        model,
-        test_k,
-        levels=LEVELS,
-        n_draws=n_draws,
-        generator=generator,
-        dtype=torch.float32,
-        divergence="hutchinson",
-        n_probes=1,
-        rtol=tol,
-        atol=tol,
-    )
-
-
 @torch.no_grad()
 def draw_samples(
     model: ScoreModel, n: int, sampler: str, nfe: int, generator: torch.Generator
@@ -241,11 +222,17 @@ def plot_bpd(per_image: dict[str, Tensor], log: list, evals: list, pyplot: Any):
     axes[0].legend(fontsize=7)
     if log:
         axes[1].plot([r["step"] for r in log], [r["loss"] for r in log], label="training loss")
-    if evals:
-        steps = [r["step"] for r in evals]
-        axes[1].plot(steps, [r["test_loss"] for r in evals], "o-", ms=3, label="test loss (EMA)")
     axes[1].set(xlabel="step", ylabel="likelihood-weighted DSM loss", yscale="log")
-    axes[1].set_title("Training (loss per example, importance-sampled t)")
+    axes[1].set_title("Training loss (per example, importance-sampled t)")
+    rows = [r for r in evals if "monitor_elbo_bpd" in r]
+    if rows:
+        ax2 = axes[1].twinx()
+        ax2.plot([r["step"] for r in rows], [r["monitor_elbo_bpd"] for r in rows], "o-",
+                 color="C1", ms=3, label="ELBO bound, test images (EMA)")  # fmt: skip
+        ax2.set_ylabel("bits/dim (upper bound)")
+        low = min(r["monitor_elbo_bpd"] for r in rows)
+        ax2.set_ylim(low - 0.05, low + 1.0)  # the first evaluations are far above
+        ax2.legend(fontsize=7, loc="upper center")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -12,14 +12,20 @@ The score model is trained on data dequantized in exactly that convention. The l
 ``digits`` source now does the same (levels at the centres of their cells, fresh uniform noise
 on every training batch, epochs without replacement); this script keeps the stream that produced
 the committed results: a source ``digits_dequantized`` registered in
-:data:`scoresde.data.DATASETS` (in this process) that draws training images with replacement and
-adds fresh uniform noise to every draw.
+:data:`scoresde.data.DATASETS` (in this process, ``_digits_recipe.py``) that draws training
+images with replacement and adds fresh uniform noise to every draw (optionally after a random
+shift, which the screening ``digits_screen.py`` measures; :data:`RECIPE` holds the knobs).
 
 Recipe (Song, Durkan, Murray & Ermon 2021; Kingma et al. 2021): VP SDE (linear beta,
 t_eps = 1e-5), eps-prediction, likelihood weighting g(t)^2 with importance sampling of t
 (uniform in log-SNR, so every term is Z ||eps_hat - eps||^2), log-SNR as the network's time
 input, EMA of the weights, and :func:`scoresde.training.train` in chunks so that the training
 CPU time (one thread) is measured and capped; the run is resumable from its checkpoint.
+
+Beyond uniform dequantization, same model and images (``_digits_bounds.py``): a logit-normal
+q(u | k) fitted after training to the model's ELBO, evaluated with the PF-ODE (variational and
+importance-weighted bounds over the same draws), and the truncation bound (PF-ODE from t_e plus
+a Gaussian decoder) on the first ``--trunc-images`` test images.
 
 Baselines, measured here on the same test images:
     categorical   independent per-pixel categorical with add-one smoothing fitted on train,
@@ -32,18 +38,18 @@ Figures:
     inpainting.png  the bottom half of test digits filled in by the reverse SDE with the
                     samplers' InpaintHook (several completions per digit).
     bpd.png         per-image test bits/dim of the model against each baseline, and the
-                    training curve (loss and test loss of the EMA model).
+                    training curve (loss, and the ELBO bound of the EMA model on the test
+                    images: monitoring only, nothing is selected on it).
 
 Results (results.json): bits/dim with standard errors over the 300 test images (and the spread
 over dequantization draws), training CPU minutes, steps, NFE, the recipe.
 
-Run: ``python experiments/digits.py [--fast] [--out DIR] [--run-dir DIR]``.
+Run: ``python experiments/digits.py [--fast] [--out DIR] [--run-dir DIR] [--draws K]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -51,118 +57,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _digits_bounds as bd  # noqa: E402
 import _digits_eval as ev  # noqa: E402
+import _digits_recipe as rc  # noqa: E402
 from _common import ROOT, plt, save_fig, save_json  # noqa: E402
 
-from scoresde.cli.build import build_sde, train_from_config  # noqa: E402
-from scoresde.cli.config import RunConfig  # noqa: E402
-from scoresde.data import DATASETS, Dataset, Scaler, load_digits  # noqa: E402
+from scoresde.data import load_digits  # noqa: E402
 from scoresde.likelihood import dequantized_bits_per_dim  # noqa: E402
-from scoresde.losses import DSMLoss  # noqa: E402
-from scoresde.training import make_test_loss_hook  # noqa: E402
-from scoresde.training.checkpoint import load_checkpoint, load_model  # noqa: E402
 
-LEVELS = 17
-DATA_NAME = "digits_dequantized"
-TEST_DEQUANT_SEED = 17  # the fixed dequantization of the test images used for the test loss
+#: The committed recipe: knobs of ``_digits_recipe.make_config`` chosen by the screening
+#: (``experiments/digits_screen.py``, ``docs/experiments/digits.md``).
+RECIPE: dict[str, Any] = {}
+FULL_STEPS = 7000
 
 
-# -- data ----------------------------------------------------------------------------------------
-def load_digits_dequantized() -> Dataset:
-    """Digits in data units k + U (U ~ U[0, 1)), scaled by minmax(0, 17) to [-1, 1].
-
-    Model units are then y = -1 + 2 (k + U) / 17, the convention of ``bits_per_dim``. Training
-    draws are with replacement, each with fresh dequantization noise (an infinite stream whose
-    batch is a function of ``(seed, step)``, so resume stays exact).
-    """
-    base = load_digits()
-    train_k = base.train
-
-    def sampler(n: int, generator: torch.Generator | None = None) -> Tensor:
-        idx = torch.randint(0, train_k.shape[0], (n,), generator=generator)
-        return train_k[idx] + torch.rand((n, *base.shape), generator=generator)
-
-    g = torch.Generator().manual_seed(TEST_DEQUANT_SEED)
-    test = base.test + torch.rand(base.test.shape, generator=g)
-    return Dataset(DATA_NAME, base.shape, Scaler.minmax(0.0, float(LEVELS)), test, sampler=sampler)
-
-
-def register_data() -> None:
-    """Make ``digits_dequantized`` a data source of this process (configs name it)."""
-    DATASETS.setdefault(DATA_NAME, load_digits_dequantized)
-
-
-# -- the training recipe ---------------------------------------------------------------------------
-def make_config(fast: bool, seed: int, steps: int | None = None) -> RunConfig:
-    """The run: VP SDE, eps-prediction, likelihood weighting + importance sampling, EMA."""
-    net = {"base_channels": 32, "channel_mult": [1, 2], "attn_resolutions": [4], "dropout": 0.1}
-    if fast:
-        net = {"base_channels": 8, "channel_mult": [1], "attn_resolutions": [], "dropout": 0.0}
-    net |= {"time_scale": 50.0}  # sinusoidal embedding of a log-SNR in about [-10, 14]
-    n_steps = steps or (40 if fast else 7000)
-    return RunConfig.from_dict(
-        {
-            "sde": {"name": "vp", "kwargs": {"beta_min": 0.1, "beta_max": 20.0, "eps": 1e-5}},
-            "net": {"name": "unet", "predicts": "eps", "time_input": "log_snr", "kwargs": net},
-            "loss": {"name": "dsm", "weighting": "likelihood", "t_sampling": "importance"},
-            "data": {"name": DATA_NAME},
-            "optim": {
-                "lr": 1e-3,
-                "warmup_steps": 5 if fast else 200,
-                "lr_decay": "cosine",
-                "grad_clip": 1.0,
-                "ema_decay": 0.9 if fast else 0.999,
-            },
-            "schedule": {
-                "steps": n_steps,
-                "batch_size": 32 if fast else 128,
-                "seed": seed,
-                "log_every": 10 if fast else 100,
-                "ckpt_every": 500,
-                "eval_every": 20 if fast else 250,
-            },
-        }
-    )
-
-
-def train_with_cpu_budget(
-    config: RunConfig, run_dir: Path, cpu_budget_s: float, chunk: int, progress: bool
+def evaluate(
+    model: Any, fast: bool, seed: int, n_draws: int, n_trunc: int, cache: bd.Cache
 ) -> dict[str, Any]:
-    """Train in chunks of ``chunk`` steps until done or ``cpu_budget_s`` CPU seconds are spent.
-
-    The CPU seconds of this process (``time.process_time``, one thread) are accumulated across
-    restarts in ``run_dir/cpu_time.json``; every chunk ends with a checkpoint. A finished run
-    (all steps, or the budget spent) is only loaded.
-    """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ledger = run_dir / "cpu_time.json"
-    done = json.loads(ledger.read_text()) if ledger.is_file() else {"cpu_s": 0.0, "step": 0}
-    used = done["cpu_s"] if done["step"] < config.schedule.steps else math.inf
-    sde = build_sde(config)
-    loss_fn = DSMLoss(sde, weighting=config.loss.weighting, t_sampling=config.loss.t_sampling)
-    hooks = [make_test_loss_hook(loss_fn, batch_size=300, seed=1)]
-    step = -1
-    while used < cpu_budget_s:
-        c0 = time.process_time()
-        res = train_from_config(
-            config, run_dir, progress=progress, eval_hooks=hooks, stop_after=chunk
-        )
-        used += time.process_time() - c0
-        ledger.write_text(json.dumps({"cpu_s": used, "step": res.step}))
-        if res.step >= config.schedule.steps or res.step < step + chunk:  # done, or a signal
-            break
-        step = res.step
-    state = load_checkpoint(run_dir / "checkpoint.pt")
-    model = load_model(run_dir / "checkpoint.pt").model
-    used = json.loads(ledger.read_text())["cpu_s"]
-    return {"model": model, "step": int(state["step"]), "cpu_s": used,
-            "nan_skips": int(state["nan_skips"])}  # fmt: skip
-
-
-def evaluate(model: Any, fast: bool, seed: int) -> dict[str, Any]:
     """Bits/dim of the model and the baselines on the test images, samples, inpainting."""
     gen = torch.Generator().manual_seed(seed)
     digits = load_digits()
@@ -179,21 +92,27 @@ def evaluate(model: Any, fast: bool, seed: int) -> dict[str, Any]:
     )
     per_image = {}
     t1 = time.perf_counter()
-    n_draws, tol = (1, 1e-2) if fast else (3, 1e-4)
-    bpd = ev.model_bpd(model, test_k, n_draws, gen, tol)
+    tol = 1e-2 if fast else 1e-4
+    per_draw, nfe = bd.pf_ode_bits(model, test_k, None, n_draws, tol, cache, "uniform", seed)
+    bpd = per_draw.mean(0)
     bpd_wall = time.perf_counter() - t1
-    per_image["score model"] = bpd.bpd
+    per_image["score model"] = bpd
     per_image["categorical"] = ev.categorical_bpd(train_k, test_k)
     per_image["Gaussian"] = gauss.bpd
+    method = (f"PF-ODE, dopri5 rtol=atol={tol:g} in float32, Hutchinson (1 Rademacher probe "
+              f"per draw), {{}} dequantization, {n_draws} draws")  # fmt: skip
     bpd_results = {
         "model": {
-            **ev.summary(bpd.bpd),
-            "per_draw_means": bpd.per_draw.mean(1).tolist(),
+            **ev.summary(bpd),
+            "per_draw_means": per_draw.mean(1).tolist(),
             "n_draws": n_draws,
-            "nfe": bpd.nfe,
+            "nfe": nfe,
             "wall_s": round(bpd_wall, 1),
-            "method": f"PF-ODE, dopri5 rtol=atol={tol:g} in float32, Hutchinson (1 Rademacher "
-            f"probe per draw), uniform dequantization averaged over {n_draws} draws",
+            "method": method.format("uniform") + ", averaged (the variational bound)",
+        },
+        "model_iw": {
+            **ev.summary(bd.iw_from_draws(per_draw)),
+            "method": method.format("uniform") + ", importance-weighted over the draws",
         },
         "categorical": ev.summary(per_image["categorical"]),
         "gaussian": {**ev.summary(gauss.bpd), "n_draws": gauss.per_draw.shape[0]},
@@ -202,8 +121,11 @@ def evaluate(model: Any, fast: bool, seed: int) -> dict[str, Any]:
         "log2_levels": math.log2(ev.LEVELS),
         "n_test": test_k.shape[0],
     }
+    bpd_results |= bd.beyond_uniform(
+        model, train_k, test_k, per_draw, fast, cache, seed, method, 8 if fast else n_trunc
+    )
     print(f"bits/dim on {test_k.shape[0]} test images ({time.perf_counter() - t0:.0f} s):",
-          {k: round(v["bpd"], 4) for k, v in bpd_results.items() if isinstance(v, dict)})  # fmt: skip
+          {k: round(v["bpd"], 4) for k, v in bpd_results.items() if isinstance(v, dict) and "bpd" in v})  # fmt: skip
 
     n_samples = 16 if fast else 64
     samples, nfes = {}, {}
@@ -256,25 +178,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="training checkpoint and logs, resumed if present "
                         "(default: runs/digits, or OUT/run in --fast mode)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of every torch.Generator used")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default 7000)")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"training steps (default {FULL_STEPS})")  # fmt: skip
     p.add_argument("--cpu-minutes", type=float, default=30.0,
                    help="cap on training CPU time, one thread (default %(default)s)")  # fmt: skip
     p.add_argument("--train-only", action="store_true", help="stop after training")
+    p.add_argument(
+        "--draws",
+        type=int,
+        default=None,
+        help="dequantization draws per test image (default 3; 1 with --fast)",
+    )
+    p.add_argument("--trunc-images", type=int, default=100,
+                   help="test images of the truncation rows (default %(default)s)")  # fmt: skip
     args = p.parse_args(argv)
+    args.draws = args.draws or (1 if args.fast else 3)
     args.out.mkdir(parents=True, exist_ok=True)
     run_dir = args.run_dir or (args.out / "run" if args.fast else ROOT / "runs" / "digits")
     started = time.perf_counter()
     torch.set_num_threads(1)
-    register_data()
-    config = make_config(args.fast, args.seed, args.steps)
+    rc.register_data()
+    steps = args.steps or (40 if args.fast else FULL_STEPS)
+    config = rc.make_config(args.fast, args.seed, steps, part="all", **RECIPE)
     chunk = 20 if args.fast else 250
-    trained = train_with_cpu_budget(
-        config, run_dir, args.cpu_minutes * 60, chunk, progress=not args.fast
+    monitor = rc.make_monitor_hook(4, seed=1)  # the test images: a curve, never a selection
+    trained = rc.train_with_cpu_budget(
+        config, run_dir, args.cpu_minutes * 60, chunk, not args.fast, [monitor]
     )
     print(f"trained to step {trained['step']} in {trained['cpu_s'] / 60:.1f} CPU minutes")
     if args.train_only:
         return trained
-    res = evaluate(trained["model"], args.fast, args.seed)
+    c0 = time.process_time()
+    cache = bd.Cache(run_dir / f"eval_cache_step{trained['step']}")
+    res = evaluate(trained["model"], args.fast, args.seed, args.draws, args.trunc_images, cache)
+    eval_cpu = time.process_time() - c0
     pyplot = plt()
     if args.fast:
         pyplot.rcParams["savefig.dpi"] = 50
@@ -297,9 +234,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "cpu_minutes": round(trained["cpu_s"] / 60, 2),
             "threads": 1,
             "nan_skips": trained["nan_skips"],
-            "final_test_loss": evals[-1]["test_loss"] if evals else None,
+            "final_monitor_elbo_bpd": evals[-1].get("monitor_elbo_bpd") if evals else None,
             "run_dir": str(run_dir),
         },
+        "evaluation_cpu_minutes": round(eval_cpu / 60, 2),
         "config": config.to_dict(),
         "bits_per_dim": res["bpd"],
         "sample_nfe": res["sample_nfe"],
@@ -314,5 +252,5 @@ if __name__ == "__main__":
     out = main()
     if "bits_per_dim" in out:
         for name, row in out["bits_per_dim"].items():
-            if isinstance(row, dict):
+            if isinstance(row, dict) and "bpd" in row:
                 print(f"{name:22s} {row['bpd']:.4f} +- {row['se']:.4f} bits/dim")

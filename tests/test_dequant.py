@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from scoresde.analytic import GaussianMixture
-from scoresde.likelihood.dequant import LogitNormalDequantizer, iw_bits_per_dim
+from scoresde.likelihood.dequant import (
+    LogitNormalDequantizer,
+    fit_dequantizer,
+    iw_bits_per_dim,
+    truncated_log_prob,
+)
 
 F64 = torch.float64
 LEVELS = 8
@@ -82,3 +87,69 @@ def test_validation_messages() -> None:
         LogitNormalDequantizer(1, 1)
     with pytest.raises(ValueError, match="expected k with 3 entries per sample"):
         LogitNormalDequantizer(3, LEVELS).sample(torch.zeros(2, 1))
+
+
+def test_fit_dequantizer_closes_most_of_the_uniform_gap() -> None:
+    """The library's fitting loop does what the hand-written loop above does."""
+    k = _data(2000, 4)
+    exact = float(_exact_bits(k).mean())
+    torch.manual_seed(0)
+    deq = LogitNormalDequantizer(1, LEVELS, hidden=32).double()
+    g = torch.Generator().manual_seed(5)
+    curve = fit_dequantizer(
+        MIX.log_prob, k, deq, steps=300, batch_size=512, lr=5e-2, levels=LEVELS, generator=g
+    )
+    assert len(curve) == 300
+    with torch.no_grad():
+        uniform = float(iw_bits_per_dim(MIX.log_prob, k, levels=LEVELS, generator=g).mean())
+        learned = float(iw_bits_per_dim(MIX.log_prob, k, deq, levels=LEVELS, generator=g).mean())
+    assert exact - 0.02 <= learned < exact + 0.35 * (uniform - exact), (exact, learned, uniform)
+
+
+def _gauss_log_prob(x: torch.Tensor, var: float) -> torch.Tensor:
+    return (-0.5 * (math.log(2 * math.pi * var) + x**2 / var)).reshape(x.shape[0], -1).sum(1)
+
+
+def test_truncation_bound_matches_its_closed_form_and_tightens_with_k() -> None:
+    """Data N(0, s^2 I) in D = 3: p_te = N(0, v I) exactly, v = alpha^2 s^2 + sigma^2, and the
+    K = 1 bound has the closed form E log p_te(alpha y + sigma z) + D log alpha
+    = -D/2 log(2 pi v) - (alpha^2 |y|^2 + D sigma^2) / (2 v) + D log alpha. Its K -> infinity
+    limit is the log-density of the decoder's model, int p_te(x) N(y; x / alpha, sigma^2 /
+    alpha^2) dx = N(y; 0, (s^2 + 2 sigma^2 / alpha^2) I): below log p_0(y) (the decoder adds
+    noise once more), and K = 256 importance samples close most of the gap to it."""
+    s2, alpha, sigma, D = 0.04, 0.99, 0.05, 3
+    v = alpha**2 * s2 + sigma**2
+    y = torch.tensor([[0.1, -0.2, 0.05], [0.3, 0.0, -0.1]], dtype=F64)
+    g = torch.Generator().manual_seed(0)
+    p_te = lambda x: _gauss_log_prob(x, v)  # noqa: E731
+    reps = y.repeat(20000, 1)
+    k1 = truncated_log_prob(p_te, alpha, sigma, reps, generator=g).reshape(20000, 2)
+    closed = (
+        -D / 2 * math.log(2 * math.pi * v)
+        - (alpha**2 * (y**2).sum(1) + D * sigma**2) / (2 * v)
+        + D * math.log(alpha)
+    )
+    se = k1.std(0) / math.sqrt(20000)
+    assert torch.all((k1.mean(0) - closed).abs() < 5 * se), (k1.mean(0), closed)
+    limit = _gauss_log_prob(y, s2 + 2 * sigma**2 / alpha**2)
+    assert torch.all(closed < limit) and torch.all(limit < _gauss_log_prob(y, s2))
+    k256 = truncated_log_prob(p_te, alpha, sigma, y.repeat(200, 1), n_importance=256, generator=g)
+    gap256 = limit - k256.reshape(200, 2).mean(0)
+    assert torch.all(gap256 > -1e-3) and torch.all(gap256 < 0.1 * (limit - closed)), gap256
+
+
+def test_new_entry_points_validate() -> None:
+    deq = LogitNormalDequantizer(1, LEVELS)
+    with pytest.raises(TypeError, match="expected a LogitNormalDequantizer, received dict"):
+        fit_dequantizer(MIX.log_prob, _data(4, 0), {}, steps=1, levels=LEVELS)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="expected steps >= 1, received 0"):
+        fit_dequantizer(MIX.log_prob, _data(4, 0), deq, steps=0, levels=LEVELS)
+    with pytest.raises(ValueError, match="expected lr > 0, received 0.0"):
+        fit_dequantizer(MIX.log_prob, _data(4, 0), deq, steps=1, lr=0.0, levels=LEVELS)
+    y = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="expected 0 < alpha <= 1, received 1.5"):
+        truncated_log_prob(MIX.log_prob, 1.5, 0.1, y)
+    with pytest.raises(ValueError, match="expected sigma > 0, received 0.0"):
+        truncated_log_prob(MIX.log_prob, 0.9, 0.0, y)
+    with pytest.raises(ValueError, match="expected n_importance >= 1, received 0"):
+        truncated_log_prob(MIX.log_prob, 0.9, 0.1, y, n_importance=0)

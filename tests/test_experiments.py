@@ -111,6 +111,12 @@ def _check_digits(res: dict) -> None:
     assert 2.0 < bpd["categorical"]["bpd"] < 3.0 and 2.0 < bpd["gaussian"]["bpd"] < 3.5, bpd
     model = bpd["model"]
     assert np.isfinite(model["bpd"]) and np.isfinite(model["se"]) and model["nfe"] > 0, model
+    # log-mean-exp over draws is never above their mean (equal for one draw)
+    for mean_row, iw_row in (("model", "model_iw"), ("model_vardeq", "model_vardeq_iw")):
+        assert bpd[iw_row]["bpd"] <= bpd[mean_row]["bpd"] + 1e-9, (bpd[mean_row], bpd[iw_row])
+    assert np.isfinite(bpd["model_vardeq"]["bpd"]) and bpd["model_vardeq"]["nfe"] > 0
+    trunc = bpd["truncation"]
+    assert trunc["rows"] and all(np.isfinite(r["bpd"]) for r in trunc["rows"].values())
     assert res["training"]["steps"] > 0 and all(
         np.isfinite(v) for v in res["inpainting"]["rmse_levels"].values()
     )
@@ -163,9 +169,15 @@ def _check_toy_likelihood(res: dict) -> None:
     assert "| `8g:likelihood` |" in res["table_md"]
 
 
+def _check_digits_screen(res: dict) -> None:
+    for name, row in res["variants"].items():  # an untrained net is far above the data
+        assert 2.0 < row["final_elbo_bpd"] < 50 and row["curve"], (name, row)
+
+
 #: Extra sanity checks on the fast-mode results, by script name.
 CHECKS = {
     "digits": _check_digits,
+    "digits_screen": _check_digits_screen,
     "forward_process": _check_forward_process,
     "four_views": check_four_views,
     "ddpm_ddim_convergence": _check_ddpm_ddim_convergence,
