@@ -121,6 +121,15 @@ def uniform_bpd(test_k: Tensor) -> Tensor:
     ).bpd
 
 
+def data_stats(train_k: Tensor, test_k: Tensor) -> dict[str, float]:
+    """What makes MNIST hard for a Gaussian and a smooth density: the black background."""
+    tr, te = train_k.reshape(train_k.shape[0], -1), test_k.reshape(test_k.shape[0], -1)
+    dead = tr.max(0).values == 0  # pixels black in every training image
+    return {"always_black_pixels": int(dead.sum()),
+            "test_images_with_ink_there": int((te[:, dead] > 0).any(1).sum()),
+            "black_fraction_train": float((tr == 0).double().mean())}  # fmt: skip
+
+
 def read_csv(path: Path) -> list[dict[str, float]]:
     """Rows of a training log (floats); empty if the file is missing."""
     if not path.is_file():
