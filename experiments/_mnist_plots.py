@@ -1,0 +1,95 @@
+"""Samples and figures of ``experiments/mnist.py``: sample grids, per-image bits/dim, training curve.
+
+Model units y in [-1, 1] map back to levels by the cell they fall in, k = floor((y + 1) / CELL).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from _common import plt, save_fig
+from _mnist_eval import CELL, LEVELS
+from torch import Tensor
+
+from scoresde.parameterization import ScoreModel
+from scoresde.samplers import sample
+
+SIDE = 28
+
+
+def to_levels(y: Tensor) -> Tensor:
+    """Model units back to levels: the cell ``y`` falls in, clamped to 0..255."""
+    return torch.floor((y.double() + 1.0) / CELL).clamp(0, LEVELS - 1)
+
+
+@torch.no_grad()
+def draw_samples(
+    model: ScoreModel, n: int, sampler: str, nfe: int, generator: torch.Generator
+) -> tuple[Tensor, int]:
+    """``n`` unconditional samples as levels, ending with one Tweedie denoising step; the NFE."""
+    x_T = model.sde.prior_sample((n, 1, SIDE, SIDE), generator=generator)
+    x, info = sample(sampler, model.sde, model, x_T, nfe, generator=generator, denoise=True)
+    return to_levels(x), info.nfe
+
+
+def _tiles(levels: Tensor, nrow: int) -> Any:
+    """Images of levels ``(n, 1, 28, 28)`` as one array with 2-pixel white gaps."""
+    x = levels.double().clamp(0, LEVELS - 1) / (LEVELS - 1)
+    rows, step = math.ceil(x.shape[0] / nrow), SIDE + 2
+    canvas = torch.ones(rows * step - 2, nrow * step - 2, dtype=torch.float64)
+    for i in range(x.shape[0]):
+        r, c = divmod(i, nrow)
+        canvas[r * step : r * step + SIDE, c * step : c * step + SIDE] = 1.0 - x[i, 0]
+    return canvas.numpy()
+
+
+def plot_samples(panels: dict[str, Tensor], pyplot: Any, nrow: int = 8) -> Any:
+    """Side-by-side grids of levels, one per panel."""
+    fig, axes = pyplot.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.9))
+    for ax, (title, levels) in zip(axes, panels.items(), strict=True):
+        ax.imshow(_tiles(levels, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_bpd(per_image: dict[str, Tensor], log: list, evals: list, pyplot: Any) -> Any:
+    """Histogram of per-image test bits/dim (clipped at 8), and the training curve."""
+    fig, axes = pyplot.subplots(1, 2, figsize=(11, 3.6))
+    bins = torch.linspace(0.0, 8.0, 50).numpy()
+    for i, (name, v) in enumerate(per_image.items()):
+        label = f"{name}: mean {float(v.mean()):.3f}"
+        axes[0].hist(v.clamp(max=8.0).numpy(), bins=bins, alpha=0.5, color=f"C{i}", label=label)
+        axes[0].axvline(min(float(v.mean()), 8.0), color=f"C{i}", lw=1)
+    axes[0].axvline(8.0, color="k", ls=":", lw=1, label="uniform: log2 256")
+    axes[0].set(xlabel="test bits/dim per image (clipped at 8)", ylabel="images")
+    axes[0].set_title("Per-image test bits/dim")
+    axes[0].legend(fontsize=7)
+    if log:
+        axes[1].plot([r["step"] for r in log], [r["loss"] for r in log], label="training loss")
+    if evals:
+        steps = [r["step"] for r in evals]
+        axes[1].plot(steps, [r["test_loss"] for r in evals], "o-", ms=3, label="test loss (EMA)")
+    axes[1].set(xlabel="step", ylabel="likelihood-weighted DSM loss", yscale="log")
+    axes[1].set_title("Training (loss per image, importance-sampled t)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def make_figures(res: dict[str, Any], log: list, evals: list, out: Path, fast: bool) -> list[str]:
+    """``samples.png`` and ``bpd.png`` into ``out``; the file names."""
+    pyplot = plt()
+    if fast:
+        pyplot.rcParams["savefig.dpi"] = 50
+    panels = {"training images": res["train_k"]}
+    for name, x in res["samples"].items():
+        panels[f"{name} ({res['results']['sample_nfe'][name]} NFE)"] = x
+    return [
+        save_fig(plot_samples(panels, pyplot), out, "samples"),
+        save_fig(plot_bpd(res["per_image"], log, evals, pyplot), out, "bpd"),
+    ]

