@@ -205,6 +205,25 @@ def _check_digits_screen(res: dict) -> None:
         assert 2.0 < row["final_elbo_bpd"] < 50 and row["curve"], (name, row)
 
 
+def _check_reverse_variance(res: dict) -> None:
+    lo, hi = res["model_range"]
+    width = (hi - lo) / (res["levels"] - 1)  # discrete NLL of 8-Gaussians: (H / 2 - log w) / log 2
+    expected = (2.832 / 2 - math.log(width)) / math.log(2)
+    assert abs(res["exact"]["data_nll_bpd"] - expected) < 0.2, res["exact"]["data_nll_bpd"]
+    for n in map(str, res["steps"]):
+        rows = {v: r[n] for v, r in res["exact"]["rows"].items()}
+        # Bao et al. (2022): with the exact score v* minimises every KL term of the bound
+        assert rows["analytic"]["vlb_bpd"] < min(
+            rows["beta"]["vlb_bpd"], rows["beta_tilde"]["vlb_bpd"]
+        )
+        # v* >= beta_tilde at every step: more spread, so more mass off the modes than beta_tilde
+        assert rows["beta_tilde"]["ce_gap"] < rows["analytic"]["ce_gap"], rows
+        trained = {v: r[n] for v, r in res["trained"]["rows"].items()}
+        assert set(trained) == {"beta", "beta_tilde", "analytic", "learned"}
+        assert all(math.isfinite(x) for row in trained.values() for x in row.values()), trained
+    assert res["training"]["threads"] == 1 and res["training"]["cpu_seconds"] > 0
+
+
 #: Extra sanity checks on the fast-mode results, by script name.
 CHECKS = {
     "digits": _check_digits,
@@ -216,6 +235,7 @@ CHECKS = {
     "sde_comparison": _check_sde_comparison,
     "likelihood": _check_likelihood,
     "reverse_vs_pf_ode": _check_reverse_vs_pf_ode,
+    "reverse_variance": _check_reverse_variance,
     "parameterization_stability": _check_parameterization_stability,
     "lsimple_vs_lvlb": _check_lsimple_vs_lvlb,
     "notes_demo": _check_notes_demo,
