@@ -109,7 +109,7 @@ def likelihood_study(
             f"likelihood_study: expected true_log_prob of shape ({x.shape[0]},), received "
             f"{tuple(true_log_prob.shape)}"
         )
-    common = {"prior_log_prob": prior_log_prob, "dtype": dtype}
+    common: dict[str, Any] = {"prior_log_prob": prior_log_prob, "dtype": dtype}
 
     def timed(**kw: Any) -> tuple[Any, float]:
         start = time.perf_counter()
