@@ -56,6 +56,7 @@ def test_demo_writes_report_figures_and_json(demo_run: Path) -> None:
         nll["n"] > 1 and nll["se"] > 0 and nll["gap"] == pytest.approx(nll["mean"] - nll["entropy"])
     )
     assert -4 * nll["se"] < nll["gap"] < 5.0, nll
+    assert nll["kl"]["mean"] > -4 * nll["kl"]["se"], nll  # Gibbs, on the same points
     config = json.loads((demo_run / "config.json").read_text())
     assert config["budget"] == "tiny" and config["run_config"]["data"]["name"] == "8gaussians"
     assert "Test NLL" in (demo_run / "report.md").read_text()
