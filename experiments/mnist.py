@@ -19,7 +19,7 @@ the training CPU time (``time.process_time``, one thread) is measured and capped
 interrupted run resumes where it stopped.
 
 Evaluation (``_mnist_eval``): PF-ODE bits/dim with a Hutchinson divergence (one Rademacher
-probe per image, seeded by the image's index) on the first ``--n-test`` test images; the
+probe per image, seeded by its position) on ``--n-test`` evenly spaced test images; the
 standard error is over images, so it covers the probe and dequantization noise as well as the
 spread of the images. An exact divergence costs 784 vector-Jacobian products per evaluation
 instead of one. A check on the first images measures the probe noise (several probes) and the
