@@ -18,6 +18,7 @@ from torch import Tensor
 
 from scoresde.data import derive_seed
 from scoresde.likelihood import dequantized_bits_per_dim, log_likelihood
+from scoresde.losses import DSMLoss
 from scoresde.parameterization import ScoreModel
 from scoresde.studies import mean_se
 
@@ -136,6 +137,24 @@ def read_csv(path: Path) -> list[dict[str, float]]:
         return []
     with path.open() as fh:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
+
+
+def test_loss_hook(loss_fn: DSMLoss, n: int, seed: int) -> Any:
+    """Eval hook: the loss of the EMA model on ``n`` test images, dequantized once (fixed U, t, z).
+
+    The likelihood-weighted DSM loss is the negative ELBO up to a model-independent constant,
+    so this curve tracks the test likelihood during training.
+    """
+
+    @torch.no_grad()
+    def hook(step: int, model: Any, data: Any) -> dict[str, float]:
+        g = torch.Generator().manual_seed(seed)
+        x = data.test[:n] + torch.rand(data.test[:n].shape, generator=g) - 0.5
+        x = data.scaler.transform(x)
+        t, noise = loss_fn.draw(x, g)
+        return {"test_loss": float(loss_fn(model, x, t=t, noise=noise))}
+
+    return hook
 
 
 # -- the score model -------------------------------------------------------------------------------

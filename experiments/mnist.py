@@ -98,24 +98,6 @@ def make_config(fast: bool, seed: int, steps: int | None = None) -> RunConfig:
     )
 
 
-def test_loss_hook(loss_fn: DSMLoss, n: int, seed: int) -> Any:
-    """Eval hook: the loss of the EMA model on ``n`` test images, dequantized once (fixed U, t, z).
-
-    The likelihood-weighted DSM loss is the negative ELBO up to a model-independent constant,
-    so this curve tracks the test likelihood during training.
-    """
-
-    @torch.no_grad()
-    def hook(step: int, model: Any, data: Any) -> dict[str, float]:
-        g = torch.Generator().manual_seed(seed)
-        x = data.test[:n] + torch.rand(data.test[:n].shape, generator=g) - 0.5
-        x = data.scaler.transform(x)
-        t, noise = loss_fn.draw(x, g)
-        return {"test_loss": float(loss_fn(model, x, t=t, noise=noise))}
-
-    return hook
-
-
 def train_with_cpu_budget(
     config: RunConfig, run_dir: Path, cpu_budget_s: float, chunk: int, progress: bool
 ) -> dict[str, Any]:
@@ -132,7 +114,7 @@ def train_with_cpu_budget(
     loss_fn = DSMLoss(
         build_sde(config), weighting=config.loss.weighting, t_sampling=config.loss.t_sampling
     )
-    hooks = [test_loss_hook(loss_fn, N_TEST_LOSS if chunk > 20 else 32, seed=1)]
+    hooks = [ev.test_loss_hook(loss_fn, N_TEST_LOSS if chunk > 20 else 32, seed=1)]
     step = done["step"]
     while used < cpu_budget_s:
         c0 = time.process_time()
