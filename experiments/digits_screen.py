@@ -57,6 +57,22 @@ def _run_dir(run_root: Path, name: str) -> Path:
     return run_root / name.replace(" ", "_").replace("=", "").replace("+", "and")
 
 
+def early_stopped_bound(run_dir: Path, n_strata: int) -> tuple[Tensor, int] | None:
+    """Per-image held-out bound of the EMA weights that the monitor found best (``best.pt``:
+    early stopping on the held-out part), and their step; None without a ``best.pt``."""
+    best = run_dir / "best.pt"
+    if not best.is_file():
+        return None
+    path = run_dir / f"best_bpd_s{n_strata}.pt"
+    state = torch.load(best, weights_only=False)
+    if not path.is_file():
+        model = load_model(run_dir / "checkpoint.pt").model
+        model.load_state_dict(state["state_dict"])
+        _, held_k = rc.split("screen")
+        torch.save(rc.elbo_bpd(model, held_k, n_strata, torch.Generator().manual_seed(5)), path)
+    return torch.load(path), int(state["step"])
+
+
 def final_bound(run_dir: Path, n_strata: int) -> Tensor:
     """Per-image held-out ELBO bound of a run's final EMA model (cached in the run folder).
 
@@ -159,6 +175,13 @@ def rescore(results: dict, run_root: Path, n_strata: int) -> None:
         row = results["variants"][name]
         row["final_elbo_bpd"], row["eval_draws"] = float(b.mean()), n_strata
         row["final_elbo_se"] = float(b.std() / b.numel() ** 0.5)
+        early = early_stopped_bound(_run_dir(run_root, name), n_strata) if "3000" in name else None
+        if early is not None:
+            e, step = early
+            row["early_stopped"] = {"step": step, "elbo_bpd": float(e.mean()),
+                                    "se": float(e.std() / e.numel() ** 0.5),
+                                    "minus_final": float((e - b).mean()),
+                                    "minus_final_se": float((e - b).std() / e.numel() ** 0.5)}  # fmt: skip
         if ref in bounds:  # paired with the base run of the same length
             d = b - bounds[ref]
             row["minus_base"], row["base_of_same_length"] = float(d.mean()), ref
