@@ -256,3 +256,33 @@ def test_ema_weights_are_the_closed_form_weighted_average(tmp_path):
         want = sum(c * w[name] for c, w in zip(coef, raw, strict=True))
         torch.testing.assert_close(ema[name].detach(), want, rtol=1e-5, atol=1e-6)
         assert not torch.allclose(want, w_k)  # the average is not just the last weights
+
+
+def test_ema_warmup_ramps_the_decay_and_forgets_the_initial_weights(tmp_path):
+    """With ema_warmup the update after n averaged steps uses d_n = min(d, (1 + n) / (10 + n)):
+    EMA after k steps = prod_{j>=2} d_{j-1} w_1 + sum_{j>=2} (1 - d_{j-1}) prod_{i>j} d_{i-1} w_j,
+    each step recorded through exact resume (so the count survives a checkpoint)."""
+    from scoresde.training.steps import ema_decay_at
+
+    assert ema_decay_at(0.999, 1, True) == 2 / 11 and ema_decay_at(0.999, 1, False) == 0.999
+    assert ema_decay_at(0.999, 10**6, True) == 0.999
+    decay, k = 0.99, 4
+    raw, res = [], None
+    for step in range(1, k + 1):
+        objects, options = small_run(steps=k, ema_decay=decay, ema_warmup=True)
+        res = train(*objects, out_dir=tmp_path, **{**options, "stop_after": 1})
+        assert res.step == step
+        raw.append({n: p.detach().clone() for n, p in res.raw_model.named_parameters()})
+    d = {j: min(decay, j / (9 + j)) for j in range(2, k + 1)}  # decay of update j (n = j - 1)
+    coef = [float(np.prod([d[i] for i in range(2, k + 1)]))]
+    coef += [
+        (1 - d[j]) * float(np.prod([d[i] for i in range(j + 1, k + 1)])) for j in range(2, k + 1)
+    ]
+    assert abs(sum(coef) - 1) < 1e-12 and coef[0] < 0.2  # without warm-up it would be 0.97
+    ema = dict(res.model.named_parameters())
+    for name in raw[-1]:
+        want = sum(c * w[name] for c, w in zip(coef, raw, strict=True))
+        torch.testing.assert_close(ema[name].detach(), want, rtol=1e-5, atol=1e-6)
+    objects, options = small_run(steps=2, ema_warmup=1)
+    with pytest.raises(TypeError, match="expected ema_warmup a bool, received int"):
+        train(*objects, out_dir=tmp_path / "bad", **options)

@@ -213,6 +213,7 @@ def train_from_config(config: RunConfig, out_dir: str | Path, **kwargs: Any) -> 
             batch_size=s.batch_size,
             out_dir=out,
             ema_decay=o.ema_decay,
+            ema_warmup=o.ema_warmup,
             grad_clip=o.grad_clip,
             seed=s.seed,
             log_every=s.log_every,

@@ -92,6 +92,7 @@ class OptimConfig:
     lr_decay: str = "none"  # "none" or "cosine" (to 0 at schedule.steps, after the warm-up)
     grad_clip: float | None = 1.0
     ema_decay: float = 0.999
+    ema_warmup: bool = False  # ramp the EMA decay as min(ema_decay, (1 + n) / (10 + n))
 
 
 @dataclass

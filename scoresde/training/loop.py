@@ -96,6 +96,7 @@ def train(
     out_dir: str | Path,
     lr_schedule: LRScheduler | None = None,
     ema_decay: float = 0.999,
+    ema_warmup: bool = False,
     grad_clip: float | None = 1.0,
     seed: int = 0,
     log_every: int = 100,
@@ -126,6 +127,10 @@ def train(
             a checkpoint.
         lr_schedule: Stepped after every optimizer step and saved in the checkpoint.
         ema_decay: Decay of the exponential moving average of the weights.
+        ema_warmup: Ramp the decay as ``min(ema_decay, (1 + n) / (10 + n))`` over the first
+            updates, so a short run's EMA does not keep ``ema_decay**steps`` of the initial
+            weights (:func:`~scoresde.training.steps.ema_decay_at`). Off by default, which keeps
+            earlier runs reproducible; recommended for runs shorter than ~10 / (1 - ema_decay).
         grad_clip: Maximal global gradient norm (``None``: no clipping).
         seed: Seed of the batch order, t, the noise and dropout.
         log_every: Steps per ``log.csv`` row.
@@ -168,6 +173,8 @@ def train(
         "max_nan_steps": max_nan_steps,
     }
     check_args(model, loss, data, optimizer, counts, ema_decay, grad_clip)
+    if not isinstance(ema_warmup, bool):
+        raise TypeError(f"train: expected ema_warmup a bool, received {type(ema_warmup).__name__}")
     check_finite_data(data)
     if isinstance(data.test, torch.Tensor):  # warns once if p_T is far from the prior
         check_prior_for_data(model.sde, data.scaler.transform(data.test[:10_000]), "training")
@@ -184,6 +191,7 @@ def train(
             optimizer,
             lr_schedule,
             ema_decay=ema_decay,
+            ema_warmup=ema_warmup,
             grad_clip=grad_clip,
             batch_size=batch_size,
             seed=seed,
