@@ -82,7 +82,7 @@ LIK = {"loss": {"weighting": "likelihood", "t_sampling": "importance"}}
 COS = {"optim": {"lr_decay": "cosine"}}
 #: The network sees lambda(t) = log SNR (about -10 to 14 on [t_eps, T]), not t, through Fourier
 #: features of scale 0.25: t in [1e-5, 1e-3], where the sharp structure of the score lives, is
-#: one flat stretch to features of t, but four units of lambda.
+#: one flat stretch to features of t, but about 4.6 units of lambda.
 
 
 def FF(scale: float, m: int = 64) -> dict[str, Any]:  # noqa: N802 - reads like a constant
