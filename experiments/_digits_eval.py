@@ -6,92 +6,31 @@ y = -1 + 2 (k + U) / 17 (uniform dequantization, :mod:`scoresde.likelihood.bpd`)
 
 from __future__ import annotations
 
-import csv
 import math
-from pathlib import Path
+from functools import partial
 from typing import Any
 
+import _quantized as q
 import torch
 from torch import Tensor
 
-from scoresde.likelihood import dequantized_bits_per_dim
 from scoresde.parameterization import ScoreModel
 from scoresde.samplers import InpaintHook, sample
-from scoresde.studies import mean_se
 
 LEVELS = 17
 CELL = 2.0 / LEVELS  # width of one level's cell in model units
 
-
-def to_model(k: Tensor, u: Tensor | float = 0.5) -> Tensor:
-    """Levels (plus dequantization offsets ``u`` in [0, 1)) to model units."""
-    return -1.0 + CELL * (k.double() + u)
-
-
-def to_levels(y: Tensor) -> Tensor:
-    """Model units back to levels: the cell ``y`` falls in, clamped to 0..16."""
-    return torch.floor((y.double() + 1.0) / CELL).clamp(0, LEVELS - 1)
-
-
-def summary(per_image: Tensor) -> dict[str, float]:
-    """Mean over images and its standard error."""
-    n = per_image.numel()
-    return {"bpd": float(per_image.mean()), "se": float(mean_se(per_image)[1]), "n": n}
-
-
-# -- baselines -----------------------------------------------------------------------------------
-def categorical_bpd(train_k: Tensor, test_k: Tensor) -> Tensor:
-    """Independent per-pixel categorical, add-one smoothing: -mean_j log2 p_j(k_j) per image."""
-    te = test_k.reshape(test_k.shape[0], -1).long()
-    return -torch.log2(categorical_probs(train_k).gather(1, te.T)).T.mean(1)
-
-
-def categorical_probs(train_k: Tensor) -> Tensor:
-    """The per-pixel probabilities (count + 1) / (n + 17), shape ``(64, 17)``."""
-    tr = train_k.reshape(train_k.shape[0], -1).long()
-    counts = torch.zeros(tr.shape[1], LEVELS, dtype=torch.float64)
-    counts.scatter_add_(1, tr.T, torch.ones(tr.T.shape, dtype=torch.float64))
-    return (counts + 1.0) / (tr.shape[0] + LEVELS)
-
-
-def fit_gaussian(train_k: Tensor) -> tuple[Tensor, Tensor]:
-    """Maximum-likelihood Gaussian of the dequantized training data in model units.
-
-    The moments are exact expectations over U (no Monte Carlo): U is independent of k, so
-    mean = mean of the cell centres and cov = cov(cell centres) + CELL^2 / 12 I.
-    """
-    yc = to_model(train_k.reshape(train_k.shape[0], -1))
-    mean = yc.mean(0)
-    cov = torch.cov(yc.T, correction=0) + CELL**2 / 12 * torch.eye(yc.shape[1], dtype=yc.dtype)
-    return mean, cov
-
-
-def gaussian_bpd(
-    mean: Tensor, cov: Tensor, test_k: Tensor, n_draws: int, generator: torch.Generator
-) -> Any:
-    """The Gaussian through :func:`dequantized_bits_per_dim`, like the score model."""
-    mvn = torch.distributions.MultivariateNormal(mean, cov)
-    return dequantized_bits_per_dim(
-        lambda y: mvn.log_prob(y.reshape(y.shape[0], -1)),
-        test_k,
-        levels=LEVELS,
-        n_draws=n_draws,
-        generator=generator,
-    )
-
-
-def gaussian_bpd_closed_form(mean: Tensor, cov: Tensor, test_k: Tensor) -> Tensor:
-    """E_U of the same bound in closed form, per image (checks the Monte Carlo route).
-
-    With y = c + CELL (U - 1/2), c the cell centre: E_U (y - m)^T P (y - m)
-    = (c - m)^T P (c - m) + CELL^2 / 12 tr(P), P = cov^-1; then subtract D log(CELL).
-    """
-    c = to_model(test_k.reshape(test_k.shape[0], -1)) - mean
-    prec = torch.linalg.inv(cov)
-    D = c.shape[1]
-    quad = torch.einsum("ni,ij,nj->n", c, prec, c) + CELL**2 / 12 * torch.trace(prec)
-    nll = 0.5 * (D * math.log(2 * math.pi) + torch.linalg.slogdet(cov)[1] + quad)
-    return (nll - D * math.log(CELL)) / (D * math.log(2))
+# The shared helpers of the image experiments (``_quantized``), bound to 17 levels.
+to_model = partial(q.to_model, levels=LEVELS)
+to_levels = partial(q.to_levels, levels=LEVELS)
+categorical_probs = partial(q.categorical_probs, levels=LEVELS)
+categorical_bpd = partial(q.categorical_bpd, levels=LEVELS)
+fit_gaussian = partial(q.fit_gaussian, levels=LEVELS)
+gaussian_bpd = partial(q.gaussian_bpd_mc, levels=LEVELS)  # Monte Carlo over U, like the model
+gaussian_bpd_closed_form = partial(q.gaussian_bpd_closed_form, levels=LEVELS)
+_tiles = partial(q.tiles, levels=LEVELS)
+plot_samples = partial(q.plot_samples, levels=LEVELS)
+summary, read_csv = q.summary, q.read_csv
 
 
 # -- the score model -------------------------------------------------------------------------------
@@ -159,29 +98,6 @@ def rmse_unknown(pred: Tensor, truth: Tensor, mask: Tensor) -> float:
 
 
 # -- plots -----------------------------------------------------------------------------------------
-def _tiles(levels: Tensor, nrow: int) -> Any:
-    """Images of levels ``(n, 1, 8, 8)`` as one array with 1-pixel white gaps."""
-    x = levels.double().clamp(0, LEVELS - 1) / (LEVELS - 1)
-    n = x.shape[0]
-    rows = math.ceil(n / nrow)
-    canvas = torch.ones(rows * 9 - 1, nrow * 9 - 1, dtype=torch.float64)
-    for i in range(n):
-        r, c = divmod(i, nrow)
-        canvas[r * 9 : r * 9 + 8, c * 9 : c * 9 + 8] = 1.0 - x[i, 0]  # dark ink on white
-    return canvas.numpy()
-
-
-def plot_samples(panels: dict[str, Tensor], pyplot: Any, nrow: int = 8) -> Any:
-    """Side-by-side grids of levels, one per panel."""
-    fig, axes = pyplot.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.7))
-    for ax, (title, levels) in zip(axes, panels.items(), strict=True):
-        ax.imshow(_tiles(levels, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
-    fig.tight_layout()
-    return fig
-
-
 def plot_inpainting(truth: Tensor, mask: Tensor, completions: Tensor, gauss: Tensor, pyplot: Any):
     """Rows: digits. Columns: truth, the known top half, model completions, a Gaussian one."""
     n, m = completions.shape[:2]
@@ -196,14 +112,6 @@ def plot_inpainting(truth: Tensor, mask: Tensor, completions: Tensor, gauss: Ten
     ax.set_title("Inpainting the bottom half (rows 4-7) of test digits", fontsize=8)
     fig.tight_layout()
     return fig
-
-
-def read_csv(path: Path) -> list[dict[str, float]]:
-    """Rows of a training log (floats); empty if the file is missing."""
-    if not path.is_file():
-        return []
-    with path.open() as fh:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
 
 
 def plot_bpd(per_image: dict[str, Tensor], log: list, evals: list, pyplot: Any):

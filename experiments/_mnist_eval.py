@@ -7,12 +7,13 @@ in ``_mnist_plots``.
 
 from __future__ import annotations
 
-import csv
 import math
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import _quantized as q
 import torch
 from torch import Tensor
 
@@ -26,46 +27,17 @@ LEVELS = 256
 CELL = 2.0 / LEVELS  # width of one level's cell in model units
 CHUNK = 50  # test images per PF-ODE solve (and per saved file of the run folder)
 
-
-def to_model(k: Tensor, u: Tensor | float = 0.5) -> Tensor:
-    """Levels (plus dequantization offsets ``u`` in [0, 1)) to model units."""
-    return -1.0 + CELL * (k.double() + u)
-
-
-def summary(per_image: Tensor) -> dict[str, float]:
-    """Mean over images and its standard error."""
-    return {"bpd": float(per_image.mean()), "se": float(mean_se(per_image)[1]),
-            "n": per_image.numel()}  # fmt: skip
+# The shared helpers of the image experiments (``_quantized``), bound to 256 levels.
+to_model = partial(q.to_model, levels=LEVELS)
+categorical_probs = partial(q.categorical_probs, levels=LEVELS)
+categorical_bpd = partial(q.categorical_bpd, levels=LEVELS)
+fit_gaussian = partial(q.fit_gaussian, levels=LEVELS)
+gaussian_bpd_mc = partial(q.gaussian_bpd_mc, levels=LEVELS)
+gaussian_bpd_closed_form = partial(q.gaussian_bpd_closed_form, levels=LEVELS)
+summary, read_csv = q.summary, q.read_csv
 
 
 # -- baselines -----------------------------------------------------------------------------------
-def categorical_probs(train_k: Tensor, levels: int = LEVELS) -> Tensor:
-    """Per-pixel probabilities with add-one smoothing, (count + 1) / (n + levels): ``(D, levels)``."""
-    tr = train_k.reshape(train_k.shape[0], -1).long()
-    counts = torch.zeros(tr.shape[1], levels, dtype=torch.float64)
-    counts.scatter_add_(1, tr.T, torch.ones(tr.T.shape, dtype=torch.float64))
-    return (counts + 1.0) / (tr.shape[0] + levels)
-
-
-def categorical_bpd(train_k: Tensor, test_k: Tensor, levels: int = LEVELS) -> Tensor:
-    """Independent per-pixel categorical (exact discrete model): -mean_j log2 p_j(k_j) per image."""
-    te = test_k.reshape(test_k.shape[0], -1).long()
-    return -torch.log2(categorical_probs(train_k, levels).gather(1, te.T)).T.mean(1)
-
-
-def fit_gaussian(train_k: Tensor, ridge: float = 0.0) -> tuple[Tensor, Tensor]:
-    """Gaussian of the dequantized training data in model units; maximum likelihood at ridge 0.
-
-    Exact moments over U (independent of k): mean of the cell centres, and cov = cov(cell
-    centres) + CELL^2 / 12 I, positive definite even for the always-black pixels; ``ridge``
-    adds ridge * I (a variance floor, in model units squared).
-    """
-    yc = to_model(train_k.reshape(train_k.shape[0], -1))
-    diag = CELL**2 / 12 + ridge
-    cov = torch.cov(yc.T, correction=0) + diag * torch.eye(yc.shape[1], dtype=yc.dtype)
-    return yc.mean(0), cov
-
-
 RIDGES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 
 
@@ -81,36 +53,6 @@ def choose_ridge(train_k: Tensor, ridges: tuple[float, ...] = RIDGES) -> dict[st
     best = min(range(len(ridges)), key=scores.__getitem__)
     return {"ridge": ridges[best], "grid": list(ridges), "held_out_bpd": scores,
             "n_held_out": int(held.sum())}  # fmt: skip
-
-
-def gaussian_bpd_closed_form(mean: Tensor, cov: Tensor, test_k: Tensor) -> Tensor:
-    """E_U of the dequantized bound under N(mean, cov) in closed form, per image.
-
-    With y = c + CELL (U - 1/2), c the cell centre and P = cov^-1:
-    E_U (y - m)^T P (y - m) = (c - m)^T P (c - m) + CELL^2 / 12 tr(P); then subtract D log CELL.
-    """
-    c = to_model(test_k.reshape(test_k.shape[0], -1)) - mean
-    chol = torch.linalg.cholesky(cov)
-    prec = torch.cholesky_inverse(chol)
-    D = c.shape[1]
-    quad = torch.einsum("ni,ij,nj->n", c, prec, c) + CELL**2 / 12 * torch.trace(prec)
-    logdet = 2 * torch.log(torch.diagonal(chol)).sum()
-    nll = 0.5 * (D * math.log(2 * math.pi) + logdet + quad)
-    return (nll - D * math.log(CELL)) / (D * math.log(2))
-
-
-def gaussian_bpd_mc(
-    mean: Tensor, cov: Tensor, test_k: Tensor, n_draws: int, generator: torch.Generator
-) -> Any:
-    """The same Gaussian through :func:`dequantized_bits_per_dim` (Monte Carlo over U)."""
-    mvn = torch.distributions.MultivariateNormal(mean, cov)
-    return dequantized_bits_per_dim(
-        lambda y: mvn.log_prob(y.reshape(y.shape[0], -1)),
-        test_k,
-        levels=LEVELS,
-        n_draws=n_draws,
-        generator=generator,
-    )
 
 
 def uniform_bpd(test_k: Tensor) -> Tensor:
@@ -129,14 +71,6 @@ def data_stats(train_k: Tensor, test_k: Tensor) -> dict[str, float]:
     return {"always_black_pixels": int(dead.sum()),
             "test_images_with_ink_there": int((te[:, dead] > 0).any(1).sum()),
             "black_fraction_train": float((tr == 0).double().mean())}  # fmt: skip
-
-
-def read_csv(path: Path) -> list[dict[str, float]]:
-    """Rows of a training log (floats); empty if the file is missing."""
-    if not path.is_file():
-        return []
-    with path.open() as fh:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
 
 
 def test_loss_hook(loss_fn: DSMLoss, n: int, seed: int) -> Any:

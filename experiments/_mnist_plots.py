@@ -5,24 +5,22 @@ Model units y in [-1, 1] map back to levels by the cell they fall in, k = floor(
 
 from __future__ import annotations
 
-import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import _quantized as q
 import torch
 from _common import plt, save_fig
-from _mnist_eval import CELL, LEVELS
+from _mnist_eval import LEVELS
 from torch import Tensor
 
 from scoresde.parameterization import ScoreModel
 from scoresde.samplers import sample
 
 SIDE = 28
-
-
-def to_levels(y: Tensor) -> Tensor:
-    """Model units back to levels: the cell ``y`` falls in, clamped to 0..255."""
-    return torch.floor((y.double() + 1.0) / CELL).clamp(0, LEVELS - 1)
+to_levels = partial(q.to_levels, levels=LEVELS)
+plot_samples = partial(q.plot_samples, levels=LEVELS, gap=2)
 
 
 @torch.no_grad()
@@ -33,28 +31,6 @@ def draw_samples(
     x_T = model.sde.prior_sample((n, 1, SIDE, SIDE), generator=generator)
     x, info = sample(sampler, model.sde, model, x_T, nfe, generator=generator, denoise=True)
     return to_levels(x), info.nfe
-
-
-def _tiles(levels: Tensor, nrow: int) -> Any:
-    """Images of levels ``(n, 1, 28, 28)`` as one array with 2-pixel white gaps."""
-    x = levels.double().clamp(0, LEVELS - 1) / (LEVELS - 1)
-    rows, step = math.ceil(x.shape[0] / nrow), SIDE + 2
-    canvas = torch.ones(rows * step - 2, nrow * step - 2, dtype=torch.float64)
-    for i in range(x.shape[0]):
-        r, c = divmod(i, nrow)
-        canvas[r * step : r * step + SIDE, c * step : c * step + SIDE] = 1.0 - x[i, 0]
-    return canvas.numpy()
-
-
-def plot_samples(panels: dict[str, Tensor], pyplot: Any, nrow: int = 8) -> Any:
-    """Side-by-side grids of levels, one per panel."""
-    fig, axes = pyplot.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.9))
-    for ax, (title, levels) in zip(axes, panels.items(), strict=True):
-        ax.imshow(_tiles(levels, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
-    fig.tight_layout()
-    return fig
 
 
 def plot_bpd(per_image: dict[str, Tensor], log: list, evals: list, pyplot: Any) -> Any:
