@@ -189,6 +189,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=None,
         help="dequantization draws per test image (default 3; 1 with --fast)",
     )
+    p.add_argument("--aug-p", type=float, default=None,
+                   help="probability of a +-1-pixel shift of a training image (overrides "
+                        "RECIPE; the screen's pick is 0.5)")  # fmt: skip
     p.add_argument("--trunc-images", type=int, default=100,
                    help="test images of the truncation rows (default %(default)s)")  # fmt: skip
     args = p.parse_args(argv)
@@ -199,7 +202,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(1)
     rc.register_data()
     steps = args.steps or (40 if args.fast else FULL_STEPS)
-    config = rc.make_config(args.fast, args.seed, steps, part="all", **RECIPE)
+    knobs = RECIPE | ({} if args.aug_p is None else {"aug_p": args.aug_p})
+    config = rc.make_config(args.fast, args.seed, steps, part="all", **knobs)
     chunk = 20 if args.fast else 250
     monitor = rc.make_monitor_hook(4, seed=1)  # the test images: a curve, never a selection
     trained = rc.train_with_cpu_budget(
