@@ -1,7 +1,8 @@
 """The digits recipe: data stream (dequantized, optionally shifted), run config, ELBO in bits/dim.
 
 Shared by ``experiments/digits.py`` (the full run) and ``experiments/digits_screen.py`` (the
-screening of variants on a held-out part of the training split).
+screening of variants on a held-out part of the training split); ``experiments/mnist.py`` uses
+its CPU-budgeted chunked training, :func:`train_in_chunks`.
 
 Splits of scikit-learn's digits (:func:`scoresde.data.load_digits`: 300 test images, i % 6 == 0,
 and 1497 training images, indexed j = 0..1496 in order):
@@ -221,6 +222,42 @@ def make_monitor_hook(
     return hook
 
 
+def train_in_chunks(
+    config: RunConfig,
+    run_dir: Path,
+    cpu_budget_s: float,
+    chunk: int,
+    progress: bool,
+    hooks: list[Any],
+    *,
+    exit_on_signal: bool,
+) -> None:
+    """Train in chunks of ``chunk`` steps until done or ``cpu_budget_s`` CPU seconds are spent.
+
+    The CPU seconds of this process (``time.process_time``, one thread, eval hooks included)
+    are accumulated across restarts in ``run_dir/cpu_time.json``; every chunk ends with a
+    checkpoint. A finished run (all steps, or the budget spent) trains no further. On Ctrl-C or
+    SIGTERM the checkpoint is saved and, with ``exit_on_signal``, the process exits non-zero.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ledger = run_dir / "cpu_time.json"
+    done = json.loads(ledger.read_text()) if ledger.is_file() else {"cpu_s": 0.0, "step": 0}
+    used = done["cpu_s"] if done["step"] < config.schedule.steps else math.inf
+    step = done["step"]
+    while used < cpu_budget_s:
+        c0 = time.process_time()
+        res = train_from_config(
+            config, run_dir, progress=progress, eval_hooks=hooks, stop_after=chunk
+        )
+        used += time.process_time() - c0
+        ledger.write_text(json.dumps({"cpu_s": used, "step": res.step}))
+        if res.stop_signal and exit_on_signal:
+            raise SystemExit(128 + res.stop_signal)
+        if res.step >= config.schedule.steps or res.step < step + chunk:  # done, or a signal
+            break
+        step = res.step
+
+
 def train_with_cpu_budget(
     config: RunConfig,
     run_dir: Path,
@@ -235,25 +272,9 @@ def train_with_cpu_budget(
     are accumulated across restarts in ``run_dir/cpu_time.json``; every chunk ends with a
     checkpoint. A finished run (all steps, or the budget spent) is only loaded.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ledger = run_dir / "cpu_time.json"
-    done = json.loads(ledger.read_text()) if ledger.is_file() else {"cpu_s": 0.0, "step": 0}
-    used = done["cpu_s"] if done["step"] < config.schedule.steps else math.inf
-    step = -1
-    while used < cpu_budget_s:
-        c0 = time.process_time()
-        res = train_from_config(
-            config, run_dir, progress=progress, eval_hooks=hooks, stop_after=chunk
-        )
-        used += time.process_time() - c0
-        ledger.write_text(json.dumps({"cpu_s": used, "step": res.step}))
-        if res.stop_signal:  # Ctrl-C or SIGTERM: the checkpoint is saved; exit non-zero
-            raise SystemExit(128 + res.stop_signal)
-        if res.step >= config.schedule.steps or res.step < step + chunk:  # done, or a signal
-            break
-        step = res.step
+    train_in_chunks(config, run_dir, cpu_budget_s, chunk, progress, hooks, exit_on_signal=True)
     state = load_checkpoint(run_dir / "checkpoint.pt")
     model = load_model(run_dir / "checkpoint.pt").model
-    used = json.loads(ledger.read_text())["cpu_s"]
+    used = json.loads((run_dir / "cpu_time.json").read_text())["cpu_s"]
     return {"model": model, "step": int(state["step"]), "cpu_s": used,
             "nan_skips": int(state["nan_skips"])}  # fmt: skip

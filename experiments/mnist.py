@@ -43,11 +43,12 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _digits_recipe as rc  # noqa: E402
 import _mnist_eval as ev  # noqa: E402
 import _mnist_plots as plots  # noqa: E402
 from _common import ROOT, save_json  # noqa: E402
 
-from scoresde.cli.build import build_sde, train_from_config  # noqa: E402
+from scoresde.cli.build import build_sde  # noqa: E402
 from scoresde.cli.config import RunConfig  # noqa: E402
 from scoresde.data import load_mnist  # noqa: E402
 from scoresde.losses import DSMLoss  # noqa: E402
@@ -107,29 +108,15 @@ def train_with_cpu_budget(
     included) accumulate across restarts in ``run_dir/cpu_time.json``; every chunk ends with a
     checkpoint. A finished run (all steps, or the budget spent) is only loaded.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ledger = run_dir / "cpu_time.json"
-    done = json.loads(ledger.read_text()) if ledger.is_file() else {"cpu_s": 0.0, "step": 0}
-    used = done["cpu_s"] if done["step"] < config.schedule.steps else math.inf
     loss_fn = DSMLoss(
         build_sde(config), weighting=config.loss.weighting, t_sampling=config.loss.t_sampling
     )
     hooks = [ev.test_loss_hook(loss_fn, N_TEST_LOSS if chunk > 20 else 32, seed=1)]
-    step = done["step"]
-    while used < cpu_budget_s:
-        c0 = time.process_time()
-        res = train_from_config(
-            config, run_dir, progress=progress, eval_hooks=hooks, stop_after=chunk
-        )
-        used += time.process_time() - c0
-        ledger.write_text(json.dumps({"cpu_s": used, "step": res.step}))
-        if res.step >= config.schedule.steps or res.step < step + chunk:  # done, or a signal
-            break
-        step = res.step
+    rc.train_in_chunks(config, run_dir, cpu_budget_s, chunk, progress, hooks, exit_on_signal=False)
     state = load_checkpoint(run_dir / "checkpoint.pt")
     models = {w: load_model(run_dir / "checkpoint.pt", use_ema=w == "ema").model
               for w in ("raw", "ema")}  # fmt: skip
-    used = json.loads(ledger.read_text())["cpu_s"]
+    used = json.loads((run_dir / "cpu_time.json").read_text())["cpu_s"]
     data = load_mnist()
     final = {f"test_loss_{w}": hooks[0](0, m, data)["test_loss"] for w, m in models.items()}
     return {"model": models[WEIGHTS], "step": int(state["step"]), "cpu_s": used,
