@@ -19,7 +19,9 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 def _mnist_config() -> RunConfig:
     sys.path.insert(0, str(ROOT / "experiments"))
     try:
-        spec = importlib.util.spec_from_file_location("_mnist_example", ROOT / "experiments/mnist.py")
+        spec = importlib.util.spec_from_file_location(
+            "_mnist_example", ROOT / "experiments/mnist.py"
+        )
         assert spec is not None and spec.loader is not None
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)

@@ -42,8 +42,10 @@ def _recipe(args: argparse.Namespace) -> RunConfig:
     data = args.data or "8gaussians"
     sigma = data_sigma(build_data(RunConfig.from_dict({"data": {"name": data}})))
     net = args.net or ("mlp" if data not in ("digits", "mnist", "folder") else "unet")
-    sizes = {"steps": 2500, "batch_size": 64} if net == "unet" else {}  # the MNIST-5000 run's
-    return recipe_config(data, args.sde or "vp", sigma_data=sigma, net=net, **sizes)
+    steps, batch = (2500, 64) if net == "unet" else (4000, 512)  # MNIST-5000's / the demo's
+    return recipe_config(
+        data, args.sde or "vp", sigma_data=sigma, net=net, steps=steps, batch_size=batch
+    )
 
 
 def run_train(args: argparse.Namespace, device: torch.device) -> Path:
