@@ -12,6 +12,7 @@ and 4-D image batches alike (DESIGN.md, contract 9).
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Iterable
@@ -246,13 +247,16 @@ class _LineProgress(tqdm):
         super().close()
 
 
-def progress_bar(*, every: float = 30.0, **kwargs: Any) -> Any:
+def progress_bar(*, every: float | None = None, **kwargs: Any) -> Any:
     """A tqdm progress bar on a terminal; sparse whole lines when stderr is redirected.
 
     Args:
-        every: Seconds between lines when stderr is not a terminal (log files, CI).
+        every: Seconds between lines when stderr is not a terminal (log files, CI); default
+            ``$SCORESDE_PROGRESS_EVERY``, else 30.
         **kwargs: Passed to ``tqdm`` (``total``, ``desc``, ``disable``, ``initial``, ...).
     """
     if sys.stderr.isatty():
         return tqdm(**kwargs)
+    if every is None:
+        every = float(os.environ.get("SCORESDE_PROGRESS_EVERY", "30"))
     return _LineProgress(every=every, **{"ascii": True, **kwargs})
