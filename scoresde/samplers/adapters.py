@@ -106,5 +106,5 @@ class ReverseTimeSDE:
         return out
 
     def g(self, s: Tensor, y: Tensor) -> Tensor:
-        """g(t = -s), broadcast to the diagonal noise shape of ``y``."""
+        """The diffusion g(t = -s), broadcast to the diagonal noise shape of ``y``."""
         return self.diffusion(-s).to(y.dtype).expand(y.shape)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from .._utils import append_dims, as_time, check_batch_time, check_time_range
 
@@ -230,6 +231,7 @@ class LinearSDE(SDE):
         return append_dims(alpha, x0.ndim) * x0 + append_dims(sigma, x0.ndim) * noise
 
     # -- the Gaussian prior N(0, prior_std^2 I) ---------------------------------------------
+    @override
     def prior_sample(
         self,
         shape: Sequence[int],
@@ -255,8 +257,11 @@ class LinearSDE(SDE):
         return -0.5 * (d * (_LOG_2PI + log_var) + sq / self.prior_std**2)
 
     def prior_mismatch(self, data_second_moment: float = 1.0) -> Tensor:
-        """Upper bound on KL(p_T || prior) per dimension in nats, for data with this second
-        moment per dimension (:func:`scoresde.sde.prior_kl`; 0 when p_T is the prior)."""
+        """Upper bound on KL(p_T || prior) per dimension in nats.
+
+        For data with this second moment per dimension (:func:`scoresde.sde.prior_kl`; 0 when
+        p_T is the prior).
+        """
         from .prior import prior_kl
 
         return torch.tensor(prior_kl(self, data_var=data_second_moment).upper, dtype=torch.float64)
