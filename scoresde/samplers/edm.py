@@ -56,15 +56,15 @@ def _edm_step(
     run: SamplerRun, S_churn: float, S_tmin: float, S_tmax: float, S_noise: float
 ) -> Callable[[Tensor, int], Tensor]:
     """The step of Algorithm 2 on ``run``'s grid (module docstring, steps 1-4)."""
-    sig = torch.exp(-0.5 * run.sde.log_snr(run.grid64))  # sigma_i = sigma_t / alpha_t
-    sig_max = float(torch.exp(-0.5 * run.sde.log_snr(torch.tensor(run.sde.T, dtype=torch.float64))))
+    sig = run.sde.noise_level(run.grid64)  # sigma_i = sigma_t / alpha_t
+    sig_max = float(run.sde.noise_level(torch.tensor(run.sde.T, dtype=torch.float64)))
     # 1. gamma_i and sigma_hat_i (churn only inside [S_tmin, S_tmax], capped at sigma(T))
     inside = (sig[:-1] >= S_tmin) & (sig[:-1] <= S_tmax)
     gamma = torch.where(inside, min(S_churn / run.n_steps, math.sqrt(2) - 1), 0.0)
     sig_hat = torch.minimum(sig[:-1] * (1 + gamma), torch.tensor(sig_max, dtype=torch.float64))
     sig_hat = torch.maximum(sig_hat, sig[:-1])
     churn = sig_hat > sig[:-1]
-    t_hat = run.sde.t_from_log_snr(-2 * torch.log(sig_hat)).clamp(max=run.sde.T)  # round-off
+    t_hat = run.sde.t_from_noise_level(sig_hat).clamp(max=run.sde.T)  # round-off
     t_hat = torch.where(churn, t_hat, run.grid64[:-1])
     c, ch = run.coefs(), run.coefs(t_hat)
     noise_std = (S_noise * torch.sqrt(sig_hat**2 - sig[:-1] ** 2)).to(run.like)

@@ -15,8 +15,9 @@ import torch
 import torchdiffeq
 from torch import Tensor
 
+from ..sde.pf_ode import ADAPTIVE_METHODS
 from ..sde.reverse import drift_coefs, probability_flow_drift
-from .adapters import ODEFunc, torchdiffeq_methods
+from .adapters import ODEFunc
 from .register import RegisteredSampler, register
 from .run import SampleInfo, SamplerRun
 
@@ -100,7 +101,7 @@ def sample_pf_adaptive(
     Args:
         run: The validated run (built by :func:`~scoresde.samplers.register.register`).
         method: A torchdiffeq method; its adaptive ones ('dopri5', 'bosh3', 'adaptive_heun',
-            'dopri8', 'fehlberg2') choose their steps (see ``torchdiffeq_methods``).
+            'dopri8', 'fehlberg2') choose their steps (``sde.pf_ode.TORCHDIFFEQ_METHODS``).
         rtol: Relative tolerance.
         atol: Absolute tolerance.
     """
@@ -120,7 +121,7 @@ def sample_pf_adaptive(
 
     try:
         # step_t keeps the adaptive steps from overshooting eps (the SDE ends at t = 0).
-        opts = {"step_t": run.t[-1:]} if method in torchdiffeq_methods()[1] else None
+        opts = {"step_t": run.t[-1:]} if method in ADAPTIVE_METHODS else None
         ys = torchdiffeq.odeint(
             ODEFunc(field), x_T, run.t, rtol=rtol, atol=atol, method=method, options=opts
         )

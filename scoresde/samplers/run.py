@@ -27,6 +27,7 @@ from torch import Tensor
 
 from .._utils import check_same_sde, names_list, sde_of
 from ..sde import LinearSDE
+from ..sde.pf_ode import tweedie_x0
 from .noise import NoiseSource
 from .signature import COMMON_OPTIONS, Callback, Hook, SampleInfo, Sampler
 from .spec import SamplerSpec
@@ -133,7 +134,7 @@ class SamplerRun:
 
     def x0(self, x: Tensor, s: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
         """Tweedie's denoiser x0 = (x + sigma^2 s) / alpha from a score ``s`` at x."""
-        return (x + sigma**2 * s) / alpha
+        return tweedie_x0(x, s, alpha, sigma)
 
     def loop(self, x: Tensor, step: Callable[[Tensor, int], Tensor]) -> tuple[Tensor, SampleInfo]:
         """Run ``x <- step(x, i)`` for i = 0..N-1 with hooks, callbacks and the final denoise."""
