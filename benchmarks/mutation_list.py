@@ -239,7 +239,7 @@ _TABLE: list[tuple[str, str, str, str, tuple[str, ...]]] = [
      '/ (1 - ab).sqrt() * eps) / sc["alphas"][i].sqrt()', '/ (1 - ab).sqrt() * eps) / sc["alphas"][i]',
      (R_BOUNDS,)),
     ("ddpm_vlb: L_T without alpha_bar_T on y^2", LIK + "bounds.py",
-     "terms = [0.5 * (ab_T * y**2 + (1 - ab_T)", "terms = [0.5 * (y**2 + (1 - ab_T)", (LIKE,)),
+     "terms = [0.5 * (ab_T * y**2 + (1 - ab_T)", "terms = [0.5 * (y**2 + (1 - ab_T)", (R_BOUNDS,)),
     ("ddpm_vlb: KL without the -1", LIK + "bounds.py",
      "(bt + (mu_post - mean) ** 2) / var_i - 1)", "(bt + (mu_post - mean) ** 2) / var_i)", (LIKE,)),
     # -- sde/tables.py, sde/prior.py, sde/ddpm.py ----------------------------------------------------

@@ -8,7 +8,8 @@ than a wrong formula (issue 23).
   N(alpha_T x, sigma_T^2 I); and with s = 0 the time average must be D int a dt (scipy quad of
   a(t) by autograd from the marginal, ``tests/reference.py``).
 * DDPM decoder (Ho et al. 2020, Eq. 13): an eps model that puts the reverse mean at a chosen
-  mu*, and L_0 against the Gaussian's mass on each bin integrated by scipy's quad.
+  mu*, and L_0 against the Gaussian's mass on each bin integrated by scipy's quad; the prior
+  term L_T against torch.distributions' Gaussian KL.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 import torch
 from scipy.integrate import quad
 from scipy.stats import norm
+from torch.distributions import Normal, kl_divergence
 
 from scoresde.likelihood import ddpm_vlb, elbo
 from scoresde.sde import VPSDE, DDPMSchedule
@@ -104,3 +106,7 @@ def test_ddpm_decoder_term_is_the_gaussian_mass_of_the_bin(variance: str) -> Non
             want[b] -= math.log(mass)
     got = res.per_term[-1] * (k[0].numel() * math.log(2))
     torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+    # the prior term L_T = KL(q(x_{N-1} | y) || N(0, I)), alpha_bar_{N-1} = 1 - beta here
+    q_T = Normal(math.sqrt(1 - beta) * y, math.sqrt(beta))
+    L_T = kl_divergence(q_T, Normal(0.0, 1.0)).sum(1)
+    torch.testing.assert_close(res.per_term[0] * (2 * math.log(2)), L_T, rtol=1e-12, atol=1e-12)
