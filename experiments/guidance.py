@@ -122,7 +122,7 @@ def _summary(
                 if not sel:
                     continue
                 rm = [r["ode_rmse"] for r in sel]
-                key = f"{name}|{w:g}|{nfe}"
+                key = f"{name}:{w:g}:{nfe}"
                 out[key] = {
                     "ode_rmse_max": None if None in rm else max(rm),
                     "ce_gap_mean": sum(r["ce_gap"] for r in sel) / len(sel),
@@ -138,7 +138,7 @@ def _figure(
     markers = "os^vD<>ph*Xd"
     for ax, w in zip(axes, weights):
         for i, name in enumerate(names):
-            pts = [(nfe, summary.get(f"{name}|{w:g}|{nfe}", {}).get("ode_rmse_max"))
+            pts = [(nfe, summary.get(f"{name}:{w:g}:{nfe}", {}).get("ode_rmse_max"))
                    for nfe in nfes]  # fmt: skip
             pts = [(a, b) for a, b in pts if b is not None and math.isfinite(b)]
             if pts:

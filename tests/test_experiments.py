@@ -236,7 +236,7 @@ def _check_guidance(res: dict) -> None:
     # the multistep data-prediction solver converges to the guided ODE's limit as NFE grows
     s = res["summary"]
     for w in res["weights"]:
-        lo, hi = (s[f"dpm_solver_pp_2m|{w:g}|{n}"]["ode_rmse_max"] for n in res["nfes"])
+        lo, hi = (s[f"dpm_solver_pp_2m:{w:g}:{n}"]["ode_rmse_max"] for n in res["nfes"])
         assert hi < lo, (w, lo, hi)
 
 
