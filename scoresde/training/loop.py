@@ -34,6 +34,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from tqdm.auto import tqdm
 
 from scoresde.data import Dataset, derive_seed
+from scoresde.losses import Loss
 from scoresde.parameterization import ScoreModel
 from scoresde.sde import check_prior_for_data
 from scoresde.training.distributed import default_device, process_group
@@ -87,7 +88,7 @@ def make_test_loss_hook(loss_fn: Any, batch_size: int = 1000, seed: int = 0) -> 
 
 def train(
     model: ScoreModel,
-    loss: Any,
+    loss: Loss,
     data: Dataset,
     optimizer: torch.optim.Optimizer,
     *,
