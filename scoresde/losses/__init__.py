@@ -60,4 +60,4 @@ def get_loss(name: str, sde: LinearSDE, **kwargs: Any) -> Loss:
     if name == "ddpm":
         n = int(kwargs.pop("num_steps", 1000))
         return DDPMLoss(DDPMSchedule.from_sde(sde, n), T=sde.T, **kwargs)
-    return LOSSES[name](sde, **kwargs)  # type: ignore[call-arg]
+    return LOSSES[name](sde, **kwargs)  # type: ignore[call-arg]  # dsm, smld: cls(sde, **options)

@@ -103,7 +103,7 @@ class HybridLoss(Loss):
         vlb = torch.where(first, nll, kl).reshape(n, -1).mean(dim=1)
         return simple, vlb
 
-    def terms(self, model: EpsVFn, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:  # type: ignore[override]
+    def terms(self, model: EpsVFn, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:  # type: ignore[override]  # needs the (eps, v) model
         """Per-example L_simple + lambda N L_i, shape ``(B,)``."""
         simple, vlb = self.parts(model, x0, t, noise)
         return simple + self.lam * self.schedule.N * vlb
