@@ -211,8 +211,6 @@ def main(argv: list[str] | None = None) -> int:
     Exit status: 0 on success; 2 for a user error (one line on stderr, no traceback);
     130/143 when stopped by SIGINT/SIGTERM (after a checkpoint, for ``train``).
     """
-    import os
-
     import torch
 
     from ..distributed import RankFailedError
@@ -227,10 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         threads = _positive_threads(args.threads) or (1 if args.command == "demo" else None)
         if threads:
             torch.set_num_threads(threads)
+        from ..distributed import env
         from . import commands, compare, demo, nll
 
         claimed.clear()  # one main() call, one run folder
-        if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # claim the run folder before any work
+        if env.world_size() == 1:  # claim the run folder before any work
             created = _new_paths(args.out)
             default = args.out is None
             args.out = str(run_dir(args.out, args.command, args.force))
