@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["build_parser", "main"]
 
@@ -29,7 +29,7 @@ _EPILOG = "Song et al. (2021), Score-Based Generative Modeling through SDEs. Doc
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump) and exit status 2."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
         raise SystemExit(2)
 
@@ -237,8 +237,6 @@ def main(argv: list[str] | None = None) -> int:
     Exit status: 0 on success; 2 for a user error (one line on stderr, no traceback);
     130/143 when stopped by SIGINT/SIGTERM (after a checkpoint, for ``train``).
     """
-    import os
-
     import torch
 
     from ..distributed import RankFailedError
@@ -253,10 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         threads = _positive_threads(args.threads) or (1 if device.type == "cpu" else None)
         if threads:
             torch.set_num_threads(threads)
+        from ..distributed import env
         from . import commands, compare, demo, nll
 
         claimed.clear()  # one main() call, one run folder
-        if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # claim the run folder before any work
+        if env.world_size() == 1:  # claim the run folder before any work
             created = _new_paths(args.out)
             default = args.out is None
             args.out = str(run_dir(args.out, args.command, args.force))

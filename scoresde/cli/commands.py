@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import signal
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..data import get_dataset
-from ..distributed import atomic_write
+from ..distributed import atomic_write, env
 from ..samplers import get_sampler, load_grid, plan_for_nfe
 from ..sde import get_sde
 from ..studies import summarize
@@ -54,14 +53,13 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
     Works under ``torchrun`` (then ``--out`` is required, so that every rank writes to the same
     folder, and rank 0 alone writes the results).
     """
-    from ..training.distributed import world_size
     from .build import train_from_config
 
-    world, rank = world_size(), int(os.environ.get("RANK", "0"))
+    world, rank = env.world_size(), env.rank()
     if world > 1 and not args.out:
         raise CLIError("--out: required under torchrun (every rank must write to the same folder)")
     if world > 1 and device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        device = torch.device("cuda", env.local_rank())
 
     cfg = RunConfig.load(args.config) if args.config else _recipe(args)
     d = cfg.to_dict()
