@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from .._utils import append_dims, names_list
-from ..sde import LinearSDE
+from ..sde import VESDE, LinearSDE
 from .reverse_sde import get_predictor
 from .run import SampleInfo, SamplerRun, prepare
 
@@ -224,7 +224,21 @@ def sample_annealed_langevin(
 
     ``n_steps`` Langevin steps at each noise level sigma_{t_1} > ... > sigma_{t_N}, step size
     2 (snr sigma_t)^2; arguments as :func:`sample_pc`.
+
+    Raises:
+        ValueError: for a VP or sub-VP SDE. Langevin alone only moves noise between levels of a
+            VE SDE, whose p_t differ by added noise; on VP/sub-VP p_t also shrinks by alpha_t,
+            which only a predictor step follows. The error names what to use instead:
+            ``sample("pc", ..., predictor="reverse_diffusion", corrector="ald")``.
     """
+    if isinstance(sde, LinearSDE) and not isinstance(sde, VESDE):
+        raise ValueError(
+            f"sampler 'annealed_langevin' does not support {type(sde).__name__}; expected a VESDE "
+            "(Song & Ermon 2019 anneal sigma of a VE SDE). On VP/sub-VP, p_t also shrinks by alpha_t between "
+            "noise levels, which Langevin steps alone follow only slowly; use predictor-corrector "
+            "with the same corrector: sample('pc', sde, score_fn, x_T, grid, "
+            "predictor='reverse_diffusion', corrector='ald') (or corrector='langevin')"
+        )
     snr = check_corrector_args("ald", snr, n_steps)
     run = prepare("annealed_langevin", sde, score_fn, x_T, grid, generator, callback, options)
     return run.loop(x_T, CORRECTORS["ald"].build(run, snr, n_steps))
