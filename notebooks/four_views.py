@@ -69,7 +69,10 @@ def close(label, got, want, tol):
     """Fail (AssertionError) unless got matches want point by point to tol."""
     if got is None:
         raise AssertionError(f"{label}: fill in the blank first")
-    got, want = torch.as_tensor(got, dtype=torch.float64), torch.as_tensor(want, dtype=torch.float64)
+    got, want = (
+        torch.as_tensor(got, dtype=torch.float64),
+        torch.as_tensor(want, dtype=torch.float64),
+    )
     if got.shape != want.shape:
         raise AssertionError(f"{label}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}")
     err = float((got - want).abs().max())
@@ -138,7 +141,9 @@ def check_order(label, errors, want, tol):
     ref, _ = sample("ddim", sde, gm, x_T, make_grid(sde, ns[-1]))
     close(f"{label} (the error at N = {ns[-1]})", errors[-1], (ref - exact).abs().mean(), 1e-12)
     logn, loge = torch.tensor(ns).log(), torch.tensor(errors).log()
-    slope = float(((logn - logn.mean()) * (loge - loge.mean())).sum() / (logn - logn.mean()).pow(2).sum())
+    slope = float(
+        ((logn - logn.mean()) * (loge - loge.mean())).sum() / (logn - logn.mean()).pow(2).sum()
+    )
     check(label, abs(-slope - want) < tol, f"fitted order {-slope:.3f}, expected {want} +- {tol}")
 
 
@@ -162,6 +167,7 @@ check_order("Exercise 2", errors, 1.0, 0.15)
 #
 # *Hint:* `sample("pf_adaptive", ..., make_grid(sde, 1), rtol=..., atol=...)` is a dopri5 solve;
 # `sample("euler_maruyama", ..., make_grid(sde, 500), generator=gen)`.
+
 
 # %%
 def check_couplings(label, x_ode, x_sde):
@@ -196,7 +202,11 @@ def check_n_match(label, n):
     errs = {m: float((sample("ddim", sde, gm, x_T, make_grid(sde, m))[0] - exact).abs().mean())
             for m in candidates}  # fmt: skip
     want = next(m for m in candidates if errs[m] < 0.02)
-    check(label, n == want, f"N = {n}; paired errors {', '.join(f'{m}: {e:.3f}' for m, e in errs.items())}")
+    check(
+        label,
+        n == want,
+        f"N = {n}; paired errors {', '.join(f'{m}: {e:.3f}' for m, e in errs.items())}",
+    )
 
 
 # %% tags=["exercise"]

@@ -33,9 +33,7 @@ import jupytext  # noqa: E402
 def _cells(path: Path) -> list[tuple[str, bool, str]]:
     """(cell type, is an exercise, source) for every cell of a percent script."""
     nb = jupytext.read(path)
-    return [
-        (c.cell_type, "exercise" in c.metadata.get("tags", []), c.source) for c in nb.cells
-    ]
+    return [(c.cell_type, "exercise" in c.metadata.get("tags", []), c.source) for c in nb.cells]
 
 
 def _run(path: Path, blanks: bool) -> list[str]:

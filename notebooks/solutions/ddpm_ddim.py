@@ -37,7 +37,10 @@ def close(label, got, want, tol, rel=False):
     """Fail (AssertionError) unless got matches want elementwise to tol (relative if rel)."""
     if got is None:
         raise AssertionError(f"{label}: fill in the blank first")
-    got, want = torch.as_tensor(got, dtype=torch.float64), torch.as_tensor(want, dtype=torch.float64)
+    got, want = (
+        torch.as_tensor(got, dtype=torch.float64),
+        torch.as_tensor(want, dtype=torch.float64),
+    )
     if got.shape != want.shape:
         raise AssertionError(f"{label}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}")
     err = (got - want).abs() / (want.abs() if rel else 1)
@@ -79,6 +82,7 @@ def rejects(label, check_fn, *args):
 # $C = \mathrm{Cov}(x_{n-1}, x_n \mid x_0) = \sqrt{1-\beta_n}\,V_{n-1}$: the conditional variance is
 # $V_{n-1} - C^2/V_n$, $c_t = C/V_n$, and $c_0$ follows from the means
 # ($\mathbb{E}x_{n-1} = \sqrt{\bar\alpha_{n-1}}x_0$, $\mathbb{E}x_n = \sqrt{\bar\alpha_n}x_0$).
+
 
 # %%
 def check_posterior(label, beta_tilde, coef_x0, coef_xt):
@@ -169,7 +173,11 @@ def check_ratios(label, without_noise, with_noise):
         gaps = [one_step_gap(dt, noise) for dt in (0.02, 0.01, 0.005)]
         ratios = [gaps[0] / gaps[1], gaps[1] / gaps[2]]
         ok = all(abs(r - predicted) < 0.2 * predicted for r in ratios)
-        check(label, ok, f"measured ratios {ratios[0]:.2f}, {ratios[1]:.2f}; predicted {predicted:.2f}")
+        check(
+            label,
+            ok,
+            f"measured ratios {ratios[0]:.2f}, {ratios[1]:.2f}; predicted {predicted:.2f}",
+        )
 
 
 # %% tags=["exercise"]

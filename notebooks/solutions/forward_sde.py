@@ -41,7 +41,10 @@ def close(label, got, want, tol, rel=False):
     """Fail (AssertionError) unless got matches want elementwise to tol (relative if rel)."""
     if got is None:
         raise AssertionError(f"{label}: fill in the blank first")
-    got, want = torch.as_tensor(got, dtype=torch.float64), torch.as_tensor(want, dtype=torch.float64)
+    got, want = (
+        torch.as_tensor(got, dtype=torch.float64),
+        torch.as_tensor(want, dtype=torch.float64),
+    )
     if got.shape != want.shape:
         raise AssertionError(f"{label}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}")
     err = (got - want).abs() / (want.abs() if rel else 1)
@@ -78,6 +81,7 @@ def rejects(label, check_fn, *args):
 # *Hint:* `sde.g2(t)`, `sde.marginal(t) -> (alpha_t, sigma_t)`; differentiate
 # $\log\alpha_t^2 - \log\sigma_t^2$ using $d\sigma_t^2/dt = 2a\sigma_t^2 + g^2$ and $a = d\log\alpha_t/dt$.
 
+
 # %%
 def check_dlambda(label, fn):
     for name, sde in SDES.items():
@@ -88,6 +92,8 @@ def check_dlambda(label, fn):
 # %% tags=["exercise"]
 def dlambda_dt(sde, t):
     return -sde.g2(t) / sde.marginal(t)[1] ** 2
+
+
 check_dlambda("Exercise 1", dlambda_dt)
 
 # %% [markdown]
@@ -96,6 +102,7 @@ check_dlambda("Exercise 1", dlambda_dt)
 # Write `coefficients(sde, t) -> (a, g2)` from the marginal alone: $a(t) = d\log\alpha_t/dt$ and
 # $g^2 = d\sigma_t^2/dt - 2a\sigma_t^2$ (use `ddt`). The check compares with the SDE's own
 # `drift_coef` and `g2`. Which SDEs keep $\alpha_t^2 + \sigma_t^2 = 1$, which keep it $\le 1$?
+
 
 # %%
 def check_coefficients(label, fn):
@@ -108,7 +115,9 @@ def check_coefficients(label, fn):
         close(f"{label} g^2 ({name})", got[1], sde.g2(t), 1e-7, rel=True)
         alpha, sigma = sde.marginal(t)
         total = alpha**2 + sigma**2
-        print(f"  {name:10s} alpha^2 + sigma^2 in [{float(total.min()):.4f}, {float(total.max()):.4f}]")
+        print(
+            f"  {name:10s} alpha^2 + sigma^2 in [{float(total.min()):.4f}, {float(total.max()):.4f}]"
+        )
 
 
 # %% tags=["exercise"]
@@ -116,6 +125,8 @@ def coefficients(sde, t):
     a = ddt(lambda s: sde.marginal(s)[0].log(), t)
     g2 = ddt(lambda s: sde.marginal(s)[1] ** 2, t) - 2 * a * sde.marginal(t)[1] ** 2
     return a, g2
+
+
 check_coefficients("Exercise 2", coefficients)
 
 # %% [markdown]
@@ -129,6 +140,7 @@ check_coefficients("Exercise 2", coefficients)
 # *Hint:* `sde.drift_coef(t)` is $-\tfrac12\beta(t)$, `sde.g2(t)` is $\beta(t)$; one step is
 # $x \leftarrow x + a x\,\Delta t + g\sqrt{\Delta t}\,z$.
 
+
 # %%
 def check_simulation(label, fn):
     sde, n, t_end = SDES["VP"], 20_000, 0.5
@@ -137,8 +149,16 @@ def check_simulation(label, fn):
         raise AssertionError(f"{label}: fill in the blank first")
     alpha, sigma = (float(v) for v in sde.marginal(torch.tensor(t_end)))
     m, v = float(x.mean()), float(x.var())
-    check(f"{label} (mean)", abs(m - alpha) < 4 * sigma / math.sqrt(n) + 0.01, f"{m:.4f} vs alpha_t {alpha:.4f}")
-    check(f"{label} (variance)", abs(v - sigma**2) < 4 * sigma**2 * math.sqrt(2 / n) + 0.01, f"{v:.4f} vs sigma_t^2 {sigma**2:.4f}")
+    check(
+        f"{label} (mean)",
+        abs(m - alpha) < 4 * sigma / math.sqrt(n) + 0.01,
+        f"{m:.4f} vs alpha_t {alpha:.4f}",
+    )
+    check(
+        f"{label} (variance)",
+        abs(v - sigma**2) < 4 * sigma**2 * math.sqrt(2 / n) + 0.01,
+        f"{v:.4f} vs sigma_t^2 {sigma**2:.4f}",
+    )
 
 
 # %% tags=["exercise"]
@@ -158,6 +178,8 @@ def simulate_beta_drift(n, steps, t_end, gen):  # a plausible slip: drift -beta 
         z = torch.randn(n, generator=gen)
         x = x - sde.g2(t) * x * dt + sde.g2(t).sqrt() * math.sqrt(dt) * z
     return x
+
+
 check_simulation("Exercise 3", simulate)
 rejects("Exercise 3 with drift -beta x", check_simulation, simulate_beta_drift)
 
@@ -185,7 +207,11 @@ def check_kl(label, fn):
         got = fn(sde)
         if got is None:
             raise AssertionError(f"{label}: fill in the blank first")
-        check(f"{label} ({name})", abs(got - mc) < 5 * se + 1e-9, f"closed form {got:.4e}, Monte Carlo {mc:.4e} +- {se:.1e}")
+        check(
+            f"{label} ({name})",
+            abs(got - mc) < 5 * se + 1e-9,
+            f"closed form {got:.4e}, Monte Carlo {mc:.4e} +- {se:.1e}",
+        )
 
 
 # %% tags=["exercise"]
@@ -199,6 +225,8 @@ def kl_zero_mean(sde):  # a plausible slip: the data's mean forgotten
     alpha, sigma = (float(u) for u in sde.marginal(torch.tensor(sde.T)))
     var, s2 = alpha**2 * v + sigma**2, sde.prior_std**2
     return 0.5 * (var / s2 - 1 + math.log(s2 / var))
+
+
 check_kl("Exercise 4", kl_closed)
 worst = max(SDES, key=lambda k: kl_closed(SDES[k]))
 print("largest mismatch:", worst, "(alpha = 1: the data's mean never decays, only the noise grows)")

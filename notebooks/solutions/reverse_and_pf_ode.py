@@ -66,7 +66,10 @@ def close(label, got, want, tol, rel=False):
     """Fail (AssertionError) unless got matches want elementwise to tol (relative if rel)."""
     if got is None:
         raise AssertionError(f"{label}: fill in the blank first")
-    got, want = torch.as_tensor(got, dtype=torch.float64), torch.as_tensor(want, dtype=torch.float64)
+    got, want = (
+        torch.as_tensor(got, dtype=torch.float64),
+        torch.as_tensor(want, dtype=torch.float64),
+    )
     if got.shape != want.shape:
         raise AssertionError(f"{label}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}")
     err = (got - want).abs() / (want.abs() if rel else 1)
@@ -104,6 +107,7 @@ def rejects(label, check_fn, *args):
 #
 # *Hint:* $\gamma = 0$ is the PF-ODE, $\gamma = 1$ the reverse SDE.
 
+
 # %%
 def check_fokker_planck(label, drift):
     x = torch.linspace(-3, 3, 61)[:, None].requires_grad_(True)
@@ -125,7 +129,11 @@ def drift(gamma, f, g2, s):
 
 
 check_fokker_planck("Exercise 1", drift)
-rejects("Exercise 1 with (1 + gamma) / 2", check_fokker_planck, lambda gm_, f, g2, s: f - 0.5 * (1 + gm_) * g2 * s)
+rejects(
+    "Exercise 1 with (1 + gamma) / 2",
+    check_fokker_planck,
+    lambda gm_, f, g2, s: f - 0.5 * (1 + gm_) * g2 * s,
+)
 
 # %% [markdown]
 # ## Exercise 2: the PF-ODE is $d\bar x/d\bar\sigma = \hat\epsilon$
@@ -162,9 +170,12 @@ close("Exercise 2", xbar_dot, eps_hat * sbar_dot, 1e-9)
 # *Hint:* with $\Delta t = t_{k+1} - t_k < 0$:
 # $x \leftarrow x + b_\gamma\Delta t + \gamma g\sqrt{-\Delta t}\,z$ (your `drift` helps).
 
+
 # %%
 def check_gamma_sampler(label, fn):
-    x_T = sde.prior_sample((4000, 1), generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    x_T = sde.prior_sample(
+        (4000, 1), generator=torch.Generator().manual_seed(5), dtype=torch.float64
+    )
     grid = make_grid(sde, 500)
     out = {g: fn(x_T, grid, g, torch.Generator().manual_seed(6)) for g in (0.0, 0.5, 1.0)}
     if any(v is None for v in out.values()):
@@ -209,7 +220,9 @@ def check_crossings(label, fn):
     for name, r in (("PF-ODE", ode), ("reverse SDE", sdei)):
         path = r.trajectory[:, order, 0]
         want = int((path[:, 1:] < path[:, :-1]).any(0).sum())
-        check(f"{label} ({name})", got[name] == want, f"{got[name]} crossing pairs, expected {want}")
+        check(
+            f"{label} ({name})", got[name] == want, f"{got[name]} crossing pairs, expected {want}"
+        )
 
 
 # %% tags=["exercise"]
