@@ -114,7 +114,9 @@ def check_prior(
     threshold: float = PRIOR_KL_THRESHOLD,
     context: str = "",
 ) -> PriorCheck:
-    """:func:`prior_kl`, with a :class:`PriorMismatchWarning` (once per SDE and context).
+    """:func:`prior_kl`, warning when the bound exceeds ``threshold`` nats per dimension.
+
+    The :class:`PriorMismatchWarning` is issued once per SDE and context.
 
     One rule at every entry point (training, sampling, likelihood): the SDE is judged by the
     upper bound for **standardised** data (variance 1, mean 0), a property of the SDE alone, so
