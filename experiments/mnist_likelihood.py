@@ -167,19 +167,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "experiment": "mnist_likelihood",
         "model": str(args.run_dir / "checkpoint.pt") + " (raw weights)",
         "n_test": n,
-        "grid": {"solver": args.solver, "time_variable": args.time_variable, "n_steps": n_steps,
-                 "nfe_per_solve": int(parts[0]["nfe"]), "probes_per_evaluation": args.probes,
-                 "dtype": "float32 (log-density accumulated in float64)"},  # fmt: skip
-        "choice": {"pilot_training_images": args.pilot, "target_bpd": args.target,
-                   "history": [dict(zip(("n_steps", "error", "se", "max_abs"), h, strict=True))
-                               for h in chosen["history"].tolist()],
-                   "nfe": int(chosen["nfe"]), "cpu_minutes": float(chosen["cpu_s"]) / 60},  # fmt: skip
+        "grid": {
+            "solver": args.solver,
+            "time_variable": args.time_variable,
+            "n_steps": n_steps,
+            "nfe_per_solve": int(parts[0]["nfe"]),
+            "probes_per_evaluation": args.probes,
+            "dtype": "float32 (log-density accumulated in float64)",
+        },  # fmt: skip
+        "choice": {
+            "pilot_training_images": args.pilot,
+            "target_bpd": args.target,
+            "history": [
+                dict(zip(("n_steps", "error", "se", "max_abs"), h, strict=True))
+                for h in chosen["history"].tolist()
+            ],
+            "nfe": int(chosen["nfe"]),
+            "cpu_minutes": float(chosen["cpu_s"]) / 60,
+        },  # fmt: skip
         "bpd": float(bpd.mean()),
         "se_images": se_images,
         "budget": {
-            "solver_error": float(sol["error"]), "solver_error_se": float(sol["se"]),
+            "solver_error": float(sol["error"]),
+            "solver_error_se": float(sol["se"]),
             "solver_max_abs_per_image": float(sol["max_abs"]),
-            "solver_check_images": args.check, "solver_check_cpu_minutes": float(sol["cpu_s"]) / 60,
+            "solver_check_images": args.check,
+            "solver_check_cpu_minutes": float(sol["cpu_s"]) / 60,
             "probe_se_of_mean": math.sqrt(probe_var / n),
             "probe_se_per_image_rms": math.sqrt(probe_var),
             "probe_se_per_image_median": float(probe_se.median()),
@@ -188,12 +201,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "dequant_se_of_mean": math.sqrt(max(deq_var, 0.0) / n),
             "dequant_check_images": args.check,
         },  # fmt: skip
-        "cpu_minutes": {"test_set": cpu_main / 60, "threads": 1,
-                        "total_with_checks": (cpu_main + float(sol["cpu_s"]) + float(deq["cpu_s"])
-                                              + float(chosen["cpu_s"])) / 60},  # fmt: skip
-        "on_mnist_py_200_images": {"bpd": float(bpd[on_200].mean()),
-                                   "se": float(bpd[on_200].std(correction=1)) / math.sqrt(int(on_200.sum())),
-                                   "n": int(on_200.sum())},  # fmt: skip
+        "cpu_minutes": {
+            "test_set": cpu_main / 60,
+            "threads": 1,
+            "total_with_checks": (
+                cpu_main + float(sol["cpu_s"]) + float(deq["cpu_s"]) + float(chosen["cpu_s"])
+            )
+            / 60,
+        },  # fmt: skip
+        "on_mnist_py_200_images": {
+            "bpd": float(bpd[on_200].mean()),
+            "se": float(bpd[on_200].std(correction=1)) / math.sqrt(int(on_200.sum())),
+            "n": int(on_200.sum()),
+        },  # fmt: skip
     }
     args.out.mkdir(parents=True, exist_ok=True)
     save_json(results, args.out, started)
