@@ -93,6 +93,24 @@ def mixtures(dims: list[int], n: int, n64: int) -> None:
             se = float(r.stderr.pow(2).mean().sqrt())  # type: ignore[union-attr]
             print(f"{d:>3} {npts:>4} {label:<44} {r.nfe:>5} {cpu / npts:>9.2e} "
                   f"{'se ' + format(se, '.2f'):>9}  1-SE coverage {cov:.0%} (nominal 68%)")  # fmt: skip
+        # per-sample step control, its best case: every sample solved alone (new default)
+        few = x[:20]
+        batch = log_likelihood(sde, gm, few, prior_log_prob=prior).nfe
+        alone = [log_likelihood(sde, gm, few[i : i + 1], prior_log_prob=prior).nfe
+                 for i in range(few.shape[0])]  # fmt: skip
+        print(
+            f"{d:>3} {20:>4} per-sample steps: batch of 20 takes {batch} NFE, alone "
+            f"{sum(alone) / 20:.0f} on average (x{sum(alone) / 20 / batch:.2f}; max {max(alone)})"
+        )
+        # the end time: the truncation bias against the cost
+        for t_eps in (1e-4, 1e-3) if d == 16 else ():
+            r, cpu = timed(lambda t_eps=t_eps: log_likelihood(
+                sde, gm, x, prior_log_prob=prior, t_eps=t_eps))  # fmt: skip
+            err = float((r.log_prob - exact).abs().mean())
+            print(
+                f"{d:>3} {npts:>4} {'exact, new default, t_eps=' + format(t_eps, 'g'):<44} "
+                f"{r.nfe:>5} {cpu / npts:>9.2e} {err:>9.1e}  (error = truncation + solver)"
+            )
 
 
 def mnist(run_dir: Path, n_steps: int, images: int, probes: int) -> None:

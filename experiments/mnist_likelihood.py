@@ -39,7 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, save_json  # noqa: E402
 
 from scoresde.data import derive_seed, load_mnist  # noqa: E402
-from scoresde.likelihood import choose_n_steps, log_likelihood, solver_error  # noqa: E402
+from scoresde.likelihood import (  # noqa: E402
+    choose_n_steps,
+    log_likelihood,
+    score_and_divergence,
+    score_and_probe_products,
+    solver_error,
+)
 from scoresde.training.checkpoint import load_model  # noqa: E402
 
 LEVELS, CHUNK, D = 256, 50, 784
@@ -76,6 +82,21 @@ def cached(path: Path, fn: Any) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(out, path)
     return out
+
+
+def per_image_cost(model: Any, y: Tensor, probe_var: float, probes: int) -> dict:
+    """One image's log p to +-0.01 bits/dim (1 SE): the probes it needs per evaluation, and the
+    CPU seconds of one evaluation with them against one with the exact divergence (784 VJPs)."""
+    need = max(1, math.ceil(probes * probe_var / 0.01**2))  # probe variance ~ 1 / probes
+    x, t = y.float(), torch.tensor(0.1)
+    c0 = time.process_time()
+    score_and_divergence(model, x, t)
+    exact = time.process_time() - c0
+    c0 = time.process_time()
+    score_and_probe_products(model, x, t, torch.ones(need, *x.shape))
+    hutch = time.process_time() - c0
+    return {"probes_needed": torch.tensor(need), "cpu_s_exact_eval": torch.tensor(exact),
+            "cpu_s_hutchinson_eval": torch.tensor(hutch), "ratio": torch.tensor(hutch / exact)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -161,6 +182,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     deq_var = float(diff2 - probe_var_ck)
     probe_var = float((probe_se**2).mean())
     se_images = float(bpd.std(correction=1)) / math.sqrt(n)
+    per_image = cached(args.work / f"{tag}_per_image_cost.pt",
+                       lambda: per_image_cost(model, y_ck[:1], probe_var, args.probes))  # fmt: skip
     spread = (torch.arange(200) * 1000) // 200  # the positions of mnist.py's 200 images
     on_200 = torch.isin(order, spread)
     results = {
@@ -201,6 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "dequant_se_of_mean": math.sqrt(max(deq_var, 0.0) / n),
             "dequant_check_images": args.check,
         },  # fmt: skip
+        "per_image": {key: float(v) for key, v in per_image.items()},
         "cpu_minutes": {
             "test_set": cpu_main / 60,
             "threads": 1,
