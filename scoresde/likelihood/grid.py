@@ -111,6 +111,32 @@ def log_snr_grid(pf: PFCoordinates, n_steps: int) -> Tensor:
     return t
 
 
+def _stage_weights(tab: Tableau, r0: float, h: float, variable: str) -> list[float]:
+    """Weights of the stage divergences in the step's log-density increment.
+
+    In ``"t"`` and ``"log_snr"`` they are the tableau's h b_j. In ``"sigma"`` the path is
+    integrated in sigma~ = exp(-lambda / 2), where x~ moves along nearly straight lines, but the
+    log-density is integrated in lambda, where its integrand is nearly constant at high noise
+    (about -D/2) and 1/sigma~ would cost accuracy: interpolatory weights on the stages' distinct
+    lambda nodes (exact for polynomials of degree n_nodes - 1 in lambda), shared equally by
+    stages at the same node, times d sigma~ / d lambda = -sigma~ / 2 (the stage's scale is
+    d ell / d sigma~).
+    """
+    if variable != "sigma":
+        return [h * b for b in tab.b]
+    sig = [r0 + c * h for c in tab.c]
+    lam = [-2.0 * math.log(v) for v in sig]
+    distinct = sorted(set(lam), key=lam.index)
+    width = lam[-1] - lam[0] if tab.c[-1] == 1.0 else -2.0 * math.log((r0 + h) / r0)
+    u = torch.tensor([(v - lam[0]) / width for v in distinct], dtype=torch.float64)
+    n = len(distinct)
+    vander = u[None, :] ** torch.arange(n, dtype=torch.float64)[:, None]
+    moments = 1.0 / torch.arange(1, n + 1, dtype=torch.float64)
+    w_nodes = torch.linalg.solve(vander, moments) * width
+    count = {v: lam.count(v) for v in distinct}
+    return [float(w_nodes[distinct.index(v)]) / count[v] * (-sig[j] / 2) for j, v in enumerate(lam)]
+
+
 def _probe_source(
     kind: str,
     n_probes: int,
@@ -194,6 +220,7 @@ def grid_log_likelihood(
     with torch.no_grad():
         for i in range(n_steps):
             r0, h = nodes[i], nodes[i + 1] - nodes[i]
+            weights = _stage_weights(tab, float(r0), float(h), pf.variable)
             ks: list[Tensor] = []
             for j, cj in enumerate(tab.c):
                 if j == 0 and first is not None:
@@ -205,8 +232,8 @@ def grid_log_likelihood(
                             yj = yj + (float(h) * a_jl) * k_l
                     k, div, scale = evaluate(r0 + cj * h, yj)
                 ks.append(k)
-                w = float(h) * tab.b[j] * scale
-                if tab.b[j] != 0.0:
+                w = weights[j] * scale
+                if weights[j] != 0.0:
                     ell = ell + w * div
                     if not exact and refresh_probes and n_probes > 1:
                         part = w**2 * div.var(0, correction=1) / n_probes
