@@ -281,5 +281,7 @@ def load_diffusers(
         "timestep_spacing": sched.get("timestep_spacing", "leading"),
         "sampler_settings_ignored": ignored,
         "class_label": class_label,
+        # beta(t) jumps at each of the N knots; in log-SNR time the PF-ODE does not see them
+        "likelihood_options": {"time_variable": "log_snr"},
     }
     return Pretrained(model, image_scaler((-1.0, 1.0), levels), (C, H, W), metadata)

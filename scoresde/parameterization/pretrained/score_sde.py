@@ -168,5 +168,7 @@ def load_score_sde(
         "continuous": bool(config["training"].get("continuous", True)),
         "step": int(state.get("step", 0)) if isinstance(state.get("step"), (int, Tensor)) else None,
     }
+    if not metadata["continuous"]:  # the DDPM chain's beta(t) jumps at each knot
+        metadata["likelihood_options"] = {"time_variable": "log_snr"}
     shape = (int(data.get("num_channels", 3)), size, size)
     return Pretrained(model, image_scaler((lo, 1.0), levels), shape, metadata)
