@@ -23,11 +23,12 @@ def randomize(net: nn.Module, seed: int = 0, scale: float = 0.2) -> nn.Module:
     return net
 
 
-def tiny_unet(seed: int = 0, size: int = 4) -> UNet:
+def tiny_unet(seed: int = 0, size: int = 4, time_scale: float | None = None,
+              scale: float = 0.2) -> UNet:  # fmt: skip
     """A scoresde UNet with random weights on (1, size, size) images."""
     net = UNet(in_channels=1, base_channels=8, channel_mult=(1,), num_res_blocks=1,
-               attn_resolutions=(), image_size=size)  # fmt: skip
-    return randomize(net, seed).eval()
+               attn_resolutions=(), image_size=size, time_scale=time_scale)  # fmt: skip
+    return randomize(net, seed, scale).eval()
 
 
 def write_kdiffusion(folder: Path, net: nn.Module, *, sigma_data: float = 0.5,

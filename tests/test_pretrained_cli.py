@@ -62,12 +62,14 @@ def _diffusers(folder):
 
 
 def _kdiffusion(folder):
-    write_kdiffusion(folder, tiny_unet(seed=3, size=4), sigma_min=0.01, sigma_max=20.0)
+    write_kdiffusion(
+        folder, tiny_unet(seed=3, time_scale=1.0, scale=0.1), sigma_min=0.01, sigma_max=20.0
+    )
     return f"kdiffusion:{folder}", ENDPOINTS, {}
 
 
 def _score_sde(folder):
-    net = tiny_unet(seed=5, size=4)
+    net = tiny_unet(seed=5, time_scale=1 / 999, scale=0.1)  # smooth in the label 999 t
     write_score_sde(folder, net, score_sde_config("vpsde", net))
     return f"scoresde:{folder}", (-1.0, 1.0), {}
 
