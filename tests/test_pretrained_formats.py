@@ -7,6 +7,7 @@ that an exact network of Gaussian data gives the closed-form log-density through
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -260,3 +261,20 @@ def test_dequantization_ranges():
     centres = lo + (hi - lo) * (k + 0.5) / 256  # the centre of level k's cell
     torch.testing.assert_close(centres, k / 127.5 - 1)  # diffusers' x / 127.5 - 1
     assert dequantization_range({"data_range": [0, 1], "levels_at": "cells"}, 256) == (0.0, 1.0)
+
+
+def test_kdiffusion_config_inside_the_checkpoint(tmp_path):
+    """k-diffusion's training checkpoints carry their config: no config.json needed."""
+    net = tiny_unet(seed=8)
+    write_kdiffusion(tmp_path, net)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="config"):
+        load_kdiffusion(tmp_path)
+    state = torch.load(tmp_path / "model_00000007.pth", weights_only=True)
+    torch.save({**state, "config": cfg}, tmp_path / "model_00000007.pth")
+    a = load_kdiffusion(tmp_path / "model_00000007.pth").model
+    x, t = _x().float(), torch.full((3,), 0.4)
+    with torch.no_grad():
+        torch.testing.assert_close(a(x, t), load_kdiffusion(tmp_path).model(x, t))
+    assert a.sigma_data == cfg["model"]["sigma_data"]

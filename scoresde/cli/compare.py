@@ -66,7 +66,9 @@ def compare_problem(args: argparse.Namespace, device: torch.device, n: int) -> P
     """Score, reference and floor draws from ``--analytic``, ``--ckpt`` or ``--model`` (+ ``--data``)."""
     if args.analytic:
         if args.data:
-            raise CLIError("--data: only with --ckpt (--analytic has an exact reference)")
+            raise CLIError(
+                "--data: only with --ckpt or --model (--analytic has an exact reference)"
+            )
         prob = Problem.analytic(parse_mixture(args.analytic), args.sde, n, 10_000 + args.seed)
         prob.reference = prob.reference.to(device)
         return prob

@@ -25,6 +25,7 @@ as ``net=`` (k-diffusion's ``image_v1`` needs its own code; its weights load int
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,33 @@ def _files(path: Path) -> tuple[Path, Path]:
     return path / "config.json", found[0]
 
 
+def _config(config_file: Path, weights_file: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """config.json if present, else the config k-diffusion stores in the checkpoint itself.
+
+    k-diffusion's training checkpoints (``.pth``) hold it under ``'config'``; its inference
+    exports (``.safetensors``) in the file's metadata under ``'config'`` (a JSON string).
+    """
+    if config_file.is_file():
+        return read_json(config_file, "k-diffusion config")
+    if isinstance(state.get("config"), dict):
+        return dict(state["config"])
+    if weights_file.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(weights_file), framework="pt") as fh:
+            text = (fh.metadata() or {}).get("config")
+        if text:
+            try:
+                obj = json.loads(text)
+            except ValueError:
+                obj = None
+            if isinstance(obj, dict):
+                return obj
+    raise FileNotFoundError(
+        f"k-diffusion: expected {config_file}, or a config inside {weights_file.name}; found neither"
+    )
+
+
 def load_kdiffusion(
     path: str | Path, *, net: nn.Module | None = None, use_ema: bool = True, levels: int = 256
 ) -> Pretrained:
@@ -128,7 +156,8 @@ def load_kdiffusion(
             that do not fit the network.
     """
     config_file, weights_file = _files(Path(path))
-    cfg = read_json(config_file, "k-diffusion config")
+    state = read_weights(weights_file)
+    cfg = _config(config_file, weights_file, state)
     m = cfg.get("model")
     need = ("input_channels", "input_size", "sigma_min", "sigma_max")
     if not isinstance(m, dict) or any(k not in m for k in need):
@@ -145,7 +174,6 @@ def load_kdiffusion(
                 "type 'scoresde' with a scoresde network config under 'net'"
             )
         net = build_net(m.get("net"), config_file)
-    state = read_weights(weights_file)
     key = "model_ema" if use_ema else "model"
     if isinstance(state.get(key), dict):
         state = state[key]
