@@ -278,3 +278,25 @@ def test_kdiffusion_config_inside_the_checkpoint(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(a(x, t), load_kdiffusion(tmp_path).model(x, t))
     assert a.sigma_data == cfg["model"]["sigma_data"]
+
+
+def test_wrong_prediction_type_is_caught_on_data(tmp_path):
+    """An exact eps-network read as 'v' or 'x0' warns, naming 'eps'; read as 'eps' it is quiet."""
+    import warnings
+
+    from scoresde.parameterization import ScoreModel
+    from scoresde.parameterization.pretrained import PredictionTypeWarning, check_predicts
+    from scoresde.parameterization.pretrained.score_sde import Labels999
+
+    data = GaussianData()
+    write_score_sde(tmp_path, ExactVPEps(data).double(), score_sde_config("vpsde", None))
+    right = load_score_sde(tmp_path, net=ExactVPEps(data).double()).model.double()
+    x0 = data.sample(64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        errors = check_predicts(right, x0, generator=torch.Generator().manual_seed(0))
+    assert min(errors, key=errors.get) == "eps"
+    for kind in ("v", "x0"):
+        wrong = ScoreModel(right.net, right.sde, predicts=kind, time_input=Labels999())
+        with pytest.warns(PredictionTypeWarning, match="'eps'"):
+            check_predicts(wrong, x0, generator=torch.Generator().manual_seed(0))

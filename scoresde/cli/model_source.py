@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["add_model_flag", "likelihood_options", "load_source", "source_name"]
+__all__ = ["add_model_flag", "check_on_data", "likelihood_options", "load_source", "source_name"]
 
 
 def add_model_flag(group: Any) -> None:
@@ -59,3 +59,16 @@ def load_source(args: argparse.Namespace, device: torch.device, levels: int | No
 def likelihood_options(metadata: dict[str, Any]) -> dict[str, Any]:
     """Options of the PF-ODE likelihood a loaded model asks for (e.g. log-SNR time)."""
     return dict(metadata.get("likelihood_options", {}))
+
+
+def check_on_data(args: argparse.Namespace, model: Any, x: torch.Tensor) -> None:
+    """For ``--model``: warn if the network's output fits another prediction type far better.
+
+    Runs ``check_predicts`` on the first 64 points of ``x`` (model units).
+    """
+    from ..parameterization import PREDICTS
+    from ..parameterization.pretrained import check_predicts
+
+    if getattr(args, "model", None) and model.predicts in PREDICTS:
+        gen = torch.Generator().manual_seed(args.seed)
+        check_predicts(model, x[:64].to(torch.float64), generator=gen)

@@ -17,7 +17,7 @@ from ..parameterization.pretrained import dequantization_range
 from . import report
 from .commands import _config
 from .common import CLIError, write_results
-from .model_source import likelihood_options, load_source
+from .model_source import check_on_data, likelihood_options, load_source
 from .scaleout import cli_world, shared_run_dir
 
 __all__ = ["nll_data", "run_nll"]
@@ -48,6 +48,7 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
                 f"--data: expected points of shape {tuple(shape)} (the model's), "
                 f"received {tuple(x.shape[1:])}"
             )
+        check_on_data(args, model.double(), scaler.transform(x).to(world.device))
         D = math.prod(shape)
         out = shared_run_dir(world, args.out, "nll")
         kw = {

@@ -8,6 +8,8 @@
   :func:`load_diffusers` (a ``UNet2DModel`` and its scheduler config),
   :func:`load_kdiffusion` (a k-diffusion/EDM denoiser), :func:`load_score_sde` (a score_sde
   checkpoint); :func:`load_pretrained` reads ``FORMAT:PATH`` as the CLI's ``--model`` does.
+* :func:`check_predicts`: on data, warn if the network's output fits another prediction type
+  far better than the configured one (a wrong ``prediction_type``).
 
 Samplers and likelihood code only see the resulting ``score_fn(x, t)`` (DESIGN.md, contract 3).
 """
@@ -23,6 +25,7 @@ from .adapters import (
     from_discrete_eps_model,
     from_discrete_model,
 )
+from .check import PredictionTypeWarning, check_predicts, prediction_errors
 from .diffusers_folder import DiffusersNet, inference_times, load_diffusers, scheduler_betas
 from .files import Pretrained, dequantization_range, image_scaler
 from .kdiffusion import from_kdiffusion, load_kdiffusion, ve_sde_over
@@ -35,7 +38,9 @@ __all__ = [
     "DiffusersNet",
     "DiscreteEpsScore",
     "DiscreteSteps",
+    "PredictionTypeWarning",
     "Pretrained",
+    "check_predicts",
     "dequantization_range",
     "discrete_vp_sde",
     "from_denoiser",
@@ -49,6 +54,7 @@ __all__ = [
     "load_kdiffusion",
     "load_pretrained",
     "load_score_sde",
+    "prediction_errors",
     "scheduler_betas",
     "ve_sde_over",
 ]
