@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ..sde import SDES
     from .common import float_list, grid_arg, int_list
     from .demo import BUDGETS
+    from .model_source import add_model_flag
     from .scaleout import add_scaleout_flags
 
     def names(registry: dict) -> Callable[[str], list[str]]:  # argparse: comma list of names
@@ -131,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw samples from a checkpoint",
                        description="Integrate the reverse SDE or the PF-ODE from the prior with a "
                        "registered sampler; saves samples.npy (data units) and a figure.")  # fmt: skip
-    s.add_argument("--ckpt", required=True, help="checkpoint.pt written by train/demo")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", help="checkpoint.pt written by train/demo")
+    add_model_flag(src)
     s.add_argument("--sampler", choices=sorted(SAMPLERS), metavar="NAME",
                    help=f"one of {_names(SAMPLERS)} (default ddim, or the grid file's)")  # fmt: skip
     s.add_argument("--nfe", type=_types(lambda v: int_list(v)[0]),
@@ -155,8 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("nll", help="per-point log-likelihood and bits/dim through the PF-ODE",
                        description="Exact log p(x) by the instantaneous change of variables along "
                        "the PF-ODE (Song et al. 2021, Sec. 4.3); discrete data are dequantized.")  # fmt: skip
-    n.add_argument("--ckpt", required=True, help="checkpoint.pt written by train/demo")
-    n.add_argument("--data", required=True, help="data set name or a .npy/.npz/.pt file")
+    src = n.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", help="checkpoint.pt written by train/demo")
+    add_model_flag(src)
+    n.add_argument("--data", required=True,
+                   help="data set name, a .npy/.npz/.pt file or a folder of PNG images")  # fmt: skip
     n.add_argument("--split", default="test", choices=["test", "train"],
                    help="which split of a named data set to evaluate (default test)")  # fmt: skip
     n.add_argument(
@@ -191,11 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "every error is the sampler's. Rerunning with the same --out resumes.")  # fmt: skip
     src = c.add_mutually_exclusive_group(required=True)
     src.add_argument("--ckpt", help="checkpoint.pt written by train/demo")
+    add_model_flag(src)
     src.add_argument("--analytic", metavar="MIXTURE_SPEC", help="preset (8gaussians, 2modes), JSON "
                      'object {"weights", "means", "covariances"}, or a .json file')  # fmt: skip
     c.add_argument("--spec", metavar="STUDY.yaml|json", help="study spec (samplers, nfe, seeds, "
                    "factors, ...); excludes the study flags below")  # fmt: skip
-    c.add_argument("--data", help="with --ckpt: reference set (dataset name or .npy/.npz/.pt); "
+    c.add_argument("--data", help="with --ckpt/--model: reference set (dataset name or .npy/.npz/.pt); "
                    "default: the training data")  # fmt: skip
     c.add_argument(
         "--sde", default="vp", choices=sorted(SDES), help="SDE for --analytic (default vp)"

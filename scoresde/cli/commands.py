@@ -25,6 +25,7 @@ from ..studies import summarize
 from . import report
 from .common import CLIError, Interrupted, parse_mixture, run_dir, write_results
 from .config import RunConfig
+from .model_source import load_source, source_name
 from .scaleout import atomic_save_npy, cli_world, shared_run_dir
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
     from ..distributed import sharded_sample
 
     with cli_world(args, device) as world:
-        model, scaler, shape, _ = _load(args.ckpt, world.device)
+        model, scaler, shape, _ = load_source(args, world.device)
         sde = model.sde
         dev = world.device
         _check_nfe(args.nfe, args.force, lambda: model(torch.zeros(args.n, *shape, device=dev),
@@ -137,7 +138,7 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
         bad = int((~torch.isfinite(x_data)).sum())
         raise CLIError(
             f"sampling produced {bad} non-finite values of {x_data.numel()} (expected finite "
-            f"samples); nothing saved. The checkpoint {args.ckpt} may hold diverged weights"
+            f"samples); nothing saved. The model {source_name(args)} may hold diverged weights"
         )
     atomic_save_npy(out / "samples.npy", x_data.numpy())
     fig = out / "samples.png"
@@ -158,7 +159,7 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
         "files": ["samples.npy", fig.name],
     }
     text = (
-        f"# scoresde sample\n\n{args.n} samples from `{args.ckpt}` with `{args.sampler}` "
+        f"# scoresde sample\n\n{args.n} samples from `{source_name(args)}` with `{args.sampler}` "
         f"({nfe} score evaluations, {n_steps} steps).\n\n![samples](samples.png)\n"
     )
     write_results(out, _config("sample", args, device), results, text)
@@ -228,14 +229,20 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
             gen = torch.Generator().manual_seed(10_000 + args.seed)
             ref = density.sample(args.n, gen, dtype=torch.float32, device=world.device)
         else:
-            model, scaler, _, metadata = _load(args.ckpt, world.device)
+            from .nll import nll_data
+
+            own = getattr(args, "model", None)  # a model trained elsewhere: --data is the reference
+            data = nll_data(args.data) if own and args.data else None
+            model, scaler, _, metadata = load_source(args, world.device, data and data.levels)
             sde, score_fn = model.sde, model
-            source = metadata.get("run_config", {}).get("data")
-            if not source:
-                raise CLIError(
-                    f"--ckpt: {args.ckpt} does not name its training data (no run config)"
-                )
-            data = get_dataset(source["name"], **source.get("kwargs", {}))
+            if data is None:
+                source = metadata.get("run_config", {}).get("data")
+                if not source:
+                    raise CLIError(
+                        f"{'--model' if own else '--ckpt'}: {source_name(args)} does not name its "
+                        "training data" + ("; pass --data" if own else " (no run config)")
+                    )
+                data = get_dataset(source["name"], **source.get("kwargs", {}))
             ref = scaler.transform(data.test[: args.n]).to(world.device)
         n_ref = min(len(ref), 1000)
         _check_nfe(args.nfe, args.force, lambda: score_fn(ref[:n_ref], torch.full((n_ref,), sde.T, device=ref.device)))  # fmt: skip
