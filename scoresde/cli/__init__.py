@@ -11,6 +11,7 @@ a failed or stalled rank ends every rank with one line and exit status 1.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -197,66 +198,118 @@ def build_parser() -> argparse.ArgumentParser:
     return top
 
 
-def _positive_threads(value: int | None) -> int | None:
+def _check_threads(value: int | None) -> int | None:
     from .common import CLIError
 
-    if value is not None and value < 1:
-        raise CLIError(f"--threads: expected an integer >= 1, received {value}")
+    top = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if value is not None and not 1 <= value <= (top or 1):
+        raise CLIError(
+            f"--threads: expected an integer in 1..{top} (the CPUs this process may use), "
+            f"received {value}"
+        )
     return value
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``scoresde`` console script and ``python -m scoresde``.
 
-    Exit status: 0 on success; 2 for a user error (one line on stderr, no traceback);
-    130/143 when stopped by SIGINT/SIGTERM (after a checkpoint, for ``train``).
+    Exit status: 0 on success; 2 for a user error (one line on stderr, no traceback); 1 when a
+    file cannot be written (disk full, I/O error, no permission: one line) or a rank failed;
+    130/143 when stopped by SIGINT/SIGTERM, with the command that resumes the run.
     """
-    import os
+    from .signals import Stopped, early_handlers
 
+    with early_handlers():  # before anything slow: a signal from here on is a clean stop
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser().parse_args(argv)
+        created: list[Path] = []
+        try:
+            return _run(args, argv, created)
+        except Stopped as stop:
+            from .rundir import release_locks
+
+            release_locks(cleanup=True)
+            _remove_if_empty(created, args.out)
+            sys.stderr.write(f"scoresde {args.command}: {stop.describe(_resume(argv, args))}\n")
+            return stop.code
+        finally:
+            from .rundir import release_locks
+
+            release_locks()
+
+
+def _run(args: argparse.Namespace, argv: list[str], created: list[Path]) -> int:
     import torch
 
-    from ..distributed import RankFailedError
+    from ..distributed import RankFailedError, WriteError
+    from ..distributed.atomic import as_write_error
     from ..training import CheckpointError, TrainingDiverged
-    from .common import _CLAIMED as claimed
     from .common import CLIError, Interrupted, resolve_device, run_dir
+    from .rundir import release_locks
 
-    args = build_parser().parse_args(argv)
-    created: list[Path] = []
     try:
         device = resolve_device(args.device)
-        threads = _positive_threads(args.threads) or (1 if args.command == "demo" else None)
+        threads = _check_threads(args.threads) or (1 if args.command == "demo" else None)
         if threads:
             torch.set_num_threads(threads)
         from . import commands, compare, demo, nll
+        from .validate import check_flags
 
-        claimed.clear()  # one main() call, one run folder
+        check_flags(args, argv)
+        release_locks()  # one main() call, one run folder
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # claim the run folder before any work
-            created = _new_paths(args.out)
+            created[:] = _new_paths(args.out)
             default = args.out is None
             args.out = str(run_dir(args.out, args.command, args.force))
-            created = [Path(args.out)] * default + created
+            created[:] = [Path(args.out)] * default + created
         run = {"demo": demo.run_demo, "train": commands.run_train, "sample": commands.run_sample,
                "nll": nll.run_nll, "compare": compare.run_compare}[args.command]  # fmt: skip
         out = run(args, device)
     except Interrupted as err:
-        sys.stderr.write(f"scoresde {args.command}: {err}\n")
+        sys.stderr.write(f"scoresde {args.command}: {err} Resume with: {_resume(argv, args)}\n")
         return err.code
-    except (CLIError, ValueError, TypeError, OSError, ImportError, CheckpointError,
-            TrainingDiverged) as err:  # fmt: skip
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        sys.stderr.write(f"scoresde {args.command}: error: {msg}\n")
+    except WriteError as err:  # disk full, I/O error, no permission: the environment, not input
+        sys.stderr.write(f"scoresde {args.command}: error: {err.strerror}\n")
+        release_locks(cleanup=True)
         _remove_if_empty(created, args.out)
-        return 2
+        return 1
     except RankFailedError as err:  # under torchrun: another rank failed or stalled
         sys.stderr.write(f"scoresde {args.command}: error: {err}\n")
         return 1
-    except KeyboardInterrupt:
-        sys.stderr.write(f"scoresde {args.command}: interrupted\n")
+    except (CLIError, ValueError, TypeError, OSError, ImportError, CheckpointError,
+            TrainingDiverged, RuntimeError) as err:  # fmt: skip
+        written = as_write_error(err)
+        if (
+            isinstance(err, RuntimeError)
+            and written is None
+            and not isinstance(err, (CheckpointError, TrainingDiverged))
+        ):
+            raise
+        msg = str(written or err).splitlines()[0] if str(err) else type(err).__name__
+        sys.stderr.write(f"scoresde {args.command}: error: {msg}\n")
+        release_locks(cleanup=True)
         _remove_if_empty(created, args.out)
-        return 130
+        return 1 if written is not None else 2
     if out is not None:  # rank 0 (or one process) wrote the run folder
         print(f"wrote {out}")
     return 0
+
+
+def _resume(argv: list[str], args: argparse.Namespace) -> str:
+    """The command line that resumes this run: the same arguments, with its ``--out``."""
+    import shlex
+
+    words, skip = [], False
+    for w in argv:
+        if skip:
+            skip = False
+        elif w == "--out":
+            skip = True
+        elif not w.startswith("--out="):
+            words.append(w)
+    if args.out:
+        words += ["--out", str(args.out)]
+    return shlex.join(["scoresde", *words])
 
 
 def _new_paths(out: str | None) -> list[Path]:

@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..data import get_dataset
-from ..distributed import atomic_write
+from ..distributed import atomic_save_npy, atomic_write
 from ..samplers import get_sampler, load_grid, plan_for_nfe
 from ..sde import get_sde
 from ..studies import summarize
 from . import report
 from .common import CLIError, Interrupted, parse_mixture, run_dir, write_results
 from .config import RunConfig
-from .scaleout import atomic_save_npy, cli_world, shared_run_dir
+from .scaleout import cli_world, shared_run_dir
 
 if TYPE_CHECKING:
     from ..training import TrainedModel
@@ -73,7 +73,7 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
         signum = res.stop_signal or signal.SIGINT
         raise Interrupted(
             f"stopped by {signal.Signals(signum).name} at step {res.step} of {cfg.schedule.steps};"
-            f" checkpoint {res.checkpoint} saved. Resume with: scoresde train --out {out}",
+            f" checkpoint {res.checkpoint} saved.",
             int(signum),
         )
     return out
