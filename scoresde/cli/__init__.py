@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def names(registry: dict) -> Callable[[str], list[str]]:  # argparse: comma list of names
         def parse(text: str) -> list[str]:
-            vals = [v.strip() for v in text.split(",") if v.strip()]
+            vals = [v.strip() for v in text.split(",")]
             bad = [v for v in vals if v not in registry]
             if not vals or bad:
                 raise argparse.ArgumentTypeError(
@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma list from: {_names(SAMPLERS)} (default euler_maruyama,ddim,pf_heun)")  # fmt: skip
     c.add_argument("--nfe", type=_types(int_list), default=None,
                    help="comma list of NFEs (default 10,20,50)")  # fmt: skip
-    c.add_argument("--grid", type=_types(lambda v: [grid_arg(x) for x in v.split(",") if x]),
+    c.add_argument("--grid", type=_types(lambda v: [grid_arg(x) for x in v.split(",")]),
                    default=[], metavar="KIND|FILE.json,...",
                    help="a grid kind for every sampler and/or grid files (each adds its own "
                    "sampler at its own NFE)")  # fmt: skip

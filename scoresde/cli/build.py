@@ -192,11 +192,13 @@ def train_from_config(config: RunConfig, out_dir: str | Path, **kwargs: Any) -> 
             ``eval_hooks``, ``stop_after``, ``time_limit``, ``resume``).
     """
     from scoresde.cli.resume import check_resume
+    from scoresde.cli.validate import check_train_memory
 
     out, rank0 = Path(out_dir), int(os.environ.get("RANK", "0")) == 0
     if kwargs.get("resume", True):  # refuse a changed model/problem before building anything
         check_resume(config, out, announce=rank0)
     run, s, o = build_run(config), config.schedule, config.optim
+    check_train_memory(run.model, run.loss, run.data, s.batch_size, kwargs.get("device") or "cpu")
     fresh = not (out / "checkpoint.pt").is_file() and not (out / "log.csv").exists()
     existed = out.exists()
     if rank0:

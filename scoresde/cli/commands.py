@@ -27,6 +27,7 @@ from . import report
 from .common import CLIError, Interrupted, parse_mixture, run_dir, write_results
 from .config import RunConfig
 from .scaleout import cli_world, shared_run_dir
+from .validate import check_memory
 
 if TYPE_CHECKING:
     from ..training import TrainedModel
@@ -99,6 +100,9 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
         model, scaler, shape, _ = _load(args.ckpt, world.device)
         sde = model.sde
         dev = world.device
+        size = args.n * math.prod(shape) * 4
+        check_memory(4 * size, "-n", args.n, f"{args.n} samples of shape {tuple(shape)} in "
+                     "float32, about 4 copies (gathered, unscaled, saved)")  # fmt: skip
         _check_nfe(args.nfe, args.force, lambda: model(torch.zeros(args.n, *shape, device=dev),
                                                       torch.full((args.n,), sde.T, device=dev)))  # fmt: skip
         args.sampler, grid, opts = _sample_grid(args, sde)
@@ -225,6 +229,9 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
                 )
             data = get_dataset(source["name"], **source.get("kwargs", {}))
             ref = scaler.transform(data.test[: args.n]).to(world.device)
+        runs = len(args.samplers) * len(args.nfe) + len(args.grid) + 2
+        check_memory(ref[:1].numel() * 4 * args.n * runs, "-n", args.n, f"{args.n} samples kept "
+                     f"for each of {runs} runs (samplers x NFEs, the reference)")  # fmt: skip
         n_ref = min(len(ref), 1000)
         _check_nfe(args.nfe, args.force, lambda: score_fn(ref[:n_ref], torch.full((n_ref,), sde.T, device=ref.device)))  # fmt: skip
         kinds = [g for g in args.grid if isinstance(g, str)]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from functools import partial
 from pathlib import Path
 
 import torch
 
+from .._readers import read_json
 from ..analytic import GaussianMixture
 from ..data.toy import eight_gaussians_mixture
 from ..studies import write_json
@@ -42,14 +42,24 @@ def resolve_device(name: str | None) -> torch.device:
     if dev.type not in ("cpu", "cuda", "mps"):
         raise CLIError(f"--device: expected a cpu, cuda or mps device, received {name!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+        raise CLIError(
+            f"--device: expected an available device, received {name!r} (CUDA is not available "
+            "on this machine; use --device cpu)"
+        )
     return dev
+
+
+def _no_empty_items(text: str) -> None:
+    """Refuse ``'10,,20'``, ``',10'``, ``'10,'`` and ``''``: an empty item is a typo, not nothing."""
+    if not text.strip() or any(not v.strip() for v in text.split(",")):
+        raise CLIError(f"expected a comma-separated list without empty items, received {text!r}")
 
 
 def int_list(text: str, minimum: int = 1) -> list[int]:
     """Parse '5,10,20' into integers >= ``minimum`` (argparse type)."""
+    _no_empty_items(text)
     try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
+        vals = [int(v) for v in text.split(",")]
     except ValueError as err:
         raise CLIError(f"expected comma-separated integers, received {text!r}") from err
     if not vals or any(v < minimum for v in vals):
@@ -74,8 +84,9 @@ def grid_arg(text: str) -> str | Path:
 
 def float_list(text: str) -> list[float]:
     """Parse '1e-3,1e-5' into positive floats (argparse type)."""
+    _no_empty_items(text)
     try:
-        vals = [float(v) for v in text.split(",") if v.strip()]
+        vals = [float(v) for v in text.split(",")]
     except ValueError as err:
         raise CLIError(f"expected comma-separated numbers, received {text!r}") from err
     if not vals or any(not (v > 0 and math.isfinite(v)) for v in vals):
@@ -91,6 +102,17 @@ PRESETS = {
 }
 
 
+def _non_number(value: object) -> object | None:
+    """The first leaf of nested lists that is not a number (None if all are)."""
+    if isinstance(value, list):
+        for v in value:
+            bad = _non_number(v)
+            if bad is not None:
+                return bad
+        return None
+    return None if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
 def parse_mixture(spec: str) -> GaussianMixture:
     """``--analytic``: a preset name, a JSON object, or a JSON file with weights/means/covariances."""
     if spec in PRESETS:
@@ -98,8 +120,10 @@ def parse_mixture(spec: str) -> GaussianMixture:
     path = Path(spec)
     text = path.read_text() if path.suffix == ".json" and path.is_file() else spec
     try:
-        d = json.loads(text)
-    except json.JSONDecodeError:
+        d = read_json(text, "--analytic")
+    except ValueError as err:
+        if "malformed" not in str(err):
+            raise CLIError(str(err)) from None
         raise CLIError(
             f"--analytic: expected a preset ({', '.join(PRESETS)}), a JSON object "
             '{"weights": [...], "means": [[...]], "covariances": [[...]]} or a .json file, '
@@ -111,6 +135,10 @@ def parse_mixture(spec: str) -> GaussianMixture:
             f"--analytic: expected a JSON object with the keys weights, means, covariances, "
             f"received {got}"
         )
+    for key in ("weights", "means", "covariances"):
+        bad = _non_number(d[key])
+        if bad is not None:
+            raise CLIError(f"--analytic: expected numbers in {key}, received {bad!r}")
     try:
         gm = GaussianMixture(d["weights"], d["means"], d["covariances"])
     except (ValueError, TypeError, RuntimeError) as err:

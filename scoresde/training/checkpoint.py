@@ -141,8 +141,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
-            f"refusing to load {path}: it contains objects other than tensors and plain "
-            f"containers (loading it could run code). Details: {str(err).splitlines()[0]}"
+            f"refusing to load {path}: expected only tensors and plain containers, received "
+            "other objects (torch.load(weights_only=True) refused them: loading them could run "
+            "code)"
         ) from err
     except Exception as err:  # noqa: BLE001 (any failure of the reader is a corrupt file)
         raise CheckpointError(
