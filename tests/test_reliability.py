@@ -12,7 +12,11 @@ import io
 import json
 import os
 import pathlib
+import signal
 import stat
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -40,6 +44,7 @@ from scoresde.training import (
 )
 
 CPU = ["--device", "cpu", "--quiet"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cfg(tmp: Path, steps: int = 4, ckpt_every: int = 2) -> str:
@@ -307,3 +312,129 @@ def test_run_dir_refuses_a_file_and_cli_error_is_a_value_error(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(CLIError, match="expected a folder, received the existing file"):
         run_dir(str(tmp_path / "f"), "sample")
+
+
+# -- 5. no orphans: a rank whose launcher dies stops -------------------------------------------
+
+LAUNCHER = """
+import subprocess, sys, time
+rank = subprocess.Popen(sys.argv[1:], stderr=open(sys.argv[0] + '.err', 'w'))
+print(rank.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_rank_whose_launcher_dies_exits_with_one_line(tmp_path):
+    """Rank 1 waits for a rendezvous that never comes; its launcher is killed: it must stop."""
+    from tests.procs import children, free_port, kill_group, spawn
+
+    _cfg(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2",
+           "RANK": "1", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(free_port()), "SCORESDE_PG_TIMEOUT": "600",
+           "SCORESDE_ORPHAN_GRACE": "3"}  # fmt: skip
+    script = tmp_path / "launcher.py"
+    script.write_text(LAUNCHER)
+    cmd = [sys.executable, str(script), sys.executable, "-m", "scoresde", "train", "--config",
+           str(tmp_path / "cfg.json"), "--out", str(tmp_path / "ddp"), *CPU]  # fmt: skip
+    launcher = spawn(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        rank = int(launcher.stdout.readline())
+        time.sleep(8)  # the rank is up, waiting to rendezvous with rank 0 (which never comes)
+        assert rank in children(launcher.pid)
+        os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait(timeout=10)
+        t0 = time.monotonic()
+        while Path(f"/proc/{rank}").exists() and _state(rank) != "Z":
+            assert time.monotonic() - t0 < 40, "the orphaned rank is still running"
+            time.sleep(0.2)
+    finally:
+        kill_group(launcher)
+    err = Path(f"{script}.err").read_text().strip().splitlines()
+    assert any(f"its launcher (pid {launcher.pid}) exited" in line for line in err), err
+    assert not any("Traceback" in line for line in err), err
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+# -- 6. signals: at start-up, mid-step and during a checkpoint write -------------------------
+
+
+def test_sigint_at_start_up_leaves_nothing_and_exits_130(tmp_path):
+    from tests.procs import kill_group, spawn
+
+    _cfg(tmp_path, steps=10**6)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "new" / "run"
+    cmd = [sys.executable, "-m", "scoresde", "train", "--config", str(tmp_path / "cfg.json"),
+           "--out", str(out), *CPU]  # fmt: skip
+    proc = spawn(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        while not (out / LOCK_FILE).exists():  # the run folder is claimed: start-up under way
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        kill_group(proc)
+    lines = err.strip().splitlines()
+    assert proc.returncode == 130 and len(lines) == 1, err
+    assert "stopped by SIGINT" in lines[0] and "Resume with: scoresde train" in lines[0]
+    has_ckpt = (out / "checkpoint.pt").is_file()
+    assert has_ckpt or not (tmp_path / "new").exists(), sorted(map(str, tmp_path.rglob("*")))
+
+
+def test_sigterm_mid_run_saves_and_prints_the_resume_command(tmp_path):
+    from tests.procs import kill_group, spawn
+
+    _cfg(tmp_path, steps=10**6, ckpt_every=10**6)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "scoresde", "train", "--config", str(tmp_path / "cfg.json"),
+           "--out", str(out), *CPU]  # fmt: skip
+    proc = spawn(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        while (
+            not (out / "log.csv").is_file() or len((out / "log.csv").read_text().splitlines()) < 3
+        ):
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        kill_group(proc)
+    assert proc.returncode == 143, err
+    line = err.strip().splitlines()[-1]
+    resume = line.split("Resume with: ")[1]
+    assert resume.startswith("scoresde train --config") and f"--out {out}" in resume
+    step = load_checkpoint(out / "checkpoint.pt")["step"]
+    assert step >= 2 and f"at step {step}" in line
+
+
+def test_sigint_during_a_checkpoint_write_keeps_a_whole_checkpoint(tmp_path, monkeypatch, capsys):
+    """The signal lands inside the write: the write completes, the run stops, the resume works."""
+    cfg = _cfg(tmp_path, steps=8, ckpt_every=2)
+    real, calls = atomic.atomic_write_bytes, [0]
+
+    def write(path, data):
+        if Path(path).name == "checkpoint.pt":
+            calls[0] += 1
+            if calls[0] == 2:  # the second checkpoint (step 4): signal mid-write
+                os.kill(os.getpid(), signal.SIGINT)
+        return real(path, data)
+
+    monkeypatch.setattr(atomic, "atomic_write_bytes", write)
+    out = tmp_path / "run"
+    assert main(["train", "--config", cfg, "--out", str(out), *CPU]) == 130
+    assert "Resume with: scoresde train" in capsys.readouterr().err
+    step = load_checkpoint(out / "checkpoint.pt")["step"]
+    assert step in (4, 5) and not [p for p in out.iterdir() if ".tmp" in p.name]
+    monkeypatch.undo()
+    assert main(["train", "--config", cfg, "--out", str(out), *CPU]) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 8

@@ -217,11 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     file cannot be written (disk full, I/O error, no permission: one line) or a rank failed;
     130/143 when stopped by SIGINT/SIGTERM, with the command that resumes the run.
     """
-    from .signals import Stopped, early_handlers
+    from .signals import Stopped, early_handlers, watch_launcher
 
     with early_handlers():  # before anything slow: a signal from here on is a clean stop
         argv = list(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(argv)
+        watch_launcher(args.command)
         created: list[Path] = []
         try:
             return _run(args, argv, created)
@@ -279,11 +280,18 @@ def _run(args: argparse.Namespace, argv: list[str], created: list[Path]) -> int:
     except (CLIError, ValueError, TypeError, OSError, ImportError, CheckpointError,
             TrainingDiverged, RuntimeError) as err:  # fmt: skip
         written = as_write_error(err)
-        if (
-            isinstance(err, RuntimeError)
-            and written is None
-            and not isinstance(err, (CheckpointError, TrainingDiverged))
-        ):
+        raw = isinstance(err, RuntimeError) and not isinstance(
+            err, (CheckpointError, TrainingDiverged)
+        )
+        if raw and written is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+            sys.stderr.write(
+                f"scoresde {args.command} (rank {os.environ.get('RANK', '?')}): error: expected "
+                f"the other ranks and the rendezvous store to answer, received {type(err).__name__}"
+                f" ({first})\n"
+            )
+            return 1
+        if raw and written is None:
             raise
         msg = str(written or err).splitlines()[0] if str(err) else type(err).__name__
         sys.stderr.write(f"scoresde {args.command}: error: {msg}\n")

@@ -10,13 +10,16 @@ the step, writes a checkpoint and stops; sharded commands keep their finished sh
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["Stopped", "early_handlers"]
+__all__ = ["Stopped", "early_handlers", "watch_launcher"]
 
 
 class Stopped(KeyboardInterrupt):
@@ -51,3 +54,43 @@ def early_handlers() -> Iterator[None]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+_WATCHING: list[bool] = []  # one watchdog per process
+
+
+def watch_launcher(command: str, poll: float = 1.0) -> threading.Thread | None:
+    """Under ``torchrun``: stop this rank when its launcher (the parent process) is gone.
+
+    A rank whose launcher was killed (e.g. a test's timeout killing ``torchrun`` only) would
+    otherwise wait for peers and stores that no longer answer. The watchdog polls the parent pid;
+    when it changes it prints one line naming the launcher, raises SIGTERM in this process (the
+    clean stop: a checkpoint in training), and if the rank is still alive after a grace period
+    (the smaller of 30 s and ``SCORESDE_PG_TIMEOUT``, or ``SCORESDE_ORPHAN_GRACE``; a call
+    blocked in C++ cannot take the signal) it exits with status 1.
+
+    Returns:
+        The daemon thread, or None for a single process (no launcher to watch).
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or _WATCHING:
+        return None
+    _WATCHING.append(True)
+    parent, rank = os.getppid(), os.environ.get("RANK", "?")
+    grace = min(30.0, float(os.environ.get("SCORESDE_PG_TIMEOUT", "600")))
+    grace = float(os.environ.get("SCORESDE_ORPHAN_GRACE", grace))
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        sys.stderr.write(
+            f"scoresde {command} (rank {rank}): error: its launcher (pid {parent}) exited; "
+            "expected torchrun to run until every rank ends. Stopping this rank\n"
+        )
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="scoresde-launcher-watch", daemon=True)
+    thread.start()
+    return thread
