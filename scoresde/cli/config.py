@@ -17,6 +17,7 @@ from typing import Any
 
 from .._readers import read_json, read_yaml
 from .._utils import names_list
+from ..distributed.atomic import atomic_write_text
 from .config_fields import check, coerce
 
 __all__ = [
@@ -197,7 +198,7 @@ class RunConfig:
         """Write JSON or YAML (by suffix)."""
         path = Path(path)
         text = self.to_yaml() if path.suffix in (".yaml", ".yml") else self.to_json()
-        path.write_text(text)
+        atomic_write_text(path, text)
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:

@@ -74,10 +74,9 @@ class OptimizedGrid:
 
     def save(self, path: str | Path) -> Path:
         """Write the grid as JSON to ``path`` (parents created); return the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        return path
+        from ..distributed.atomic import atomic_write_text
+
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "grid") -> OptimizedGrid:
