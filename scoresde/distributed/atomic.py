@@ -189,8 +189,11 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_save_torch(path: str | Path, obj: Any) -> Path:
-    """``torch.save(obj)`` to ``path`` atomically; serialised in memory first, so a full disk
-    is an ``OSError`` with the exact size, never a half-written zip."""
+    """``torch.save(obj)`` to ``path`` atomically.
+
+    The object is serialised in memory first, so a full disk is an ``OSError`` with the exact
+    size, never a half-written zip.
+    """
     import torch
 
     buf = io.BytesIO()
