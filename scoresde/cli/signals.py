@@ -75,7 +75,9 @@ def watch_launcher(command: str, poll: float = 1.0) -> threading.Thread | None:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or _WATCHING:
         return None
     _WATCHING.append(True)
-    parent, rank = os.getppid(), os.environ.get("RANK", "?")
+    from .._launcher import LAUNCHER_PID as parent
+
+    rank = os.environ.get("RANK", "?")
     grace = min(30.0, float(os.environ.get("SCORESDE_PG_TIMEOUT", "600")))
     grace = float(os.environ.get("SCORESDE_ORPHAN_GRACE", grace))
 
