@@ -438,3 +438,24 @@ def test_sigint_during_a_checkpoint_write_keeps_a_whole_checkpoint(tmp_path, mon
     monkeypatch.undo()
     assert main(["train", "--config", cfg, "--out", str(out), *CPU]) == 0
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 8
+
+
+def test_a_second_signal_stops_at_once_keeping_the_last_checkpoint(tmp_path, monkeypatch, capsys):
+    cfg = _cfg(tmp_path, steps=8, ckpt_every=2)
+    real, calls = atomic.atomic_write_bytes, [0]
+
+    def write(path, data):
+        if Path(path).name == "checkpoint.pt":
+            calls[0] += 1
+            if calls[0] == 2:  # two SIGTERMs inside the second checkpoint's write
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGTERM)
+        return real(path, data)
+
+    monkeypatch.setattr(atomic, "atomic_write_bytes", write)
+    out = tmp_path / "run"
+    assert main(["train", "--config", cfg, "--out", str(out), *CPU]) == 143
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stopped by SIGTERM" in err[0] and "Resume with" in err[0], err
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 2  # the write under way was dropped
+    assert not [p for p in out.iterdir() if ".tmp" in p.name]

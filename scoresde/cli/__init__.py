@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -251,7 +252,14 @@ def main(argv: list[str] | None = None) -> int:
         watch_launcher(args.command)
         created: list[Path] = []
         try:
-            return _run(args, argv, created)
+            try:
+                return _run(args, argv, created)
+            except KeyboardInterrupt as err:  # e.g. a second signal during training
+                if isinstance(err, Stopped):
+                    raise
+                name = str(err.args[0]) if err.args else ""  # Stopper: the signal's name
+                signum = signal.SIGTERM if name == "SIGTERM" else signal.SIGINT
+                raise Stopped(signum) from None
         except Stopped as stop:
             from .rundir import release_locks
 
@@ -319,7 +327,8 @@ def _run(args: argparse.Namespace, argv: list[str], created: list[Path]) -> int:
             return 1
         if raw and written is None:
             raise
-        msg = str(written or err).splitlines()[0] if str(err) else type(err).__name__
+        text = written.strerror if written is not None else str(err)
+        msg = text.splitlines()[0] if text else type(err).__name__
         sys.stderr.write(f"scoresde {args.command}: error: {msg}\n")
         release_locks(cleanup=True)
         _remove_if_empty(created, args.out)
