@@ -39,7 +39,7 @@ def test_spec_crossed_zipped_and_from_files(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(cross.to_dict()))
     (tmp_path / "s.json").write_text(json.dumps(cross.to_dict()))
     assert load_spec(tmp_path / "s.yaml") == load_spec(tmp_path / "s.json") == cross
-    with pytest.raises(ValueError, match="zipped factors need equal lengths, received"):
+    with pytest.raises(ValueError, match="expected zipped factors of equal lengths, received"):
         StudySpec.from_dict({**SPEC, "combine": "zip", "factors": {"a": [1], "b": [1, 2]}})
     with pytest.raises(ValueError, match="unknown keys \\['nfes'\\]"):
         StudySpec.from_dict({**SPEC, "nfes": [1]})
@@ -128,7 +128,10 @@ def test_compare_cli_from_a_spec_file_groups_by_factor(tmp_path: Path, capsys) -
     assert main(argv) == 0 and (out / "cells.jsonl").read_text() == before  # resumed: nothing new
     capsys.readouterr()
     assert main(argv + ["--nfe", "5"]) == 2
-    assert "--spec: the spec file sets the study; received also --nfe" in capsys.readouterr().err
+    assert (
+        "--spec: expected the spec file or the study flags, received both (--spec and --nfe)"
+        in capsys.readouterr().err
+    )
 
 
 def test_data_reference_gives_a_floor_without_a_density(tmp_path: Path) -> None:
