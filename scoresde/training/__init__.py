@@ -17,6 +17,8 @@ from __future__ import annotations
 from scoresde.training.checkpoint import (
     CheckpointError,
     TrainedModel,
+    UnverifiedCheckpointWarning,
+    content_hash,
     load_checkpoint,
     load_model,
     model_config,
@@ -37,6 +39,8 @@ __all__ = [
     "TrainResult",
     "TrainedModel",
     "TrainingDiverged",
+    "UnverifiedCheckpointWarning",
+    "content_hash",
     "load_checkpoint",
     "load_model",
     "make_test_loss_hook",

@@ -37,7 +37,11 @@ __all__ = [
 
 
 class Stopper:
-    """Turns SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
+    """Turns SIGINT/SIGTERM into a flag checked between steps (main thread only).
+
+    The run finishes its step, writes a checkpoint and stops; a second signal stops at once
+    (``KeyboardInterrupt``), keeping the last whole checkpoint.
+    """
 
     def __init__(self) -> None:
         self.flag, self.signum, self.old = False, 0, dict[int, Any]()
@@ -49,6 +53,8 @@ class Stopper:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.flag:  # a second signal: stop now (the last checkpoint on disk is whole)
+            raise KeyboardInterrupt(signal.Signals(signum).name)
         self.flag, self.signum = True, signum
 
     def __exit__(self, *exc: Any) -> None:
