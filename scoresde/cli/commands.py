@@ -65,8 +65,12 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
 
     cfg = RunConfig.load(args.config) if args.config else _recipe(args)
     d = cfg.to_dict()
-    for key, section, field in (("steps", "schedule", "steps"), ("batch_size", "schedule", "batch_size"),
-                                ("lr", "optim", "lr"), ("seed", "schedule", "seed")):  # fmt: skip
+    for key, section, field in (
+        ("steps", "schedule", "steps"),
+        ("batch_size", "schedule", "batch_size"),
+        ("lr", "optim", "lr"),
+        ("seed", "schedule", "seed"),
+    ):
         if getattr(args, key) is not None:
             d[section][field] = getattr(args, key)
     for key in ("data", "sde", "net"):
@@ -78,10 +82,17 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
     res = train_from_config(cfg, out, device=device, progress=not args.quiet)
     if rank != 0:
         return out
-    results = {"steps": res.step, "interrupted": res.interrupted, "nan_skips": res.nan_skips,
-               "checkpoint": res.checkpoint, "seconds": time.perf_counter() - started}  # fmt: skip
-    text = (f"# scoresde train\n\n{res.step} steps in {results['seconds']:.0f} s; checkpoint "
-            f"`{res.checkpoint}`; loss log `log.csv`; resolved config `config.json`.\n")  # fmt: skip
+    results = {
+        "steps": res.step,
+        "interrupted": res.interrupted,
+        "nan_skips": res.nan_skips,
+        "checkpoint": res.checkpoint,
+        "seconds": time.perf_counter() - started,
+    }
+    text = (
+        f"# scoresde train\n\n{res.step} steps in {results['seconds']:.0f} s; checkpoint "
+        f"`{res.checkpoint}`; loss log `log.csv`; resolved config `config.json`.\n"
+    )
     write_results(out, None, results, text)
     if res.interrupted:  # a checkpoint is saved; exit 128 + signal (130/143), never 0
         signum = res.stop_signal or signal.SIGINT
@@ -114,10 +125,20 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
         sde = model.sde
         dev = world.device
         size = args.n * math.prod(shape) * 4
-        check_memory(4 * size, "-n", args.n, f"{args.n} samples of shape {tuple(shape)} in "
-                     "float32, about 4 copies (gathered, unscaled, saved)")  # fmt: skip
-        _check_nfe(args.nfe, args.force, lambda: model(torch.zeros(args.n, *shape, device=dev),
-                                                      torch.full((args.n,), sde.T, device=dev)))  # fmt: skip
+        check_memory(
+            4 * size,
+            "-n",
+            args.n,
+            f"{args.n} samples of shape {tuple(shape)} in "
+            "float32, about 4 copies (gathered, unscaled, saved)",
+        )
+        _check_nfe(
+            args.nfe,
+            args.force,
+            lambda: model(
+                torch.zeros(args.n, *shape, device=dev), torch.full((args.n,), sde.T, device=dev)
+            ),
+        )
         args.sampler, grid, opts = _sample_grid(args, sde)
         out = shared_run_dir(world, args.out, "sample")
         res = sharded_sample(
@@ -249,10 +270,18 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
                 data = get_dataset(source["name"], **source.get("kwargs", {}))
             ref = scaler.transform(data.test[: args.n]).to(world.device)
         runs = len(args.samplers) * len(args.nfe) + len(args.grid) + 2
-        check_memory(ref[:1].numel() * 4 * args.n * runs, "-n", args.n, f"{args.n} samples kept "
-                     f"for each of {runs} runs (samplers x NFEs, the reference)")  # fmt: skip
+        check_memory(
+            ref[:1].numel() * 4 * args.n * runs,
+            "-n",
+            args.n,
+            f"{args.n} samples kept for each of {runs} runs (samplers x NFEs, the reference)",
+        )
         n_ref = min(len(ref), 1000)
-        _check_nfe(args.nfe, args.force, lambda: score_fn(ref[:n_ref], torch.full((n_ref,), sde.T, device=ref.device)))  # fmt: skip
+        _check_nfe(
+            args.nfe,
+            args.force,
+            lambda: score_fn(ref[:n_ref], torch.full((n_ref,), sde.T, device=ref.device)),
+        )
         kinds = [g for g in args.grid if isinstance(g, str)]
         if len(kinds) > 1:
             raise CLIError(f"--grid: expected at most one grid kind, received {', '.join(kinds)}")
@@ -280,8 +309,11 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
         )
     if study is None:
         return None
-    bad = [r for r in study.rows
-           if any(isinstance(v, float) and not math.isfinite(v) for v in r.values())]  # fmt: skip
+    bad = [
+        r
+        for r in study.rows
+        if any(isinstance(v, float) and not math.isfinite(v) for v in r.values())
+    ]
     if bad:
         raise CLIError(
             f"compare: expected finite metrics, received non-finite values in {len(bad)} of "

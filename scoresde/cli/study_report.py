@@ -82,11 +82,17 @@ def plot_pareto(result: StudyResult, metric: str, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.4))
     for m, c in colours.items():
         pts = [s for s in summary if method[s["sampler"]] == m and not math.isnan(s["mean"])]
-        ax.scatter([s["us_per_sample"] for s in pts], [s["mean"] for s in pts], color=c, s=14,
-                   label=m)  # fmt: skip
+        ax.scatter(
+            [s["us_per_sample"] for s in pts], [s["mean"] for s in pts], color=c, s=14, label=m
+        )
     front = pareto_front(summary)
-    ax.plot([s["us_per_sample"] for s in front], [s["mean"] for s in front], "k-", lw=1,
-            label="Pareto front")  # fmt: skip
+    ax.plot(
+        [s["us_per_sample"] for s in front],
+        [s["mean"] for s in front],
+        "k-",
+        lw=1,
+        label="Pareto front",
+    )
     _floor_band(ax, result.floor, metric)
     plain_log(ax, "x")
     if all(s["mean"] > 0 for s in front):
@@ -132,8 +138,9 @@ def plot_samples_grid(result: StudyResult, path: str | Path, max_rows: int = 12)
     pad = 0.15 * (hi - lo)
     for row, cfg in zip(axes, configs, strict=True):
         nfes = sorted((k[1] for k in result.samples if k[0] == cfg), key=lambda v: v or 0)
-        panels = [("reference", ref)] + [(f"NFE {n}", result.samples[(cfg, n)])
-                                         for n in (nfes[0], nfes[-1])]  # fmt: skip
+        panels = [("reference", ref)] + [
+            (f"NFE {n}", result.samples[(cfg, n)]) for n in (nfes[0], nfes[-1])
+        ]
         for ax, (title, x) in zip(row, panels, strict=True):
             if x.ndim == 4:
                 ax.imshow(_image_tile(x, 6), cmap="gray", vmin=0, vmax=1)
@@ -154,13 +161,25 @@ def write_study_report(out: str | Path, result: StudyResult, title: str = "sampl
     out = Path(out)
     rows, spec, floor = result.rows, result.spec, result.floor
     quality = list(spec.metrics) + [c for c in ("ce_gap", "mode_mass_err") if c in floor]
-    text = [f"# {title}\n", f"Spec: `spec.json` ({len(rows)} cells); seeds {spec.seeds}, "
-            f"{spec.n} samples per run; environment in `env.json`.\n",
-            "## Noise floor (exact samples against the same reference)\n",
-            markdown_table([{"column": k, "mean": v["mean"], "sd": v["sd"], "draws": len(v["values"])}
-                            for k, v in floor.items()], ["column", "mean", "sd", "draws"])]  # fmt: skip
-    results: dict[str, Any] = {"floor": floor, "skipped": result.skipped, "summary": {},
-                               "rows": rows}  # fmt: skip
+    text = [
+        f"# {title}\n",
+        f"Spec: `spec.json` ({len(rows)} cells); seeds {spec.seeds}, "
+        f"{spec.n} samples per run; environment in `env.json`.\n",
+        "## Noise floor (exact samples against the same reference)\n",
+        markdown_table(
+            [
+                {"column": k, "mean": v["mean"], "sd": v["sd"], "draws": len(v["values"])}
+                for k, v in floor.items()
+            ],
+            ["column", "mean", "sd", "draws"],
+        ),
+    ]
+    results: dict[str, Any] = {
+        "floor": floor,
+        "skipped": result.skipped,
+        "summary": {},
+        "rows": rows,
+    }
     cols = ["sampler", "nfe_target", "nfe", "mean", "se", "floor_sd", "us_per_sample"]
     for m in quality:
         summary = study_summary(rows, m, floor)
@@ -175,7 +194,7 @@ def write_study_report(out: str | Path, result: StudyResult, title: str = "sampl
                 "`se`: Monte Carlo SE of the gap, combined over seeds.\n"
                 if m == "ce_gap"
                 else "`se`: over seeds.\n"
-            ),  # fmt: skip
+            ),
             markdown_table(summary, cols),
             f"\n![{m} vs NFE](quality_vs_nfe_{m}.png)\n",
         ]
@@ -184,23 +203,29 @@ def write_study_report(out: str | Path, result: StudyResult, title: str = "sampl
     best, front = best_per_budget(s0), pareto_front(s0)
     results.update(best_per_budget=best, pareto=front)
     plot_pareto(result, m0, out / "pareto.png")
-    text += [f"## Best configuration per NFE budget ({m0})\n",
-             markdown_table(best, ["budget_nfe", "sampler", "nfe", "mean", "se", "floor_sd",
-                                   "us_per_sample"]),
-             f"\n## Pareto front: {m0} vs wall time per sample\n",
-             markdown_table(front, ["sampler", "nfe", "mean", "se", "us_per_sample"]),
-             "\n![Pareto](pareto.png)\n"]  # fmt: skip
+    text += [
+        f"## Best configuration per NFE budget ({m0})\n",
+        markdown_table(
+            best, ["budget_nfe", "sampler", "nfe", "mean", "se", "floor_sd", "us_per_sample"]
+        ),
+        f"\n## Pareto front: {m0} vs wall time per sample\n",
+        markdown_table(front, ["sampler", "nfe", "mean", "se", "us_per_sample"]),
+        "\n![Pareto](pareto.png)\n",
+    ]
     if spec.factors:
         plot_factors(result, m0, out / "factors.png")
         results["by_factor"] = {f: by_factor(rows, m0, f) for f in spec.factors}
         for f, table in results["by_factor"].items():
-            text += [f"## By {f} ({m0}; samplers, other factors and seeds pooled)\n",
-                     markdown_table(table, [f, "nfe_target", "mean", "se", "n"])]  # fmt: skip
+            text += [
+                f"## By {f} ({m0}; samplers, other factors and seeds pooled)\n",
+                markdown_table(table, [f, "nfe_target", "mean", "se", "n"]),
+            ]
         text.append("\n![by factor](factors.png)\n")
     if result.samples and result.reference is not None:
         plot_samples_grid(result, out / "samples_grid.png")
-        text.append("## Samples (reference, smallest and largest NFE)\n\n"
-                    "![samples](samples_grid.png)\n")  # fmt: skip
+        text.append(
+            "## Samples (reference, smallest and largest NFE)\n\n![samples](samples_grid.png)\n"
+        )
     if result.skipped:
         text.append("## Skipped\n\n" + "".join(f"- {s}\n" for s in result.skipped))
     write_json(results, out / "results.json")
@@ -212,6 +237,9 @@ def write_study_report(out: str | Path, result: StudyResult, title: str = "sampl
 def _mc_se(summary: list[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> None:
     """Replace the CE gap's seed SE by the Monte Carlo SE of the mean of per-seed gaps."""
     for s in summary:
-        ses = [r["ce_gap_se"] for r in rows
-               if r["sampler"] == s["sampler"] and r["nfe_target"] == s["nfe_target"]]  # fmt: skip
+        ses = [
+            r["ce_gap_se"]
+            for r in rows
+            if r["sampler"] == s["sampler"] and r["nfe_target"] == s["nfe_target"]
+        ]
         s["se"] = math.sqrt(sum(v * v for v in ses)) / len(ses) if ses else math.nan

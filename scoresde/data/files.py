@@ -31,8 +31,16 @@ def _as_tensor(arr: Any, source: str) -> Tensor:
         return arr
     a = np.asarray(arr)
     if a.dtype.kind not in "iuf":
-        kinds = {"U": "strings", "S": "bytes", "O": "Python objects", "b": "booleans",
-                 "c": "complex numbers", "M": "dates", "m": "time spans", "V": "records"}  # fmt: skip
+        kinds = {
+            "U": "strings",
+            "S": "bytes",
+            "O": "Python objects",
+            "b": "booleans",
+            "c": "complex numbers",
+            "M": "dates",
+            "m": "time spans",
+            "V": "records",
+        }
         raise TypeError(
             f"{source}: expected an array of real numbers, received dtype {a.dtype} "
             f"({kinds.get(a.dtype.kind, 'not numbers')})"

@@ -197,7 +197,7 @@ def grid_log_likelihood(
     B, D = x.shape[0], x[0].numel()
     nodes = log_snr_grid(pf, n_steps)
     draw = None if exact else _probe_source(probe, n_probes, x, generator, seeds)
-    fixed = None if exact or refresh_probes else draw()  # type: ignore[misc]
+    fixed = None if exact or refresh_probes else draw()  # type: ignore[misc]  # draw is set unless exact
     ell = torch.zeros(B if exact else (n_probes, B), dtype=torch.float64, device=x.device)
     var = torch.zeros(B, dtype=torch.float64, device=x.device)  # sum_k W_k^2 s_k^2 / m
     var2 = torch.zeros_like(var)  # sum_k (W_k^2 s_k^2 / m)^2, for Satterthwaite's dof
@@ -211,7 +211,7 @@ def grid_log_likelihood(
         if exact:
             s, div = score_and_divergence(score_fn, c_in * y, t, chunk_size=chunk_size)
         else:
-            probes = fixed if fixed is not None else draw()  # type: ignore[misc]
+            probes = fixed if fixed is not None else draw()  # type: ignore[misc]  # draw is set unless exact
             s, div = score_and_probe_products(score_fn, c_in * y, t, probes)
         return c_lin * y + c_s * s, div.double(), (c_s * c_in).double()
 

@@ -62,8 +62,9 @@ class Problem:
     ) -> Problem:
         """An exact mixture: exact score under ``sde``, exact reference and floor draws."""
         if not isinstance(mixture, GaussianMixture):
-            raise TypeError(f"Problem.analytic: expected a GaussianMixture, received "
-                            f"{type(mixture).__name__}")  # fmt: skip
+            raise TypeError(
+                f"Problem.analytic: expected a GaussianMixture, received {type(mixture).__name__}"
+            )
         s = get_sde(sde)
         ref = mixture.sample(n_reference, torch.Generator().manual_seed(seed), dtype=torch.float32)
 
@@ -77,8 +78,10 @@ class Problem:
         if name is None:
             return self.sde, self.score_fn
         if not isinstance(self.density, GaussianMixture):
-            raise ValueError("run_study: an 'sde' factor needs an exact mixture score "
-                             "(a checkpoint's score belongs to its own SDE)")  # fmt: skip
+            raise ValueError(
+                "run_study: an 'sde' factor needs an exact mixture score "
+                "(a checkpoint's score belongs to its own SDE)"
+            )
         sde = get_sde(name)
         return sde, self.density.with_sde(sde)
 
@@ -137,8 +140,14 @@ def run_study(
     if floor_path is not None and floor_path.is_file():
         floor = json.loads(floor_path.read_text())
     else:
-        floor = noise_floor_table(problem.draw, ref, spec.metrics, n=spec.n,
-                                  repeats=spec.floor_repeats, density=problem.density)  # fmt: skip
+        floor = noise_floor_table(
+            problem.draw,
+            ref,
+            spec.metrics,
+            n=spec.n,
+            repeats=spec.floor_repeats,
+            density=problem.density,
+        )
         if floor_path is not None:
             write_json(floor, floor_path)
     result = StudyResult(spec, [], floor, reference=ref)
@@ -151,15 +160,28 @@ def run_study(
         grid_arg = cell.grid_file or structural.get("grid")
         if isinstance(grid_arg, str) and grid_arg.endswith(".json"):
             og = load_grid(grid_arg, sde)
-            cell = replace(cell, label=f"{og.sampler}[{Path(grid_arg).stem}]", name=og.sampler,
-                           options=dict(og.options), nfe=og.nfe, grid_file=grid_arg)  # fmt: skip
+            cell = replace(
+                cell,
+                label=f"{og.sampler}[{Path(grid_arg).stem}]",
+                name=og.sampler,
+                options=dict(og.options),
+                nfe=og.nfe,
+                grid_file=grid_arg,
+            )
             opts, grid = {**opts, **og.options}, og.times
         elif cell.nfe is None:
             grid = torch.tensor([sde.T, structural.get("t_end", sde.eps)], dtype=torch.float64)
         else:
             try:
-                grid, opts = plan_for_nfe(sde, cell.name, cell.nfe, grid_arg,
-                                          t_end=structural.get("t_end"), exact=False, **opts)  # fmt: skip
+                grid, opts = plan_for_nfe(
+                    sde,
+                    cell.name,
+                    cell.nfe,
+                    grid_arg,
+                    t_end=structural.get("t_end"),
+                    exact=False,
+                    **opts,
+                )
             except (ValueError, TypeError) as err:
                 if cell.seed == spec.seeds[0]:
                     result.skipped.append(f"{cell.config} at NFE {cell.nfe}: {err}")
@@ -191,12 +213,25 @@ def run_study(
                 warmed.add(cell.name)
             row, x = _run_one(sde, score_fn, cell.name, opts, priors[pkey], grid, cell.seed)
         except TypeError as err:  # an option this sampler does not take: a result, not a crash
-            row = {"nfe": None, "n_steps": grid.numel() - 1, "seed": cell.seed,
-                   "wall_time_s": 0.0, "error": str(err).splitlines()[0]}  # fmt: skip
+            row = {
+                "nfe": None,
+                "n_steps": grid.numel() - 1,
+                "seed": cell.seed,
+                "wall_time_s": 0.0,
+                "error": str(err).splitlines()[0],
+            }
             x = None
-        row = {"sampler": cell.config, "method": cell.label, "name": cell.name, **cell.factors,
-               "nfe_target": cell.nfe, **row, "us_per_sample": 1e6 * row["wall_time_s"] / spec.n,
-               **score_samples(x, ref, metric_specs, cell.seed, problem.density), "key": cell.key}  # fmt: skip
+        row = {
+            "sampler": cell.config,
+            "method": cell.label,
+            "name": cell.name,
+            **cell.factors,
+            "nfe_target": cell.nfe,
+            **row,
+            "us_per_sample": 1e6 * row["wall_time_s"] / spec.n,
+            **score_samples(x, ref, metric_specs, cell.seed, problem.density),
+            "key": cell.key,
+        }
         result.rows.append(row)
         if folder is not None:
             with open(folder / "cells.jsonl", "a") as fh:
@@ -229,8 +264,10 @@ def _open_folder(folder: Path, spec: StudySpec) -> dict[str, dict[str, Any]]:
     if spec_path.is_file():
         saved = json.loads(spec_path.read_text())
         if saved != json.loads(json.dumps(spec.to_dict())):
-            raise ValueError(f"run_study: {folder} holds a different spec; use a new folder "
-                             "(or the saved spec.json) to resume")  # fmt: skip
+            raise ValueError(
+                f"run_study: {folder} holds a different spec; use a new folder "
+                "(or the saved spec.json) to resume"
+            )
     else:
         write_json(spec.to_dict(), spec_path)
         write_json(_env(), folder / "env.json")
@@ -252,6 +289,11 @@ def _env() -> dict[str, Any]:
 
     from .. import __version__
 
-    return {"scoresde": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "torch_threads": torch.get_num_threads()}  # fmt: skip
+    return {
+        "scoresde": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch_threads": torch.get_num_threads(),
+    }

@@ -238,8 +238,13 @@ def _run_one(
         row = {"nfe": None, "n_steps": grid.numel() - 1, "error": str(err).splitlines()[0]}
         return {**row, "seed": seed, "wall_time_s": time.perf_counter() - start}, None
     wall = time.perf_counter() - start
-    return {"nfe": info.nfe, "n_steps": info.n_steps, "seed": seed, "wall_time_s": wall,
-            "error": ""}, x  # fmt: skip
+    return {
+        "nfe": info.nfe,
+        "n_steps": info.n_steps,
+        "seed": seed,
+        "wall_time_s": wall,
+        "error": "",
+    }, x
 
 
 def _score(
