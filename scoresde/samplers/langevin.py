@@ -65,9 +65,13 @@ def _sq_norms(v: Tensor) -> Tensor:
 
 
 def langevin_step_size(
-    rule: str, s: Tensor, z: Tensor | None, sigma_t: Tensor | float, ratio: Tensor | float,
+    rule: str,
+    s: Tensor,
+    z: Tensor | None,
+    sigma_t: Tensor | float,
+    ratio: Tensor | float,
     snr: float,
-) -> Tensor:  # fmt: skip
+) -> Tensor:
     """The Langevin step size e of a corrector rule, per sample.
 
     Args:
