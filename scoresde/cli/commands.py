@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import signal
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..data import get_dataset
-from ..distributed import atomic_write
+from ..distributed import atomic_save_npy, atomic_write, env
 from ..samplers import get_sampler, load_grid, plan_for_nfe
 from ..sde import get_sde
 from ..studies import summarize
@@ -27,7 +26,8 @@ from . import report
 from .common import CLIError, Interrupted, parse_mixture, run_dir, write_results
 from .config import RunConfig
 from .model_source import load_source, source_name
-from .scaleout import atomic_save_npy, cli_world, shared_run_dir
+from .scaleout import cli_world, shared_run_dir
+from .validate import check_memory
 
 if TYPE_CHECKING:
     from ..training import TrainedModel
@@ -55,14 +55,13 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
     Works under ``torchrun`` (then ``--out`` is required, so that every rank writes to the same
     folder, and rank 0 alone writes the results).
     """
-    from ..training.distributed import world_size
     from .build import train_from_config
 
-    world, rank = world_size(), int(os.environ.get("RANK", "0"))
+    world, rank = env.world_size(), env.rank()
     if world > 1 and not args.out:
         raise CLIError("--out: required under torchrun (every rank must write to the same folder)")
     if world > 1 and device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        device = torch.device("cuda", env.local_rank())
 
     cfg = RunConfig.load(args.config) if args.config else _recipe(args)
     d = cfg.to_dict()
@@ -88,7 +87,7 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
         signum = res.stop_signal or signal.SIGINT
         raise Interrupted(
             f"stopped by {signal.Signals(signum).name} at step {res.step} of {cfg.schedule.steps};"
-            f" checkpoint {res.checkpoint} saved. Resume with: scoresde train --out {out}",
+            f" checkpoint {res.checkpoint} saved.",
             int(signum),
         )
     return out
@@ -114,6 +113,9 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
         model, scaler, shape, _ = load_source(args, world.device)
         sde = model.sde
         dev = world.device
+        size = args.n * math.prod(shape) * 4
+        check_memory(4 * size, "-n", args.n, f"{args.n} samples of shape {tuple(shape)} in "
+                     "float32, about 4 copies (gathered, unscaled, saved)")  # fmt: skip
         _check_nfe(args.nfe, args.force, lambda: model(torch.zeros(args.n, *shape, device=dev),
                                                       torch.full((args.n,), sde.T, device=dev)))  # fmt: skip
         args.sampler, grid, opts = _sample_grid(args, sde)
@@ -246,6 +248,9 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
                     )
                 data = get_dataset(source["name"], **source.get("kwargs", {}))
             ref = scaler.transform(data.test[: args.n]).to(world.device)
+        runs = len(args.samplers) * len(args.nfe) + len(args.grid) + 2
+        check_memory(ref[:1].numel() * 4 * args.n * runs, "-n", args.n, f"{args.n} samples kept "
+                     f"for each of {runs} runs (samplers x NFEs, the reference)")  # fmt: skip
         n_ref = min(len(ref), 1000)
         _check_nfe(args.nfe, args.force, lambda: score_fn(ref[:n_ref], torch.full((n_ref,), sde.T, device=ref.device)))  # fmt: skip
         kinds = [g for g in args.grid if isinstance(g, str)]

@@ -12,7 +12,6 @@ reference set and the points beyond it the floor's draws. Under ``torchrun`` (or
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import torch
 
 from .._utils import progress_bar
 from ..data import get_dataset
+from ..distributed import env
 from ..studies import Problem, StudySpec, data_pool_sampler, load_spec, run_study
 from ..studies.table import write_json
 from .commands import run_compare as run_sharded_compare
@@ -41,8 +41,8 @@ def compare_spec(args: argparse.Namespace) -> StudySpec:
     flags += [k for k in ("grid", "denoise") if getattr(args, k, None)]
     if args.spec:
         if flags:
-            raise CLIError(f"--spec: the spec file sets the study; received also "
-                           f"{', '.join('--' + f for f in flags)}")  # fmt: skip
+            raise CLIError(f"--spec: expected the spec file or the study flags, received both "
+                           f"(--spec and {', '.join('--' + f for f in flags)})")  # fmt: skip
         try:
             return load_spec(args.spec)
         except FileNotFoundError as err:
@@ -98,7 +98,7 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
     :func:`scoresde.cli.commands.run_compare` instead (same rows on any number of ranks; no
     spec file, noise floor or factors there yet).
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or args.timeout is not None:
+    if env.world_size() > 1 or args.timeout is not None:
         if args.spec:
             raise CLIError("--spec: not yet under torchrun/--timeout (the sharded study takes "
                            "the flags only)")  # fmt: skip

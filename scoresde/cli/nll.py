@@ -50,6 +50,7 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
             )
         check_on_data(args, model.double(), scaler.transform(x).to(world.device))
         D = math.prod(shape)
+        far = _far_from_data(scaler.transform(x.double()), world.rank)
         out = shared_run_dir(world, args.out, "nll")
         kw = {
             "rtol": args.rtol,
@@ -65,7 +66,8 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
         }
         if data.levels:  # discrete data: dequantized bits/dim on the model's own cells
             cells = dequantization_range(metadata, data.levels)
-            res = sharded_bits_per_dim(
+            res = far(
+                sharded_bits_per_dim,
                 model.sde,
                 model.double(),
                 x.round().long(),
@@ -78,13 +80,25 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
             bpd = res.bpd.cpu()
             logp = -bpd * D * math.log(2)
         else:
-            r = sharded_log_likelihood(
-                model.sde, model.double(), scaler.transform(x).double(), **kw
+            r = far(
+                sharded_log_likelihood,
+                model.sde,
+                model.double(),
+                scaler.transform(x).double(),
+                **kw,
             )
             if r is None:
                 return None
             logp = r.log_prob.cpu() + scaler.log_abs_det(shape)
             bpd = -logp / (D * math.log(2))
+    bad = ~torch.isfinite(logp)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0])
+        raise CLIError(
+            f"nll: expected finite log-likelihoods, received {int(bad.sum())} non-finite of "
+            f"{logp.numel()} (first: point {first}); nothing saved. Check the data's range or "
+            "the checkpoint"
+        )
     rows = [
         {"index": i, "log_prob": float(a), "bits_per_dim": float(b)}
         for i, (a, b) in enumerate(zip(logp, bpd, strict=True))
@@ -107,6 +121,30 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
     )
     write_results(out, _config("nll", args, device), results, text)
     return out
+
+
+def _far_from_data(z: torch.Tensor, rank: int) -> Any:
+    """Print one warning line for points far outside the data range (model units ``z``).
+
+    Returns a caller that runs a likelihood job without repeating the warning per shard.
+    """
+    import sys
+    import warnings
+
+    from ..checks import FarFromDataWarning, far_from_data
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FarFromDataWarning)
+        msg = far_from_data(z, "--data")
+    if msg and rank == 0:
+        sys.stderr.write(f"scoresde nll: warning: {msg}\n")
+
+    def run(job: Any, *args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FarFromDataWarning)
+            return job(*args, **kwargs)
+
+    return run
 
 
 def nll_data(spec: str) -> Any:

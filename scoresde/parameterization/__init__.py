@@ -22,10 +22,12 @@ from .conversions import (
     v_from,
     x0_to_eps,
 )
+from .eps_v import EpsVModel
 from .pretrained import DenoiserScore, DiscreteEpsScore, from_denoiser, from_discrete_eps_model
 from .score_model import TIME_INPUTS, ScoreModel
 
 __all__ = [
+    "EpsVModel",
     "MODEL_OUTPUTS",
     "PREDICTS",
     "TIME_INPUTS",
