@@ -365,7 +365,7 @@ _TABLE: list[tuple[str, str, str, str, tuple[str, ...]]] = [
      "dB = torch.exp(-0.5 * lam) / torch.sqrt(1 + 0.25 * torch.exp(-lam))", (NOTES,)),
     ("shift: VE sigma scaled by e^{-shift}", SDE + "shift.py",
      "return math.sqrt(self.scale2) * self.base.schedule.sigma(t)",
-     "return self.scale2 * self.base.schedule.sigma(t)", (NOTES,)),
+     "return self.scale2 * self.base.schedule.sigma(t)", (R_SCHED,)),
     # -- analytic.py ----------------------------------------------------------------------------------
     ("mixture: C_k(t) = alpha s + sigma^2", "scoresde/analytic.py",
      "lam = a**2 * s[None] + sg**2", "lam = a * s[None] + sg**2", (ANALYTIC,)),

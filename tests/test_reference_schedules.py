@@ -11,6 +11,7 @@
 * ``time_to_index(index_to_time(i))`` is i for every step when the time went through float32.
 * Every field of :class:`~scoresde.sde.DDPMSchedule` (from betas, alpha_bars or a VP SDE)
   against Ho et al.'s Eq. 7 computed from the betas with ``math.prod``.
+* The SNR-shifted VE schedule: sigma'(t) = e^{-shift/2} sigma(t), against the base schedule.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch.distributions import Normal, kl_divergence
 
 from scoresde.sde import VESDE, VPSDE, DDPMSchedule, LinearBeta, index_to_time, time_to_index
 from scoresde.sde.prior import prior_kl
+from scoresde.sde.shift import shift_snr
 from scoresde.sde.tables import ddpm_schedule, linear_betas
 
 F64 = torch.float64
@@ -126,3 +128,22 @@ def test_ddpm_schedule_fields_by_hand() -> None:
                 atol=1e-14,
                 msg=lambda m, f=field, k=kind: f"{k}: {f}: {m}",
             )
+
+
+@pytest.mark.parametrize("shift", [-1.5, 2.0])
+def test_shifted_ve_schedule_is_the_base_sigma_times_exp_of_minus_half_the_shift(
+    shift: float,
+) -> None:
+    """sigma'(t) = e^{-shift/2} sigma(t) (Hoogeboom et al. 2023), so the log-SNR moves by
+    ``shift`` and sigma'(t)^2 - sigma'(0)^2 is the shifted SDE's own variance increment."""
+    base = VESDE(sigma_min=0.02, sigma_max=20.0)
+    sde = shift_snr(base, shift)
+    t = torch.linspace(0.05, 1.0, 9, dtype=F64)
+    sig = base.schedule.sigma(t)
+    torch.testing.assert_close(
+        sde.schedule.sigma(t), math.exp(-shift / 2) * sig, rtol=1e-13, atol=0
+    )
+    torch.testing.assert_close(sde.log_snr(t), base.log_snr(t) + shift, rtol=1e-12, atol=1e-12)
+    zero = torch.zeros(1, dtype=F64)
+    inc = sde.schedule.sigma(t) ** 2 - sde.schedule.sigma(zero) ** 2
+    torch.testing.assert_close(sde.marginal(t)[1] ** 2, inc, rtol=1e-12, atol=1e-14)
