@@ -396,6 +396,8 @@ _TABLE: list[tuple[str, str, str, str, tuple[str, ...]]] = [
      "x0 = (a * x - s * out) / (a**2 + s**2)", "x0 = (a * x + s * out) / (a**2 + s**2)", (PARAM,)),
     ("edm: c_skip = sigma_data / denom", "scoresde/parameterization/score_model.py",
      "c_skip = self.sigma_data**2 / denom", "c_skip = self.sigma_data / denom", (PARAM,)),
+    ("edm: c_in = 1 / (s^2 + sigma_data^2)", "scoresde/parameterization/score_model.py",
+     "return c_skip, c_out, 1 / torch.sqrt(denom)", "return c_skip, c_out, 1 / denom", (PARAM,)),
     ("edm: c_out without the square root", "scoresde/parameterization/score_model.py",
      "c_out = s * self.sigma_data / torch.sqrt(denom)", "c_out = s * self.sigma_data / denom",
      (PARAM,)),
