@@ -407,7 +407,8 @@ _TABLE: list[tuple[str, str, str, str, tuple[str, ...]]] = [
     ("score model: clipped Tweedie / sigma instead of / sigma^2",
      "scoresde/parameterization/score_model.py",
      "return -(x - _b(alpha, x) * x0) / _b(sigma, x) ** 2",
-     "return -(x - _b(alpha, x) * x0) / _b(sigma, x)", (PARAM,)),
+     "return -(x - _b(alpha, x) * x0) / _b(sigma, x)",
+     (T + "test_eps_safety.py::test_clip_never_hurts_an_exact_denoiser_and_is_inactive_at_high_snr",)),
     # -- losses.py --------------------------------------------------------------------------------------
     ("dsm: uniform weighting 1 / sigma", "scoresde/losses.py",
      "return 1.0 / sigma**2", "return 1.0 / sigma", (LOSSES,)),
