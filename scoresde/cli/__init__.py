@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="samples per run (default 2000; write -n under torchrun)")  # fmt: skip
     c.add_argument("--timeout", type=float, default=None,
                    help="seconds without progress before a rank counts as failed; given, or "
-                   "under torchrun, compare runs the sharded study (no --spec, floor or factors)")  # fmt: skip
+                   "under torchrun, the study's cells are shared out over the ranks")  # fmt: skip
     _common(c)
     return top
 

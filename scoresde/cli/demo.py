@@ -124,6 +124,7 @@ def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
         progress=lambda m: (bar.set_postfix_str(m), bar.update()),
     )  # fmt: skip
     bar.close()
+    assert study is not None  # one process
     study.to_csv(out / "sampler_study.csv")
     floor = noise_floor(data.sampler, b["n"], "sw2", repeats=3) if data.sampler else None
     figures = [_sample_figure(study, ref, out)]
