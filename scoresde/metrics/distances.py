@@ -17,8 +17,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -62,14 +65,15 @@ def _pair(x: Tensor, y: Tensor, name: str) -> tuple[Tensor, Tensor]:
     return xf, yf
 
 
-def _wasserstein_1d_sq(a: Tensor, b: Tensor) -> Tensor:
+def _wasserstein_1d_sq(a: Tensor, b: Tensor, b_sorted: bool = False) -> Tensor:
     """Exact W_2^2 between empirical measures on the line, batched: a (P, n), b (P, m) -> (P,).
 
     W_2^2 = int_0^1 (F_a^{-1}(u) - F_b^{-1}(u))^2 du, evaluated exactly on the merged grid of
     quantile levels {i/n} and {j/m}, on which both quantile functions are piecewise constant.
     """
     n, m = a.shape[1], b.shape[1]
-    a, b = a.sort(dim=1).values, b.sort(dim=1).values
+    a = a.sort(dim=1).values
+    b = b if b_sorted else b.sort(dim=1).values
     if n == m:
         return ((a - b) ** 2).mean(dim=1)
     dev = a.device
@@ -113,7 +117,28 @@ def sliced_wasserstein(
         n_projections, xf.shape[1], generator=generator, device=dev, dtype=torch.float64
     )
     theta = (theta / theta.norm(dim=1, keepdim=True)).to(xf.device)
-    return math.sqrt(float(_wasserstein_1d_sq(theta @ xf.T, theta @ yf.T).mean()))
+    yp = _sorted_projections(y, yf, theta)
+    return math.sqrt(float(_wasserstein_1d_sq(theta @ xf.T, yp, b_sorted=True).mean()))
+
+
+#: The last few sorted projections of a second set (a study scores every cell against one
+#: reference with the same directions per seed): key -> (the set, kept alive, and its sorted
+#: projections). Holding the set keeps its memory from being reused by another tensor.
+_SORTED: OrderedDict[tuple[Any, ...], tuple[Tensor, Tensor]] = OrderedDict()
+
+
+def _sorted_projections(y: Tensor, yf: Tensor, theta: Tensor) -> Tensor:
+    key = (y.data_ptr(), tuple(y.shape), tuple(y.stride()), y._version, str(y.device), y.dtype,
+           hashlib.sha1(theta.detach().cpu().numpy().tobytes()).hexdigest())  # fmt: skip
+    hit = _SORTED.get(key)
+    if hit is not None:
+        _SORTED.move_to_end(key)
+        return hit[1]
+    yp = (theta @ yf.T).sort(dim=1).values
+    _SORTED[key] = (y, yp)
+    while len(_SORTED) > 8:
+        _SORTED.popitem(last=False)
+    return yp
 
 
 def wasserstein(x: Tensor, y: Tensor, *, max_points: int = 5000) -> float:
@@ -238,7 +263,7 @@ def mmd(
 def mmd_features(
     x: Tensor,
     y: Tensor,
-    n_features: int = 1024,
+    n_features: int = 512,
     *,
     bandwidth: float | None = None,
     generator: torch.Generator | None = None,

@@ -39,7 +39,7 @@ METRICS: dict[str, MetricSpec] = {
     "sw2": MetricSpec(sliced_wasserstein, "sliced Wasserstein-2 (256 projections)", True),
     "mmd": MetricSpec(
         mmd_features,
-        "squared MMD, RBF kernel, median bandwidth, 1024 random Fourier features (linear time)",
+        "squared MMD, RBF kernel, median bandwidth, 512 random Fourier features (linear time)",
         True,
     ),
     "mmd_exact": MetricSpec(

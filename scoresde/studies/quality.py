@@ -125,6 +125,7 @@ def noise_floor_table(
     repeats: int = 5,
     density: Any = None,
     seed: int = 0,
+    coverage_repeats: int = 50,
 ) -> dict[str, dict[str, Any]]:
     """Each metric's value for exact samples against ``reference``: mean and sd over draws.
 
@@ -137,6 +138,9 @@ def noise_floor_table(
         repeats: Independent draws (>= 2 for an sd).
         density: Optional exact density (adds ``ce_gap`` and, for a mixture, ``mode_mass_err``).
         seed: Seed of the draws; draw r scores with seed ``seed + r``.
+        coverage_repeats: Draws behind the floor of ``precision`` and ``recall`` (a mixture
+            density only): they need no reference and cost little, and their floor sd decides
+            :func:`~scoresde.studies.below_floor`, so it gets more draws than ``repeats``.
 
     Returns:
         ``{column: {"mean", "sd", "values"}}`` for every numeric column of :func:`score_samples`.
@@ -151,6 +155,11 @@ def noise_floor_table(
         for k, v in score_samples(x, reference, specs, seed + r, density).items():
             if isinstance(v, float) and not k.endswith("_se"):
                 cols.setdefault(k, []).append(v)
+    if isinstance(density, GaussianMixture) and coverage_repeats > repeats:
+        gen = torch.Generator().manual_seed(seed + 7919)
+        extra = [precision_recall(draw(n, gen), density) for _ in range(coverage_repeats)]
+        for k in ("precision", "recall"):
+            cols[k] = [e[k] for e in extra]
     out = {}
     for k, vals in cols.items():
         t = torch.tensor(vals, dtype=torch.float64)
