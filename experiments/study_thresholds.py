@@ -27,10 +27,14 @@ from scoresde.studies import noise_floor_table, precision_recall  # noqa: E402
 
 TRAINING = {
     "2modes": PRESETS["2modes"](),
-    "three_separated": GaussianMixture([0.2, 0.3, 0.5], [[-4.0, 0.0], [4.0, 0.0], [0.0, 4.0]],
-                                       [[0.3, 0.3]] * 3),  # fmt: skip
-    "three_overlapping": GaussianMixture([0.5, 0.25, 0.25], [[0.0, 0.0], [1.5, 0.0], [0.0, 1.5]],
-                                         [[0.5, 0.4], [0.3, 0.6], [0.4, 0.4]]),  # fmt: skip
+    "three_separated": GaussianMixture(
+        [0.2, 0.3, 0.5], [[-4.0, 0.0], [4.0, 0.0], [0.0, 4.0]], [[0.3, 0.3]] * 3
+    ),  # fmt: skip
+    "three_overlapping": GaussianMixture(
+        [0.5, 0.25, 0.25],
+        [[0.0, 0.0], [1.5, 0.0], [0.0, 1.5]],
+        [[0.5, 0.4], [0.3, 0.6], [0.4, 0.4]],
+    ),  # fmt: skip
 }
 
 
@@ -44,6 +48,7 @@ def main() -> None:
     sw2 = get_metric("sw2")
     for name, gm in TRAINING.items():
         for n in (500, 2000, 5000):
+
             def draw(k: int, g: torch.Generator, gm: GaussianMixture = gm) -> torch.Tensor:
                 return gm.sample(k, g, dtype=torch.float32)
 
@@ -62,8 +67,10 @@ def main() -> None:
                     high[z] += v > floor["sw2"]["mean"] + z * floor["sw2"]["sd"]
             lows = ", ".join(f"z={z:g}: {low[z]}/{args.trials}" for z in zs)
             highs = ", ".join(f"z={z:g}: {high[z]}/{args.trials}" for z in tie_zs)
-            print(f"{name:18s} n={n:5d}  below precision/recall floor [{lows}]  "
-                  f"sw2 above floor+z sd [{highs}]")
+            print(
+                f"{name:18s} n={n:5d}  below precision/recall floor [{lows}]  "
+                f"sw2 above floor+z sd [{highs}]"
+            )
 
 
 if __name__ == "__main__":

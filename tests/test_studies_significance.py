@@ -85,6 +85,9 @@ def test_floor_ties_and_metric_disagreement_are_flagged() -> None:
     floor = {"sw2": {"mean": 0.11, "sd": 0.01}}
     at_floor = rank_per_budget(rows, "sw2", floor=floor)
     assert at_floor["budgets"][0]["entries"][1]["verdict"] == "tie (at floor)"
-    assert rank_per_budget(rows, "sw2", floor={"sw2": {"mean": 0.05, "sd": 0.01}})["budgets"][0][
-        "entries"
-    ][1]["verdict"] == "worse"
+    assert (
+        rank_per_budget(rows, "sw2", floor={"sw2": {"mean": 0.05, "sd": 0.01}})["budgets"][0][
+            "entries"
+        ][1]["verdict"]
+        == "worse"
+    )
