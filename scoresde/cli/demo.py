@@ -129,7 +129,7 @@ def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
     floor = noise_floor(data.sampler, b["n"], "sw2", repeats=3) if data.sampler else None
     figures = [_sample_figure(study, ref, out)]
     figures.append(report.plot_quality_vs_nfe(study.rows, "sw2", out / "quality_vs_nfe.png",
-                                              float(floor["mean"]) if floor else None, "sliced W2"))  # type: ignore[arg-type]  # fmt: skip
+                                              floor, "sliced W2"))  # fmt: skip
     figures.append(_trajectories(sde, model, ref, b, args.seed, out))
     model64 = copy.deepcopy(model).double()  # likelihoods in float64
     nll = _nll(sde, model64, data, b["n_nll"], device)
@@ -220,10 +220,14 @@ def _report(results: dict[str, Any], study: Any, ll_rows: list[dict[str, Any]]) 
     ]
     floor = results["sw2_noise_floor"]
     if floor:
-        lines.append(f"Two independent exact sample sets of this size are {floor['mean']:.4f} "
-                     "apart (the floor).\n")  # fmt: skip
+        draws = ", ".join(f"{v:.3f}" for v in floor["values"])
+        lines.append(f"Two independent exact sample sets of this size are {floor['mean']:.4f} ± "
+                     f"{floor['std']:.4f} apart (the floor: mean ± sd over {len(floor['values'])} "
+                     f"pairs: {draws}).\n")  # fmt: skip
     lines.append(report.markdown_table(results["sampler_summary"],
-                                       ["sampler", "nfe_target", "nfe", "mean", "se", "wall_time_s"]))  # fmt: skip
+                                       ["sampler", "nfe_target", "nfe", "mean", "se",
+                                        "us_per_sample"]))  # fmt: skip
+    lines.append("`us_per_sample`: CPU microseconds per sample, median of repeated runs.\n")
     lines += ["\n![quality vs NFE](quality_vs_nfe.png)\n", "![samples](samples_per_sampler.png)\n",
               "## Reverse SDE vs PF-ODE from the same x_T\n", "![paths](trajectories.png)\n",
               *_estimator_section(ll_rows)]  # fmt: skip

@@ -270,20 +270,20 @@ def _ranking_section(result: StudyResult, results: dict[str, Any]) -> list[str]:
     lines = [head] + ([f"Note: {rank['note']}.\n"] if rank["note"] else [])
     table = best_per_budget(rows, m0, floor)
     results["best_per_budget"] = table
+    shown = [dict(t, **{"mean ± se": f"{t['mean']:.4g} ± {t['se']:.2g}"}) for t in table]
+    cols = ["budget_nfe", "best", "nfe", "mean ± se", "within_noise"]
     if "ce_gap" in floor:
         ce = rank_per_budget(rows, "ce_gap", floor=floor, absolute=True)
         results["ranking"]["|ce_gap|"] = ce
         agree = {d["budget_nfe"]: d for d in disagreements(rank, ce)}
         results["disagreements"] = [d for d in agree.values() if not d["agree"]]
-        for t in table:
+        for t, sh in zip(table, shown, strict=True):
             d = agree.get(t["budget_nfe"])
-            t["|ce_gap| best"] = d["|ce_gap|"] if d else ""
-            t["agree"] = "" if d is None else ("yes" if d["agree"] else "**no**")
-    for t in table:
-        t["mean ± se"] = f"{t['mean']:.4g} ± {t['se']:.2g}"
-    cols = ["budget_nfe", "best", "nfe", "mean ± se", "within_noise"]
-    lines.append(markdown_table(table, cols + (["|ce_gap| best", "agree"] if "ce_gap" in floor
-                                               else [])))  # fmt: skip
+            t["ce_gap_best"], t["agree"] = (d["|ce_gap|"], d["agree"]) if d else (None, None)
+            sh["|ce_gap| best"] = t["ce_gap_best"]
+            sh["agree"] = "" if d is None else ("yes" if d["agree"] else "**no**")
+        cols += ["|ce_gap| best", "agree"]
+    lines.append(markdown_table(shown, cols))
     if results.get("disagreements"):
         lines.append(f"\n`agree` **no**: the {m0} ranking and the |CE gap| ranking disagree "
                      "(each one's best is outside the other's ties); look at both, and at the "

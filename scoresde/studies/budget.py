@@ -23,19 +23,14 @@ __all__ = ["best_per_budget", "by_factor", "pareto_front", "study_summary"]
 def study_summary(
     rows: Sequence[dict[str, Any]], metric: str, floor: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
-    """:func:`summarize` plus ``us_per_sample`` and ``floor_sd``, the distance to the floor.
+    """:func:`summarize` plus ``floor_sd``, the distance to the floor.
 
     ``floor_sd = (mean - floor mean) / floor sd``: within a few units, the configuration cannot
     be told apart from exact sampling at this sample size.
     """
     out = summarize(rows, metric)
-    per: dict[tuple[str, Any], list[float]] = {}
-    for r in rows:
-        per.setdefault((r["sampler"], r["nfe_target"]), []).append(r.get("us_per_sample", math.nan))
     fl = (floor or {}).get(metric)
     for s in out:
-        v = per[(s["sampler"], s["nfe_target"])]
-        s["us_per_sample"] = sum(v) / len(v)
         s["floor_sd"] = (s["mean"] - fl["mean"]) / fl["sd"] if fl and fl["sd"] > 0 else math.nan
     return out
 

@@ -33,9 +33,11 @@ __all__ = ["FLOOR_TIE_Z", "RECOMMENDED_SEEDS", "disagreements", "paired_test", "
 #: Seeds below which a ranking carries a "few seeds" note (the t quantile is wide).
 RECOMMENDED_SEEDS = 5
 #: Both configurations are "at the floor" when mean <= floor mean + FLOOR_TIE_Z floor sd.
-#: Chosen on the training problems (``2modes`` and 3-component mixtures): 2 sds keep exact
-#: draws at the floor in 49 of 50 trials.
-FLOOR_TIE_Z = 2.0
+#: Chosen on training problems, never the ``8gaussians`` reported in the docs
+#: (experiments/sampler_study.py: ``2modes`` and two 3-component mixtures at n = 500, 2000,
+#: 5000, 40 exact draws each against a floor of 5 draws, as a study has): exact draws lay above
+#: floor mean + 3 sd in 13 of 360 trials (39 at 2 sd, 7 at 4 sd).
+FLOOR_TIE_Z = 3.0
 
 
 def _value(row: Mapping[str, Any], metric: str, absolute: bool) -> float:
