@@ -18,14 +18,8 @@ like at a given sample size).
 from __future__ import annotations
 
 from .density import CrossEntropyGap, Density, cross_entropy_gap, kl_monte_carlo, noise_floor
-from .distances import (
-    energy_distance,
-    median_bandwidth,
-    mmd,
-    mmd_features,
-    sliced_wasserstein,
-    wasserstein,
-)
+from .distances import sliced_wasserstein, wasserstein
+from .kernels import energy_distance, median_bandwidth, mmd, mmd_features
 from .registry import METRICS, MetricSpec, get_metric
 
 __all__ = [

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from .._utils import names_list
-from .distances import energy_distance, mmd, mmd_features, sliced_wasserstein, wasserstein
+from .distances import sliced_wasserstein, wasserstein
+from .kernels import energy_distance, mmd, mmd_features
 
 __all__ = ["METRICS", "MetricSpec", "get_metric"]
 
