@@ -11,8 +11,7 @@ import torch
 
 from scoresde.cli.common import PRESETS
 from scoresde.metrics import get_metric, mmd, mmd_features, sliced_wasserstein
-from scoresde.studies import Problem, StudySpec, run_study
-from scoresde.studies import coverage, folder
+from scoresde.studies import Problem, StudySpec, coverage, folder, run_study
 
 TWO = PRESETS["2modes"]()
 
