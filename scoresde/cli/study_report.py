@@ -222,6 +222,8 @@ def write_study_report(out: str | Path, result: StudyResult, title: str = "sampl
         if m == "ce_gap":
             _mc_se(summary, rows)
         results["summary"][m] = summary
+        if m in _HIGHER:  # in the precision/recall section above
+            continue
         plot_quality(result, m, out / f"quality_vs_nfe_{m}.png")
         se = "Monte Carlo SE of the gap, combined over seeds" if m == "ce_gap" else "over seeds"
         text += [f"## {m}\n", f"`floor_sd`: (mean - floor) / floor sd. `se`: {se}.\n",
