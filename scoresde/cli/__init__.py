@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--denoise", action="store_true",
                    help="every sampler finishes with a Tweedie step (1 NFE, inside the budget)")  # fmt: skip
     c.add_argument("--seeds", type=_types(lambda v: int_list(v, 0)), default=None,
-                   help="comma list of seeds (default 1,2)")  # fmt: skip
+                   help="comma list of seeds (default 0,1,2,3,4: five seeds for a paired ranking)")  # fmt: skip
     c.add_argument("--metrics", type=names(METRICS), default=None,
                    help=f"comma list from: {_names(METRICS)} (default sw2,mmd)")  # fmt: skip
     c.add_argument("-n", "--n", type=_types(lambda v: int_list(v)[0]), default=None,

@@ -32,7 +32,7 @@ __all__ = ["run_compare"]
 
 #: Flag defaults when no ``--spec`` is given (a spec file and these flags are exclusive).
 FLAG_DEFAULTS: dict[str, Any] = {"samplers": ["euler_maruyama", "ddim", "pf_heun"], "nfe": [10, 20, 50],
-                 "seeds": [1, 2], "metrics": ["sw2", "mmd"], "n": 2000}  # fmt: skip
+                 "seeds": [0, 1, 2, 3, 4], "metrics": ["sw2", "mmd"], "n": 2000}  # fmt: skip
 
 
 def compare_spec(args: argparse.Namespace) -> StudySpec:

@@ -153,7 +153,7 @@ def sharded_compare_samplers(
     reference: Tensor,
     metrics: Sequence[str] = ("sw2", "mmd"),
     *,
-    seeds: Sequence[int] = (0,),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
     world: World | None = None,
     **study_kwargs: Any,
 ) -> StudyResult | None:

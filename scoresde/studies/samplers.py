@@ -60,7 +60,7 @@ def compare_samplers(
     reference: Tensor,
     metrics: Sequence[str] = ("sw2", "mmd"),
     *,
-    seeds: Sequence[int] = (0,),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
     n_samples: int | None = None,
     density: Density | None = None,
     grid_kind: str | None = None,
@@ -87,7 +87,7 @@ def compare_samplers(
         nfes: Target numbers of score evaluations.
         reference: Exact (or held-out) samples, shape ``(m, *event_shape)``.
         metrics: Names in :data:`scoresde.metrics.METRICS`.
-        seeds: One row per seed (two or more for a ranking; five recommended).
+        seeds: One row per seed (two or more for a ranking; five by default).
         n_samples: Samples per run (default: ``len(reference)``).
         density: Optional exact density: the CE gap columns, the noise floor from its exact
             draws and, for a mixture, mode mass and precision/recall.
