@@ -30,12 +30,14 @@ in the parameters (the VLB of :mod:`scoresde.vlb` trains them).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.functional import softplus
+from typing_extensions import override
 
-from .schedules import BetaSchedule, _bisect
+from .schedules import BetaSchedule, _bisect, register_schedule
 
 __all__ = ["LearnedLogSNR"]
 
@@ -44,6 +46,7 @@ def _inv_softplus(y: float) -> float:
     return y + math.log(-math.expm1(-y))
 
 
+@register_schedule("learned_log_snr")
 class LearnedLogSNR(nn.Module, BetaSchedule):
     """A monotone learned negative log-SNR gamma_eta(t) on [0, 1], usable as a VP beta schedule.
 
@@ -128,7 +131,7 @@ class LearnedLogSNR(nn.Module, BetaSchedule):
         return g0 + (g1 - g0) * r, (g1 - g0) * dr
 
     def gamma(self, t: Tensor) -> Tensor:
-        """gamma(t) = -lambda(t), increasing in t, shaped like ``t``."""
+        """The negated log-SNR gamma(t) = -lambda(t), increasing in t, shaped like ``t``."""
         return self.gamma_and_grad(t)[0]
 
     def gamma_and_grad(self, t: Tensor) -> tuple[Tensor, Tensor]:
@@ -136,39 +139,44 @@ class LearnedLogSNR(nn.Module, BetaSchedule):
         return self.gamma_from_shape(*self.shape(t))
 
     # -- the BetaSchedule interface (alpha_t^2 = exp(-B(t)) = sigmoid(-gamma(t))) ---------------
+    @override
     def beta(self, t: Tensor) -> Tensor:
         g, dg = self.gamma_and_grad(t)
         return torch.sigmoid(g) * dg
 
+    @override
     def integral(self, t: Tensor) -> Tensor:
         return softplus(self.gamma(t))
 
+    @override
     def inverse_integral(self, b: Tensor) -> Tensor:
         # softplus(gamma) = B  =>  gamma = log(expm1(B)); gamma is increasing: bisect in t.
         target = torch.log(torch.expm1(b.to(torch.float64)))
         with torch.no_grad():
             return _bisect(self.gamma, target, 0.0, 1.0).to(b.dtype)
 
-    def to_dict(self) -> dict[str, object]:
+    @override
+    def to_config(self) -> dict[str, Any]:
         """The schedule's shape (``hidden``) and current end points, for ``sde.config()``.
 
         The learned parameters are state, not configuration: they live in ``state_dict()``
         (register the schedule on the model, ``model.add_module("schedule", sde.schedule)``,
-        and every checkpoint carries them). :meth:`from_dict` rebuilds a schedule of this shape
+        and every checkpoint carries them). :meth:`from_config` rebuilds a schedule of this shape
         whose parameters ``load_state_dict`` then fills.
         """
         with torch.no_grad():
             g0, g1 = self.ends(torch.float64)
         return {
-            "kind": "learned_log_snr",
+            "kind": self.kind,
             "gamma_0": float(g0),
             "gamma_1": float(g1),
             "hidden": int(self.raw_w2.numel()),
         }
 
     @classmethod
-    def from_dict(cls, config: dict[str, object]) -> LearnedLogSNR:
-        """A schedule of the shape :meth:`to_dict` describes, with those end points.
+    @override
+    def from_config(cls, config: dict[str, Any]) -> LearnedLogSNR:
+        """A schedule of the shape :meth:`to_config` describes, with those end points.
 
         Its hidden units are a fixed initialisation until ``load_state_dict`` restores the
         learned ones (:func:`scoresde.training.model_from_config` does so through the model's
@@ -181,19 +189,21 @@ class LearnedLogSNR(nn.Module, BetaSchedule):
         if not isinstance(config, dict) or set(config) != keys:
             got = sorted(config) if isinstance(config, dict) else type(config).__name__
             raise ValueError(
-                f"LearnedLogSNR.from_dict: expected the keys {sorted(keys)}, received {got}"
+                f"LearnedLogSNR.from_config: expected the keys {sorted(keys)}, received {got}"
             )
         if config["kind"] != "learned_log_snr":
             raise ValueError(
-                f"LearnedLogSNR.from_dict: expected kind 'learned_log_snr', received {config['kind']!r}"
+                f"LearnedLogSNR.from_config: expected kind 'learned_log_snr', received "
+                f"{config['kind']!r}"
             )
         return cls(
-            gamma_min=config["gamma_0"],  # type: ignore[arg-type]
-            gamma_max=config["gamma_1"],  # type: ignore[arg-type]
-            hidden=config["hidden"],  # type: ignore[arg-type]
+            gamma_min=config["gamma_0"],
+            gamma_max=config["gamma_1"],
+            hidden=config["hidden"],
             generator=torch.Generator().manual_seed(0),
         )
 
+    @override
     def extra_repr(self) -> str:
         with torch.no_grad():
             g0, g1 = self.ends(torch.float64)

@@ -23,13 +23,15 @@ Both are :class:`~scoresde.sde.schedules.BetaSchedule` objects, so a
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.nn.functional import softplus
+from typing_extensions import override
 
 from .._utils import check_positive
-from .schedules import BetaSchedule
+from .schedules import BetaSchedule, register_schedule
 
 __all__ = ["LogSNRLinearBeta", "SqrtBeta"]
 
@@ -37,6 +39,7 @@ __all__ = ["LogSNRLinearBeta", "SqrtBeta"]
 LOG_SNR_T = -9.6
 
 
+@register_schedule("sqrt")
 class SqrtBeta(BetaSchedule):
     """alpha_bar(t) = (1 - sqrt(t + s)) / (1 - sqrt(s)) (Li et al. 2022), in continuous time.
 
@@ -59,23 +62,28 @@ class SqrtBeta(BetaSchedule):
         b_T = float(softplus(torch.tensor(-LOG_SNR_T, dtype=torch.float64)))
         self.default_T = float(self.inverse_integral(torch.tensor(b_T, dtype=torch.float64)))
 
+    @override
     def beta(self, t: Tensor) -> Tensor:
         u = torch.sqrt(t + self.s)
         return 0.5 / (u * (1 - u))
 
+    @override
     def integral(self, t: Tensor) -> Tensor:
         return self._log_1m_sqrt_s - torch.log1p(-torch.sqrt(t + self.s))
 
+    @override
     def inverse_integral(self, b: Tensor) -> Tensor:
         # 1 - sqrt(t + s) = (1 - sqrt(s)) e^{-B}  =>  t = (1 - (1 - sqrt(s)) e^{-B})^2 - s.
         b64 = b.to(torch.float64)
         u = -torch.expm1(self._log_1m_sqrt_s - b64)
         return (u**2 - self.s).clamp_min(0.0).to(b.dtype)
 
-    def to_dict(self) -> dict[str, object]:
-        return {"kind": "sqrt", "s": self.s}
+    @override
+    def to_config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "s": self.s}
 
 
+@register_schedule("log_snr_linear")
 class LogSNRLinearBeta(BetaSchedule):
     """A VP schedule with log-SNR linear in t: lambda(t) = lambda_max + (lambda_min - lambda_max) t.
 
@@ -103,20 +111,24 @@ class LogSNRLinearBeta(BetaSchedule):
         """lambda(t), linear in t."""
         return self.lambda_max - self.rate * t
 
+    @override
     def beta(self, t: Tensor) -> Tensor:
         return self.rate * torch.sigmoid(-self.log_snr(t))
 
+    @override
     def integral(self, t: Tensor) -> Tensor:
         return softplus(-self.log_snr(t))
 
+    @override
     def inverse_integral(self, b: Tensor) -> Tensor:
         # softplus(-lambda) = B  =>  lambda = -log(expm1(B)); then invert the line.
         lam = -torch.log(torch.expm1(b.to(torch.float64)))
         return ((self.lambda_max - lam) / self.rate).to(b.dtype)
 
-    def to_dict(self) -> dict[str, object]:
+    @override
+    def to_config(self) -> dict[str, Any]:
         return {
-            "kind": "log_snr_linear",
+            "kind": self.kind,
             "lambda_max": self.lambda_max,
             "lambda_min": self.lambda_min,
         }
