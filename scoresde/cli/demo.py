@@ -168,11 +168,14 @@ def next_steps(out: Path, data: str) -> dict[str, str]:
 
 
 def _sample_figure(study: Any, ref: torch.Tensor, out: Path) -> Path:
+    """Each sampler at its largest NFE, titled with the NFE it spent (not the target)."""
+    spent = {(r["sampler"], r["nfe_target"]): r["nfe"] for r in study.rows}
     best: dict[str, tuple[int, torch.Tensor]] = {}
     for (label, nfe), x in study.samples.items():
         if label not in best or (nfe or 0) > best[label][0]:
             best[label] = (nfe or 0, x)
-    panels = {f"{k} (NFE {v[0] or 'adaptive'})": v[1] for k, v in best.items()}
+    panels = {f"{k} (NFE {spent.get((k, v[0] or None)) or 'adaptive'})": v[1]
+              for k, v in best.items()}  # fmt: skip
     return report.plot_samples(panels, out / "samples_per_sampler.png", reference=ref)
 
 
