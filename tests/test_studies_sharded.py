@@ -53,7 +53,13 @@ def single(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_spec_on_two_forked_ranks_gives_the_cells_of_one_process(single, tmp_path: Path) -> None:
     spec, one = single
     out = tmp_path / "ranks2"
-    res = launch(lambda rank: main(_argv(spec, out) + ["--timeout", "60"]), 2, timeout=100)
+    def rank_main(rank: int) -> int:
+        import scoresde._launcher
+
+        scoresde._launcher.LAUNCHER_PID = os.getppid()  # the forking test process launches
+        return main(_argv(spec, out) + ["--timeout", "60"])
+
+    res = launch(rank_main, 2, timeout=100)
     assert res == {0: ("ok", 0), 1: ("ok", 0)}, res
     _same_study(one, out)
 
