@@ -53,6 +53,7 @@ def single(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_spec_on_two_forked_ranks_gives_the_cells_of_one_process(single, tmp_path: Path) -> None:
     spec, one = single
     out = tmp_path / "ranks2"
+
     def rank_main(rank: int) -> int:
         import scoresde._launcher
 
