@@ -131,6 +131,40 @@ def _ddpm_beta_slope() -> float:
     return -slope([r["n_steps"] for r in rows], [r["mean_diff_beta"] for r in rows])
 
 
+def _study_best_table() -> str:
+    """Best per NFE budget of the documented sampler study, with ties and the CE-gap check."""
+    study = results("sampler_study")["study"]
+    floor = study["floor"]["sw2"]
+    summary = {(s["sampler"], s["nfe_target"]): s for s in study["summary"]["sw2"]}
+    ce = {(s["sampler"], s["nfe_target"]): s for s in study["summary"]["ce_gap"]}
+    head = ("| budget (NFE) | best (sliced W2) | NFE used | sliced W2, mean ± s.e. | distance to "
+            "floor (floor sd) | within noise of the best | best by abs. CE gap | agree |\n"
+            "|---|---|---|---|---|---|---|---|\n")  # fmt: skip
+    lines = []
+    for b in study["best_per_budget"]:
+        key = next(k for k in summary if k[0] == b["best"] and summary[k]["nfe"] == b["nfe"])
+        z = (b["mean"] - floor["mean"]) / floor["sd"]
+        gap = ce[key]["mean"]
+        lines.append(f"| {b['budget_nfe']} | {b['best']} (CE gap {gap:+.3f}) | {b['nfe']} | "
+                     f"{b['mean']:.3f} ± {b['se']:.3f} | {z:.1f} | {b['within_noise']} | "
+                     f"{b['ce_gap_best']} | {'yes' if b['agree'] else '**no**'} |")  # fmt: skip
+    return head + "\n".join(lines)
+
+
+def _study_coverage_table() -> str:
+    """Precision/recall of every configuration of the documented study against its floor."""
+    study = results("sampler_study")["study"]
+    head = "| sampler | NFE | precision | recall | below the floor |\n|---|---|---|---|---|\n"
+    rows = [f"| {c['sampler']} | {c['nfe']:.0f} | {c['precision']:.3f} | {c['recall']:.3f} | "
+            f"{c['below floor']} |" for c in study["coverage"]]  # fmt: skip
+    return head + "\n".join(rows)
+
+
+def _calibration(key: str, i: int) -> str:
+    rows = results("sampler_study")["calibration"]["rows"]
+    return f"{sum(r[key][i] for r in rows)} of {len(rows) * results('sampler_study')['calibration']['trials']}"
+
+
 def _guidance_table() -> str:
     res = results("guidance")
     s, cols = res["summary"], [(w, n) for w in (0.0, 3.0, 7.0) for n in (5, 10, 20)]
@@ -171,6 +205,10 @@ DERIVED: dict[str, Callable[[], str]] = {
     "ddpm_ddim_convergence.beta_slope": lambda: f"{_ddpm_beta_slope():.2f}",
     "ddpm_ddim_convergence.identity_min": lambda: _sci(
         min(r["max_diff_beta_tilde"] for r in results("ddpm_ddim_convergence")["identity"])),
+    "sampler_study.best_table": _study_best_table,
+    "sampler_study.coverage_table": _study_coverage_table,
+    "sampler_study.floor_z_hits": lambda: _calibration("below_floor", 1),
+    "sampler_study.tie_z_hits": lambda: _calibration("above_floor", 1),
     "ddpm_ddim_convergence.identity_max": lambda: _sci(
         max(r["max_diff_beta_tilde"] for r in results("ddpm_ddim_convergence")["identity"])),
 }  # fmt: skip

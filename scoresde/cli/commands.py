@@ -1,6 +1,6 @@
-"""``scoresde train | sample | compare``: each writes a run folder with config, results, report.
+"""``scoresde train | sample``: each writes a run folder with config, results, report.
 
-``nll`` lives in :mod:`scoresde.cli.nll`.
+``nll`` lives in :mod:`scoresde.cli.nll`, ``compare`` in :mod:`scoresde.cli.compare`.
 
 ``sample``, ``nll`` and ``compare`` run sharded (:mod:`scoresde.cli.scaleout`): as one process,
 or under ``torchrun`` with the same files and numbers.
@@ -17,13 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..data import get_dataset
 from ..distributed import atomic_save_npy, atomic_write, env
 from ..samplers import get_sampler, load_grid, plan_for_nfe
-from ..sde import get_sde
-from ..studies import summarize
 from . import report
-from .common import CLIError, Interrupted, parse_mixture, run_dir, write_results
+from .common import CLIError, Interrupted, run_dir, write_results
 from .config import RunConfig
 from .model_source import load_source, source_name
 from .scaleout import cli_world, shared_run_dir
@@ -32,7 +29,7 @@ from .validate import check_memory
 if TYPE_CHECKING:
     from ..training import TrainedModel
 
-__all__ = ["run_compare", "run_sample", "run_train"]
+__all__ = ["run_sample", "run_train"]
 
 
 def _recipe(args: argparse.Namespace) -> RunConfig:
@@ -234,109 +231,3 @@ def _sample_grid(args: argparse.Namespace, sde: Any) -> tuple[str, torch.Tensor,
         return name, torch.tensor([sde.T, sde.eps], dtype=torch.float64), opts
     grid, opts = plan_for_nfe(sde, name, args.nfe or 50, args.grid, exact=False, **opts)
     return name, grid, opts
-
-
-def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
-    """A sampler study on an exact mixture score (``--analytic``) or a checkpoint (``--ckpt``).
-
-    Its (seed, sampler) runs are shared out over ``torchrun`` ranks (one process otherwise);
-    every row is the row of one process, and rank 0 writes the files.
-    """
-    from ..distributed import sharded_compare_samplers
-
-    density: Any = None
-    score_fn: Any = None
-    with cli_world(args, device) as world:
-        if args.analytic:
-            sde = get_sde(args.sde)
-            density = parse_mixture(args.analytic)
-            score_fn = density.with_sde(sde)
-            gen = torch.Generator().manual_seed(10_000 + args.seed)
-            ref = density.sample(args.n, gen, dtype=torch.float32, device=world.device)
-        else:
-            from .nll import nll_data
-
-            own = getattr(args, "model", None)  # a model trained elsewhere: --data is the reference
-            data = nll_data(args.data) if own and args.data else None
-            model, scaler, _, metadata = load_source(args, world.device, data and data.levels)
-            sde, score_fn = model.sde, model
-            if data is None:
-                source = metadata.get("run_config", {}).get("data")
-                if not source:
-                    raise CLIError(
-                        f"{'--model' if own else '--ckpt'}: {source_name(args)} does not name its "
-                        "training data" + ("; pass --data" if own else " (no run config)")
-                    )
-                data = get_dataset(source["name"], **source.get("kwargs", {}))
-            ref = scaler.transform(data.test[: args.n]).to(world.device)
-        runs = len(args.samplers) * len(args.nfe) + len(args.grid) + 2
-        check_memory(
-            ref[:1].numel() * 4 * args.n * runs,
-            "-n",
-            args.n,
-            f"{args.n} samples kept for each of {runs} runs (samplers x NFEs, the reference)",
-        )
-        n_ref = min(len(ref), 1000)
-        _check_nfe(
-            args.nfe,
-            args.force,
-            lambda: score_fn(ref[:n_ref], torch.full((n_ref,), sde.T, device=ref.device)),
-        )
-        kinds = [g for g in args.grid if isinstance(g, str)]
-        if len(kinds) > 1:
-            raise CLIError(f"--grid: expected at most one grid kind, received {', '.join(kinds)}")
-        paths = [g for g in args.grid if isinstance(g, Path)]
-        grids = {
-            f"{og.sampler}[{p.stem}]": og
-            for og, p in zip([load_grid(p, sde) for p in paths], paths, strict=True)
-        }
-        out = shared_run_dir(world, args.out, "compare")
-        study = sharded_compare_samplers(
-            sde,
-            score_fn,
-            args.samplers,
-            args.nfe,
-            ref,
-            args.metrics,
-            seeds=args.seeds,
-            density=density,
-            world=world,
-            shard_dir=out / "shards",
-            progress=not args.quiet,
-            grid_kind=kinds[0] if kinds else None,
-            grids=grids,
-            denoise=args.denoise,
-        )
-    if study is None:
-        return None
-    bad = [
-        r
-        for r in study.rows
-        if any(isinstance(v, float) and not math.isfinite(v) for v in r.values())
-    ]
-    if bad:
-        raise CLIError(
-            f"compare: expected finite metrics, received non-finite values in {len(bad)} of "
-            f"{len(study.rows)} rows (e.g. {bad[0].get('sampler')}); check the scale of the "
-            "mixture or the checkpoint"
-        )
-    ref = ref.cpu()
-    atomic_write(out / "sampler_study.csv", study.to_csv)
-    m = args.metrics[0]
-    atomic_write(out / "quality_vs_nfe.png", lambda p: report.plot_quality_vs_nfe(study.rows, m, p))
-    if ref.ndim == 2:
-        panels = {
-            f"{k[0]} (NFE {k[1]})": v for k, v in study.samples.items() if k[1] == max(args.nfe)
-        }
-        atomic_write(
-            out / "samples_per_sampler.png", lambda p: report.plot_samples(panels, p, reference=ref)
-        )
-    summary = summarize(study.rows, m)
-    results = {"metric": m, "summary": summary, "skipped": study.skipped, "rows": study.rows}
-    text = (
-        f"# scoresde compare\n\n{m}, mean over seeds {args.seeds}:\n\n"
-        + report.markdown_table(summary, ["sampler", "nfe_target", "nfe", "mean", "se"])
-        + "\n![quality vs NFE](quality_vs_nfe.png)\n"
-    )
-    write_results(out, _config("compare", args, device), results, text)
-    return out

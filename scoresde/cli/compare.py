@@ -6,7 +6,8 @@ the folder keeps it as ``spec.json``, so rerunning with the same ``--out`` resum
 study. With ``--analytic`` the score and density are exact (CE gap, mode-mass error and the
 floor from exact draws); with ``--ckpt``, ``--data`` (default: the training data) supplies the
 reference set and the points beyond it the floor's draws. Under ``torchrun`` (or with
-``--timeout``) the flags run the sharded study of :mod:`scoresde.cli.commands` instead.
+``--timeout``) the same study runs with its cells shared out over the ranks (same rows at any
+world size; rank 0 writes the report), spec, floor and factors included.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from ..data import get_dataset
 from ..distributed import env
 from ..studies import Problem, StudySpec, data_pool_sampler, load_spec, run_study
 from ..studies.table import write_json
-from .commands import run_compare as run_sharded_compare
 from .common import CLIError, parse_mixture, run_dir
 from .model_source import load_source, source_name
 from .nll import nll_data
@@ -31,13 +31,8 @@ from .study_report import write_study_report
 __all__ = ["run_compare"]
 
 #: Flag defaults when no ``--spec`` is given (a spec file and these flags are exclusive).
-FLAG_DEFAULTS: dict[str, Any] = {
-    "samplers": ["euler_maruyama", "ddim", "pf_heun"],
-    "nfe": [10, 20, 50],
-    "seeds": [1, 2],
-    "metrics": ["sw2", "mmd"],
-    "n": 2000,
-}
+FLAG_DEFAULTS: dict[str, Any] = {"samplers": ["euler_maruyama", "ddim", "pf_heun"], "nfe": [10, 20, 50],
+                 "seeds": [0, 1, 2, 3, 4], "metrics": ["sw2", "mmd"], "n": 2000}  # fmt: skip
 
 
 def compare_spec(args: argparse.Namespace) -> StudySpec:
@@ -111,30 +106,31 @@ def compare_problem(args: argparse.Namespace, device: torch.device, n: int) -> P
 def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
     """A sampler study on an exact mixture score (``--analytic``) or a checkpoint (``--ckpt``).
 
-    Under ``torchrun``, or with ``--timeout``, the flags run the sharded study of
-    :func:`scoresde.cli.commands.run_compare` instead (same rows on any number of ranks; no
-    spec file, noise floor or factors there yet).
+    Under ``torchrun``, or with ``--timeout``, the study's cells are shared out over the ranks
+    (:func:`~scoresde.studies.run_study` with a world); rank 0 writes the files and the other
+    ranks return None.
     """
-    if env.world_size() > 1 or args.timeout is not None:
-        if args.spec:
-            raise CLIError(
-                "--spec: not yet under torchrun/--timeout (the sharded study takes the flags only)"
-            )
-        for k, d in FLAG_DEFAULTS.items():
-            if getattr(args, k) is None:
-                setattr(args, k, d)
-        args.timeout = 600.0 if args.timeout is None else args.timeout
-        return run_sharded_compare(args, device)
     spec = compare_spec(args)
-    problem = compare_problem(args, device, spec.n)
-    out = run_dir(args.out, "compare", getattr(args, "force", False))
-    bar = progress_bar(desc="sampler study", disable=args.quiet, leave=False)
-    try:
-        study = run_study(
-            spec, problem, out, progress=lambda m: (bar.set_postfix_str(m), bar.update())
-        )
-    finally:
-        bar.close()
+    if env.world_size() > 1 or args.timeout is not None:
+        from .scaleout import cli_world, shared_run_dir
+
+        args.timeout = 600.0 if args.timeout is None else args.timeout
+        with cli_world(args, device) as world:
+            problem = compare_problem(args, world.device, spec.n)
+            out = shared_run_dir(world, args.out, "compare")
+            study = run_study(spec, problem, out, world=world)
+        if study is None:
+            return None
+    else:
+        problem = compare_problem(args, device, spec.n)
+        out = run_dir(args.out, "compare", getattr(args, "force", False))
+        bar = progress_bar(desc="sampler study", disable=args.quiet, leave=False)
+        try:
+            study = run_study(spec, problem, out,
+                              progress=lambda m: (bar.set_postfix_str(m), bar.update()))  # fmt: skip
+        finally:
+            bar.close()
+    assert study is not None
     write_study_report(out, study, "scoresde compare")
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     write_json({"command": "compare", **config, "device": str(device)}, out / "config.json")

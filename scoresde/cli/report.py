@@ -146,10 +146,14 @@ def plot_quality_vs_nfe(
     rows: Sequence[dict[str, Any]],
     metric: str,
     path: str | Path,
-    floor: float | None = None,
+    floor: float | dict[str, Any] | None = None,
     ylabel: str | None = None,
 ) -> Path:
-    """Metric (mean ± s.e. over seeds) against the NFE actually used, one line per sampler."""
+    """Metric (mean ± s.e. over seeds) against the NFE actually used, one line per sampler.
+
+    ``floor``: the exact-sample floor, ``{"mean", "sd"}`` (or ``"std"``) drawn as a band with
+    its mean ± sd in the legend; a bare number draws a line.
+    """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
     summary = [s for s in summarize(rows, metric) if s["nfe"] is not None]
@@ -159,7 +163,12 @@ def plot_quality_vs_nfe(
         se = [0.0 if math.isnan(v) else v for v in se_raw]
         style = "o-" if len(pts) > 1 else "*"
         ax.errorbar(nfe, mean, yerr=se, fmt=style, ms=4, capsize=2, color=f"C{i}", label=label)
-    if floor is not None and floor > 0:
+    if isinstance(floor, dict):
+        f_mean, f_sd = float(floor["mean"]), float(floor.get("sd", floor.get("std")) or 0.0)
+        ax.axhspan(f_mean - f_sd, f_mean + f_sd, color="0.55", alpha=0.35, zorder=0,
+                   label=f"exact-sample floor {f_mean:.3g} ± {f_sd:.2g} (mean ± sd)")  # fmt: skip
+        ax.axhline(f_mean, color="0.3", ls="--", lw=1, zorder=0)
+    elif floor is not None and floor > 0:
         ax.axhline(floor, color="k", ls="--", lw=1, label="exact-sample floor")
     # ticks at the requested budgets: a sampler whose steps cost 2+ NFE may spend a little less
     # (pf_heun: 4 at a target of 5), and a tick per spent NFE would crowd (44 next to 50)

@@ -87,7 +87,8 @@ class StudySpec:
     Attributes:
         samplers: Registry names, ``{"name": ..., "options": {...}}`` or ``[name, options]``.
         nfe: Target NFEs.
-        seeds: Seeds; for seed s every cell starts from the same prior draws (generator s).
+        seeds: Seeds; for seed s every cell starts from the same prior draws (generator s). Five
+            by default: rankings pair cells across seeds, and one seed does not rank.
         n: Samples per run.
         metrics: Names in :data:`scoresde.metrics.METRICS`.
         factors: ``{factor: [values]}``.
@@ -99,7 +100,7 @@ class StudySpec:
 
     samplers: list[Any]
     nfe: list[int]
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     n: int = 2000
     metrics: list[str] = field(default_factory=lambda: ["sw2", "mmd"])
     factors: dict[str, list[Any]] = field(default_factory=dict)
