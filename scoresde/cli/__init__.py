@@ -278,25 +278,54 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--sde", default="vp", choices=sorted(SDES), help="SDE for --analytic (default vp)"
     )
-    c.add_argument("--samplers", type=names(SAMPLERS), default=None,
-                   help=f"comma list from: {_names(SAMPLERS)} (default euler_maruyama,ddim,pf_heun)")  # fmt: skip
-    c.add_argument("--nfe", type=_types(int_list), default=None,
-                   help="comma list of NFEs (default 10,20,50)")  # fmt: skip
-    c.add_argument("--grid", type=_types(lambda v: [grid_arg(x) for x in v.split(",")]),
-                   default=[], metavar="KIND|FILE.json,...",
-                   help="a grid kind for every sampler and/or grid files (each adds its own "
-                   "sampler at its own NFE)")  # fmt: skip
-    c.add_argument("--denoise", action="store_true",
-                   help="every sampler finishes with a Tweedie step (1 NFE, inside the budget)")  # fmt: skip
-    c.add_argument("--seeds", type=_types(lambda v: int_list(v, 0)), default=None,
-                   help="comma list of seeds (default 0,1,2,3,4: five seeds for a paired ranking)")  # fmt: skip
-    c.add_argument("--metrics", type=names(METRICS), default=None,
-                   help=f"comma list from: {_names(METRICS)} (default sw2,mmd)")  # fmt: skip
-    c.add_argument("-n", "--n", type=_types(lambda v: int_list(v)[0]), default=None,
-                   help="samples per run (default 2000; write -n under torchrun)")  # fmt: skip
-    c.add_argument("--timeout", type=float, default=None,
-                   help="seconds without progress before a rank counts as failed; given, or "
-                   "under torchrun, the study's cells are shared out over the ranks")  # fmt: skip
+    c.add_argument(
+        "--samplers",
+        type=names(SAMPLERS),
+        default=None,
+        help=f"comma list from: {_names(SAMPLERS)} (default euler_maruyama,ddim,pf_heun)",
+    )
+    c.add_argument(
+        "--nfe", type=_types(int_list), default=None, help="comma list of NFEs (default 10,20,50)"
+    )
+    c.add_argument(
+        "--grid",
+        type=_types(lambda v: [grid_arg(x) for x in v.split(",")]),
+        default=[],
+        metavar="KIND|FILE.json,...",
+        help="a grid kind for every sampler and/or grid files (each adds its own "
+        "sampler at its own NFE)",
+    )
+    c.add_argument(
+        "--denoise",
+        action="store_true",
+        help="every sampler finishes with a Tweedie step (1 NFE, inside the budget)",
+    )
+    c.add_argument(
+        "--seeds",
+        type=_types(lambda v: int_list(v, 0)),
+        default=None,
+        help="comma list of seeds (default 0,1,2,3,4: five seeds for a paired ranking)",
+    )
+    c.add_argument(
+        "--metrics",
+        type=names(METRICS),
+        default=None,
+        help=f"comma list from: {_names(METRICS)} (default sw2,mmd)",
+    )
+    c.add_argument(
+        "-n",
+        "--n",
+        type=_types(lambda v: int_list(v)[0]),
+        default=None,
+        help="samples per run (default 2000; write -n under torchrun)",
+    )
+    c.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds without progress before a rank counts as failed; given, or "
+        "under torchrun, the study's cells are shared out over the ranks",
+    )
     _common(c, nfe=True)
     return top
 

@@ -31,8 +31,13 @@ from .study_report import write_study_report
 __all__ = ["run_compare"]
 
 #: Flag defaults when no ``--spec`` is given (a spec file and these flags are exclusive).
-FLAG_DEFAULTS: dict[str, Any] = {"samplers": ["euler_maruyama", "ddim", "pf_heun"], "nfe": [10, 20, 50],
-                 "seeds": [0, 1, 2, 3, 4], "metrics": ["sw2", "mmd"], "n": 2000}  # fmt: skip
+FLAG_DEFAULTS: dict[str, Any] = {
+    "samplers": ["euler_maruyama", "ddim", "pf_heun"],
+    "nfe": [10, 20, 50],
+    "seeds": [0, 1, 2, 3, 4],
+    "metrics": ["sw2", "mmd"],
+    "n": 2000,
+}
 
 
 def compare_spec(args: argparse.Namespace) -> StudySpec:
@@ -126,8 +131,9 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
         out = run_dir(args.out, "compare", getattr(args, "force", False))
         bar = progress_bar(desc="sampler study", disable=args.quiet, leave=False)
         try:
-            study = run_study(spec, problem, out,
-                              progress=lambda m: (bar.set_postfix_str(m), bar.update()))  # fmt: skip
+            study = run_study(
+                spec, problem, out, progress=lambda m: (bar.set_postfix_str(m), bar.update())
+            )
         finally:
             bar.close()
     assert study is not None

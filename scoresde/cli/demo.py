@@ -171,8 +171,11 @@ def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
     study.to_csv(out / "sampler_study.csv")
     floor = noise_floor(data.sampler, b["n"], "sw2", repeats=3) if data.sampler else None
     figures = [_sample_figure(study, ref, out)]
-    figures.append(report.plot_quality_vs_nfe(study.rows, "sw2", out / "quality_vs_nfe.png",
-                                              floor, "sliced W2"))  # fmt: skip
+    figures.append(
+        report.plot_quality_vs_nfe(
+            study.rows, "sw2", out / "quality_vs_nfe.png", floor, "sliced W2"
+        )
+    )
     figures.append(_trajectories(sde, model, ref, b, args.seed, out))
     model64 = copy.deepcopy(model).double()  # likelihoods in float64
     nll = _nll(sde, model64, data, b["n_nll"], device)
@@ -253,8 +256,9 @@ def _sample_figure(study: Any, ref: torch.Tensor, out: Path) -> Path:
     for (label, nfe), x in study.samples.items():
         if label not in best or (nfe or 0) > best[label][0]:
             best[label] = (nfe or 0, x)
-    panels = {f"{k} (NFE {spent.get((k, v[0] or None)) or 'adaptive'})": v[1]
-              for k, v in best.items()}  # fmt: skip
+    panels = {
+        f"{k} (NFE {spent.get((k, v[0] or None)) or 'adaptive'})": v[1] for k, v in best.items()
+    }
     return report.plot_samples(panels, out / "samples_per_sampler.png", reference=ref)
 
 
@@ -313,18 +317,32 @@ def _report(results: dict[str, Any], study: Any, ll_rows: list[dict[str, Any]]) 
     floor = results["sw2_noise_floor"]
     if floor:
         draws = ", ".join(f"{v:.3f}" for v in floor["values"])
-        lines.append(f"Two independent exact sample sets of this size are {floor['mean']:.4f} ± "
-                     f"{floor['std']:.4f} apart (the floor: mean ± sd over {len(floor['values'])} "
-                     f"pairs: {draws}).\n")  # fmt: skip
-    lines.append(report.markdown_table(results["sampler_summary"],
-                                       ["sampler", "nfe_target", "nfe", "mean", "se",
-                                        "us_per_sample"]))  # fmt: skip
+        lines.append(
+            f"Two independent exact sample sets of this size are {floor['mean']:.4f} ± "
+            f"{floor['std']:.4f} apart (the floor: mean ± sd over {len(floor['values'])} "
+            f"pairs: {draws}).\n"
+        )
+    lines.append(
+        report.markdown_table(
+            results["sampler_summary"],
+            ["sampler", "nfe_target", "nfe", "mean", "se", "us_per_sample"],
+        )
+    )
     lines.append("`us_per_sample`: CPU microseconds per sample, median of repeated runs.\n")
-    lines += ["\n![quality vs NFE](quality_vs_nfe.png)\n", "![samples](samples_per_sampler.png)\n",
-              "## Reverse SDE vs PF-ODE from the same x_T\n", "![paths](trajectories.png)\n",
-              *_estimator_section(ll_rows)]  # fmt: skip
-    lines += ["## Next steps\n", "The checkpoint is `train/checkpoint.pt` in this folder:\n",
-              "```bash", *results["next_steps"].values(), "```\n"]  # fmt: skip
+    lines += [
+        "\n![quality vs NFE](quality_vs_nfe.png)\n",
+        "![samples](samples_per_sampler.png)\n",
+        "## Reverse SDE vs PF-ODE from the same x_T\n",
+        "![paths](trajectories.png)\n",
+        *_estimator_section(ll_rows),
+    ]
+    lines += [
+        "## Next steps\n",
+        "The checkpoint is `train/checkpoint.pt` in this folder:\n",
+        "```bash",
+        *results["next_steps"].values(),
+        "```\n",
+    ]
     if study.skipped:
         lines += ["Skipped: " + "; ".join(study.skipped) + "\n"]
     return "\n".join(lines) + "\n"

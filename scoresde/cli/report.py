@@ -165,8 +165,14 @@ def plot_quality_vs_nfe(
         ax.errorbar(nfe, mean, yerr=se, fmt=style, ms=4, capsize=2, color=f"C{i}", label=label)
     if isinstance(floor, dict):
         f_mean, f_sd = float(floor["mean"]), float(floor.get("sd", floor.get("std")) or 0.0)
-        ax.axhspan(f_mean - f_sd, f_mean + f_sd, color="0.55", alpha=0.35, zorder=0,
-                   label=f"exact-sample floor {f_mean:.3g} ± {f_sd:.2g} (mean ± sd)")  # fmt: skip
+        ax.axhspan(
+            f_mean - f_sd,
+            f_mean + f_sd,
+            color="0.55",
+            alpha=0.35,
+            zorder=0,
+            label=f"exact-sample floor {f_mean:.3g} ± {f_sd:.2g} (mean ± sd)",
+        )
         ax.axhline(f_mean, color="0.3", ls="--", lw=1, zorder=0)
     elif floor is not None and floor > 0:
         ax.axhline(floor, color="k", ls="--", lw=1, label="exact-sample floor")
