@@ -170,7 +170,7 @@ def mnist(run_dir: Path, n_steps: int, images: int, probes: int) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dims", type=int, nargs="+", default=[2, 16, 64])
+    p.add_argument("--dims", type=int, nargs="*", default=[2, 16, 64])
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--n64", type=int, default=50)
     p.add_argument("--run-dir", type=Path, default=None, help="MNIST run folder (skip if None)")
