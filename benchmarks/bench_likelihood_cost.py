@@ -137,11 +137,11 @@ def mnist(run_dir: Path, n_steps: int, images: int, probes: int) -> None:
     old, cpu_old = run(solver="dopri5", rtol=1e-2, atol=1e-2)
     ref, _ = run(n_steps=4 * n_steps, refresh_probes=False, **grid)
     print(f"{'setting':<46} {'NFE':>5} {'CPU s/img':>9} {'solver err bpd (mean, max)':>28}")
-    err_old = (old.log_prob.double() - ref.log_prob.double()) * to_bpd
+    err_old = (ref.log_prob.double() - old.log_prob.double()) * to_bpd  # in bits/dim
     rows = [("today: dopri5 rtol=atol=1e-2 in t, 1 probe", old, cpu_old, err_old)]
     for steps in (n_steps // 4, n_steps):
         r, cpu = run(n_steps=steps, refresh_probes=False, **grid)
-        err = (r.log_prob.double() - ref.log_prob.double()) * to_bpd
+        err = (ref.log_prob.double() - r.log_prob.double()) * to_bpd
         rows.append((f"rk4 {steps} steps, sigma~ path, 1 probe", r, cpu, err))
     new, cpu_new = run(n_steps=n_steps // 4, n_probes=probes, **grid)
     for label, r, cpu, e in rows:
