@@ -131,6 +131,7 @@ def test_cli_same_files_on_one_and_three_ranks(ckpt: str, tmp_path: Path) -> Non
     assert (out / "nll" / "nll.csv").read_text() == nll and len(nll.splitlines()) == 6
     names = sorted(p.name for p in (out / "sample").iterdir())
     assert names == [
+        ".scoresde.lock",  # the run folder's lock and owner mark
         "config.json",
         "report.md",
         "results.json",

@@ -16,8 +16,8 @@
   continuous data, and :func:`ddpm_vlb` the DDPM bound in bits per dim (a :class:`VLBResult`).
 * :mod:`~scoresde.likelihood.bounds`: the continuous ELBO (Song, Durkan, Murray & Ermon 2021,
   Theorem 2) and the DDPM L_vlb with the discretized Gaussian decoder (Ho et al. 2020).
-* :mod:`~scoresde.likelihood.vdm`: the continuous-time VLB of VDM (Kingma et al. 2021) with a
-  learned schedule trained for low estimator variance (:class:`VDMLoss`).
+* the continuous-time VLB of VDM (Kingma et al. 2021), :class:`VDMLoss` and :func:`vdm_vlb`,
+  lives with the other objectives in :mod:`scoresde.losses.vdm` (re-exported here).
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ import torchdiffeq
 from torch import Tensor
 
 from .._utils import check_finite, check_same_sde, mean_se, names_list, sde_of
+from ..checks import far_from_data
 from ..sde import LinearSDE, check_prior_for_data
 from .coordinates import SOLVERS, pf_coordinates, solver_options
 from .divergence import (
@@ -186,6 +187,7 @@ def log_likelihood(
         raise ValueError(f"{name}: expected an integer n_steps >= 1 or None, received {n_steps!r}")
     solvers = SOLVERS if n_steps is None else tuple(GRID_SOLVERS)
     _check_inputs(sde, score_fn, x, solver, rtol, atol, name, solvers)
+    far_from_data(x, name)
     if prior_log_prob is None:  # warns once if p_T is far from the prior used below
         check_prior_for_data(sde, x, "likelihood")
     if divergence not in DIVERGENCES:
