@@ -19,8 +19,14 @@ fixed along the path (``refresh_probes=False``) are what torchdiffeq's solver ne
 the paired comparisons of a Richardson check (:mod:`~scoresde.likelihood.budget`).
 
 No step control couples the samples of a batch: every sample takes the same grid, and the
-solver error is measured by re-solving on a finer grid (:func:`~scoresde.likelihood.budget`).
+solver error is measured by re-solving on a finer grid (:mod:`~scoresde.likelihood.budget`).
 The log-density is accumulated in float64 whatever the state's dtype.
+
+Which coordinates (measured, rk4, mean error of the data set's mean): on the MNIST-5000 U-Net
+(``experiments/mnist_likelihood.py``, training images) ``"sigma"`` (path in sigma~, log-density
+in log-SNR) needs 8x fewer steps than ``"log_snr"`` at 16 steps (0.004 vs 0.03 bits/dim) and
+``"t"`` is worst (0.04 at 16 steps, stiff near the data); on 4-component VP mixtures (d = 2-64)
+``"t"`` is best and torchdiffeq's adaptive dopri5 beats every fixed grid at 1e-4 nats.
 """
 
 from __future__ import annotations
