@@ -75,7 +75,9 @@ def watch_launcher(command: str, poll: float = 1.0) -> threading.Thread | None:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or _WATCHING:
         return None
     _WATCHING.append(True)
-    from .._launcher import LAUNCHER_PID as parent
+    from .._launcher import launcher_pid
+
+    parent = launcher_pid()
 
     rank = os.environ.get("RANK", "?")
     grace = min(30.0, float(os.environ.get("SCORESDE_PG_TIMEOUT", "600")))
