@@ -41,8 +41,9 @@ def compare_spec(args: argparse.Namespace) -> StudySpec:
     flags += [k for k in ("grid", "denoise") if getattr(args, k, None)]
     if args.spec:
         if flags:
-            raise CLIError(f"--spec: expected the spec file or the study flags, received both "
-                           f"(--spec and {', '.join('--' + f for f in flags)})")  # fmt: skip
+            raise CLIError(f"--spec: the spec file sets the study; received also "
+                           f"{', '.join('--' + f for f in flags)} (expected the spec file or the "
+                           "study flags, not both)")  # fmt: skip
         try:
             return load_spec(args.spec)
         except FileNotFoundError as err:
