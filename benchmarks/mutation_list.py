@@ -149,12 +149,12 @@ _TABLE: list[tuple[str, str, str, str, tuple[str, ...]]] = [
      "beta_tildes=(1 - prev) / one_minus * betas,", "beta_tildes=betas / one_minus * betas,",
      (REF_SDE,)),
     # -- losses --------------------------------------------------------------------------------------
-    ("dsm: likelihood weight g^2 / sigma", "scoresde/losses.py",
+    ("dsm: likelihood weight g^2 / sigma", "scoresde/losses/dsm.py",
      "return self.sde.g2(t) / sigma**2", "return self.sde.g2(t) / sigma", (LOSSES,)),
-    ("dsm: min_snr clamps from below", "scoresde/losses.py",
+    ("dsm: min_snr clamps from below", "scoresde/losses/dsm.py",
      "return torch.clamp(snr, max=self.gamma) / snr",
      "return torch.clamp(snr, min=self.gamma) / snr", (LOSSES,)),
-    ("dsm: importance weight without sigma^2", "scoresde/losses.py",
+    ("dsm: importance weight without sigma^2", "scoresde/losses/dsm.py",
      "return Z * sigma**2 / ((self.sde.T - self.sde.eps) * self.sde.g2(t))",
      "return Z / ((self.sde.T - self.sde.eps) * self.sde.g2(t))", (LOSSES,)),
     # -- likelihood ------------------------------------------------------------------------------------

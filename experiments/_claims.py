@@ -131,6 +131,28 @@ def _ddpm_beta_slope() -> float:
     return -slope([r["n_steps"] for r in rows], [r["mean_diff_beta"] for r in rows])
 
 
+def _guidance_table() -> str:
+    res = results("guidance")
+    s, cols = res["summary"], [(w, n) for w in (0.0, 3.0, 7.0) for n in (5, 10, 20)]
+    names = list(dict.fromkeys(k.split(":")[0] for k in s))
+    head = "| sampler | " + " | ".join(f"w = {w:g}, NFE {n}" for w, n in cols) + " |\n"
+    head += "|---|" + "---|" * len(cols) + "\n"
+    lines = []
+    for name in names:
+        vals = [s.get(f"{name}:{w:g}:{n}", {}).get("ode_rmse_max") for w, n in cols]
+        if all(v is None for v in vals):
+            continue  # stochastic samplers have no deterministic limit to compare with
+        lines.append(f"| `{name}` | " + " | ".join(
+            "–" if v is None else f"{v:.3f}" for v in vals) + " |")  # fmt: skip
+    return head + "\n".join(lines)
+
+
+def _guidance_reference_gap(w: float) -> str:
+    gaps = [r["ce_gap"] for r in results("guidance")["rows"]
+            if r["sampler"] == "reference" and r["w"] == w]  # fmt: skip
+    return f"{min(gaps):+.2f} to {max(gaps):+.2f}"
+
+
 #: Derived claims: name -> function returning the rendered text.
 DERIVED: dict[str, Callable[[], str]] = {
     "four_views.table_1d": lambda: _four_views_table("1d"),
@@ -139,6 +161,9 @@ DERIVED: dict[str, Callable[[], str]] = {
         s["identity_max_diff"] for m in results("four_views")["mixtures"].values()
         for s in m["series"])),  # fmt: skip
     "likelihood.table": _likelihood_table,
+    "guidance.table": _guidance_table,
+    "guidance.ref_gap_w0": lambda: _guidance_reference_gap(0.0),
+    "guidance.ref_gap_w7": lambda: _guidance_reference_gap(7.0),
     "likelihood.hutchinson_slope_2": lambda: f"{_hutchinson_slope('2'):.2f}",
     "likelihood.hutchinson_slope_16": lambda: f"{_hutchinson_slope('16'):.2f}",
     "sde_comparison.sw2_min_200": lambda: f"{_sde_comparison_range(200)[0]:.3f}",

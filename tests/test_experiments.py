@@ -228,7 +228,20 @@ def _check_reverse_variance(res: dict) -> None:
 
 
 #: Extra sanity checks on the fast-mode results, by script name.
+def _check_guidance(res: dict) -> None:
+    ref = {r["w"]: r for r in res["rows"] if r["sampler"] == "reference"}
+    # exact conditional sampling (w = 0): the reference ODE samples p(x | y) = q exactly, so its
+    # CE gap against q is zero up to the n = 100 draws' noise
+    assert abs(ref[0.0]["ce_gap"]) < 0.5, ref[0.0]
+    # the multistep data-prediction solver converges to the guided ODE's limit as NFE grows
+    s = res["summary"]
+    for w in res["weights"]:
+        lo, hi = (s[f"dpm_solver_pp_2m:{w:g}:{n}"]["ode_rmse_max"] for n in res["nfes"])
+        assert hi < lo, (w, lo, hi)
+
+
 CHECKS = {
+    "guidance": _check_guidance,
     "digits": _check_digits,
     "digits_screen": _check_digits_screen,
     "mnist": _check_mnist,

@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["build_parser", "main"]
 
@@ -31,7 +31,7 @@ _EPILOG = "Song et al. (2021), Score-Based Generative Modeling through SDEs. Doc
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump) and exit status 2."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
         raise SystemExit(2)
 
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ..sde import SDES
     from .common import float_list, grid_arg, int_list
     from .demo import BUDGETS
+    from .model_source import add_model_flag
     from .scaleout import add_scaleout_flags
 
     def names(registry: dict) -> Callable[[str], list[str]]:  # argparse: comma list of names
@@ -133,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw samples from a checkpoint",
                        description="Integrate the reverse SDE or the PF-ODE from the prior with a "
                        "registered sampler; saves samples.npy (data units) and a figure.")  # fmt: skip
-    s.add_argument("--ckpt", required=True, help="checkpoint.pt written by train/demo")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", help="checkpoint.pt written by train/demo")
+    add_model_flag(src)
     s.add_argument("--sampler", choices=sorted(SAMPLERS), metavar="NAME",
                    help=f"one of {_names(SAMPLERS)} (default ddim, or the grid file's)")  # fmt: skip
     s.add_argument("--nfe", type=_types(lambda v: int_list(v)[0]),
@@ -157,8 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("nll", help="per-point log-likelihood and bits/dim through the PF-ODE",
                        description="Exact log p(x) by the instantaneous change of variables along "
                        "the PF-ODE (Song et al. 2021, Sec. 4.3); discrete data are dequantized.")  # fmt: skip
-    n.add_argument("--ckpt", required=True, help="checkpoint.pt written by train/demo")
-    n.add_argument("--data", required=True, help="data set name or a .npy/.npz/.pt file")
+    src = n.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", help="checkpoint.pt written by train/demo")
+    add_model_flag(src)
+    n.add_argument("--data", required=True,
+                   help="data set name, a .npy/.npz/.pt file or a folder of PNG images")  # fmt: skip
     n.add_argument("--split", default="test", choices=["test", "train"],
                    help="which split of a named data set to evaluate (default test)")  # fmt: skip
     n.add_argument(
@@ -193,11 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "every error is the sampler's. Rerunning with the same --out resumes.")  # fmt: skip
     src = c.add_mutually_exclusive_group(required=True)
     src.add_argument("--ckpt", help="checkpoint.pt written by train/demo")
+    add_model_flag(src)
     src.add_argument("--analytic", metavar="MIXTURE_SPEC", help="preset (8gaussians, 2modes), JSON "
                      'object {"weights", "means", "covariances"}, or a .json file')  # fmt: skip
     c.add_argument("--spec", metavar="STUDY.yaml|json", help="study spec (samplers, nfe, seeds, "
                    "factors, ...); excludes the study flags below")  # fmt: skip
-    c.add_argument("--data", help="with --ckpt: reference set (dataset name or .npy/.npz/.pt); "
+    c.add_argument("--data", help="with --ckpt/--model: reference set (dataset name or .npy/.npz/.pt); "
                    "default: the training data")  # fmt: skip
     c.add_argument(
         "--sde", default="vp", choices=sorted(SDES), help="SDE for --analytic (default vp)"
@@ -276,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, argv: list[str], created: list[Path]) -> int:
     import torch
 
-    from ..distributed import RankFailedError, WriteError
+    from ..distributed import RankFailedError, WriteError, env
     from ..distributed.atomic import as_write_error
     from ..training import CheckpointError, TrainingDiverged
     from .common import CLIError, Interrupted, resolve_device, run_dir
@@ -292,7 +299,7 @@ def _run(args: argparse.Namespace, argv: list[str], created: list[Path]) -> int:
 
         check_flags(args, argv)
         release_locks()  # one main() call, one run folder
-        if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # claim the run folder before any work
+        if env.world_size() == 1:  # claim the run folder before any work
             created[:] = _new_paths(args.out)
             default = args.out is None
             args.out = str(run_dir(args.out, args.command, args.force))
@@ -317,10 +324,10 @@ def _run(args: argparse.Namespace, argv: list[str], created: list[Path]) -> int:
         raw = isinstance(err, RuntimeError) and not isinstance(
             err, (CheckpointError, TrainingDiverged)
         )
-        if raw and written is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if raw and written is None and env.world_size() > 1:
             first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
             sys.stderr.write(
-                f"scoresde {args.command} (rank {os.environ.get('RANK', '?')}): error: expected "
+                f"scoresde {args.command} (rank {env.rank()}): error: expected "
                 f"the other ranks and the rendezvous store to answer, received {type(err).__name__}"
                 f" ({first})\n"
             )

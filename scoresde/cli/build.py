@@ -8,7 +8,6 @@ model, loss and optimizer and hands them to :func:`scoresde.training.train`.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from torch import nn
 
 from scoresde.cli.config import LossConfig, NetConfig, OptimConfig, RunConfig
 from scoresde.data import Dataset, get_dataset
+from scoresde.distributed import env
 from scoresde.distributed.atomic import atomic_write_text
 from scoresde.losses import Loss, get_loss
 from scoresde.nets import get_net
@@ -194,7 +194,7 @@ def train_from_config(config: RunConfig, out_dir: str | Path, **kwargs: Any) -> 
     from scoresde.cli.resume import check_resume
     from scoresde.cli.validate import check_train_memory
 
-    out, rank0 = Path(out_dir), int(os.environ.get("RANK", "0")) == 0
+    out, rank0 = Path(out_dir), env.rank() == 0
     if kwargs.get("resume", True):  # refuse a changed model/problem before building anything
         check_resume(config, out, announce=rank0)
     run, s, o = build_run(config), config.schedule, config.optim

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import signal
 import time
 from pathlib import Path
@@ -19,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..data import get_dataset
-from ..distributed import atomic_save_npy, atomic_write
+from ..distributed import atomic_save_npy, atomic_write, env
 from ..samplers import get_sampler, load_grid, plan_for_nfe
 from ..sde import get_sde
 from ..studies import summarize
 from . import report
 from .common import CLIError, Interrupted, parse_mixture, run_dir, write_results
 from .config import RunConfig
+from .model_source import load_source, source_name
 from .scaleout import cli_world, shared_run_dir
 from .validate import check_memory
 
@@ -55,14 +55,13 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
     Works under ``torchrun`` (then ``--out`` is required, so that every rank writes to the same
     folder, and rank 0 alone writes the results).
     """
-    from ..training.distributed import world_size
     from .build import train_from_config
 
-    world, rank = world_size(), int(os.environ.get("RANK", "0"))
+    world, rank = env.world_size(), env.rank()
     if world > 1 and not args.out:
         raise CLIError("--out: required under torchrun (every rank must write to the same folder)")
     if world > 1 and device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        device = torch.device("cuda", env.local_rank())
 
     cfg = RunConfig.load(args.config) if args.config else _recipe(args)
     d = cfg.to_dict()
@@ -111,7 +110,7 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
     from ..distributed import sharded_sample
 
     with cli_world(args, device) as world:
-        model, scaler, shape, _ = _load(args.ckpt, world.device)
+        model, scaler, shape, _ = load_source(args, world.device)
         sde = model.sde
         dev = world.device
         size = args.n * math.prod(shape) * 4
@@ -143,7 +142,7 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
         bad = int((~torch.isfinite(x_data)).sum())
         raise CLIError(
             f"sampling produced {bad} non-finite values of {x_data.numel()} (expected finite "
-            f"samples); nothing saved. The checkpoint {args.ckpt} may hold diverged weights"
+            f"samples); nothing saved. The model {source_name(args)} may hold diverged weights"
         )
     atomic_save_npy(out / "samples.npy", x_data.numpy())
     fig = out / "samples.png"
@@ -164,7 +163,7 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
         "files": ["samples.npy", fig.name],
     }
     text = (
-        f"# scoresde sample\n\n{args.n} samples from `{args.ckpt}` with `{args.sampler}` "
+        f"# scoresde sample\n\n{args.n} samples from `{source_name(args)}` with `{args.sampler}` "
         f"({nfe} score evaluations, {n_steps} steps).\n\n![samples](samples.png)\n"
     )
     write_results(out, _config("sample", args, device), results, text)
@@ -234,14 +233,20 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
             gen = torch.Generator().manual_seed(10_000 + args.seed)
             ref = density.sample(args.n, gen, dtype=torch.float32, device=world.device)
         else:
-            model, scaler, _, metadata = _load(args.ckpt, world.device)
+            from .nll import nll_data
+
+            own = getattr(args, "model", None)  # a model trained elsewhere: --data is the reference
+            data = nll_data(args.data) if own and args.data else None
+            model, scaler, _, metadata = load_source(args, world.device, data and data.levels)
             sde, score_fn = model.sde, model
-            source = metadata.get("run_config", {}).get("data")
-            if not source:
-                raise CLIError(
-                    f"--ckpt: {args.ckpt} does not name its training data (no run config)"
-                )
-            data = get_dataset(source["name"], **source.get("kwargs", {}))
+            if data is None:
+                source = metadata.get("run_config", {}).get("data")
+                if not source:
+                    raise CLIError(
+                        f"{'--model' if own else '--ckpt'}: {source_name(args)} does not name its "
+                        "training data" + ("; pass --data" if own else " (no run config)")
+                    )
+                data = get_dataset(source["name"], **source.get("kwargs", {}))
             ref = scaler.transform(data.test[: args.n]).to(world.device)
         runs = len(args.samplers) * len(args.nfe) + len(args.grid) + 2
         check_memory(ref[:1].numel() * 4 * args.n * runs, "-n", args.n, f"{args.n} samples kept "

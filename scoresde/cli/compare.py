@@ -12,7 +12,6 @@ reference set and the points beyond it the floor's draws. Under ``torchrun`` (or
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,12 @@ import torch
 
 from .._utils import progress_bar
 from ..data import get_dataset
+from ..distributed import env
 from ..studies import Problem, StudySpec, data_pool_sampler, load_spec, run_study
 from ..studies.table import write_json
-from .commands import _load
 from .commands import run_compare as run_sharded_compare
 from .common import CLIError, parse_mixture, run_dir
+from .model_source import load_source, source_name
 from .nll import nll_data
 from .study_report import write_study_report
 
@@ -64,20 +64,24 @@ def compare_spec(args: argparse.Namespace) -> StudySpec:
 
 
 def compare_problem(args: argparse.Namespace, device: torch.device, n: int) -> Problem:
-    """Score, reference and floor draws from ``--analytic`` or ``--ckpt`` (+ ``--data``)."""
+    """Score, reference and floor draws from ``--analytic``, ``--ckpt`` or ``--model`` (+ ``--data``)."""
     if args.analytic:
         if args.data:
-            raise CLIError("--data: only with --ckpt (--analytic has an exact reference)")
+            raise CLIError(
+                "--data: only with --ckpt or --model (--analytic has an exact reference)"
+            )
         prob = Problem.analytic(parse_mixture(args.analytic), args.sde, n, 10_000 + args.seed)
         prob.reference = prob.reference.to(device)
         return prob
-    model, scaler, shape, metadata = _load(args.ckpt, device)
-    if args.data:
-        data = nll_data(args.data)
-    else:
+    data = nll_data(args.data) if args.data else None
+    model, scaler, shape, metadata = load_source(args, device, data and data.levels)
+    if data is None:
         source = metadata.get("run_config", {}).get("data")
         if not source:
-            raise CLIError(f"--ckpt: {args.ckpt} does not name its training data; pass --data")
+            flag = "--model" if getattr(args, "model", None) else "--ckpt"
+            raise CLIError(
+                f"{flag}: {source_name(args)} does not name its training data; pass --data"
+            )
         data = get_dataset(source["name"], **source.get("kwargs", {}))
     points = data.test if data.train is None else torch.cat([data.test, data.train])
     if tuple(points.shape[1:]) != tuple(shape):
@@ -95,7 +99,7 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
     :func:`scoresde.cli.commands.run_compare` instead (same rows on any number of ranks; no
     spec file, noise floor or factors there yet).
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or args.timeout is not None:
+    if env.world_size() > 1 or args.timeout is not None:
         if args.spec:
             raise CLIError("--spec: not yet under torchrun/--timeout (the sharded study takes "
                            "the flags only)")  # fmt: skip

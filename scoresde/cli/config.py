@@ -263,7 +263,7 @@ class RunConfig:
         check(self.loss.gamma > 0, "loss.gamma", "> 0", self.loss.gamma)
         sd, clip = self.net.sigma_data, self.net.x0_clip
         check(
-            clip in ("auto", None) or 0 < clip < math.inf,  # type: ignore[operator]
+            clip in ("auto", None) or 0 < clip < math.inf,  # type: ignore[operator]  # clip: float past the "auto"/None test
             "net.x0_clip",
             "'auto', null or a number > 0",
             clip,

@@ -72,15 +72,17 @@ def watch_launcher(command: str, poll: float = 1.0) -> threading.Thread | None:
     Returns:
         The daemon thread, or None for a single process (no launcher to watch).
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or _WATCHING:
+    from ..distributed import env
+
+    if env.world_size() <= 1 or _WATCHING:
         return None
     _WATCHING.append(True)
     from .._launcher import launcher_pid
 
     parent = launcher_pid()
 
-    rank = os.environ.get("RANK", "?")
-    grace = min(30.0, float(os.environ.get("SCORESDE_PG_TIMEOUT", "600")))
+    rank = env.rank()
+    grace = min(30.0, env.pg_timeout())
     grace = float(os.environ.get("SCORESDE_ORPHAN_GRACE", grace))
 
     def watch() -> None:

@@ -10,6 +10,12 @@ inside, build the ranks with :meth:`World.from_env` and pass them as ``world=``:
     if res is not None:  # rank 0
         print(res.log_prob.mean())
 
+The one runtime layer: :mod:`~scoresde.distributed.env` reads ``torchrun``'s environment (rank,
+world size, local rank, device) for everyone, training's DDP lives in
+:mod:`~scoresde.distributed.ddp`, and sharded evaluation runs on a :class:`World`.
+
+* :mod:`~scoresde.distributed.env`: rank, world size, local rank, default device.
+* :mod:`~scoresde.distributed.ddp`: the training process group, DDP and agreement across ranks.
 * :mod:`~scoresde.distributed.world`: :class:`World` (rank, size, device, store, timeout).
 * :mod:`~scoresde.distributed.atomic`: the one atomic file writer (umask, one-line write errors).
 * :mod:`~scoresde.distributed.shards`: the fixed cut of items into shards, per-item seeds,

@@ -220,7 +220,7 @@ def mmd(
         raise ValueError(f"mmd: expected positive finite bandwidths, received {bandwidths!r}")
 
     def kernel(d2: Tensor) -> Tensor:
-        return sum(torch.exp(-d2 / (2 * float(h) ** 2)) for h in hs)  # type: ignore[return-value]
+        return sum(torch.exp(-d2 / (2 * float(h) ** 2)) for h in hs)  # type: ignore[return-value]  # hs non-empty: a Tensor
 
     kxx, kyy, kxy = _u_stat(xf, yf, kernel, unbiased)
     return kxx + kyy - 2 * kxy

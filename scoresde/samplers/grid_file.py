@@ -67,9 +67,16 @@ class OptimizedGrid:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of the file format."""
-        return {"format": GRID_FORMAT, "version": 1, "sampler": self.sampler, "nfe": self.nfe,
-                "options": self.options, "sde": self.sde, "times": self.times.tolist(),
-                "info": self.info}  # fmt: skip
+        return {
+            "format": GRID_FORMAT,
+            "version": 1,
+            "sampler": self.sampler,
+            "nfe": self.nfe,
+            "options": self.options,
+            "sde": self.sde,
+            "times": self.times.tolist(),
+            "info": self.info,
+        }
 
     def save(self, path: str | Path) -> Path:
         """Write the grid as JSON to ``path`` (parents created); return the path."""

@@ -65,9 +65,13 @@ def _sq_norms(v: Tensor) -> Tensor:
 
 
 def langevin_step_size(
-    rule: str, s: Tensor, z: Tensor | None, sigma_t: Tensor | float, ratio: Tensor | float,
+    rule: str,
+    s: Tensor,
+    z: Tensor | None,
+    sigma_t: Tensor | float,
+    ratio: Tensor | float,
     snr: float,
-) -> Tensor:  # fmt: skip
+) -> Tensor:
     """The Langevin step size e of a corrector rule, per sample.
 
     Args:
@@ -231,6 +235,12 @@ def sample_pc(
     order=None,
     sdes=(VESDE,),
     nfe_per_step=lambda o: o.get("n_steps", 1),
+    unsupported_hint=(
+        "annealed Langevin (Song & Ermon 2019) anneals sigma of a VE SDE; on VP/sub-VP p_t also "
+        "shrinks by alpha_t between noise levels, which Langevin steps alone follow only "
+        "slowly. Use predictor-corrector with the same corrector: sample('pc', sde, score_fn, "
+        "x_T, grid, predictor='reverse_diffusion', corrector='ald') (or corrector='langevin')"
+    ),
 )
 def sample_annealed_langevin(
     run: SamplerRun, *, snr: float = 0.16, n_steps: int = 1
@@ -239,6 +249,10 @@ def sample_annealed_langevin(
 
     ``n_steps`` Langevin steps at each noise level sigma_{t_1} > ... > sigma_{t_N}, step size
     2 (snr sigma_t)^2; arguments as :func:`sample_pc`.
+
+    A VP or sub-VP SDE is refused with what to use instead (its spec's ``unsupported_hint``):
+    Langevin alone only moves noise between the levels of a VE SDE, whose p_t differ by added
+    noise; on VP/sub-VP p_t also shrinks by alpha_t, which only a predictor step follows.
     """
     snr = check_corrector_args("ald", snr, n_steps)
     return run.loop(run.x_T, CORRECTORS["ald"].build(run, snr, n_steps))

@@ -94,8 +94,11 @@ def seed_global_rngs(seed: int) -> None:
 def diverged_message(run: RunState) -> str:
     """The :class:`TrainingDiverged` message: the streak's steps and the checkpoint to go back to."""
     first = run.step - run.consecutive + 1
-    kept = (f"go back to the last good checkpoint {run.ckpt} (step {run.saved_step})"
-            if run.saved_step is not None else "no checkpoint was written")  # fmt: skip
+    kept = (
+        f"go back to the last good checkpoint {run.ckpt} (step {run.saved_step})"
+        if run.saved_step is not None
+        else "no checkpoint was written"
+    )
     return (
         f"training diverged: {run.consecutive} consecutive steps with a non-finite loss or "
         f"gradient (steps {first}-{run.step}); {kept}. Lower the learning rate, clip gradients "
@@ -110,8 +113,11 @@ def remove_stale_temporaries(out: Path) -> list[Path]:
     and renames it; ``kill -9`` during the write leaves the temporary behind. One run writes
     into one folder (the CLI refuses a folder of another run), so they are safe to remove.
     """
-    stale = [p for name in ("checkpoint.pt", "log.csv", "eval.csv", "config.json")
-             for p in out.glob(f".{name}.*.tmp")]  # fmt: skip
+    stale = [
+        p
+        for name in ("checkpoint.pt", "log.csv", "eval.csv", "config.json")
+        for p in out.glob(f".{name}.*.tmp")
+    ]
     for p in stale:
         p.unlink(missing_ok=True)
     return stale

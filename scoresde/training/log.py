@@ -43,8 +43,13 @@ class CsvLog:
         """The running sums since the last row (saved in the checkpoint for an exact resume)."""
         if self.n == 0:
             return None
-        return {"loss": self.loss, "gnorm": self.gnorm, "n": self.n,
-                "bin_sum": self.bin_sum.clone(), "bin_cnt": self.bin_cnt.clone()}  # fmt: skip
+        return {
+            "loss": self.loss,
+            "gnorm": self.gnorm,
+            "n": self.n,
+            "bin_sum": self.bin_sum.clone(),
+            "bin_cnt": self.bin_cnt.clone(),
+        }
 
     def load_state(self, state: dict[str, Any] | None) -> None:
         """Continue the running sums saved by :meth:`state` (``None``: start a new row)."""
