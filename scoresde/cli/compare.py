@@ -47,8 +47,9 @@ def compare_spec(args: argparse.Namespace) -> StudySpec:
     if args.spec:
         if flags:
             raise CLIError(
-                f"--spec: expected the spec file or the study flags, received both "
-                f"(--spec and {', '.join('--' + f for f in flags)})"
+                f"--spec: the spec file sets the study; received also "
+                f"{', '.join('--' + f for f in flags)} (expected the spec file or the "
+                "study flags, not both)"
             )
         try:
             return load_spec(args.spec)

@@ -116,7 +116,7 @@ def load_array(path: str | Path, key: str | None = None, levels: int | None = No
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"data file: expected an existing file, received {path}")
+        raise FileNotFoundError(f"data file not found: {path} (expected an existing file)")
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz", ".pt"):
         raise ValueError(
@@ -185,7 +185,9 @@ def load_image_folder(path: str | Path) -> Dataset:
     path = Path(path)
     files = sorted(path.glob("*.png")) if path.is_dir() else []
     if not files:
-        raise FileNotFoundError(f"image folder: expected .png images in {path}, received none")
+        raise FileNotFoundError(
+            f"no .png images found in folder {path} (expected at least one, received none)"
+        )
     imgs: list[np.ndarray] = []
     for f in files:
         try:

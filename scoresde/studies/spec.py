@@ -152,7 +152,8 @@ class StudySpec:
         if self.combine == "zip" and len({len(v) for v in self.factors.values()}) > 1:
             lens = {k: len(v) for k, v in self.factors.items()}
             raise ValueError(
-                f"StudySpec: expected zipped factors of equal lengths, received {lens}"
+                f"StudySpec: zipped factors need equal lengths, received {lens}; expected one "
+                "length for all"
             )
         check_spec(self)
 
