@@ -20,6 +20,7 @@ Writes into docs/figures/concepts/:
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
@@ -248,21 +249,37 @@ FIGURES = {"four_views": four_views, "error_vs_nfe": error_vs_nfe, "rho_grid": r
            "dsm_score_field": dsm_score_field, "sde_curves": sde_curves}  # fmt: skip
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    global OUT
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", choices=sorted(FIGURES), action="append")
-    args = p.parse_args()
+    p.add_argument("--out", type=Path, default=OUT, help="output folder (default: %(default)s)")
+    p.add_argument("--fast", action="store_true", help="the three cheap figures only (CI)")
+    args = p.parse_args(argv)
+    OUT = args.out
     torch.set_num_threads(1)
     torch.set_default_dtype(F64)
     OUT.mkdir(parents=True, exist_ok=True)
     plt = _plt()
     print(f"concept figures -> {OUT} (1 torch thread)")
-    for name in args.only or FIGURES:
-        out = FIGURES[name](plt)
-        if name == "error_vs_nfe" and out:
-            for sampler, pts in out.items():
-                print(f"  {sampler:17s}", "  ".join(f"{n}:{e:.1e}" for n, e in pts))
-        print(f"  wrote {name}.png")
+    names = args.only or (["four_views", "rho_grid", "sde_curves"] if args.fast else FIGURES)
+    try:
+        for name in names:
+            out = FIGURES[name](plt)
+            if name == "error_vs_nfe" and out:
+                for sampler, pts in out.items():
+                    print(f"  {sampler:17s}", "  ".join(f"{n}:{e:.1e}" for n, e in pts))
+            print(f"  wrote {name}.png")
+    finally:
+        torch.set_default_dtype(torch.float32)
+    results = {"experiment": "concept_figures", "fast": args.fast,
+               "figures": [f"{n}.png" for n in names]}  # fmt: skip
+    if (
+        args.fast
+        or args.out != Path(__file__).resolve().parents[1] / "docs" / "figures" / "concepts"
+    ):
+        (OUT / "results.json").write_text(json.dumps(results, indent=1))
+    return results
 
 
 if __name__ == "__main__":

@@ -105,6 +105,9 @@ check_posterior("Exercise 1", beta_tilde, coef_x0, coef_xt)
 # mean in terms of $\mathbf{x}_n$ and $\hat{\boldsymbol\epsilon}$ only, for every $n$ at random
 # $\mathbf{x}_n$, $\hat{\boldsymbol\epsilon}$. (The study notes print $1/\sqrt{\bar\alpha_n}$ in
 # front; the check tells you whether that is right.)
+#
+# *Hint:* collect the $\mathbf{x}_n$ terms; $\bar\alpha_n = (1 - \beta_n)\bar\alpha_{n-1}$ and
+# $1 - \bar\alpha_n = \beta_n + (1 - \beta_n)(1 - \bar\alpha_{n-1})$.
 
 # %%
 x_n = torch.randn(1000, generator=gen)

@@ -103,6 +103,8 @@ check_dlambda("Exercise 1", dlambda_dt)
 # Write `coefficients(sde, t) -> (a, g2)` from the marginal alone: $a(t) = d\log\alpha_t/dt$ and
 # $g^2 = d\sigma_t^2/dt - 2a\sigma_t^2$ (use `ddt`). The check compares with the SDE's own
 # `drift_coef` and `g2`. Which SDEs keep $\alpha_t^2 + \sigma_t^2 = 1$, which keep it $\le 1$?
+#
+# *Hint:* `ddt(lambda s: sde.marginal(s)[0].log(), t)` is $a(t)$.
 
 
 # %%

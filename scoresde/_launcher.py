@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["LAUNCHER_PID"]
+__all__ = ["LAUNCHER_PID", "launcher_pid"]
 
 #: ``os.getppid()`` at import.
 LAUNCHER_PID = os.getppid()
+_IMPORTED_BY = os.getpid()
+
+
+def launcher_pid() -> int:
+    """The parent at import, or for a process forked after the import, its parent now."""
+    return LAUNCHER_PID if os.getpid() == _IMPORTED_BY else os.getppid()

@@ -25,16 +25,17 @@ module                          reference tests (``tests/``)
 ============================== ============================================================
 sde/vp, ve, base, schedules     test_sde (moment ODEs by autograd, log-SNR inverses),
                                 test_reference_sde (chains and reverse SDE, this file)
-sde/snr_schedules, shift        test_sde_notes (continuous forms, shifted log-SNR)
+sde/snr_schedules, shift        test_sde_notes (continuous forms, shifted log-SNR),
+                                test_reference_schedules (shifted VE sigma vs the base)
 sde/learned                     test_sde_learned (gamma' by autograd, VDM invariance)
-sde/ddpm                        test_reference_schedules (float32 index round trip),
-                                test_reference_losses (posterior coefficients by hand)
+sde/ddpm                        test_reference_schedules (every field by hand, float32
+                                index round trip)
 sde/tables                      test_reference_schedules (linear vs ``LinearBeta`` at N != 1000),
                                 test_sde_notes (cosine, sqrt vs their continuous forms)
 sde/prior                       test_reference_schedules (exact Gaussian KL, non-zero means)
 sde/reverse                     test_reference_sde, test_solvers_orders
 analytic                        test_analytic
-parameterization/               test_parameterization
+parameterization/               test_parameterization (EDM: unit-variance input and target)
 losses                          test_losses (DSM identity with the exact score)
 likelihood/vdm                  test_reference_losses (each term vs its closed form for
                                 Gaussian data; E_x of the bound = entropy + known gaps)
@@ -52,8 +53,10 @@ unipc, edm, deis, multistep     DEIS/iPNDM fast on an exact 1-D Gaussian flow),
                                 test_solvers_weak (exact affine laws)
 samplers/ddim, hooks, run       test_reference_corners
 samplers/analytic_dpm           test_analytic_dpm, test_ddpm_variance
-samplers/fixed_langevin         test_fixed_langevin (exact ULA bias)
+samplers/fixed_langevin         test_fixed_langevin (exact ULA bias, SGLD steps)
 metrics/                        test_metrics (closed forms for Gaussians)
+nets/embeddings                 test_nets (sinusoidal and Fourier formulas)
+training/steps (EMA)            test_training (closed-form weighted average)
 ============================== ============================================================
 """
 

@@ -163,7 +163,7 @@ def test_png_folder(tmp_path):
     d = load_image_folder(tmp_path)
     assert d.shape == (3, 8, 8) and d.levels == 256  # imsave writes RGBA; alpha is dropped
     assert d.train.shape[0] == 10 and d.test.shape[0] == 2
-    with pytest.raises(FileNotFoundError, match="no .png"):
+    with pytest.raises(FileNotFoundError, match="expected .png images in"):
         load_image_folder(tmp_path / "nothing")
 
 

@@ -125,7 +125,7 @@ def test_grid_file_refuses_another_sde_and_missing_files(optimized, tmp_path) ->
     path = og.save(tmp_path / "g.json")
     with pytest.raises(ValueError, match="made for VPSDE.*received VESDE"):
         load_grid(path, VESDE())
-    with pytest.raises(FileNotFoundError, match="grid file not found"):
+    with pytest.raises(FileNotFoundError, match="grid file: expected an existing file"):
         load_grid(tmp_path / "none.json")
     (tmp_path / "x.json").write_text("{")
     with pytest.raises(ValueError, match="not valid JSON"):

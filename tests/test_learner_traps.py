@@ -121,3 +121,16 @@ def test_ddpm_loss_run_writes_a_log_row_every_log_every_steps(tmp_path) -> None:
     one, chunks = ((tmp_path / d / "log.csv").read_text().splitlines() for d in ("one", "chunks"))
     strip = lambda rows: [r.split(",")[:2] for r in rows]  # noqa: E731 - step and loss
     assert strip(one) == strip(chunks)
+
+
+def test_resuming_with_other_t_bins_refuses_and_keeps_the_rows(tmp_path) -> None:
+    """The one way found to leave log.csv with only its header: a resume whose t_bins differ
+    (every row then has the wrong width and was trimmed away, then the run crashed on a tensor
+    size). It is now refused before anything is written, and the rows stay."""
+    _ddpm_run(tmp_path, stop_after=120)
+    before = (tmp_path / "log.csv").read_text()
+    with pytest.raises(ValueError, match=r"logs 10 t-bins but this run asks for t_bins=5"):
+        _ddpm_run(tmp_path, t_bins=5)
+    assert (tmp_path / "log.csv").read_text() == before and _rows(tmp_path) == [50, 100]
+    _ddpm_run(tmp_path)  # the run's own t_bins: resumes and finishes
+    assert _rows(tmp_path) == [50, 100, 150]

@@ -52,6 +52,29 @@ def test_grid_converges_at_its_order(solver: str) -> None:
     assert errs[0] / errs[1] > 2 ** (p - 1), errs
 
 
+def test_sigma_path_with_log_snr_quadrature() -> None:
+    """In sigma~ the stage weights integrate polynomials in log-SNR exactly, and rk4 converges."""
+    from scoresde.likelihood.grid import _stage_weights
+
+    tab = GRID_SOLVERS["rk4"]
+    r0, h = 0.3, 0.2  # sigma~ from 0.3 to 0.5
+    lam = [-2 * math.log(r0 + c * h) for c in tab.c]
+    # the weights multiply d ell / d sigma~; feed f(lambda) * d lambda / d sigma~ = -2 f / sigma~
+    w = _stage_weights(tab, r0, h, "sigma")
+    for f in (lambda v: 1.0, lambda v: v, lambda v: v**2):
+        approx = sum(wj * f(lj) * (-2 / (r0 + c * h)) for wj, lj, c in zip(w, lam, tab.c))
+        a, b = lam[0], lam[-1]
+        exact = {0: b - a, 1: (b**2 - a**2) / 2, 2: (b**3 - a**3) / 3}[
+            0 if f(2.0) == 1.0 else (1 if f(2.0) == 2.0 else 2)
+        ]
+        assert approx == pytest.approx(exact, rel=1e-10)
+    sde, gm, x, prior, exact_lp = _problem()
+    errs = [float((log_likelihood(sde, gm, x, n_steps=n, solver="rk4", time_variable="sigma",
+                                  prior_log_prob=prior).log_prob - exact_lp).abs().mean())
+            for n in (24, 48)]  # fmt: skip
+    assert errs[0] / errs[1] > 8, errs
+
+
 def test_refreshed_probes_are_unbiased_and_their_stderr_covers() -> None:
     """Hutchinson with new probes at every stage vs the exact divergence on the same grid."""
     sde, gm, x, prior, _ = _problem(d=6, n=400)

@@ -132,7 +132,7 @@ def test_compare_cli_from_a_spec_file_groups_by_factor(tmp_path: Path, capsys) -
     capsys.readouterr()
     assert main(argv + ["--nfe", "5"]) == 2
     assert (
-        "--spec: expected the spec file or the study flags, received both"
+        "--spec: the spec file sets the study; received also --nfe"
         in capsys.readouterr().err
     )
 

@@ -147,6 +147,9 @@ rejects("Exercise 2 with E|cond|^2 alone", check_constant, float(cond.pow(2).sum
 # and the likelihood weighting $g^2$ on the score loss becomes a weight `weight(t)` on the
 # $\boldsymbol\epsilon$ loss. Write it. The check compares with $-d\lambda/dt$ (autograd), which
 # is why sampling $t$ uniformly in log-SNR is its importance sampler.
+#
+# *Hint:* $\|\mathbf{s} + \boldsymbol\epsilon/\sigma_t\|^2 = \|\hat{\boldsymbol\epsilon} - \boldsymbol\epsilon\|^2/\sigma_t^2$;
+# `sde.g2(t)`, `sde.marginal(t)`.
 
 
 # %%
@@ -170,6 +173,8 @@ rejects("Exercise 3 with g^2 alone", check_weight, sde.g2)
 # Write `tweedie(x, t)`: $\mathbb{E}[\mathbf{x}_0 \mid \mathbf{x}_t = \mathbf{x}]$ from the score
 # `gm.score(x, t)`. The check compares with a Monte Carlo conditional mean (pairs whose $x_t$ falls
 # within 0.01 of 0.5, 4 standard errors + 0.01).
+#
+# *Hint:* $\mathbb{E}[\mathbf{x}_0 \mid \mathbf{x}_t] = (\mathbf{x}_t + \sigma_t^2\nabla\log p_t)/\alpha_t$.
 
 
 # %%

@@ -195,6 +195,8 @@ rejects("Exercise 3 with 10 DDIM steps", check_couplings, x_ddim10, x_sde)
 # Find `n_match`, the smallest $N$ in $\{5, 10, 20, 40, 80, 160\}$ at which DDIM(η = 0)'s mean
 # paired error to the exact map is below 0.02. (Compare: DDPM with the same $N$ has no map to
 # be paired with at all.)
+#
+# *Hint:* `next(n for n in candidates if ...)` with your `ddim_error` from Exercise 2.
 
 # %%
 candidates = [5, 10, 20, 40, 80, 160]

@@ -204,6 +204,9 @@ check_gamma_sampler("Exercise 3", sample_gamma)
 # `crossings(traj)`: sort the 300 particles by their starting point $x_T$, and count the
 # **adjacent** pairs (in that order) whose order is reversed at some time of the trajectory
 # `traj` (shape `(steps + 1, 300, 1)`). The check counts for the PF-ODE (RK4) and the reverse SDE.
+#
+# *Hint:* `path = traj[:, x_T[:, 0].argsort(), 0]`; a pair $(k, k+1)$ crosses if
+# `path[:, k + 1] < path[:, k]` at any time.
 
 # %%
 x_T = sde.prior_sample((300, 1), generator=gen, dtype=torch.float64)

@@ -101,6 +101,8 @@ def rejects(label, check_fn, *args):
 # with DPM-Solver's $h = \lambda_t^{\text{DPM}} - \lambda_s^{\text{DPM}}$. Our `sde.log_snr` is
 # $\lambda = \log(\alpha^2/\sigma^2)$. Write `h` from `sde.log_snr` so that the step is DDIM (the
 # check compares with the library's DDIM, to $10^{-12}$).
+#
+# *Hint:* DPM-Solver's $\lambda$ is $\log(\alpha/\sigma)$, ours $\log(\alpha^2/\sigma^2)$.
 
 # %%
 s, t = torch.tensor(0.7), torch.tensor(0.5)
@@ -127,6 +129,8 @@ rejects("Exercise 1 with our log-SNR difference", close, dpm_solver_1(2 * h), dd
 # Write `paired_error(name, n)`: the mean distance between sampler `name`'s endpoint from `x_T`
 # on `make_grid(sde, n, "log_snr")` and the exact map `exact`, point by point. The check fits the
 # global order in $N$ of DDIM, DPM-Solver-2 and DPM-Solver++(2M). Expected: 1, 2, 2.
+#
+# *Hint:* `sample(name, sde, gm, x_T, make_grid(sde, n, "log_snr"))` returns `(x, info)`.
 
 # %%
 ns = [10, 20, 40, 80]
@@ -197,6 +201,8 @@ check_karras("Exercise 3", karras_sigmas)
 # level from $\sigma$ to $\hat\sigma = (1 + \gamma)\sigma$. The check tests the result against the
 # exact law of $\bar{\mathbf{x}}$ at $\hat\sigma$ (KS at the 0.1% level, 20,000 samples): the
 # churn is the forward process itself.
+#
+# *Hint:* independent Gaussian noise adds variances: add $\sqrt{\hat\sigma^2 - \sigma^2}\,\mathbf{z}$.
 
 # %%
 t0 = torch.tensor(0.3)

@@ -62,8 +62,12 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
 
     cfg = RunConfig.load(args.config) if args.config else _recipe(args)
     d = cfg.to_dict()
-    for key, section, field in (("steps", "schedule", "steps"), ("batch_size", "schedule", "batch_size"),
-                                ("lr", "optim", "lr"), ("seed", "schedule", "seed")):  # fmt: skip
+    for key, section, field in (
+        ("steps", "schedule", "steps"),
+        ("batch_size", "schedule", "batch_size"),
+        ("lr", "optim", "lr"),
+        ("seed", "schedule", "seed"),
+    ):
         if getattr(args, key) is not None:
             d[section][field] = getattr(args, key)
     for key in ("data", "sde", "net"):
@@ -75,10 +79,17 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
     res = train_from_config(cfg, out, device=device, progress=not args.quiet)
     if rank != 0:
         return out
-    results = {"steps": res.step, "interrupted": res.interrupted, "nan_skips": res.nan_skips,
-               "checkpoint": res.checkpoint, "seconds": time.perf_counter() - started}  # fmt: skip
-    text = (f"# scoresde train\n\n{res.step} steps in {results['seconds']:.0f} s; checkpoint "
-            f"`{res.checkpoint}`; loss log `log.csv`; resolved config `config.json`.\n")  # fmt: skip
+    results = {
+        "steps": res.step,
+        "interrupted": res.interrupted,
+        "nan_skips": res.nan_skips,
+        "checkpoint": res.checkpoint,
+        "seconds": time.perf_counter() - started,
+    }
+    text = (
+        f"# scoresde train\n\n{res.step} steps in {results['seconds']:.0f} s; checkpoint "
+        f"`{res.checkpoint}`; loss log `log.csv`; resolved config `config.json`.\n"
+    )
     write_results(out, None, results, text)
     if res.interrupted:  # a checkpoint is saved; exit 128 + signal (130/143), never 0
         signum = res.stop_signal or signal.SIGINT
@@ -111,10 +122,20 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
         sde = model.sde
         dev = world.device
         size = args.n * math.prod(shape) * 4
-        check_memory(4 * size, "-n", args.n, f"{args.n} samples of shape {tuple(shape)} in "
-                     "float32, about 4 copies (gathered, unscaled, saved)")  # fmt: skip
-        _check_nfe(args.nfe, args.force, lambda: model(torch.zeros(args.n, *shape, device=dev),
-                                                      torch.full((args.n,), sde.T, device=dev)))  # fmt: skip
+        check_memory(
+            4 * size,
+            "-n",
+            args.n,
+            f"{args.n} samples of shape {tuple(shape)} in "
+            "float32, about 4 copies (gathered, unscaled, saved)",
+        )
+        _check_nfe(
+            args.nfe,
+            args.force,
+            lambda: model(
+                torch.zeros(args.n, *shape, device=dev), torch.full((args.n,), sde.T, device=dev)
+            ),
+        )
         args.sampler, grid, opts = _sample_grid(args, sde)
         out = shared_run_dir(world, args.out, "sample")
         res = sharded_sample(

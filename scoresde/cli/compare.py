@@ -31,8 +31,13 @@ from .study_report import write_study_report
 __all__ = ["run_compare"]
 
 #: Flag defaults when no ``--spec`` is given (a spec file and these flags are exclusive).
-FLAG_DEFAULTS: dict[str, Any] = {"samplers": ["euler_maruyama", "ddim", "pf_heun"], "nfe": [10, 20, 50],
-                 "seeds": [0, 1, 2, 3, 4], "metrics": ["sw2", "mmd"], "n": 2000}  # fmt: skip
+FLAG_DEFAULTS: dict[str, Any] = {
+    "samplers": ["euler_maruyama", "ddim", "pf_heun"],
+    "nfe": [10, 20, 50],
+    "seeds": [0, 1, 2, 3, 4],
+    "metrics": ["sw2", "mmd"],
+    "n": 2000,
+}
 
 
 def compare_spec(args: argparse.Namespace) -> StudySpec:
@@ -41,14 +46,19 @@ def compare_spec(args: argparse.Namespace) -> StudySpec:
     flags += [k for k in ("grid", "denoise") if getattr(args, k, None)]
     if args.spec:
         if flags:
-            raise CLIError(f"--spec: expected the spec file or the study flags, received both "
-                           f"(--spec and {', '.join('--' + f for f in flags)})")  # fmt: skip
+            raise CLIError(
+                f"--spec: the spec file sets the study; received also "
+                f"{', '.join('--' + f for f in flags)} (expected the spec file or the "
+                "study flags, not both)"
+            )
         try:
             return load_spec(args.spec)
         except FileNotFoundError as err:
             raise CLIError(f"--spec: {err}") from None
-    v: dict[str, Any] = {k: getattr(args, k) if getattr(args, k, None) is not None else d
-         for k, d in FLAG_DEFAULTS.items()}  # fmt: skip
+    v: dict[str, Any] = {
+        k: getattr(args, k) if getattr(args, k, None) is not None else d
+        for k, d in FLAG_DEFAULTS.items()
+    }
     v["nfe"] = [v.pop("nfe")] if isinstance(v["nfe"], int) else v.pop("nfe")
     kinds = [g for g in args.grid or [] if isinstance(g, str)]
     if len(kinds) > 1:
@@ -57,9 +67,15 @@ def compare_spec(args: argparse.Namespace) -> StudySpec:
     if args.denoise:
         factors["denoise"] = [True]
     files = [str(g) for g in args.grid or [] if isinstance(g, Path)]
-    return StudySpec(samplers=list(v["samplers"]), nfe=list(v["nfe"]), seeds=list(v["seeds"]),
-                     n=int(v["n"]), metrics=list(v["metrics"]), factors=factors,
-                     grid_files=files)  # fmt: skip
+    return StudySpec(
+        samplers=list(v["samplers"]),
+        nfe=list(v["nfe"]),
+        seeds=list(v["seeds"]),
+        n=int(v["n"]),
+        metrics=list(v["metrics"]),
+        factors=factors,
+        grid_files=files,
+    )
 
 
 def compare_problem(args: argparse.Namespace, device: torch.device, n: int) -> Problem:
@@ -84,8 +100,10 @@ def compare_problem(args: argparse.Namespace, device: torch.device, n: int) -> P
         data = get_dataset(source["name"], **source.get("kwargs", {}))
     points = data.test if data.train is None else torch.cat([data.test, data.train])
     if tuple(points.shape[1:]) != tuple(shape):
-        raise CLIError(f"--data: expected points of shape {tuple(shape)} (the model's), received "
-                       f"{tuple(points.shape[1:])}")  # fmt: skip
+        raise CLIError(
+            f"--data: expected points of shape {tuple(shape)} (the model's), received "
+            f"{tuple(points.shape[1:])}"
+        )
     points = scaler.transform(points).to(device)
     ref = points[:n]
     return Problem(model.sde, model, ref, data_pool_sampler(points[n:]), None)
@@ -114,8 +132,9 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
         out = run_dir(args.out, "compare", getattr(args, "force", False))
         bar = progress_bar(desc="sampler study", disable=args.quiet, leave=False)
         try:
-            study = run_study(spec, problem, out,
-                              progress=lambda m: (bar.set_postfix_str(m), bar.update()))  # fmt: skip
+            study = run_study(
+                spec, problem, out, progress=lambda m: (bar.set_postfix_str(m), bar.update())
+            )
         finally:
             bar.close()
     assert study is not None

@@ -61,14 +61,22 @@ def likelihood_options(metadata: dict[str, Any]) -> dict[str, Any]:
     return dict(metadata.get("likelihood_options", {}))
 
 
-def check_on_data(args: argparse.Namespace, model: Any, x: torch.Tensor) -> None:
-    """For ``--model``: warn if the network's output fits another prediction type far better.
+def check_on_data(args: argparse.Namespace, model: Any, x: torch.Tensor, rank: int = 0) -> None:
+    """For ``--model``: one warning line if the output fits another prediction type far better.
 
     Runs ``check_predicts`` on the first 64 points of ``x`` (model units).
     """
-    from ..parameterization import PREDICTS
-    from ..parameterization.pretrained import check_predicts
+    import sys
+    import warnings
 
-    if getattr(args, "model", None) and model.predicts in PREDICTS:
-        gen = torch.Generator().manual_seed(args.seed)
+    from ..parameterization import PREDICTS
+    from ..parameterization.pretrained import PredictionTypeWarning, check_predicts
+
+    if not getattr(args, "model", None) or model.predicts not in PREDICTS:
+        return
+    gen = torch.Generator().manual_seed(args.seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PredictionTypeWarning)
         check_predicts(model, x[:64].to(torch.float64), generator=gen)
+    for w in caught if rank == 0 else []:
+        sys.stderr.write(f"scoresde {args.command}: warning: {w.message}\n")

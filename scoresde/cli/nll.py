@@ -48,7 +48,7 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
                 f"--data: expected points of shape {tuple(shape)} (the model's), "
                 f"received {tuple(x.shape[1:])}"
             )
-        check_on_data(args, model.double(), scaler.transform(x).to(world.device))
+        check_on_data(args, model.double(), scaler.transform(x).to(world.device), world.rank)
         D = math.prod(shape)
         far = _far_from_data(scaler.transform(x.double()), world.rank)
         out = shared_run_dir(world, args.out, "nll")

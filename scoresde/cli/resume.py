@@ -91,9 +91,13 @@ def check_resume(config: RunConfig, out: str | Path, announce: bool = True) -> d
     if changes and announce:
         step = int(state["step"])
         listed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())
-        sys.stderr.write(f"scoresde train: resuming at step {step} with {listed} "
-                         "(recorded in history.jsonl)\n")  # fmt: skip
-        entry = {"step": step, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                 "changed": {k: list(v) for k, v in changes.items()}}  # fmt: skip
+        sys.stderr.write(
+            f"scoresde train: resuming at step {step} with {listed} (recorded in history.jsonl)\n"
+        )
+        entry = {
+            "step": step,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "changed": {k: list(v) for k, v in changes.items()},
+        }
         append_text(Path(out) / "history.jsonl", json.dumps(entry) + "\n")
     return changes

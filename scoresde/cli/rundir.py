@@ -30,8 +30,18 @@ from .errors import CLIError
 __all__ = ["LOCK_FILE", "RUN_FILES", "release_locks", "run_dir"]
 
 #: Files a scoresde command writes into its run folder: a folder holding any of them is a run.
-RUN_FILES = ("config.json", "results.json", "report.md", "checkpoint.pt", "log.csv", "eval.csv",
-             "samples.npy", "nll.csv", "sampler_study.csv", "history.jsonl")  # fmt: skip
+RUN_FILES = (
+    "config.json",
+    "results.json",
+    "report.md",
+    "checkpoint.pt",
+    "log.csv",
+    "eval.csv",
+    "samples.npy",
+    "nll.csv",
+    "sampler_study.csv",
+    "history.jsonl",
+)
 #: The lock (and owner mark) of a run folder.
 LOCK_FILE = ".scoresde.lock"
 

@@ -77,7 +77,9 @@ def watch_launcher(command: str, poll: float = 1.0) -> threading.Thread | None:
     if env.world_size() <= 1 or _WATCHING:
         return None
     _WATCHING.append(True)
-    from .._launcher import LAUNCHER_PID as parent
+    from .._launcher import launcher_pid
+
+    parent = launcher_pid()
 
     rank = env.rank()
     grace = min(30.0, env.pg_timeout())

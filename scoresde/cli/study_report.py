@@ -115,11 +115,22 @@ def plot_pareto(result: StudyResult, metric: str, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.4))
     for cfg, (c, mk, _) in _style(result).items():
         pts = [s for s in summary if s["sampler"] == cfg and not math.isnan(s["mean"])]
-        ax.scatter([s["us_per_sample"] for s in pts], [s["mean"] for s in pts], color=c,
-                   marker=mk, s=16, label=cfg)  # fmt: skip
+        ax.scatter(
+            [s["us_per_sample"] for s in pts],
+            [s["mean"] for s in pts],
+            color=c,
+            marker=mk,
+            s=16,
+            label=cfg,
+        )
     front = pareto_front(summary)
-    ax.plot([s["us_per_sample"] for s in front], [s["mean"] for s in front], "k-", lw=1,
-            label="Pareto front")  # fmt: skip
+    ax.plot(
+        [s["us_per_sample"] for s in front],
+        [s["mean"] for s in front],
+        "k-",
+        lw=1,
+        label="Pareto front",
+    )
     _floor_band(ax, result.floor, metric)
     plain_log(ax, "x")
     if all(s["mean"] > 0 for s in front):
@@ -139,12 +150,15 @@ def plot_factors(result: StudyResult, metric: str, path: str | Path, max_panels:
     """
     plt = pyplot()
     factors = _varying(result) or list(result.spec.factors)
-    tables = {f: [t for t in by_factor(result.rows, metric, f, factors)
-                  if t["nfe_target"] is not None] for f in factors}  # fmt: skip
+    tables = {
+        f: [t for t in by_factor(result.rows, metric, f, factors) if t["nfe_target"] is not None]
+        for f in factors
+    }
     rests = {f: list(dict.fromkeys(t["rest"] for t in tables[f]))[:max_panels] for f in factors}
     ncol = max(1, max(len(r) for r in rests.values()))
-    fig, axes = plt.subplots(len(factors), ncol, figsize=(3.6 * ncol, 3.2 * len(factors)),
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        len(factors), ncol, figsize=(3.6 * ncol, 3.2 * len(factors)), squeeze=False
+    )
     for row_axes, f in zip(axes, factors, strict=True):
         for ax, rest in zip(row_axes, rests[f] + [None] * (ncol - len(rests[f])), strict=True):
             if rest is None:
@@ -155,8 +169,16 @@ def plot_factors(result: StudyResult, metric: str, path: str | Path, max_panels:
                 pts = sorted((t["nfe_target"], t["mean"], t["se"]) for t in table if t[f] == v)
                 xs, ys, se = zip(*pts, strict=True)
                 err = [0.0 if math.isnan(e) else e for e in se]
-                ax.errorbar(xs, ys, yerr=err, marker=_MARKERS[i % 8], color=f"C{i % 10}", ms=4,
-                            capsize=2, label=f"{f}={v}")  # fmt: skip
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=err,
+                    marker=_MARKERS[i % 8],
+                    color=f"C{i % 10}",
+                    ms=4,
+                    capsize=2,
+                    label=f"{f}={v}",
+                )
             _floor_band(ax, result.floor, metric)
             plain_log(ax, "x", [t["nfe_target"] for t in table])
             ax.set_title(rest, fontsize=7)
@@ -174,17 +196,21 @@ def plot_samples_grid(result: StudyResult, path: str | Path, max_rows: int = 12)
     assert ref is not None
     configs = list(dict.fromkeys(k[0] for k in result.samples))[:max_rows]
     style = _style(result)
-    spent = {(r["sampler"], r["nfe_target"]): r["nfe"] for r in result.rows
-             if r["seed"] == result.spec.seeds[0]}  # fmt: skip
+    spent = {
+        (r["sampler"], r["nfe_target"]): r["nfe"]
+        for r in result.rows
+        if r["seed"] == result.spec.seeds[0]
+    }
     fig, axes = plt.subplots(len(configs), 3, figsize=(8.4, 2.8 * len(configs)), squeeze=False)
     flat = ref.reshape(ref.shape[0], -1)
     lo, hi = _np(flat.min(0).values), _np(flat.max(0).values)
     pad = 0.15 * (hi - lo)
     for row, cfg in zip(axes, configs, strict=True):
         nfes = sorted((k[1] for k in result.samples if k[0] == cfg), key=lambda v: v or 0)
-        panels = [("reference", ref)] + [(f"NFE {spent.get((cfg, n)) or n}",
-                                          result.samples[(cfg, n)])
-                                         for n in (nfes[0], nfes[-1])]  # fmt: skip
+        panels = [("reference", ref)] + [
+            (f"NFE {spent.get((cfg, n)) or n}", result.samples[(cfg, n)])
+            for n in (nfes[0], nfes[-1])
+        ]
         for ax, (title, x) in zip(row, panels, strict=True):
             if x.ndim == 4:
                 ax.imshow(_image_tile(x, 6), cmap="gray", vmin=0, vmax=1)
@@ -206,13 +232,24 @@ def write_study_report(out: str | Path, result: StudyResult, title: str = "sampl
     rows, spec, floor = result.rows, result.spec, result.floor
     extra = ("ce_gap", "mode_mass_err", "precision", "recall")
     quality = list(spec.metrics) + [c for c in extra if c in floor]
-    text = [f"# {title}\n", f"Spec: `spec.json` ({len(rows)} cells); seeds {spec.seeds}, "
-            f"{spec.n} samples per run; environment (threads, load average) in `env.json`. "
-            "Cost: NFE spent (primary); CPU time per sample, median of repeated runs.\n",
-            "## Noise floor (exact samples against the same reference)\n",
-            markdown_table([{"column": k, "mean ± sd": f"{v['mean']:.4g} ± {v['sd']:.2g}",
-                             "draws": ", ".join(f"{x:.3g}" for x in v["values"])}
-                            for k, v in floor.items()], ["column", "mean ± sd", "draws"])]  # fmt: skip
+    text = [
+        f"# {title}\n",
+        f"Spec: `spec.json` ({len(rows)} cells); seeds {spec.seeds}, "
+        f"{spec.n} samples per run; environment (threads, load average) in `env.json`. "
+        "Cost: NFE spent (primary); CPU time per sample, median of repeated runs.\n",
+        "## Noise floor (exact samples against the same reference)\n",
+        markdown_table(
+            [
+                {
+                    "column": k,
+                    "mean ± sd": f"{v['mean']:.4g} ± {v['sd']:.2g}",
+                    "draws": ", ".join(f"{x:.3g}" for x in v["values"]),
+                }
+                for k, v in floor.items()
+            ],
+            ["column", "mean ± sd", "draws"],
+        ),
+    ]
     results: dict[str, Any] = {"floor": floor, "skipped": result.skipped, "summary": {}}
     text += _ranking_section(result, results)
     text += _coverage_section(result, results)
@@ -226,27 +263,36 @@ def write_study_report(out: str | Path, result: StudyResult, title: str = "sampl
             continue
         plot_quality(result, m, out / f"quality_vs_nfe_{m}.png")
         se = "Monte Carlo SE of the gap, combined over seeds" if m == "ce_gap" else "over seeds"
-        text += [f"## {m}\n", f"`floor_sd`: (mean - floor) / floor sd. `se`: {se}.\n",
-                 markdown_table(summary, cols), f"\n![{m} vs NFE](quality_vs_nfe_{m}.png)\n"]  # fmt: skip
+        text += [
+            f"## {m}\n",
+            f"`floor_sd`: (mean - floor) / floor sd. `se`: {se}.\n",
+            markdown_table(summary, cols),
+            f"\n![{m} vs NFE](quality_vs_nfe_{m}.png)\n",
+        ]
     m0 = spec.metrics[0]
     front = pareto_front(results["summary"][m0])
     results["pareto"] = front
     plot_pareto(result, m0, out / "pareto.png")
-    text += [f"## Pareto front: {m0} vs CPU time per sample\n",
-             markdown_table(front, ["sampler", "nfe", "mean", "se", "us_per_sample"]),
-             "\n![Pareto](pareto.png)\n"]  # fmt: skip
+    text += [
+        f"## Pareto front: {m0} vs CPU time per sample\n",
+        markdown_table(front, ["sampler", "nfe", "mean", "se", "us_per_sample"]),
+        "\n![Pareto](pareto.png)\n",
+    ]
     if spec.factors:
         plot_factors(result, m0, out / "factors.png")
         names = list(spec.factors)
         results["by_factor"] = {f: by_factor(rows, m0, f, names) for f in names}
         for f, table in results["by_factor"].items():
-            text += [f"## By {f} ({m0}; sampler and other factors held fixed in `rest`)\n",
-                     markdown_table(table, [f, "rest", "nfe_target", "mean", "se", "n"])]  # fmt: skip
+            text += [
+                f"## By {f} ({m0}; sampler and other factors held fixed in `rest`)\n",
+                markdown_table(table, [f, "rest", "nfe_target", "mean", "se", "n"]),
+            ]
         text.append("\n![by factor](factors.png)\n")
     if result.samples and result.reference is not None:
         plot_samples_grid(result, out / "samples_grid.png")
-        text.append("## Samples (reference, smallest and largest NFE)\n\n"
-                    "![samples](samples_grid.png)\n")  # fmt: skip
+        text.append(
+            "## Samples (reference, smallest and largest NFE)\n\n![samples](samples_grid.png)\n"
+        )
     if result.skipped:
         text.append("## Skipped\n\n" + "".join(f"- {s}\n" for s in result.skipped))
     results["rows"] = rows
@@ -262,11 +308,13 @@ def _ranking_section(result: StudyResult, results: dict[str, Any]) -> list[str]:
     m0 = spec.metrics[0]
     rank = rank_per_budget(rows, m0, floor=floor)
     results["ranking"] = {m0: rank}
-    head = (f"## Best configuration per NFE budget (primary metric: {m0})\n\n"
-            f"Paired two-sided t-test over the {rank['seeds']} seeds (same prior draws, noise "
-            f"and projections per seed), level {rank['alpha']}: `within noise` lists the "
-            "configurations not distinguishable from the best (or both within "
-            f"{FLOOR_TIE_Z:g} floor sd of the exact-sample floor).\n")  # fmt: skip
+    head = (
+        f"## Best configuration per NFE budget (primary metric: {m0})\n\n"
+        f"Paired two-sided t-test over the {rank['seeds']} seeds (same prior draws, noise "
+        f"and projections per seed), level {rank['alpha']}: `within noise` lists the "
+        "configurations not distinguishable from the best (or both within "
+        f"{FLOOR_TIE_Z:g} floor sd of the exact-sample floor).\n"
+    )
     if not rank["ranked"]:
         return [head, f"**Not ranked**: {rank['reason']}.\n"]
     lines = [head] + ([f"Note: {rank['note']}.\n"] if rank["note"] else [])
@@ -287,9 +335,11 @@ def _ranking_section(result: StudyResult, results: dict[str, Any]) -> list[str]:
         cols += ["|ce_gap| best", "agree"]
     lines.append(markdown_table(shown, cols))
     if results.get("disagreements"):
-        lines.append(f"\n`agree` **no**: the {m0} ranking and the |CE gap| ranking disagree "
-                     "(each one's best is outside the other's ties); look at both, and at the "
-                     "precision/recall check below.\n")  # fmt: skip
+        lines.append(
+            f"\n`agree` **no**: the {m0} ranking and the |CE gap| ranking disagree "
+            "(each one's best is outside the other's ties); look at both, and at the "
+            "precision/recall check below.\n"
+        )
     return lines
 
 
@@ -303,24 +353,39 @@ def _coverage_section(result: StudyResult, results: dict[str, Any]) -> list[str]
     table = []
     for key, p in prec.items():
         r = rec[key]
-        bad = [c for c, v in (("precision", p["mean"]), ("recall", r["mean"]))
-               if below_floor(v, floor[c])]  # fmt: skip
-        table.append({"sampler": key[0], "nfe": p["nfe"], "precision": p["mean"],
-                      "recall": r["mean"], "below floor": ", ".join(bad) or "no"})  # fmt: skip
+        bad = [
+            c
+            for c, v in (("precision", p["mean"]), ("recall", r["mean"]))
+            if below_floor(v, floor[c])
+        ]
+        table.append(
+            {
+                "sampler": key[0],
+                "nfe": p["nfe"],
+                "precision": p["mean"],
+                "recall": r["mean"],
+                "below floor": ", ".join(bad) or "no",
+            }
+        )
     results["coverage"] = table
     fp, fr = floor["precision"], floor["recall"]
-    return ["## Precision and recall (per-component 99% ellipsoids)\n",
-            "`precision`: samples inside some component's 99% ellipsoid; `recall`: each "
-            "component's mass recovered, weighted. Exact samples: precision "
-            f"{fp['mean']:.4f} ± {fp['sd']:.2g}, recall {fr['mean']:.4f} ± {fr['sd']:.2g} "
-            f"(mean ± sd). `below floor`: more than {FLOOR_Z:g} floor sd under it (blur or a "
-            "dropped mode).\n", markdown_table(table, ["sampler", "nfe", "precision", "recall",
-                                                       "below floor"])]  # fmt: skip
+    return [
+        "## Precision and recall (per-component 99% ellipsoids)\n",
+        "`precision`: samples inside some component's 99% ellipsoid; `recall`: each "
+        "component's mass recovered, weighted. Exact samples: precision "
+        f"{fp['mean']:.4f} ± {fp['sd']:.2g}, recall {fr['mean']:.4f} ± {fr['sd']:.2g} "
+        f"(mean ± sd). `below floor`: more than {FLOOR_Z:g} floor sd under it (blur or a "
+        "dropped mode).\n",
+        markdown_table(table, ["sampler", "nfe", "precision", "recall", "below floor"]),
+    ]
 
 
 def _mc_se(summary: list[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> None:
     """Replace the CE gap's seed SE by the Monte Carlo SE of the mean of per-seed gaps."""
     for s in summary:
-        ses = [r["ce_gap_se"] for r in rows
-               if r["sampler"] == s["sampler"] and r["nfe_target"] == s["nfe_target"]]  # fmt: skip
+        ses = [
+            r["ce_gap_se"]
+            for r in rows
+            if r["sampler"] == s["sampler"] and r["nfe_target"] == s["nfe_target"]
+        ]
         s["se"] = math.sqrt(sum(v * v for v in ses)) / len(ses) if ses else math.nan

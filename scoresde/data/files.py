@@ -31,8 +31,16 @@ def _as_tensor(arr: Any, source: str) -> Tensor:
         return arr
     a = np.asarray(arr)
     if a.dtype.kind not in "iuf":
-        kinds = {"U": "strings", "S": "bytes", "O": "Python objects", "b": "booleans",
-                 "c": "complex numbers", "M": "dates", "m": "time spans", "V": "records"}  # fmt: skip
+        kinds = {
+            "U": "strings",
+            "S": "bytes",
+            "O": "Python objects",
+            "b": "booleans",
+            "c": "complex numbers",
+            "M": "dates",
+            "m": "time spans",
+            "V": "records",
+        }
         raise TypeError(
             f"{source}: expected an array of real numbers, received dtype {a.dtype} "
             f"({kinds.get(a.dtype.kind, 'not numbers')})"
@@ -108,7 +116,7 @@ def load_array(path: str | Path, key: str | None = None, levels: int | None = No
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"data file: expected an existing file, received {path}")
+        raise FileNotFoundError(f"data file not found: {path} (expected an existing file)")
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz", ".pt"):
         raise ValueError(
@@ -177,7 +185,9 @@ def load_image_folder(path: str | Path) -> Dataset:
     path = Path(path)
     files = sorted(path.glob("*.png")) if path.is_dir() else []
     if not files:
-        raise FileNotFoundError(f"image folder: expected .png images in {path}, received none")
+        raise FileNotFoundError(
+            f"no .png images found in folder {path} (expected at least one, received none)"
+        )
     imgs: list[np.ndarray] = []
     for f in files:
         try:

@@ -111,7 +111,7 @@ def as_write_error(err: BaseException) -> WriteError | None:
             return e
         if e is not None and _is_write_error(e):
             name = getattr(e, "filename", None)
-            return write_error(Path(name or "a file"), e, None, "")  # type: ignore[arg-type]
+            return write_error(Path(name or "a file"), e, None, "")  # type: ignore[arg-type]  # an OSError: _is_write_error
     return None
 
 

@@ -166,6 +166,14 @@ def sharded_compare_samplers(
     Returns:
         On rank 0 the :class:`~scoresde.studies.StudyResult`; None on the other ranks.
     """
-    return compare_samplers(sde, score_fn, samplers, nfes, reference, metrics, seeds=seeds,
-                            world=World.single("cpu") if world is None else world,
-                            **study_kwargs)  # fmt: skip
+    return compare_samplers(
+        sde,
+        score_fn,
+        samplers,
+        nfes,
+        reference,
+        metrics,
+        seeds=seeds,
+        world=World.single("cpu") if world is None else world,
+        **study_kwargs,
+    )

@@ -178,8 +178,18 @@ def bits_per_dim(
     D = k[0].numel()
     choice = None
     if solver_error is not None:
-        choice = _choose_grid(sde, score_fn, k, solver_error, pilot, levels, model_range,
-                              generator, dtype, likelihood_kwargs)  # fmt: skip
+        choice = _choose_grid(
+            sde,
+            score_fn,
+            k,
+            solver_error,
+            pilot,
+            levels,
+            model_range,
+            generator,
+            dtype,
+            likelihood_kwargs,
+        )
         likelihood_kwargs = {**likelihood_kwargs, "n_steps": choice.n_steps}
     probe_var: list[Tensor] = []
 
@@ -236,12 +246,12 @@ def _choose_grid(
     _check_levels(k, levels, model_range)
     kp = k[:pilot]
     lo, hi = (float(v) for v in model_range)
-    noise = torch.rand(kp.shape, generator=generator, dtype=dtype,
-                       device=generator.device if generator else None)  # fmt: skip
+    noise = torch.rand(
+        kp.shape, generator=generator, dtype=dtype, device=generator.device if generator else None
+    )
     y = lo + (hi - lo) * (kp.to(dtype) + noise.to(kp.device)) / levels
     kw = {key: v for key, v in kwargs.items() if key not in ("seeds", "refresh_probes")}
     if kw.get("divergence", "exact") != "exact":
         kw["seeds"] = list(range(kp.shape[0]))
     D = k[0].numel()
-    return choose_n_steps(sde, score_fn, y, target=target_bpd * D * math.log(2), dtype=dtype,
-                          **kw)  # fmt: skip
+    return choose_n_steps(sde, score_fn, y, target=target_bpd * D * math.log(2), dtype=dtype, **kw)

@@ -187,8 +187,7 @@ def choose_n_steps(
     history: list[SolverError] = []
     n, coarse = start, None
     while n <= max_steps:
-        check = solver_error(sde, score_fn, x, n, solver=solver, coarse=coarse,
-                             **likelihood_kwargs)  # fmt: skip
+        check = solver_error(sde, score_fn, x, n, solver=solver, coarse=coarse, **likelihood_kwargs)
         history.append(check)
         if check.bound(confidence) <= target:
             return GridChoice(n, check, tuple(history), sum(h.nfe for h in history))

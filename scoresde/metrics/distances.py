@@ -113,8 +113,15 @@ _SORTED: OrderedDict[tuple[Any, ...], tuple[Tensor, Tensor]] = OrderedDict()
 
 
 def _sorted_projections(y: Tensor, yf: Tensor, theta: Tensor) -> Tensor:
-    key = (y.data_ptr(), tuple(y.shape), tuple(y.stride()), y._version, str(y.device), y.dtype,
-           hashlib.sha1(theta.detach().cpu().numpy().tobytes()).hexdigest())  # fmt: skip
+    key = (
+        y.data_ptr(),
+        tuple(y.shape),
+        tuple(y.stride()),
+        y._version,
+        str(y.device),
+        y.dtype,
+        hashlib.sha1(theta.detach().cpu().numpy().tobytes()).hexdigest(),
+    )
     hit = _SORTED.get(key)
     if hit is not None:
         _SORTED.move_to_end(key)

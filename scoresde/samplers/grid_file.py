@@ -145,13 +145,11 @@ def load_grid(path: str | Path, sde: LinearSDE | None = None) -> OptimizedGrid:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"grid file: expected an existing file, received {path}")
+        raise FileNotFoundError(f"grid file not found: {path} (expected an existing file)")
     try:
         d = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(
-            f"{path}: expected a JSON grid file, received malformed JSON ({err})"
-        ) from None
+        raise ValueError(f"{path}: not valid JSON ({err}); expected a JSON grid file") from None
     grid = OptimizedGrid.from_dict(d, str(path))
     if sde is not None:
         grid.check_sde(sde)

@@ -132,9 +132,13 @@ def check_prior(
         raise ValueError(f"check_prior: expected a threshold > 0, received {threshold!r}")
     std = prior_kl(sde)
     res = std if data_var is None else prior_kl(sde, data_var, data_mean)
-    ours = "" if data_var is None else (
-        f"; for these data (variance {data_var:.3g}, mean {data_mean:.3g}) <= {res.upper:.3g}"
-    )  # fmt: skip
+    ours = (
+        ""
+        if data_var is None
+        else (
+            f"; for these data (variance {data_var:.3g}, mean {data_mean:.3g}) <= {res.upper:.3g}"
+        )
+    )
     where = f" ({context})" if context else ""
     if std.upper > threshold:
         message = (

@@ -57,9 +57,16 @@ def best_per_budget(
     out = []
     for b in ranking["budgets"]:
         e = b["entries"][0]
-        out.append({"budget_nfe": b["budget_nfe"], "best": e["sampler"], "nfe": e["nfe"],
-                    "mean": e["mean"], "se": e["se"],
-                    "within_noise": ", ".join(b["ties"]) or "none"})  # fmt: skip
+        out.append(
+            {
+                "budget_nfe": b["budget_nfe"],
+                "best": e["sampler"],
+                "nfe": e["nfe"],
+                "mean": e["mean"],
+                "se": e["se"],
+                "within_noise": ", ".join(b["ties"]) or "none",
+            }
+        )
     return out
 
 
@@ -97,13 +104,16 @@ def by_factor(
         if factor not in r:
             raise ValueError(f"by_factor: no column {factor!r}; have {sorted(r)}")
         v = r[metric]
-        rest = ", ".join([str(r.get("method", r["sampler"]))]
-                         + [f"{o}={r.get(o)}" for o in others if o != factor])  # fmt: skip
+        rest = ", ".join(
+            [str(r.get("method", r["sampler"]))]
+            + [f"{o}={r.get(o)}" for o in others if o != factor]
+        )
         if v is not None and not (isinstance(v, float) and math.isnan(v)):
             groups.setdefault((str(r[factor]), rest, r["nfe_target"]), []).append(float(v))
     out = []
     for (value, rest, nfe), vals in groups.items():
         m, se = (float(t) for t in mean_se(torch.tensor(vals, dtype=torch.float64)))
-        out.append({factor: value, "rest": rest, "nfe_target": nfe, "mean": m, "se": se,
-                    "n": len(vals)})  # fmt: skip
+        out.append(
+            {factor: value, "rest": rest, "nfe_target": nfe, "mean": m, "se": se, "n": len(vals)}
+        )
     return out

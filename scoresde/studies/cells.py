@@ -53,14 +53,21 @@ def plan_cell(cell: Cell, problem: Any, grids: dict[str, OptimizedGrid]) -> Plan
         return PlannedCell(cell, sde, score_fn, og.times, {**opts, **og.options})
     if isinstance(grid_arg, str) and grid_arg.endswith(".json"):
         og = load_grid(grid_arg, sde)
-        cell = replace(cell, label=f"{og.sampler}[{Path(grid_arg).stem}]", name=og.sampler,
-                       options=dict(og.options), nfe=og.nfe, grid_file=grid_arg)  # fmt: skip
+        cell = replace(
+            cell,
+            label=f"{og.sampler}[{Path(grid_arg).stem}]",
+            name=og.sampler,
+            options=dict(og.options),
+            nfe=og.nfe,
+            grid_file=grid_arg,
+        )
         return PlannedCell(cell, sde, score_fn, og.times, {**opts, **og.options})
     if cell.nfe is None:  # adaptive: the solver picks its own steps
         grid = torch.tensor([sde.T, structural.get("t_end", sde.eps)], dtype=torch.float64)
         return PlannedCell(cell, sde, score_fn, grid, opts)
-    grid, opts = plan_for_nfe(sde, cell.name, cell.nfe, grid_arg, t_end=structural.get("t_end"),
-                              exact=False, **opts)  # fmt: skip
+    grid, opts = plan_for_nfe(
+        sde, cell.name, cell.nfe, grid_arg, t_end=structural.get("t_end"), exact=False, **opts
+    )
     return PlannedCell(cell, sde, score_fn, grid, opts)
 
 
@@ -89,8 +96,13 @@ def run_cell(
     """
     c = p.cell
     n = x_T.shape[0]
-    row: dict[str, Any] = {"sampler": c.config, "method": c.label, "name": c.name, **c.factors,
-                           "nfe_target": c.nfe}  # fmt: skip
+    row: dict[str, Any] = {
+        "sampler": c.config,
+        "method": c.label,
+        "name": c.name,
+        **c.factors,
+        "nfe_target": c.nfe,
+    }
     cpus, walls = [], []
     x: Tensor | None = None
     try:
@@ -106,11 +118,16 @@ def run_cell(
         row.update(nfe=info.nfe, n_steps=info.n_steps, seed=c.seed, error="")
     except (ValueError, TypeError) as err:
         x = None
-        row.update(nfe=None, n_steps=p.grid.numel() - 1, seed=c.seed,
-                   error=str(err).splitlines()[0])  # fmt: skip
+        row.update(
+            nfe=None, n_steps=p.grid.numel() - 1, seed=c.seed, error=str(err).splitlines()[0]
+        )
     cpu_s = statistics.median(cpus) if cpus else 0.0
-    row.update(cpu_time_s=cpu_s, wall_time_s=statistics.median(walls) if walls else 0.0,
-               us_per_sample=1e6 * cpu_s / n, timing_repeats=len(cpus))  # fmt: skip
+    row.update(
+        cpu_time_s=cpu_s,
+        wall_time_s=statistics.median(walls) if walls else 0.0,
+        us_per_sample=1e6 * cpu_s / n,
+        timing_repeats=len(cpus),
+    )
     row.update(score_samples(x, reference, metric_specs, c.seed, density))
     row["key"] = c.key
     return row, x

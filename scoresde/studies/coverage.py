@@ -82,14 +82,16 @@ def inside_ellipsoids(x: Tensor, mixture: GaussianMixture, level: float = LEVEL)
     from scipy.stats import chi2
 
     if not isinstance(mixture, GaussianMixture):
-        raise TypeError(f"precision_recall: expected a GaussianMixture, received "
-                        f"{type(mixture).__name__}")  # fmt: skip
+        raise TypeError(
+            f"precision_recall: expected a GaussianMixture, received {type(mixture).__name__}"
+        )
     if not isinstance(x, Tensor) or x.ndim < 2:
         raise ValueError("precision_recall: expected samples of shape (n, *event_shape)")
     xs = x.detach().reshape(x.shape[0], -1).to(torch.float64).cpu()
     if xs.shape[1] != mixture.dim:
-        raise ValueError(f"precision_recall: expected samples of dimension {mixture.dim}, "
-                         f"received {xs.shape[1]}")  # fmt: skip
+        raise ValueError(
+            f"precision_recall: expected samples of dimension {mixture.dim}, received {xs.shape[1]}"
+        )
     dev = xs[:, None, :] - mixture.means[None]  # (n, K, D)
     if mixture.eigvecs is not None:  # rotate into each component's eigenbasis
         dev = torch.einsum("nkd,kde->nke", dev, mixture.eigvecs)
@@ -103,9 +105,11 @@ def precision_recall(x: Tensor, mixture: GaussianMixture) -> dict[str, Any]:
     mass = exact_stats(mixture)["mass"]
     frac = inside.double().mean(0)
     recall_k = torch.clamp(frac / mass.clamp_min(1e-12), max=1.0)
-    return {"precision": float(inside.any(1).double().mean()),
-            "recall": float((mixture.weights * recall_k).sum()),
-            "recall_k": [round(float(v), 6) for v in recall_k]}  # fmt: skip
+    return {
+        "precision": float(inside.any(1).double().mean()),
+        "recall": float((mixture.weights * recall_k).sum()),
+        "recall_k": [round(float(v), 6) for v in recall_k],
+    }
 
 
 def below_floor(value: float, floor: dict[str, Any] | None, z: float = FLOOR_Z) -> bool:

@@ -56,8 +56,10 @@ def open_folder(folder: Path, spec: StudySpec) -> dict[str, dict[str, Any]]:
     if spec_path.is_file():
         saved = json.loads(spec_path.read_text())
         if saved != json.loads(json.dumps(spec.to_dict())):
-            raise ValueError(f"run_study: {folder} holds a different spec; use a new folder "
-                             "(or the saved spec.json) to resume")  # fmt: skip
+            raise ValueError(
+                f"run_study: {folder} holds a different spec; use a new folder "
+                "(or the saved spec.json) to resume"
+            )
     else:
         write_json(spec.to_dict(), spec_path)
         write_env(folder / "env.json", None)
@@ -79,11 +81,17 @@ def write_env(path: Path, world: Any) -> None:
 
     old = json.loads(path.read_text()) if path.is_file() else {}
     load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    env = {"scoresde": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
-           "python": platform.python_version(), "platform": platform.platform(),
-           "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-           "world_size": 1 if world is None else world.size,
-           "load_average_start": old.get("load_average_start", load)}  # fmt: skip
+    env = {
+        "scoresde": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "world_size": 1 if world is None else world.size,
+        "load_average_start": old.get("load_average_start", load),
+    }
     if old:
         env["load_average_end"] = load
     write_json(env, path)
@@ -104,8 +112,14 @@ def floor_table(spec: StudySpec, problem: Any, folder: Path | None) -> dict[str,
     who = _key(problem.density) if problem.density is not None else f"draw:{id(problem.draw)}"
     key = json.dumps([who, h.hexdigest(), spec.metrics, spec.n, spec.floor_repeats])
     if key not in _FLOORS:
-        _FLOORS[key] = noise_floor_table(problem.draw, problem.reference, spec.metrics, n=spec.n,
-                                         repeats=spec.floor_repeats, density=problem.density)  # fmt: skip
+        _FLOORS[key] = noise_floor_table(
+            problem.draw,
+            problem.reference,
+            spec.metrics,
+            n=spec.n,
+            repeats=spec.floor_repeats,
+            density=problem.density,
+        )
     floor = _FLOORS[key]
     if path is not None:
         write_json(floor, path)

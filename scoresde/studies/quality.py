@@ -47,11 +47,18 @@ def mode_mass(x: Tensor, mixture: GaussianMixture) -> Tensor:
         raise ValueError("mode_mass: expected samples of shape (n, *event_shape)")
     xs = x.detach().to(torch.float64).cpu()
     cov = mixture.covariances
-    logp = torch.stack([
-        GaussianMixture([1.0], mixture.means[k : k + 1], cov[k : k + 1],
-                        event_shape=mixture.event_shape).log_prob(xs)
-        for k in range(mixture.K)
-    ], dim=1) + mixture.weights.log()  # fmt: skip
+    logp = (
+        torch.stack(
+            [
+                GaussianMixture(
+                    [1.0], mixture.means[k : k + 1], cov[k : k + 1], event_shape=mixture.event_shape
+                ).log_prob(xs)
+                for k in range(mixture.K)
+            ],
+            dim=1,
+        )
+        + mixture.weights.log()
+    )
     return torch.softmax(logp, dim=1).mean(0)
 
 

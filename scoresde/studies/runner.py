@@ -71,8 +71,9 @@ class Problem:
     ) -> Problem:
         """An exact mixture: exact score under ``sde``, exact reference and floor draws."""
         if not isinstance(mixture, GaussianMixture):
-            raise TypeError(f"Problem.analytic: expected a GaussianMixture, received "
-                            f"{type(mixture).__name__}")  # fmt: skip
+            raise TypeError(
+                f"Problem.analytic: expected a GaussianMixture, received {type(mixture).__name__}"
+            )
         s = get_sde(sde)
         ref = mixture.sample(n_reference, torch.Generator().manual_seed(seed), dtype=torch.float32)
 
@@ -86,8 +87,10 @@ class Problem:
         if name is None:
             return self.sde, self.score_fn
         if not isinstance(self.density, GaussianMixture):
-            raise ValueError("run_study: an 'sde' factor needs an exact mixture score "
-                             "(a checkpoint's score belongs to its own SDE)")  # fmt: skip
+            raise ValueError(
+                "run_study: an 'sde' factor needs an exact mixture score "
+                "(a checkpoint's score belongs to its own SDE)"
+            )
         sde = get_sde(name)
         return sde, self.density.with_sde(sde)
 
@@ -256,8 +259,10 @@ def _check_grids(grids: Mapping[str, OptimizedGrid] | None) -> dict[str, Optimiz
     if not isinstance(grids, Mapping) or not all(
         isinstance(k, str) and isinstance(v, OptimizedGrid) for k, v in grids.items()
     ):
-        raise TypeError("run_study: expected grids as a dict {label: OptimizedGrid}, received "
-                        f"{type(grids).__name__}")  # fmt: skip
+        raise TypeError(
+            "run_study: expected grids as a dict {label: OptimizedGrid}, received "
+            f"{type(grids).__name__}"
+        )
     return dict(grids)
 
 
@@ -271,9 +276,10 @@ def _probe(problem: Problem) -> None:
             t = torch.full((1,), problem.sde.T, dtype=ref.dtype, device=ref.device)
             problem.score_fn(ref[:1], t)
     except (ValueError, RuntimeError) as err:
-        raise ValueError(f"run_study: expected reference samples the score function accepts, "
-                         f"received shape {tuple(ref.shape)} ({str(err).splitlines()[0]})"
-                         ) from None  # fmt: skip
+        raise ValueError(
+            f"run_study: expected reference samples the score function accepts, "
+            f"received shape {tuple(ref.shape)} ({str(err).splitlines()[0]})"
+        ) from None
 
 
 def _plan(
@@ -285,13 +291,19 @@ def _plan(
     cells = spec.cells(adaptive)
     if grids:
         varying = cells[0].varying if cells else ()
-        extra = [Cell(label, og.sampler, {}, dict(setting), og.nfe, seed, varying)
-                 for seed in spec.seeds for setting in spec.settings()
-                 for label, og in grids.items()]  # fmt: skip
-        order = {json.dumps([s, st], sort_keys=True): i for i, (s, st) in
-                 enumerate((s, st) for s in spec.seeds for st in spec.settings())}  # fmt: skip
-        cells = sorted(cells + extra, key=lambda c: order[json.dumps([c.seed, c.factors],
-                                                                     sort_keys=True)])  # fmt: skip
+        extra = [
+            Cell(label, og.sampler, {}, dict(setting), og.nfe, seed, varying)
+            for seed in spec.seeds
+            for setting in spec.settings()
+            for label, og in grids.items()
+        ]
+        order = {
+            json.dumps([s, st], sort_keys=True): i
+            for i, (s, st) in enumerate((s, st) for s in spec.seeds for st in spec.settings())
+        }
+        cells = sorted(
+            cells + extra, key=lambda c: order[json.dumps([c.seed, c.factors], sort_keys=True)]
+        )
     planned: list[PlannedCell] = []
     skipped: list[str] = []
     seen: set[str] = set()
@@ -327,11 +339,25 @@ def _sharded(
 
     fp = None
     if folder is not None:
-        fp = fingerprint_of({"job": "study", "spec": spec.to_dict(), "sde": problem.sde.config(),
-                             "score_fn": problem.score_fn, "reference": problem.reference})  # fmt: skip
-    parts = run_sharded(shard, n, shard_size=1, world=world,
-                        shard_dir=None if folder is None else folder / "shards", fingerprint=fp,
-                        progress=progress, desc="sampler study")  # fmt: skip
+        fp = fingerprint_of(
+            {
+                "job": "study",
+                "spec": spec.to_dict(),
+                "sde": problem.sde.config(),
+                "score_fn": problem.score_fn,
+                "reference": problem.reference,
+            }
+        )
+    parts = run_sharded(
+        shard,
+        n,
+        shard_size=1,
+        world=world,
+        shard_dir=None if folder is None else folder / "shards",
+        fingerprint=fp,
+        progress=progress,
+        desc="sampler study",
+    )
     if parts is None:
         return None
     return [(p["row"], p["x"][0] if p["x"] else None) for p in parts]

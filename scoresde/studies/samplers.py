@@ -124,9 +124,14 @@ def compare_samplers(
     factors: dict[str, list[Any]] = {"grid": [grid_kind]} if grid_kind else {}
     if denoise:
         factors["denoise"] = [True]
-    spec = StudySpec(samplers=entries or [{"name": "ddim", "options": {}}], nfe=sorted(set(nfes)), seeds=list(seeds),
-                     metrics=list(metrics), n=int(n_samples or reference.shape[0]),
-                     factors=factors)  # fmt: skip
+    spec = StudySpec(
+        samplers=entries or [{"name": "ddim", "options": {}}],
+        nfe=sorted(set(nfes)),
+        seeds=list(seeds),
+        metrics=list(metrics),
+        n=int(n_samples or reference.shape[0]),
+        factors=factors,
+    )
     spec.samplers = entries  # with grids only, their rows alone
     draw = None
     if density is not None:
@@ -136,5 +141,12 @@ def compare_samplers(
             return density.sample(n, generator=gen).to(dtype=dtype)
 
     problem = Problem(sde, score_fn, reference, draw, density)
-    return run_study(spec, problem, progress=progress, world=world, grids=grids,
-                     timing_repeats=timing_repeats, keep_samples=keep_samples)  # fmt: skip
+    return run_study(
+        spec,
+        problem,
+        progress=progress,
+        world=world,
+        grids=grids,
+        timing_repeats=timing_repeats,
+        keep_samples=keep_samples,
+    )

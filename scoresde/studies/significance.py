@@ -101,15 +101,26 @@ def rank_per_budget(
             e["nfe"].append(r["nfe"])
     seeds = sorted({r["seed"] for r in rows})
     name = f"|{metric}|" if absolute else metric
-    out: dict[str, Any] = {"metric": name, "ranked": len(seeds) >= 2, "seeds": len(seeds),
-                           "reason": None, "note": None, "alpha": alpha, "budgets": []}  # fmt: skip
+    out: dict[str, Any] = {
+        "metric": name,
+        "ranked": len(seeds) >= 2,
+        "seeds": len(seeds),
+        "reason": None,
+        "note": None,
+        "alpha": alpha,
+        "budgets": [],
+    }
     if not out["ranked"]:
-        out["reason"] = (f"one seed: no estimate of noise, so no ranking of {name} (run >= 2 "
-                         f"seeds, {RECOMMENDED_SEEDS} recommended)")  # fmt: skip
+        out["reason"] = (
+            f"one seed: no estimate of noise, so no ranking of {name} (run >= 2 "
+            f"seeds, {RECOMMENDED_SEEDS} recommended)"
+        )
         return out
     if len(seeds) < RECOMMENDED_SEEDS:
-        out["note"] = (f"{len(seeds)} seeds: the paired test is weak (t quantile with "
-                       f"{len(seeds) - 1} df); {RECOMMENDED_SEEDS} or more recommended")  # fmt: skip
+        out["note"] = (
+            f"{len(seeds)} seeds: the paired test is weak (t quantile with "
+            f"{len(seeds) - 1} df); {RECOMMENDED_SEEDS} or more recommended"
+        )
     fl = (floor or {}).get(metric)
     at_floor_max = None
     if fl and fl.get("sd", 0) > 0:
@@ -126,8 +137,16 @@ def rank_per_budget(
             if len(vals) > 1
             else math.nan
         )
-        configs.append({"sampler": label, "nfe_target": target, "nfe": max(e["nfe"]), "mean": mean,
-                        "se": sd / math.sqrt(len(vals)), "values": e["values"]})  # fmt: skip
+        configs.append(
+            {
+                "sampler": label,
+                "nfe_target": target,
+                "nfe": max(e["nfe"]),
+                "mean": mean,
+                "se": sd / math.sqrt(len(vals)),
+                "values": e["values"],
+            }
+        )
     budgets = sorted({c["nfe_target"] for c in configs if c["nfe_target"] is not None})
     for b in budgets:
         within = sorted((c for c in configs if c["nfe"] <= b), key=lambda c: c["mean"])
@@ -146,13 +165,24 @@ def rank_per_budget(
                 verdict = "tie (at floor)"
             else:
                 verdict = "worse"
-            entries.append({k: c[k] for k in ("sampler", "nfe_target", "nfe", "mean", "se")}
-                           | {"diff": test["diff"], "diff_se": test["diff_se"],
-                              "verdict": verdict})  # fmt: skip
-        ties = [e["sampler"] if e["nfe_target"] == b else f"{e['sampler']}@{e['nfe']}"
-                for e in entries if e["verdict"].startswith("tie")]  # fmt: skip
-        out["budgets"].append({"budget_nfe": b, "best": best["sampler"], "best_nfe": best["nfe"],
-                               "ties": ties, "entries": entries})  # fmt: skip
+            entries.append(
+                {k: c[k] for k in ("sampler", "nfe_target", "nfe", "mean", "se")}
+                | {"diff": test["diff"], "diff_se": test["diff_se"], "verdict": verdict}
+            )
+        ties = [
+            e["sampler"] if e["nfe_target"] == b else f"{e['sampler']}@{e['nfe']}"
+            for e in entries
+            if e["verdict"].startswith("tie")
+        ]
+        out["budgets"].append(
+            {
+                "budget_nfe": b,
+                "best": best["sampler"],
+                "best_nfe": best["nfe"],
+                "ties": ties,
+                "entries": entries,
+            }
+        )
     return out
 
 
@@ -177,6 +207,12 @@ def disagreements(first: Mapping[str, Any], second: Mapping[str, Any]) -> list[d
         top1 = {(e["sampler"], e["nfe"]) for e in b["entries"] if e["verdict"] != "worse"}
         top2 = {(e["sampler"], e["nfe"]) for e in o["entries"] if e["verdict"] != "worse"}
         agree = (b["best"], b["best_nfe"]) in top2 and (o["best"], o["best_nfe"]) in top1
-        out.append({"budget_nfe": b["budget_nfe"], first["metric"]: b["best"],
-                    second["metric"]: o["best"], "agree": agree})  # fmt: skip
+        out.append(
+            {
+                "budget_nfe": b["budget_nfe"],
+                first["metric"]: b["best"],
+                second["metric"]: o["best"],
+                "agree": agree,
+            }
+        )
     return out

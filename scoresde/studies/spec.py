@@ -32,8 +32,17 @@ __all__ = ["FACTOR_OPTIONS", "MAX_N", "Cell", "StudySpec", "check_spec", "load_s
 #: Factor names that map to a sampler option of another name.
 FACTOR_OPTIONS = {"corrector_steps": "n_steps"}
 _STRUCTURAL = ("grid", "t_end", "sde")
-_FIELDS = ("samplers", "nfe", "seeds", "n", "metrics", "factors", "combine", "floor_repeats",
-           "grid_files")  # fmt: skip
+_FIELDS = (
+    "samplers",
+    "nfe",
+    "seeds",
+    "n",
+    "metrics",
+    "factors",
+    "combine",
+    "floor_repeats",
+    "grid_files",
+)
 
 
 @dataclass(frozen=True)
@@ -52,15 +61,19 @@ class Cell:
     @property
     def config(self) -> str:
         """Sampler label and the varying factors' values: the row label seeds are averaged over."""
-        extra = ", ".join(f"{k}={_short(self.factors[k])}" for k in self.varying
-                          if not (k == "grid" and self.grid_file))  # fmt: skip
+        extra = ", ".join(
+            f"{k}={_short(self.factors[k])}"
+            for k in self.varying
+            if not (k == "grid" and self.grid_file)
+        )
         return f"{self.label} [{extra}]" if extra else self.label
 
     @property
     def key(self) -> str:
         """A stable identity (JSON) for resuming."""
-        return json.dumps([self.label, self.factors, self.nfe, self.seed, self.grid_file],
-                          sort_keys=True)  # fmt: skip
+        return json.dumps(
+            [self.label, self.factors, self.nfe, self.seed, self.grid_file], sort_keys=True
+        )
 
 
 def _short(v: Any) -> str:
@@ -97,8 +110,9 @@ class StudySpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.samplers, list) or not self.samplers:
-            raise ValueError(f"StudySpec: expected a non-empty list of samplers, received "
-                             f"{self.samplers!r}")  # fmt: skip
+            raise ValueError(
+                f"StudySpec: expected a non-empty list of samplers, received {self.samplers!r}"
+            )
         self.samplers = [_sampler_entry(s) for s in self.samplers]
         for name, vals, lo in (("nfe", self.nfe, 1), ("seeds", self.seeds, 0)):
             if (
@@ -106,31 +120,40 @@ class StudySpec:
                 or not vals
                 or any(isinstance(v, bool) or not isinstance(v, int) or v < lo for v in vals)
             ):
-                raise ValueError(f"StudySpec: expected {name} as a non-empty list of integers "
-                                 f">= {lo}, received {vals!r}")  # fmt: skip
+                raise ValueError(
+                    f"StudySpec: expected {name} as a non-empty list of integers "
+                    f">= {lo}, received {vals!r}"
+                )
         for name, v, lo in (("n", self.n, 2), ("floor_repeats", self.floor_repeats, 2)):
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"StudySpec: expected {name} >= {lo}, received {v!r}")
         if not isinstance(self.metrics, list) or not all(isinstance(m, str) for m in self.metrics):
-            raise TypeError(f"StudySpec: expected metrics as a list of names, received "
-                            f"{self.metrics!r}")  # fmt: skip
+            raise TypeError(
+                f"StudySpec: expected metrics as a list of names, received {self.metrics!r}"
+            )
         if not isinstance(self.factors, dict) or not all(
             isinstance(k, str) and isinstance(v, list) and v for k, v in self.factors.items()
         ):
-            raise ValueError("StudySpec: expected factors as {name: [values, ...]} with "
-                             f"non-empty lists, received {self.factors!r}")  # fmt: skip
+            raise ValueError(
+                "StudySpec: expected factors as {name: [values, ...]} with "
+                f"non-empty lists, received {self.factors!r}"
+            )
         if not isinstance(self.grid_files, list) or not all(
             isinstance(f, str) and f.endswith(".json") for f in self.grid_files
         ):
-            raise ValueError(f"StudySpec: expected grid_files as a list of .json paths, received "
-                             f"{self.grid_files!r}")  # fmt: skip
+            raise ValueError(
+                f"StudySpec: expected grid_files as a list of .json paths, received "
+                f"{self.grid_files!r}"
+            )
         if self.combine not in ("cross", "zip"):
-            raise ValueError(f"StudySpec: expected combine 'cross' or 'zip', received "
-                             f"{self.combine!r}")  # fmt: skip
+            raise ValueError(
+                f"StudySpec: expected combine 'cross' or 'zip', received {self.combine!r}"
+            )
         if self.combine == "zip" and len({len(v) for v in self.factors.values()}) > 1:
             lens = {k: len(v) for k, v in self.factors.items()}
             raise ValueError(
-                f"StudySpec: expected zipped factors of equal lengths, received {lens}"
+                f"StudySpec: zipped factors need equal lengths, received {lens}; expected one "
+                "length for all"
             )
         check_spec(self)
 
@@ -173,8 +196,9 @@ class StudySpec:
                     label = f"{name}({inner})" if inner else name
                     nfes = [None] if name in adaptive else sorted(set(self.nfe))
                     out += [Cell(label, name, opts, dict(setting), n, seed, varying) for n in nfes]
-                out += [Cell(f, "", {}, dict(setting), None, seed, varying, f)
-                        for f in self.grid_files]  # fmt: skip
+                out += [
+                    Cell(f, "", {}, dict(setting), None, seed, varying, f) for f in self.grid_files
+                ]
         return out
 
     @staticmethod
@@ -195,8 +219,9 @@ def _sampler_entry(s: Any) -> dict[str, Any]:
         return {"name": s["name"], "options": dict(s.get("options") or {})}
     if isinstance(s, (list, tuple)) and len(s) == 2 and isinstance(s[1], dict):
         return {"name": str(s[0]), "options": dict(s[1])}
-    raise TypeError(f"StudySpec: expected a sampler name, {{name, options}} or [name, options], "
-                    f"received {s!r}")  # fmt: skip
+    raise TypeError(
+        f"StudySpec: expected a sampler name, {{name, options}} or [name, options], received {s!r}"
+    )
 
 
 def load_spec(path: str | Path) -> StudySpec:
@@ -269,8 +294,10 @@ def check_spec(spec: StudySpec) -> None:
         for v in values:
             if factor == "grid":
                 if not isinstance(v, str) or (v not in GRIDS and not v.endswith(".json")):
-                    raise ValueError(f"{where}: expected grid values from {names_list(GRIDS)} or "
-                                     f".json grid files, received {v!r}")  # fmt: skip
+                    raise ValueError(
+                        f"{where}: expected grid values from {names_list(GRIDS)} or "
+                        f".json grid files, received {v!r}"
+                    )
                 if v.endswith(".json") and not Path(v).is_file():
                     raise ValueError(f"{where}: expected an existing grid file, received {v!r}")
             elif factor == "t_end":
@@ -278,8 +305,9 @@ def check_spec(spec: StudySpec) -> None:
                     raise ValueError(f"{where}: expected t_end in (0, 1) (T = 1), received {v!r}")
             elif factor == "sde":
                 if v not in SDES:
-                    raise ValueError(f"{where}: unknown sde {v!r}; expected one of "
-                                     f"{names_list(SDES)}")  # fmt: skip
+                    raise ValueError(
+                        f"{where}: unknown sde {v!r}; expected one of {names_list(SDES)}"
+                    )
             elif factor == "corrector_steps" and number(factor, v, integer=True) < 0:
                 raise ValueError(f"{where}: expected corrector_steps >= 0, received {v!r}")
 
@@ -296,13 +324,16 @@ def check_spec(spec: StudySpec) -> None:
         own = {k for k, p in params.items() if p.kind is p.KEYWORD_ONLY}
         valid = sorted((own - {"generator", "callback"}) | set(COMMON_OPTIONS))
         if key not in valid:
-            raise ValueError(f"{where}: sampler {name!r} takes no option {key!r}; expected one "
-                             f"of {names_list(valid)}")  # fmt: skip
+            raise ValueError(
+                f"{where}: sampler {name!r} takes no option {key!r}; expected one "
+                f"of {names_list(valid)}"
+            )
         default = params[key].default if key in params else None
         if isinstance(default, bool):
             if not isinstance(v, bool):
-                raise ValueError(f"{where}: expected {name} option {key} true or false, "
-                                 f"received {v!r}")  # fmt: skip
+                raise ValueError(
+                    f"{where}: expected {name} option {key} true or false, received {v!r}"
+                )
         elif isinstance(default, (int, float)) and not isinstance(v, str):
             number(f"{name} option {key}", v, integer=isinstance(default, int))
             if default >= 0 and v < 0:

@@ -26,7 +26,14 @@ class CsvLog:
         self.cols = ["step", "loss", "lr", "grad_norm", "nan_skips", "seconds"] + [
             f"loss_t{i}" for i in range(n_bins)
         ]
-        if path.is_file():  # drop rows written after the checkpoint we resume from
+        header = path.read_text().split("\n", 1)[0] if path.is_file() else ""
+        if header and header.split(",") != self.cols:  # trimming would drop every row
+            raise ValueError(
+                f"train: {path} logs {len(header.split(',')) - 6} t-bins but this run asks for "
+                f"t_bins={n_bins}; resume with the run's own t_bins (its rows would otherwise "
+                "all be dropped), or train into a new out_dir"
+            )
+        if header:  # drop rows written after the checkpoint we resume from
             trim_csv(path, resume_step, len(self.cols))
         else:
             atomic_write_text(path, ",".join(self.cols) + "\n")
