@@ -131,10 +131,7 @@ def test_compare_cli_from_a_spec_file_groups_by_factor(tmp_path: Path, capsys) -
     assert main(argv) == 0 and (out / "cells.jsonl").read_text() == before  # resumed: nothing new
     capsys.readouterr()
     assert main(argv + ["--nfe", "5"]) == 2
-    assert (
-        "--spec: the spec file sets the study; received also --nfe"
-        in capsys.readouterr().err
-    )
+    assert "--spec: the spec file sets the study; received also --nfe" in capsys.readouterr().err
 
 
 def test_data_reference_gives_a_floor_without_a_density(tmp_path: Path) -> None:
