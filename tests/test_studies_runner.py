@@ -42,7 +42,7 @@ def test_spec_crossed_zipped_and_from_files(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(cross.to_dict()))
     (tmp_path / "s.json").write_text(json.dumps(cross.to_dict()))
     assert load_spec(tmp_path / "s.yaml") == load_spec(tmp_path / "s.json") == cross
-    with pytest.raises(ValueError, match="expected zipped factors of equal lengths, received"):
+    with pytest.raises(ValueError, match="zipped factors need equal lengths, received"):
         StudySpec.from_dict({**SPEC, "combine": "zip", "factors": {"a": [1], "b": [1, 2]}})
     with pytest.raises(ValueError, match="unknown keys \\['nfes'\\]"):
         StudySpec.from_dict({**SPEC, "nfes": [1]})
