@@ -40,8 +40,9 @@ def _ddim_step(run: SamplerRun, eta: float):  # noqa: ANN202 - returns the step 
     eps_coef = sqrt_pos(s_t**2 - noise_std**2)
 
     def step(x: Tensor, i: int) -> Tensor:
-        eps = -c.sigma[i] * run.score(x, run.t[i])  # 1. eps_hat = -sigma_s s(x_s, s)
-        x0 = (x - c.sigma[i] * eps) / c.alpha[i]  # 2. x0_hat (Eq. 12, "predicted x0")
+        s = run.score(x, run.t[i])  # 1. eps_hat = -sigma_s s(x_s, s)
+        eps = -c.sigma[i] * s
+        x0 = run.x0(x, s, c.alpha[i], c.sigma[i])  # 2. x0_hat (Eq. 12) = (x - sigma eps) / alpha
         x_t = c.alpha[i + 1] * x0 + eps_coef[i] * eps  # 3. "direction pointing to x_t"
         if eta == 0:
             return x_t
@@ -97,8 +98,9 @@ def ddim_invert(
     for i in range(run.n_steps - 1, -1, -1):
         run.score.step = i
         # 1. eps_hat and x0_hat at the less noisy time t_{i+1}
-        eps = -c.sigma[i + 1] * run.score(x, run.t[i + 1])
-        x0_hat = (x - c.sigma[i + 1] * eps) / c.alpha[i + 1]
+        s = run.score(x, run.t[i + 1])
+        eps = -c.sigma[i + 1] * s
+        x0_hat = run.x0(x, s, c.alpha[i + 1], c.sigma[i + 1])
         # 2. move deterministically to the noisier time t_i
         x = c.alpha[i] * x0_hat + c.sigma[i] * eps
         if callback is not None:

@@ -103,22 +103,25 @@ def _log_q(x_to: Tensor, x: Tensor, s: Tensor, e: Tensor) -> Tensor:
     return -_sq_norms(x_to - x - e_ * s) / (4 * e) - 0.5 * s[0].numel() * torch.log(e)
 
 
-def _langevin(run: SamplerRun, snr: float, n_steps: int, rule: str, metropolis: bool) -> Step:
+def _langevin(
+    run: SamplerRun, snr: float | Tensor, n_steps: int, rule: str, metropolis: bool
+) -> Step:
     c = run.coefs()
     ratio = (c.alpha[:-1] / c.alpha[1:]) ** 2  # r_i in (0, 1]
 
     def step(x: Tensor, i: int) -> Tensor:
         t, sig = run.t[i + 1], c.sigma[i + 1]
+        snr_i = float(snr[i]) if isinstance(snr, Tensor) else snr
         s = run.score(x, t) if n_steps else None  # 1. score at the corrected time t_{i+1}
         for k in range(n_steps):
             z = run.noise(x, t, t)  # 2. fresh noise
-            e = langevin_step_size(rule, s, z, sig, ratio[i], snr)  # 3. step size per sample
+            e = langevin_step_size(rule, s, z, sig, ratio[i], snr_i)  # 3. step size per sample
             x_new = x + append_dims(e, x.ndim) * s + append_dims(torch.sqrt(2 * e), x.ndim) * z
             if not metropolis:  # 4. unadjusted Langevin update
                 x, s = x_new, (run.score(x_new, t) if k < n_steps - 1 else s)
                 continue
             s_new = run.score(x_new, t)  # 4'. Metropolis-adjusted: accept with prob. min(1, a)
-            e_new = langevin_step_size(rule, s_new, None, sig, ratio[i], snr)
+            e_new = langevin_step_size(rule, s_new, None, sig, ratio[i], snr_i)
             log_p = 0.5 * ((s + s_new) * (x_new - x)).reshape(x.shape[0], -1).sum(1)
             log_a = log_p + _log_q(x, x_new, s_new, e_new) - _log_q(x_new, x, s, e)
             u = run.noise(x, t, t).reshape(x.shape[0], -1)[:, 0]  # log U(0,1) = log Phi(u)
@@ -143,7 +146,7 @@ class Corrector:
     metropolis: bool = False
     snr: float = 0.16
 
-    def build(self, run: SamplerRun, snr: float, n_steps: int) -> Step:
+    def build(self, run: SamplerRun, snr: float | Tensor, n_steps: int) -> Step:
         """``step(x, i)``: ``n_steps`` Langevin steps at t_{i+1}."""
         if self.rule is None or n_steps == 0:
             return lambda x, i: x
