@@ -84,7 +84,7 @@ def run(p: Problem, name: str, sde_key: str, nfe: int, **settings: object) -> tu
             generator=torch.Generator().manual_seed(1),
             **settings,  # type: ignore[arg-type]
         )
-    except ValueError:  # NaN/Inf scores
+    except (ValueError, RuntimeError):  # NaN/Inf scores, a failed linear solve
         return nfe, math.inf
     return info.nfe, ce_gap(p, x)
 
