@@ -45,7 +45,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _family import HELD_OUT_SEEDS, TRAIN_SEEDS, Problem, make_problem, run, supported  # noqa: E402
 
-from scoresde.samplers import GRIDS, SAMPLERS  # noqa: E402
+from scoresde.samplers import (  # noqa: E402
+    GRIDS,
+    SAMPLERS,
+    defaults,  # noqa: E402
+)
 from scoresde.samplers.defaults import BANDS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,6 +206,10 @@ def main() -> None:
     log(f"recommended: {rec}")
     if a.write_table:
         write_table(table, rec)
+    defaults.TABLE.clear()  # the held-out runs read the new choices through sample()
+    defaults.TABLE.update(table)
+    defaults.RECOMMENDED.clear()
+    defaults.RECOMMENDED.update(rec)
     names = [n for n in SAMPLERS if n not in SKIP]
     held = held_out(test, names, log)
     abl = ablation(test, [n for n in names if n != "torchsde"])
