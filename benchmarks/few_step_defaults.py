@@ -220,6 +220,7 @@ def main() -> None:
         "train": [problem_info(p) for p in train],
         "held_out_problems": [problem_info(p) for p in test],
         "band_nfes": BAND_NFES,
+        "stochastic": [n for n, spec in SAMPLERS.items() if spec.stochastic],
         "table": table,
         "train_scores": scores,
         "recommended": rec,

@@ -119,16 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Integrate the reverse SDE or the PF-ODE from the prior with a "
                        "registered sampler; saves samples.npy (data units) and a figure.")  # fmt: skip
     s.add_argument("--ckpt", required=True, help="checkpoint.pt written by train/demo")
-    s.add_argument("--sampler", choices=sorted(SAMPLERS), metavar="NAME",
-                   help=f"one of {_names(SAMPLERS)} (default ddim, or the grid file's)")  # fmt: skip
+    s.add_argument("--sampler", choices=["auto", *sorted(SAMPLERS)], metavar="NAME",
+                   help=f"'auto' (default: the sampler best for this SDE and NFE on the "
+                   f"held-out problem family; the output names it) or one of {_names(SAMPLERS)} "
+                   "(a grid file fixes its own)")  # fmt: skip
     s.add_argument("--nfe", type=_types(lambda v: int_list(v)[0]),
                    help="score evaluations (default 50, or the grid file's; the grid is chosen "
                    "to spend at most this many)")  # fmt: skip
     s.add_argument("--grid", type=_types(grid_arg), metavar="KIND|FILE.json",
                    help=f"time grid: a kind ({_names(GRIDS)}; default: the sampler's own) or a "
                    "grid file written by optimize_grid")  # fmt: skip
-    s.add_argument("--denoise", action="store_true",
-                   help="finish with a Tweedie denoising step (1 NFE, inside the budget)")  # fmt: skip
+    s.add_argument("--no-denoise", dest="denoise", action="store_false",
+                   help="skip the final Tweedie denoising step (by default every run ends with "
+                   "it, 1 NFE inside the budget)")  # fmt: skip
     s.add_argument(
         "-n",
         "--n",
