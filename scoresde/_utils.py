@@ -12,11 +12,15 @@ and 4-D image batches alike (DESIGN.md, contract 9).
 from __future__ import annotations
 
 import math
+import os
+import sys
+import time
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 __all__ = [
     "append_dims",
@@ -217,3 +221,42 @@ def mean_se(draws: Tensor, dim: int = 0) -> tuple[Tensor, Tensor]:
     if n < 2:
         return mean, torch.full_like(mean, math.nan)
     return mean, draws.std(dim, correction=1) / math.sqrt(n)
+
+
+class _LineProgress(tqdm):
+    """tqdm for a log file: a whole line every ``every`` seconds (and at the end), no CR."""
+
+    def __init__(self, *args: Any, every: float = 30.0, **kwargs: Any) -> None:
+        self._every, self._last, self._closing = every, -math.inf, False
+        super().__init__(*args, **kwargs)
+
+    def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+        now = time.monotonic()
+        if not self._closing and now - self._last < self._every:
+            return True
+        self._last = now
+        self.fp.write(f"{self}\n")
+        self.fp.flush()
+        return True
+
+    def close(self) -> None:
+        if not getattr(self, "disable", True) and not self._closing:
+            self._closing = True
+            self.display()
+        self.disable = True  # tqdm's own close would redraw with "\r"
+        super().close()
+
+
+def progress_bar(*, every: float | None = None, **kwargs: Any) -> Any:
+    """A tqdm progress bar on a terminal; sparse whole lines when stderr is redirected.
+
+    Args:
+        every: Seconds between lines when stderr is not a terminal (log files, CI); default
+            ``$SCORESDE_PROGRESS_EVERY``, else 30.
+        **kwargs: Passed to ``tqdm`` (``total``, ``desc``, ``disable``, ``initial``, ...).
+    """
+    if sys.stderr.isatty():
+        return tqdm(**kwargs)
+    if every is None:
+        every = float(os.environ.get("SCORESDE_PROGRESS_EVERY", "30"))
+    return _LineProgress(every=every, **{"ascii": True, **kwargs})

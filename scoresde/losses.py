@@ -36,10 +36,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from scoresde._utils import append_dims, names_list
+from scoresde._utils import names_list
 from scoresde.parameterization import ScoreModel
 from scoresde.sde import VESDE, DDPMSchedule, LinearSDE
 from scoresde.sde.ddpm import index_to_time, time_to_index
+from scoresde.sde.pf_ode import perturb
 
 __all__ = [
     "LOSSES",
@@ -193,8 +194,7 @@ class DSMLoss(Loss):
 
     def terms(self, model: ScoreModel | EpsFn, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         """Per-example losses of shape ``(B,)`` (their mean is the objective)."""
-        alpha, sigma = self.sde.marginal(t)
-        x_t = append_dims(alpha, x0.ndim) * x0 + append_dims(sigma, x0.ndim) * noise
+        x_t = self.sde.perturb(x0, t, noise)
         sq = (_eps_fn(model)(x_t, t) - noise) ** 2
         return self.weight(t) * self.importance_weight(t) * _reduce(sq, self.reduction)
 
@@ -251,7 +251,7 @@ class DDPMLoss(Loss):
         """Per-example losses of shape ``(B,)`` (their mean is the objective)."""
         i = time_to_index(t.detach().cpu(), self.schedule.N, self.T)
         ab = self.schedule.alpha_bars[i].to(device=x0.device, dtype=x0.dtype)
-        x_i = append_dims(ab.sqrt(), x0.ndim) * x0 + append_dims((1 - ab).sqrt(), x0.ndim) * noise
+        x_i = perturb(x0, ab.sqrt(), (1 - ab).sqrt(), noise)
         return _reduce((_eps_fn(model)(x_i, t) - noise) ** 2, self.reduction)
 
 

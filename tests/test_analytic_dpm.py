@@ -7,11 +7,8 @@ import torch
 
 from scoresde.analytic import GaussianMixture
 from scoresde.samplers import sample_ddpm
-from scoresde.samplers.analytic_dpm import (
-    analytic_dpm_variances,
-    sample_analytic_ddpm,
-    score_norms,
-)
+from scoresde.samplers.analytic_dpm import analytic_dpm_variances, score_norms
+from scoresde.samplers.reverse_sde import sample_analytic_ddpm
 from scoresde.sde import VESDE, VPSDE
 
 F64 = torch.float64

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +75,22 @@ def test_demo_estimator_table_measures_the_estimators(demo_run: Path) -> None:
     gap = next(r for r in rows if r["kind"] == "model")
     assert exact["mean_abs_error"] < 0.1 * gap["mean_abs_error"], (exact, gap)
     text = (demo_run / "report.md").read_text()
-    assert "ELBO rows are **bounds**" in text and "NLL_model - NLL_data" in text
+    assert "**upper bound on the NLL**" in text and "NLL_model - NLL_data" in text
+
+
+def test_demo_hands_over_commands_that_run(demo_run: Path, tmp_path: Path) -> None:
+    """The demo's closing commands (in results.json and report.md) run on its checkpoint."""
+    steps = json.loads((demo_run / "results.json").read_text())["next_steps"]
+    assert set(steps) == {"sample", "nll", "compare"}
+    report_md = (demo_run / "report.md").read_text()
+    for name, command in steps.items():
+        assert command in report_md and str(demo_run / "train" / "checkpoint.pt") in command
+        argv = shlex.split(command)
+        assert argv[0] == "scoresde" and argv[1] == name
+        small = {"sample": ["-n", "20"], "nll": ["-n", "4", "--rtol", "1e-3"],
+                 "compare": ["-n", "50", "--seeds", "0", "--nfe", "10"]}[name]  # fmt: skip
+        # the printed command as is, made small (the last -n wins) and kept out of runs/
+        assert main([*argv[1:], *small, "--out", str(tmp_path / name), "--quiet"]) == 0, command
 
 
 def test_sample_nll_compare_on_the_demo_checkpoint(demo_run: Path, tmp_path: Path) -> None:
@@ -99,7 +115,7 @@ def test_sample_nll_compare_on_the_demo_checkpoint(demo_run: Path, tmp_path: Pat
 
 def test_compare_on_an_exact_mixture(tmp_path: Path) -> None:
     spec = '{"weights": [0.5, 0.5], "means": [[-2, 0], [2, 0]], "covariances": [[0.1, 0.1], [0.1, 0.1]]}'
-    assert main(["compare", "--analytic", spec, "--samplers", "ddim,pf_heun", "--nfe", "10,20",
+    assert main(["compare", "--analytic", spec, "--samplers", "ddim,pf_euler", "--nfe", "10,20",
                  "--seeds", "0", "--n", "200", "--out", str(tmp_path), "--quiet"]) == 0  # fmt: skip
     res = json.loads((tmp_path / "results.json").read_text())
     assert {r["nfe"] for r in res["rows"]} == {10, 20}

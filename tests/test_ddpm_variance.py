@@ -19,9 +19,8 @@ from scoresde.samplers import sample, sample_ddpm
 from scoresde.samplers.analytic_dpm import (
     analytic_dpm_chain_variances,
     analytic_dpm_variances,
-    sample_analytic_ddpm,
 )
-from scoresde.samplers.reverse_sde import ddpm_table
+from scoresde.samplers.reverse_sde import ddpm_table, sample_analytic_ddpm
 from scoresde.sde import VPSDE, DDPMSchedule, index_to_time
 
 F64 = torch.float64

@@ -62,3 +62,37 @@ def test_adaptive_torchdiffeq_methods_come_from_its_public_api() -> None:
     for folder in ("samplers", "sde"):
         for path in (root / folder).glob("*.py"):
             assert "torchdiffeq._impl" not in path.read_text(), path
+
+
+def test_torchdiffeq_table_matches_the_installed_torchdiffeq() -> None:
+    """The plain table of methods agrees with what torchdiffeq's public ``odeint`` accepts."""
+    import re
+    import warnings
+
+    import torchdiffeq
+
+    from scoresde.sde.pf_ode import TORCHDIFFEQ_METHODS
+
+    y0, ts = torch.zeros(1, dtype=torch.float64), torch.tensor([0.0, 1e-3], dtype=torch.float64)
+    with pytest.raises(ValueError) as err:
+        torchdiffeq.odeint(lambda t, y: y, y0, ts, method="?")
+    listed = re.findall(r'"([^"]+)"', str(err.value).partition("one of")[2])
+    assert sorted(listed) == sorted(TORCHDIFFEQ_METHODS)
+    for m, adaptive in TORCHDIFFEQ_METHODS.items():
+        if m == "scipy_solver":
+            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            opts = {"step_t": ts[1:] / 2}
+            torchdiffeq.odeint(lambda t, y: torch.zeros_like(y), y0, ts, method=m, options=opts)
+        assert adaptive == (not any("step_t" in str(w.message) for w in caught)), m
+
+
+@pytest.mark.parametrize("sde_name", sorted(SDES))
+def test_noise_level_is_sigma_over_alpha_and_inverts(sde_name: str) -> None:
+    sde = SDES[sde_name]
+    t = torch.linspace(sde.eps, sde.T, 9, dtype=torch.float64)
+    alpha, sigma = sde.marginal(t)
+    level = sde.noise_level(t)
+    torch.testing.assert_close(level, sigma / alpha, rtol=1e-12, atol=0)
+    torch.testing.assert_close(sde.t_from_noise_level(level), t, rtol=1e-9, atol=1e-12)

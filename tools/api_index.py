@@ -75,7 +75,9 @@ def purpose(module: object, name: str) -> str:
     """The one-line purpose of ``module.name``."""
     obj = getattr(module, name)
     doc = None
-    if inspect.isclass(obj) or inspect.isroutine(obj):
+    # a callable object with its own docstring (a registered sampler) reads like a function
+    own_doc = callable(obj) and "__doc__" in getattr(obj, "__dict__", {})
+    if inspect.isclass(obj) or inspect.isroutine(obj) or own_doc:
         doc = inspect.getdoc(obj)
     line = (doc or "").strip().splitlines()[0] if doc else None
     line = line or PURPOSES.get(name) or _comment_above(module, name)

@@ -38,20 +38,24 @@ def _names(registry: dict) -> str:
     return ", ".join(sorted(registry))
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, nfe: bool = False) -> None:
     p.add_argument("--out", help="run folder (default: runs/<command>-<timestamp>)")
     p.add_argument(
         "--device", help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of every torch.Generator (default 0)")
     p.add_argument(
-        "--threads", type=int, help="torch CPU threads (default: 1 for demo, else torch's)"
+        "--threads",
+        type=int,
+        help="torch CPU threads (default 1 on CPU: on a shared or 2-core machine more threads "
+        "oversubscribe and run several times slower; raise it on an idle many-core machine)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
         "--force",
         action="store_true",
-        help="write into an --out that holds another run; run an --nfe above 10000",
+        help="write into an --out that holds another run"
+        + ("; allow an --nfe above 10000" if nfe else ""),
     )
 
 
@@ -100,19 +104,28 @@ def build_parser() -> argparse.ArgumentParser:
                    ("mixture", "digits", "mnist", "array", "folder")], help="2-D toy set (default 8gaussians)")  # fmt: skip
     d.add_argument("--sde", default="vp", choices=sorted(SDES), help="forward SDE (default vp)")
     d.add_argument("--budget", default="small", choices=list(BUDGETS),
-                   help="tiny: CI smoke test (~1 min); small: minutes on 2 CPUs; full: longer")  # fmt: skip
+                   help="tiny: CI smoke test (~1 min); small: minutes on 2 CPUs; full: longer "
+                   "(default small)")  # fmt: skip
     _common(d)
     t = sub.add_parser("train", help="train a score model from a config file and flags",
                        description="Train s_theta(x, t) by denoising score matching (Song et al. "
                        "2021, Eq. 7). Flags override the config; an existing checkpoint in --out "
                        "is resumed exactly.")  # fmt: skip
-    t.add_argument("--config", help="run config (.json/.yaml); default: built-in defaults")
-    t.add_argument("--data", choices=sorted(DATASETS), help="data set name")
-    t.add_argument("--sde", choices=sorted(SDES), help="forward SDE: vp, subvp or ve")
-    t.add_argument("--net", choices=sorted(NETS), help="network: mlp (vectors) or unet (images)")
-    t.add_argument("--steps", type=int, help="optimizer steps")
-    t.add_argument("--batch-size", type=int, help="global batch size")
-    t.add_argument("--lr", type=float, help="Adam learning rate")
+    t.add_argument("--config", help="run config (.json/.yaml; examples in examples/); default: the "
+                   "measured recipe (EDM preconditioning, likelihood weighting with importance-"
+                   "sampled t, log-SNR time input, cosine decay; docs/howto/train.md)")  # fmt: skip
+    t.add_argument("--data", choices=sorted(DATASETS),
+                   help="data set name (default: the config's, else 8gaussians)")  # fmt: skip
+    t.add_argument("--sde", choices=sorted(SDES),
+                   help="forward SDE: vp, subvp or ve (default: the config's, else vp)")  # fmt: skip
+    t.add_argument("--net", choices=sorted(NETS), help="network: mlp (vectors) or unet (images) "
+                   "(default: the config's, else unet for image sets and mlp otherwise)")  # fmt: skip
+    t.add_argument("--steps", type=int,
+                   help="optimizer steps (default: the config's, else 4000)")  # fmt: skip
+    t.add_argument("--batch-size", type=int,
+                   help="global batch size (default: the config's, else 512)")  # fmt: skip
+    t.add_argument("--lr", type=float,
+                   help="Adam learning rate (default: the config's, else 2e-3)")  # fmt: skip
     _common(t)
     t.set_defaults(seed=None)  # a flag not given never overrides the config file's seed
     s = sub.add_parser("sample", help="draw samples from a checkpoint",
@@ -137,29 +150,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--n",
         type=_types(lambda v: int_list(v)[0]),
         default=1000,
-        help="number of samples (write -n under torchrun, which takes --n for its own --nnodes)",
+        help="number of samples (default 1000; write -n under torchrun, which takes --n for its "
+        "own --nnodes)",
     )
     add_scaleout_flags(s, 500, "samples")
-    _common(s)
+    _common(s, nfe=True)
     n = sub.add_parser("nll", help="per-point log-likelihood and bits/dim through the PF-ODE",
                        description="Exact log p(x) by the instantaneous change of variables along "
                        "the PF-ODE (Song et al. 2021, Sec. 4.3); discrete data are dequantized.")  # fmt: skip
     n.add_argument("--ckpt", required=True, help="checkpoint.pt written by train/demo")
     n.add_argument("--data", required=True, help="data set name or a .npy/.npz/.pt file")
-    n.add_argument("--split", default="test", choices=["test", "train"])
+    n.add_argument("--split", default="test", choices=["test", "train"],
+                   help="which split of a named data set to evaluate (default test)")  # fmt: skip
     n.add_argument(
         "-n",
         "--n",
         type=_types(lambda v: int_list(v)[0]),
         default=1000,
-        help="number of points (write -n under torchrun)",
+        help="number of points (default 1000; write -n under torchrun)",
     )
-    n.add_argument("--divergence", default="exact", choices=["exact", "hutchinson"])
+    n.add_argument("--divergence", default="exact", choices=["exact", "hutchinson"],
+                   help="div of the PF drift: exact (one VJP per dimension; low-dimensional data) "
+                   "or hutchinson (unbiased, --probes VJPs per step, with a standard error) "
+                   "(default exact)")  # fmt: skip
     n.add_argument(
-        "--probes", type=_types(lambda v: int_list(v)[0]), default=1, help="Hutchinson probes"
+        "--probes",
+        type=_types(lambda v: int_list(v)[0]),
+        default=1,
+        help="Hutchinson probes per point (default 1; only with --divergence hutchinson)",
     )
     n.add_argument(
-        "--rtol", type=_types(lambda v: float_list(v)[0]), default=1e-5, help="ODE rtol = atol"
+        "--rtol",
+        type=_types(lambda v: float_list(v)[0]),
+        default=1e-5,
+        help="relative and absolute tolerance of the adaptive PF-ODE solve (default 1e-5)",
     )
     add_scaleout_flags(n, 250, "points")
     _common(n)
@@ -176,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "factors, ...); excludes the study flags below")  # fmt: skip
     c.add_argument("--data", help="with --ckpt: reference set (dataset name or .npy/.npz/.pt); "
                    "default: the training data")  # fmt: skip
-    c.add_argument("--sde", default="vp", choices=sorted(SDES), help="SDE for --analytic")
+    c.add_argument(
+        "--sde", default="vp", choices=sorted(SDES), help="SDE for --analytic (default vp)"
+    )
     c.add_argument("--samplers", type=names(SAMPLERS), default=None,
                    help=f"comma list from: {_names(SAMPLERS)} (default euler_maruyama,ddim,pf_heun)")  # fmt: skip
     c.add_argument("--nfe", type=_types(int_list), default=None,
@@ -196,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=None,
                    help="seconds without progress before a rank counts as failed; given, or "
                    "under torchrun, compare runs the sharded study (no --spec, floor or factors)")  # fmt: skip
-    _common(c)
+    _common(c, nfe=True)
     return top
 
 
@@ -227,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     created: list[Path] = []
     try:
         device = resolve_device(args.device)
-        threads = _positive_threads(args.threads) or (1 if args.command == "demo" else None)
+        threads = _positive_threads(args.threads) or (1 if device.type == "cpu" else None)
         if threads:
             torch.set_num_threads(threads)
         from . import commands, compare, demo, nll

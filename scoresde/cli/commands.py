@@ -35,6 +35,20 @@ if TYPE_CHECKING:
 __all__ = ["run_compare", "run_sample", "run_train"]
 
 
+def _recipe(args: argparse.Namespace) -> RunConfig:
+    """Without ``--config``: the measured recipe (:mod:`scoresde.cli.recipe`) on the flags' data."""
+    from .build import build_data
+    from .recipe import data_sigma, recipe_config
+
+    data = args.data or "8gaussians"
+    sigma = data_sigma(build_data(RunConfig.from_dict({"data": {"name": data}})))
+    net = args.net or ("mlp" if data not in ("digits", "mnist", "folder") else "unet")
+    steps, batch = (2500, 64) if net == "unet" else (4000, 512)  # MNIST-5000's / the demo's
+    return recipe_config(
+        data, args.sde or "vp", sigma_data=sigma, net=net, steps=steps, batch_size=batch
+    )
+
+
 def run_train(args: argparse.Namespace, device: torch.device) -> Path:
     """Train from ``--config`` (JSON/YAML) with flag overrides; resume if the folder has a checkpoint.
 
@@ -50,7 +64,7 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
     if world > 1 and device.type == "cuda" and device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
 
-    cfg = RunConfig.load(args.config) if args.config else RunConfig()
+    cfg = RunConfig.load(args.config) if args.config else _recipe(args)
     d = cfg.to_dict()
     for key, section, field in (("steps", "schedule", "steps"), ("batch_size", "schedule", "batch_size"),
                                 ("lr", "optim", "lr"), ("seed", "schedule", "seed")):  # fmt: skip

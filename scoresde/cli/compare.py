@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
+from .._utils import progress_bar
 from ..data import get_dataset
 from ..studies import Problem, StudySpec, data_pool_sampler, load_spec, run_study
 from ..studies.table import write_json
@@ -106,7 +106,7 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
     spec = compare_spec(args)
     problem = compare_problem(args, device, spec.n)
     out = run_dir(args.out, "compare", getattr(args, "force", False))
-    bar = tqdm(desc="sampler study", disable=args.quiet, leave=False)
+    bar = progress_bar(desc="sampler study", disable=args.quiet, leave=False)
     try:
         study = run_study(spec, problem, out,
                           progress=lambda m: (bar.set_postfix_str(m), bar.update()))  # fmt: skip

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import shlex
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
-from .._utils import mean_se
+from .._utils import mean_se, progress_bar
 from ..data.toy import eight_gaussians_mixture
 from ..likelihood import log_likelihood
 from ..metrics import noise_floor
@@ -27,8 +27,9 @@ from . import report
 from .build import build_data, train_from_config
 from .common import run_dir, write_results
 from .config import RunConfig
+from .recipe import data_sigma, recipe_config
 
-__all__ = ["BUDGETS", "run_demo"]
+__all__ = ["BUDGETS", "next_steps", "run_demo"]
 
 #: Sizes of each ``--budget``: training steps, network, study grid, likelihood points, and
 #: whether the model is trained with the likelihood recipe of docs/experiments/toy-likelihood.md
@@ -51,9 +52,6 @@ BUDGETS: dict[str, dict[str, Any]] = {
              "ll_points": 200, "tols": [1e-2, 1e-3, 1e-4, 1e-5], "probes": [1, 4, 16],
              "elbo": [1, 16, 64], "paths": 16, "path_steps": 500},
 }  # fmt: skip
-
-#: Scale of the Fourier features of the log-SNR input (lambda spans about -10 to 14).
-LOG_SNR_SCALE = 0.25
 
 SAMPLERS = [
     "euler_maruyama",
@@ -94,21 +92,12 @@ def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
     # EDM preconditioning (Karras et al. 2022) with the data's own standard deviation keeps the
     # probability-flow ODE well behaved in the tails of the prior, where training sees few points.
     data0 = build_data(RunConfig.from_dict({"data": {"name": args.data}}))
-    sigma_data = float(data0.scaler.transform(data0.test).std())
-    lik = b["likelihood_recipe"]
-    cfg = RunConfig.from_dict({
-        "sde": {"name": args.sde},
-        "data": {"name": args.data},
-        "net": {"name": "mlp", "predicts": "edm", "sigma_data": sigma_data,
-                "time_input": "log_snr" if lik else "t",
-                "kwargs": {"hidden": b["hidden"], "depth": b["depth"],
-                           **({"time_scale": LOG_SNR_SCALE} if lik else {})}},
-        "loss": {"weighting": "likelihood", "t_sampling": "importance"} if lik else {},
-        "optim": {"lr": 2e-3, "ema_decay": b["ema"], "warmup_steps": min(200, b["steps"] // 10),
-                  "lr_decay": "cosine" if lik else "none"},
-        "schedule": {"steps": b["steps"], "batch_size": b["batch"], "seed": args.seed,
-                     "log_every": max(1, b["steps"] // 20), "ckpt_every": b["steps"]},
-    })  # fmt: skip
+    sigma_data = data_sigma(data0)
+    cfg = recipe_config(
+        args.data, args.sde, sigma_data=sigma_data, steps=b["steps"], batch_size=b["batch"],
+        hidden=b["hidden"], depth=b["depth"], ema=b["ema"], seed=args.seed,
+        likelihood=b["likelihood_recipe"],
+    )  # fmt: skip
     print(f"scoresde demo: {args.data}, {args.sde} SDE, budget {args.budget} -> {out}")
     res = train_from_config(cfg, out / "train", device=device, progress=not args.quiet)
     train_s = time.perf_counter() - started
@@ -117,7 +106,7 @@ def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
     ref = data.scaler.transform(data.test[: b["n"]]).to(device)
     density = eight_gaussians_mixture() if args.data == "8gaussians" else None
     grids = _optimized_grid(sde, model, ref, args) if args.budget != "tiny" else None
-    bar = tqdm(desc="sampler study", disable=args.quiet, leave=False)
+    bar = progress_bar(desc="sampler study", disable=args.quiet, leave=False)
     study = compare_samplers(
         sde, model, _samplers(sde, args.budget), b["nfes"], ref, ("sw2", "mmd"),
         seeds=b["seeds"], density=density, grids=grids,
@@ -148,7 +137,7 @@ def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
         log_p = density.log_prob(data.test[: nll.numel()].double())
         kl = dict(zip(("mean", "se"), (float(v) for v in mean_se(nll.double() + log_p))))
     results = {
-        "data": args.data, "sde": repr(sde), "budget": args.budget, "device": str(device),
+        "data": args.data, "sde": report.sde_title(sde), "budget": args.budget, "device": str(device),
         "train": {"steps": res.step, "seconds": train_s, "nan_skips": res.nan_skips},
         "test_nll": {"mean": nll_mean, "se": nll_se, "n": nll.numel(), "entropy": entropy,
                      "gap": None if entropy is None else nll_mean - entropy, "kl": kl},
@@ -158,10 +147,23 @@ def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
     }  # fmt: skip
     config = {"command": "demo", **vars(args), "device": str(device), "budget_sizes": b,
               "run_config": cfg.to_dict()}  # fmt: skip
+    results["next_steps"] = next_steps(out, args.data)
     write_results(out, config, results, _report(results, study, ll_rows))
     print(f"test NLL {nll_mean:.4f} ± {nll_se:.4f} nats"
           + ("" if entropy is None else f" (data entropy {entropy:.4f})") + f"; report: {out / 'report.md'}")  # fmt: skip
+    print(f"run folder: {out}\ncheckpoint: {out / 'train' / 'checkpoint.pt'}\nnext:")
+    print("\n".join(f"  {c}" for c in results["next_steps"].values()))
     return out
+
+
+def next_steps(out: Path, data: str) -> dict[str, str]:
+    """Ready-to-run ``sample``, ``nll`` and ``compare`` commands on the demo's checkpoint."""
+    ckpt = shlex.quote(str(out / "train" / "checkpoint.pt"))
+    return {
+        "sample": f"scoresde sample --ckpt {ckpt} --sampler ddim --nfe 20 -n 1000",
+        "nll": f"scoresde nll --ckpt {ckpt} --data {data} -n 200",
+        "compare": f"scoresde compare --ckpt {ckpt} --samplers ddim,pf_heun,unipc --nfe 10,20",
+    }
 
 
 def _sample_figure(study: Any, ref: torch.Tensor, out: Path) -> Path:
@@ -206,13 +208,16 @@ def _report(results: dict[str, Any], study: Any, ll_rows: list[dict[str, Any]]) 
         f"Test NLL through the PF-ODE (exact divergence, dopri5, rtol 1e-5): "
         f"**{nll['mean']:.4f} ± {nll['se']:.4f} nats** over {nll['n']} test points.",
     ]
+    if nll.get("kl") is not None:  # the one KL: paired with the exact density, point by point
+        lines.append(f"Paired with the exact data density on the same points: KL(p_data || "
+                     f"p_model) = **{nll['kl']['mean']:.4f} ± {nll['kl']['se']:.4f} nats** (the "
+                     "mean of log p_data(x) - log p_model(x); pairing removes the test set's own "
+                     "spread of -log p_data).")  # fmt: skip
     if nll["entropy"] is not None:
-        lines.append(f"The data entropy is {nll['entropy']:.4f} nats, so the gap "
-                     f"NLL - H = KL(p_data || p_model) is about {nll['gap']:.4f} nats.")  # fmt: skip
-    if nll.get("kl") is not None:
-        lines.append(f"Paired with the exact data density on the same points (which removes the "
-                     f"test set's own noise): KL(p_data || p_model) = {nll['kl']['mean']:.4f} ± "
-                     f"{nll['kl']['se']:.4f} nats.")  # fmt: skip
+        lines.append(f"For scale, the data entropy H = {nll['entropy']:.4f} nats; the unpaired "
+                     f"difference test NLL - H = {nll['gap']:.4f} nats estimates the same KL but "
+                     "carries the sampling noise of the test points' -log p_data (an SE of about "
+                     f"{nll['se']:.3f} nats), so it is not reported as the KL.")  # fmt: skip
     lines += [
         "\n![NLL histogram](nll_histogram.png)\n",
         "## Samplers (sliced W2, mean over seeds)\n",
@@ -226,6 +231,8 @@ def _report(results: dict[str, Any], study: Any, ll_rows: list[dict[str, Any]]) 
     lines += ["\n![quality vs NFE](quality_vs_nfe.png)\n", "![samples](samples_per_sampler.png)\n",
               "## Reverse SDE vs PF-ODE from the same x_T\n", "![paths](trajectories.png)\n",
               *_estimator_section(ll_rows)]  # fmt: skip
+    lines += ["## Next steps\n", "The checkpoint is `train/checkpoint.pt` in this folder:\n",
+              "```bash", *results["next_steps"].values(), "```\n"]  # fmt: skip
     if study.skipped:
         lines += ["Skipped: " + "; ".join(study.skipped) + "\n"]
     return "\n".join(lines) + "\n"
@@ -239,9 +246,11 @@ def _estimator_section(ll_rows: list[dict[str, Any]]) -> list[str]:
         f"Each estimator is measured against the same model's exact-divergence PF-ODE "
         f"log-likelihood at rtol = atol = {ref['rtol']:g} (float64; {ref['nfe']} NFE, "
         f"{ref['wall_time_s']:.1f} s for {ref['n_points']} points). `nll_error` is the signed "
-        "error of the estimated NLL (mean over points, `bias_se` its standard error). ELBO rows "
-        "are **bounds**, not estimates: their `nll_error` is >= 0 up to Monte Carlo error when "
-        "the score is exact (Song, Durkan, Murray & Ermon 2021, Thm. 2).\n",
+        "error of the estimated NLL (mean over points, `bias_se` its standard error). Rows of kind "
+        "`bound` are the continuous ELBO: an **upper bound on the NLL** of the SDE model with "
+        "this score (Song, Durkan, Murray & Ermon 2021, Thm. 3), not an estimate of the PF-ODE "
+        "model's NLL, so their `nll_error` is the bound's gap above the reference plus the two "
+        "models' difference, and can be negative when the learned score is inexact.\n",
         report.markdown_table(
             [r for r in ll_rows if r["kind"] in ("estimate", "bound")],
             ["method", "kind", "rtol", "n_probes", "nll_error", "bias_se", "mean_abs_error",

@@ -60,6 +60,23 @@ def plain_log(ax: Any, axis: str, ticks: Sequence[float] | None = None) -> None:
     a.set_minor_formatter(NullFormatter())
 
 
+def sde_title(sde: Any) -> str:
+    """A readable title for an SDE, e.g. ``VP SDE (linear β 0.1–20)``, from its stored config."""
+    cfg = sde.config()
+    sched = dict(cfg.get("schedule") or {})
+    kind = sched.pop("kind", "")
+    symbol = {"beta": "β", "sigma": "σ"}
+    lows = {k[: -len("_min")]: v for k, v in sched.items() if k.endswith("_min")}
+    parts = [
+        f"{symbol.get(k, k)} {lows[k]:g}–{sched[k + '_max']:g}" for k in lows if k + "_max" in sched
+    ]
+    parts += [f"{k} {v:g}" if isinstance(v, float | int) else f"{k} {v}" for k, v in sched.items()
+              if not k.endswith(("_min", "_max"))]  # fmt: skip
+    inner = " ".join(x for x in (kind, ", ".join(parts)) if x)
+    name = {"subvp": "sub-VP"}.get(str(cfg.get("name")), str(cfg.get("name", "")).upper())
+    return f"{name} SDE ({inner})" if inner else f"{name} SDE"
+
+
 def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -141,7 +158,9 @@ def plot_quality_vs_nfe(
         ax.errorbar(nfe, mean, yerr=se, fmt=style, ms=4, capsize=2, color=f"C{i}", label=label)
     if floor is not None and floor > 0:
         ax.axhline(floor, color="k", ls="--", lw=1, label="exact-sample floor")
-    plain_log(ax, "x", [s["nfe"] for s in summary])
+    # ticks at the requested budgets: a sampler whose steps cost 2+ NFE may spend a little less
+    # (pf_heun: 4 at a target of 5), and a tick per spent NFE would crowd (44 next to 50)
+    plain_log(ax, "x", sorted({s.get("nfe_target") or s["nfe"] for s in summary}))
     ax.set(xlabel="NFE (score evaluations)", ylabel=ylabel or metric)
     positive = all(s["mean"] > 0 for s in summary if not math.isnan(s["mean"]))
     if positive:
@@ -167,6 +186,8 @@ def plot_trajectories(
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.3))
     t = _np(grid)
+    shown = min(sde_paths.shape[1], 6)  # a few paths stay readable; 12 noisy ones are a tangle
+    sde_paths, ode_paths = sde_paths[:, :shown], ode_paths[:, :shown]
     for ax, paths, title in ((axes[0], sde_paths, "reverse SDE"), (axes[1], ode_paths, "PF-ODE")):
         if reference is not None:
             ax.scatter(*_np(reference[:2000, :2]).T, s=1, c="0.8")
@@ -179,7 +200,8 @@ def plot_trajectories(
     for j in range(sde_paths.shape[1]):
         axes[2].plot(t, _np(sde_paths[:, j, 0]), lw=0.7, color=f"C{j % 10}", alpha=0.6)
         axes[2].plot(t, _np(ode_paths[:, j, 0]), lw=1.5, color=f"C{j % 10}", ls="--")
-    axes[2].set(title="first coordinate vs t (solid: SDE, dashed: ODE)", xlabel="t")
+    axes[2].set(title="first coordinate vs t (solid: SDE, dashed: ODE)", xlabel="t",
+                ylabel="x_1(t)")  # fmt: skip
     axes[2].invert_xaxis()
     fig.tight_layout()
     return _save(fig, path)
@@ -220,8 +242,9 @@ def plot_likelihood_study(rows: Sequence[dict[str, Any]], path: str | Path) -> P
     ylabel = "mean |log p̂ − log p_ref| [nats]"
     axes[0].set(xscale="log", yscale="log", xlabel="solver rtol = atol", ylabel=ylabel)
     axes[0].invert_xaxis()
-    axes[1].set(xscale="log", yscale="log", xlabel="vector-Jacobian products per point")
-    axes[1].set_ylabel(ylabel)
+    axes[0].set_title("error against solver tolerance")
+    axes[1].set(xscale="log", yscale="log", xlabel="vector-Jacobian products per point",
+                ylabel=ylabel, title="error against cost")  # fmt: skip
     for ax in axes:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)

@@ -35,8 +35,11 @@ ScoreFn = Callable[[Tensor, Tensor], Tensor]
 
 
 class _Beating:
-    """``score_fn`` that reports a heartbeat per evaluation; it carries the wrapped function's
-    SDE (``sde`` attribute), so the samplers' and likelihood's SDE checks still see it."""
+    """``score_fn`` that reports a heartbeat per evaluation.
+
+    It carries the wrapped function's SDE (``sde`` attribute), so the samplers' and likelihood's
+    SDE checks still see it.
+    """
 
     def __init__(self, score_fn: ScoreFn, beat: Callable[[], None]) -> None:
         self.fn, self.beat = score_fn, beat

@@ -24,8 +24,7 @@ import threading
 import time
 from typing import Any
 
-from tqdm.auto import tqdm
-
+from .._utils import progress_bar
 from .world import RankFailedError
 
 __all__ = ["Monitor"]
@@ -64,7 +63,7 @@ class Monitor:
         self.all_finished = store is None
         self.completed = False
         self.error: RankFailedError | None = None
-        self.bar = tqdm(total=total, desc=desc, disable=not progress or rank != 0)
+        self.bar = progress_bar(total=total, desc=desc, disable=not progress or rank != 0)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._published = {"beat": 0, "done": 0}

@@ -52,8 +52,11 @@ def item_seed(seed: int, index: int, stream: str) -> int:
 
 
 def _digest(value: Any, depth: int = 0) -> Any:
-    """A JSON-able stand-in for ``value``: tensors and modules by content hash, functions by
-    name and closure, other objects by type and attributes (never by memory address)."""
+    """A JSON-able stand-in for ``value`` (never by memory address).
+
+    Tensors and modules by content hash, functions by name and closure, other objects by type
+    and attributes.
+    """
     if depth > 6:
         return type(value).__qualname__
     if isinstance(value, torch.nn.Module):

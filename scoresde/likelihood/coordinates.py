@@ -43,8 +43,8 @@ import torch
 from torch import Tensor
 
 from .._utils import names_list
-from ..samplers.adapters import torchdiffeq_methods
 from ..sde import LinearSDE
+from ..sde.pf_ode import ADAPTIVE_METHODS, TORCHDIFFEQ_METHODS
 from ..sde.reverse import drift_coefs
 
 __all__ = [
@@ -59,8 +59,8 @@ __all__ = [
     "solver_options",
 ]
 
-#: torchdiffeq's method names, read from its public ``odeint`` (the list the samplers use).
-SOLVERS: tuple[str, ...] = torchdiffeq_methods()[0]
+#: torchdiffeq's method names (:data:`~scoresde.sde.pf_ode.TORCHDIFFEQ_METHODS`).
+SOLVERS: tuple[str, ...] = tuple(TORCHDIFFEQ_METHODS)
 #: Integration variables of the PF-ODE (see the module docstring).
 TIME_VARIABLES: tuple[str, ...] = ("sigma", "log_snr", "t")
 
@@ -122,7 +122,7 @@ def solver_options(
         )
     out = dict(options or {})
     out.setdefault("norm", ERROR_NORMS[error_norm])
-    if solver in torchdiffeq_methods()[1]:  # the adaptive ones accept step_t
+    if solver in ADAPTIVE_METHODS:  # the adaptive ones accept step_t
         out.setdefault("step_t", end.reshape(1))
     return out
 
@@ -166,8 +166,7 @@ class PFCoordinates:
         if variable == "t":
             span = ends
         else:
-            lam = sde.log_snr(ends)
-            span = torch.exp(-0.5 * lam) if variable == "sigma" else lam
+            span = sde.noise_level(ends) if variable == "sigma" else sde.log_snr(ends)
         self.span = span.to(dtype=dtype, device=device)
         self.r_lo, self.r_hi = float(self.span.min()), float(self.span.max())
 

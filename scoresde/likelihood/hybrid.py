@@ -35,6 +35,7 @@ from .._utils import append_dims, as_time
 from ..losses import Loss, _check_x0
 from ..sde import VPSDE, DDPMSchedule
 from ..sde.ddpm import index_to_time, time_to_index
+from ..sde.pf_ode import perturb
 
 __all__ = ["EpsVModel", "HybridLoss", "learned_log_variance"]
 
@@ -81,7 +82,7 @@ class HybridLoss(Loss):
         sch, n = self.schedule, x0.shape[0]
         i = time_to_index(t.detach().cpu(), sch.N, self.T)
         ab = append_dims(sch.alpha_bars[i].to(x0), x0.ndim)
-        x_i = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+        x_i = perturb(x0, ab.sqrt(), (1 - ab).sqrt(), noise)
         eps, v = model(x_i, t)
         if eps.shape != x0.shape or v.shape != x0.shape:
             raise ValueError(

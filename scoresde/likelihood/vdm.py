@@ -38,11 +38,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._utils import append_dims
 from ..losses import Loss, _check_x0, _eps_fn
 from ..parameterization import ScoreModel
 from ..sde import VPSDE
 from ..sde.learned import LearnedLogSNR
+from ..sde.pf_ode import marginal_from_log_snr, perturb
 
 __all__ = ["VDMLoss", "VDMTerms", "vdm_vlb"]
 
@@ -136,9 +136,7 @@ def vdm_vlb(
     if variance_grad:
         r, dr = _VarianceGrad.apply(r, dr, box)
     gamma, dgamma = sched.gamma_from_shape(r, dr)
-    alpha = torch.sqrt(torch.sigmoid(-gamma))
-    sigma = torch.sqrt(torch.sigmoid(gamma))
-    z = append_dims(alpha, x0.ndim) * x0 + append_dims(sigma, x0.ndim) * noise
+    z = perturb(x0, *marginal_from_log_snr(-gamma), noise)  # gamma = -lambda
     sq = ((noise - eps_fn(z, t)) ** 2).reshape(n, -1).sum(dim=1)
     diffusion = 0.5 * dgamma * sq
     box.append(diffusion.detach())

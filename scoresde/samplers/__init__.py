@@ -13,10 +13,16 @@ measured few-step defaults. The options every sampler accepts (``seeds``, ``nois
 ``hook``, ``denoise``, ``return_trajectory``) are documented in :class:`Sampler`. Song et al.
 (2021) throughout; each module cites the paper and algorithm it transcribes.
 
-Modules: ``signature`` (the shared signature and result), ``run`` (the sampling run:
-validation, counting, loop), ``reverse_sde`` (Euler–Maruyama,
+Each sampler is written once, as a body that receives the validated run, and registered once
+with its spec by ``@register(name, ...)`` (:mod:`~scoresde.samplers.register`); the name is
+written nowhere else.
+
+Modules: ``signature`` (the shared signature and result), ``spec`` (a sampler's metadata),
+``run`` (the sampling run: validation, counting, loop), ``register`` (the decorator and
+``SAMPLERS``), ``defaults`` (the measured few-step defaults), ``registry`` (lookup, ``sample``,
+grids for an NFE), ``reverse_sde`` (Euler–Maruyama,
 reverse diffusion, DDPM, SMLD), ``ode`` (probability-flow ODE), ``ddim``, ``dpm_solver``,
-``langevin`` (PC), ``fixed_langevin``, ``torchsde_backend``, ``grids``, ``registry``; the modern
+``langevin`` (PC), ``fixed_langevin``, ``torchsde_backend``, ``grids``; the modern
 fast solvers ``unipc``, ``dpm_solver_pp`` (DPM-Solver++(3M), (2M) SDE), ``deis`` (DEIS, iPNDM),
 ``edm`` (Karras et al. Alg. 2) on the coefficients of ``multistep``; ``grid_opt``
 (:func:`optimize_grid`: a grid fitted to a teacher solution) and ``grid_file`` (grids saved as

@@ -1,8 +1,8 @@
 """The one place where scoresde's ``(x, t)`` order meets torchdiffeq/torchsde's ``(t, y)`` order.
 
 * :class:`ODEFunc` wraps a vector field ``field(x, t)`` as torchdiffeq's ``func(t, y)``.
-* :func:`torchdiffeq_methods` reads torchdiffeq's method names, and which of them choose their
-  own steps, from its public ``odeint`` (never from its private ``_impl`` package).
+* :func:`torchdiffeq_methods`: torchdiffeq's method names, and which of them choose their own
+  steps (the table :data:`~scoresde.sde.pf_ode.TORCHDIFFEQ_METHODS`).
 * :class:`ReverseTimeSDE` presents the reverse SDE (Song et al. 2021, Eq. 6), which runs from T
   down to eps, as a forward Ito SDE in s = -t for ``torchsde.sdeint`` (which needs increasing
   times): with y(s) = x(-s),
@@ -14,49 +14,22 @@
 
 from __future__ import annotations
 
-import re
-import warnings
 from collections.abc import Callable
-from functools import cache
 
-import torch
-import torchdiffeq
 from torch import Tensor
+
+from ..sde.pf_ode import ADAPTIVE_METHODS, TORCHDIFFEQ_METHODS
 
 __all__ = ["ODEFunc", "ReverseTimeSDE", "torchdiffeq_methods"]
 
 
-@cache
 def torchdiffeq_methods() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """torchdiffeq's ODE methods, and the adaptive ones, read through its public ``odeint``.
-
-    The names come from the ValueError that ``odeint`` raises for an unknown method; a method
-    is adaptive (it picks its own steps, with ``rtol``/``atol``) when it accepts the
-    ``step_t`` option that torchdiffeq documents for its adaptive solvers, i.e. when a probe on
-    a trivial ODE does not warn about an unexpected argument. Computed once (a few ms).
+    """torchdiffeq's ODE methods, and the adaptive ones (:mod:`scoresde.sde.pf_ode`'s table).
 
     Returns:
         ``(methods, adaptive)``: two tuples of names, ``adaptive`` a subset of ``methods``.
     """
-    y0, ts = torch.zeros(1, dtype=torch.float64), torch.tensor([0.0, 1e-3], dtype=torch.float64)
-    methods: tuple[str, ...] = ()
-    try:
-        torchdiffeq.odeint(lambda t, y: y, y0, ts, method="?")
-    except ValueError as err:
-        methods = tuple(re.findall(r'"([^"]+)"', str(err).partition("one of")[2]))
-    if not methods:
-        raise RuntimeError("torchdiffeq_methods: could not read torchdiffeq's method names")
-    adaptive = []
-    for m in methods:
-        if m == "scipy_solver":  # a wrapper around scipy, not one of torchdiffeq's own solvers
-            continue
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            opts = {"step_t": ts[1:] / 2}
-            torchdiffeq.odeint(lambda t, y: torch.zeros_like(y), y0, ts, method=m, options=opts)
-        if not any("step_t" in str(w.message) for w in caught):
-            adaptive.append(m)
-    return methods, tuple(adaptive)
+    return tuple(TORCHDIFFEQ_METHODS), ADAPTIVE_METHODS
 
 
 class ODEFunc:
@@ -106,5 +79,5 @@ class ReverseTimeSDE:
         return out
 
     def g(self, s: Tensor, y: Tensor) -> Tensor:
-        """g(t = -s), broadcast to the diagonal noise shape of ``y``."""
+        """The diffusion g(t = -s), broadcast to the diagonal noise shape of ``y``."""
         return self.diffusion(-s).to(y.dtype).expand(y.shape)

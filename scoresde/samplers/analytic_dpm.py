@@ -17,28 +17,27 @@ lambda^2 + (sqrt(beta_bar_n / alpha_n) - sqrt(beta_bar_{n-1} - lambda^2))^2 (1 -
 Gamma_t is estimated once per grid time by Monte Carlo from data and the trained score
 (:func:`score_norms`), with no retraining; 1 - sigma_t^2 Gamma_t is clipped to [0, 1], which
 keeps v* between beta_tilde and beta_tilde + c_x0^2 sigma_t^2 / alpha_t^2 (Bao et al., Thm. 2).
-For Gaussian data v* is the exact variance of q(x_s | x_t).
+For Gaussian data v* is the exact variance of q(x_s | x_t). The sampler is
+:func:`~scoresde.samplers.reverse_sde.sample_analytic_ddpm` (DDPM with ``variance="analytic"``).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..sde import VPSDE, DDPMSchedule, ScoreFn
-from .run import Callback, SampleInfo
 
 __all__ = [
     "analytic_dpm_chain_variances",
     "analytic_dpm_variances",
-    "sample_analytic_ddpm",
+    "check_vp",
     "score_norms",
 ]
 
 
-def _check_vp(sde: object, what: str) -> None:
+def check_vp(sde: object, what: str) -> None:
+    """Raise ``TypeError`` unless ``sde`` is a :class:`~scoresde.sde.VPSDE` (``what`` names the caller)."""
     if not isinstance(sde, VPSDE):
         raise TypeError(f"{what}: expected a VPSDE, received {type(sde).__name__}")
 
@@ -64,7 +63,7 @@ def score_norms(
     Returns:
         ``(gamma, stderr)``, both of shape ``(K,)``: the Monte Carlo means and standard errors.
     """
-    _check_vp(sde, "score_norms")
+    check_vp(sde, "score_norms")
     if not isinstance(x0, Tensor) or x0.ndim < 2 or x0.shape[0] < 2:
         raise ValueError(f"score_norms: expected x0 of shape (M >= 2, *dims), received {x0!r}")
     times = torch.as_tensor(times, dtype=x0.dtype)
@@ -126,7 +125,7 @@ def analytic_dpm_variances(sde: VPSDE, grid: Tensor, gamma: Tensor) -> Tensor:
     Returns:
         v*, float64 of shape ``(N,)`` (module docstring; clipped as Bao et al.).
     """
-    _check_vp(sde, "analytic_dpm_variances")
+    check_vp(sde, "analytic_dpm_variances")
     g = torch.as_tensor(grid, dtype=torch.float64).cpu()
     gam = torch.as_tensor(gamma, dtype=torch.float64).detach().cpu()
     if g.ndim != 1 or g.numel() < 2 or gam.shape != (g.numel() - 1,):
@@ -139,36 +138,3 @@ def analytic_dpm_variances(sde: VPSDE, grid: Tensor, gamma: Tensor) -> Tensor:
     # table index j = N - i holds step i (time t_i); index 0 (time t_N) starts no step
     full = torch.cat([gam.new_zeros(1), gam.flip(0)])
     return analytic_dpm_chain_variances(table, full)[1:].flip(0)
-
-
-def sample_analytic_ddpm(
-    sde: VPSDE,
-    score_fn: ScoreFn,
-    x_T: Tensor,
-    grid: Tensor,
-    *,
-    gamma: Tensor,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    **options: Any,
-) -> tuple[Tensor, SampleInfo]:
-    """DDPM ancestral sampling with the Analytic-DPM variance (Bao et al. 2022, Alg. 1).
-
-    The same as ``sample_ddpm(..., variance="analytic", gamma=gamma)``: arguments and
-    ``**options`` as :func:`~scoresde.samplers.sample_ddpm`, plus ``gamma``: Gamma_t at the
-    step-start times ``grid[:-1]`` (:func:`score_norms`).
-    """
-    from .reverse_sde import sample_ddpm  # reverse_sde imports this module
-
-    _check_vp(sde, "analytic_ddpm")
-    return sample_ddpm(
-        sde,
-        score_fn,
-        x_T,
-        grid,
-        generator=generator,
-        callback=callback,
-        variance="analytic",
-        gamma=gamma,
-        **options,
-    )

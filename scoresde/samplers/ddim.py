@@ -14,13 +14,16 @@ Inversion runs the eta = 0 update forwards in time (Dhariwal & Nichol 2021, Appe
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from torch import Tensor
 
 from ..sde import LinearSDE, ScoreFn
+from .register import register
 from .run import Callback, SampleInfo, SamplerRun, check_state, prepare, sqrt_pos
+from .spec import EXPONENTIAL
 
 __all__ = [
     "INTERPOLATIONS",
@@ -32,7 +35,8 @@ __all__ = [
 ]
 
 
-def _ddim_step(run: SamplerRun, eta: float):  # noqa: ANN202 - returns the step closure
+def _ddim_step(run: SamplerRun, eta: float) -> Callable[[Tensor, int], Tensor]:
+    """The DDIM(eta) step on ``run``'s grid (module docstring)."""
     c = run.coefs()
     a_s, s_s, a_t, s_t = c.alpha[:-1], c.sigma[:-1], c.alpha[1:], c.sigma[1:]
     post_var = s_t**2 * torch.clamp(s_s**2 - (a_s / a_t) ** 2 * s_t**2, min=0.0) / s_s**2
@@ -40,9 +44,9 @@ def _ddim_step(run: SamplerRun, eta: float):  # noqa: ANN202 - returns the step 
     eps_coef = sqrt_pos(s_t**2 - noise_std**2)
 
     def step(x: Tensor, i: int) -> Tensor:
-        s = run.score(x, run.t[i])  # 1. eps_hat = -sigma_s s(x_s, s)
-        eps = -c.sigma[i] * s
-        x0 = run.x0(x, s, c.alpha[i], c.sigma[i])  # 2. x0_hat (Eq. 12) = (x - sigma eps) / alpha
+        s = run.score(x, run.t[i])
+        eps = -c.sigma[i] * s  # 1. eps_hat = -sigma_s s(x_s, s)
+        x0 = run.x0(x, s, c.alpha[i], c.sigma[i])  # 2. x0_hat by Tweedie (Eq. 12, "predicted x0")
         x_t = c.alpha[i + 1] * x0 + eps_coef[i] * eps  # 3. "direction pointing to x_t"
         if eta == 0:
             return x_t
@@ -51,29 +55,24 @@ def _ddim_step(run: SamplerRun, eta: float):  # noqa: ANN202 - returns the step 
     return step
 
 
-def sample_ddim(
-    sde: LinearSDE,
-    score_fn: ScoreFn,
-    x_T: Tensor,
-    grid: Tensor,
-    *,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    eta: float = 0.0,
-    **options: Any,
-) -> tuple[Tensor, SampleInfo]:
+@register("ddim", order=1.0, **EXPONENTIAL)
+def sample_ddim(run: SamplerRun, *, eta: float = 0.0) -> tuple[Tensor, SampleInfo]:
     """DDIM(eta) sampling on any grid (step skipping = a coarse grid); any linear SDE.
 
     Arguments, the common ``**options`` and the result are those of every sampler
     (:class:`~scoresde.samplers.Sampler`); ``generator`` draws the noise when eta > 0.
 
     Args:
+        run: The validated run (built by :func:`~scoresde.samplers.register.register`).
         eta: Stochasticity in [0, 1]: 0 deterministic (DDIM), 1 DDPM's posterior.
     """
     if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
         raise ValueError(f"ddim: expected eta in [0, 1], received {eta!r}")
-    run = prepare("ddim", sde, score_fn, x_T, grid, generator, callback, options)
-    return run.loop(x_T, _ddim_step(run, float(eta)))
+    return run.loop(run.x_T, _ddim_step(run, float(eta)))
+
+
+#: DDIM inversion runs under DDIM's spec, by its own name in messages and ``SampleInfo``.
+_INVERT = replace(sample_ddim.spec, name="ddim_invert")
 
 
 def ddim_invert(
@@ -92,7 +91,7 @@ def ddim_invert(
         ``(x_T, info)``: latents at ``grid[0]`` such that ``sample_ddim`` maps them back to
         ``x0`` up to the discretization error (first order in the step).
     """
-    run = prepare("ddim_invert", sde, score_fn, x0, grid, None, callback, {})
+    run = prepare(_INVERT, sde, score_fn, x0, grid, None, callback, {})
     c = run.coefs()
     x = x0
     for i in range(run.n_steps - 1, -1, -1):

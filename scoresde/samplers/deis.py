@@ -28,14 +28,16 @@ varies at t = T (``tests/test_solvers_orders.py`` and the docs page).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from ..sde import LinearSDE, ScoreFn
+from ..sde import LinearSDE
 from .multistep import check_flag, check_order, order_plan, quad_weights
-from .run import Callback, SampleInfo, SamplerRun, prepare
+from .register import RegisteredSampler, register
+from .run import SampleInfo, SamplerRun
+from .spec import EXPONENTIAL
 
 __all__ = ["eps_ab_weights", "sample_deis", "sample_ipndm"]
 
@@ -70,7 +72,8 @@ def eps_ab_weights(sde: LinearSDE, grid: Tensor, plan: list[int], variable: str)
     return out
 
 
-def _eps_multistep(run: SamplerRun, weights: list[Tensor]):  # noqa: ANN202 - step closure
+def _eps_multistep(run: SamplerRun, weights: list[Tensor]) -> Callable[[Tensor, int], Tensor]:
+    """The step x_{i+1} = (alpha_{i+1}/alpha_i) x_i + alpha_{i+1} sum_j w_ij eps_{i-j}."""
     c = run.coefs()
     w = [wi.to(run.like) for wi in weights]
     depth = max(wi.numel() for wi in w)
@@ -87,50 +90,42 @@ def _eps_multistep(run: SamplerRun, weights: list[Tensor]):  # noqa: ANN202 - st
     return step
 
 
-def _run_eps(name: str, variable: str, max_order: int, sde: LinearSDE, score_fn: Any,
-             x_T: Tensor, grid: Tensor, generator: Any, callback: Any, order: int,
-             lower_order_final: bool, options: dict[str, Any]) -> tuple[Tensor, SampleInfo]:  # fmt: skip
-    order = check_order(name, order, tuple(range(1, max_order + 1)))
-    lof = check_flag(name, "lower_order_final", lower_order_final)
-    run = prepare(name, sde, score_fn, x_T, grid, generator, callback, options)
-    plan = order_plan(run.n_steps, order, lof)
-    return run.loop(x_T, _eps_multistep(run, eps_ab_weights(sde, run.grid64, plan, variable)))
+def _eps_body(name: str, variable: str, default_order: int) -> RegisteredSampler:
+    """Register the eps-extrapolating multistep solver ``name`` (polynomial in ``variable``)."""
+
+    def body(
+        run: SamplerRun, *, order: int = default_order, lower_order_final: bool = True
+    ) -> tuple[Tensor, SampleInfo]:
+        k = check_order(name, order, (1, 2, 3, 4))
+        lof = check_flag(name, "lower_order_final", lower_order_final)
+        plan = order_plan(run.n_steps, k, lof)
+        weights = eps_ab_weights(run.sde, run.grid64, plan, variable)
+        return run.loop(run.x_T, _eps_multistep(run, weights))
+
+    body.__name__ = body.__qualname__ = f"sample_{name}"
+    body.__doc__ = _DOCS[name]
+    return register(name, order=None, description=_DESCRIPTIONS[name], **EXPONENTIAL)(body)
 
 
-def sample_deis(
-    sde: LinearSDE, score_fn: ScoreFn, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Callback | None = None,
-    order: int = 3, lower_order_final: bool = True, **options: Any,
-) -> tuple[Tensor, SampleInfo]:  # fmt: skip
-    """tAB-DEIS (Zhang & Chen 2023): exponential integrator, eps_theta extrapolated in t.
+_DOCS = {
+    "deis": """tAB-DEIS (Zhang & Chen 2023): exponential integrator, eps_theta extrapolated in t.
 
-    Args:
-        sde: A linear SDE (VP, sub-VP, VE).
-        score_fn: ``score_fn(x, t) -> grad_x log p_t(x)`` shaped like ``x``.
-        x_T: Initial state of shape ``(batch, *dims)`` at ``grid[0]``.
-        grid: Strictly decreasing times in [eps, T].
-        generator: Unused by the solver (hooks may draw); kept for the shared signature.
-        callback: ``callback(i, t_next, x)`` after each step.
-        order: Number of eps_theta values in the polynomial, 1-4 (the paper's (order-1)-tAB;
-            global order ``order``; 1 is DDIM).
-        lower_order_final: Lower the orders of the last steps on grids of < 15 steps.
-        **options: Common options of every sampler (see :class:`~scoresde.samplers.signature.Sampler`).
+    Arguments, the common ``**options`` and the result are those of every sampler
+    (:class:`~scoresde.samplers.Sampler`); any linear SDE; ``generator`` is unused by the
+    solver (hooks may draw). ``info.nfe`` = number of steps. Its own options:
 
-    Returns:
-        ``(x, info)`` with samples at ``grid[-1]``; ``info.nfe`` = number of steps.
-    """
-    return _run_eps("deis", "t", 4, sde, score_fn, x_T, grid, generator, callback, order,
-                    lower_order_final, options)  # fmt: skip
+    * ``order``: number of eps_theta values in the polynomial, 1-4 (the paper's
+      (order-1)-tAB; global order ``order``; 1 is DDIM); default 3.
+    * ``lower_order_final``: lower the orders of the last steps on grids of < 15 steps
+      (default True).
+    """,
+    "ipndm": """iPNDM (Zhang & Chen 2023): Adams–Bashforth in rho = sigma_t / alpha_t on eps_theta.
 
+    Arguments are those of :func:`sample_deis`; ``order`` in 1-4, default 4 (the paper's
+    iPNDM).
+    """,
+}
+_DESCRIPTIONS = {"deis": "interior order 3 (order=3)", "ipndm": "interior order 4"}
 
-def sample_ipndm(
-    sde: LinearSDE, score_fn: ScoreFn, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Callback | None = None,
-    order: int = 4, lower_order_final: bool = True, **options: Any,
-) -> tuple[Tensor, SampleInfo]:  # fmt: skip
-    """iPNDM (Zhang & Chen 2023): Adams–Bashforth in rho = sigma_t / alpha_t on eps_theta.
-
-    Arguments are those of :func:`sample_deis`; ``order`` in 1-4 (4 is the paper's iPNDM).
-    """
-    return _run_eps("ipndm", "rho", 4, sde, score_fn, x_T, grid, generator, callback, order,
-                    lower_order_final, options)  # fmt: skip
+sample_deis = _eps_body("deis", "t", 3)
+sample_ipndm = _eps_body("ipndm", "rho", 4)

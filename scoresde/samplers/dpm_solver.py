@@ -38,9 +38,12 @@ import torch
 from torch import Tensor
 
 from ..sde import LinearSDE, ScoreFn
-from .run import Callback, Coefs, SampleInfo, SamplerRun, prepare
+from .register import RegisteredSampler, register
+from .run import Callback, Coefs, SampleInfo, SamplerRun
+from .spec import EXPONENTIAL
 
 __all__ = [
+    "SINGLESTEP",
     "budget_orders",
     "fast_orders",
     "multistep_order",
@@ -57,7 +60,7 @@ _RATIOS: dict[int, tuple[float, ...]] = {1: (), 2: (0.5,), 3: (1 / 3, 2 / 3)}
 def _check_order(order: object, name: str = "order") -> int:
     if isinstance(order, bool) or order not in _RATIOS:
         raise ValueError(f"dpm_solver: expected {name} 1, 2 or 3, received {order!r}")
-    return int(order)  # type: ignore[call-overload]
+    return int(order)
 
 
 def step_orders(order: int, n_steps: int, lower_order_final: bool = False) -> list[int]:
@@ -162,6 +165,40 @@ def check_orders(orders: Sequence[int], n_steps: int) -> list[int]:
     return out
 
 
+def _singlestep(order: int) -> RegisteredSampler:
+    """Register singlestep DPM-Solver-``order``: per-grid (``step_orders``) and per-budget plans.
+
+    On a grid, the last step is first order with ``lower_order_final``; given an NFE budget,
+    :func:`budget_orders` spends it exactly.
+    """
+
+    def step_nfes(n_steps: int, o: dict[str, Any]) -> list[int]:
+        return step_orders(order, n_steps, o.get("lower_order_final", False))
+
+    def plan(nfe: int, o: dict[str, Any]) -> list[int]:
+        return budget_orders(order, nfe, o.get("lower_order_final", False))
+
+    def body(
+        run: SamplerRun, *, lower_order_final: bool = False, orders: Sequence[int] | None = None
+    ) -> tuple[Tensor, SampleInfo]:
+        if orders is None:
+            steps = step_orders(order, run.n_steps, bool(lower_order_final))
+        else:
+            steps = check_orders(orders, run.n_steps)
+        return run.loop(run.x_T, _dpm_step(run, steps))
+
+    body.__name__ = body.__qualname__ = f"sample_dpm_solver_{order}"
+    body.__doc__ = (
+        f"""Singlestep DPM-Solver-{order}: :func:`sample_dpm_solver` with ``order={order}``."""
+    )
+    meta = {"order": float(order), "nfe_per_step": order, "step_nfes": step_nfes, "plan": plan}
+    return register(f"dpm_solver_{order}", **meta, **EXPONENTIAL)(body)
+
+
+#: The registered singlestep solvers by order.
+SINGLESTEP: dict[int, RegisteredSampler] = {k: _singlestep(k) for k in sorted(_RATIOS)}
+
+
 def sample_dpm_solver(
     sde: LinearSDE,
     score_fn: ScoreFn,
@@ -171,65 +208,56 @@ def sample_dpm_solver(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     order: int = 2,
-    lower_order_final: bool = False,
-    orders: Sequence[int] | None = None,
     **options: Any,
 ) -> tuple[Tensor, SampleInfo]:
     """Singlestep DPM-Solver (Lu et al. 2022, Algs. 1-2) on any linear SDE.
 
-    Arguments, the common ``**options`` and the result are those of every sampler
-    (:class:`~scoresde.samplers.Sampler`); a ``log_snr`` grid is the natural choice. The solver
-    draws no noise.
+    Runs the registered ``dpm_solver_<order>``. Arguments, the common ``**options`` and the
+    result are those of every sampler (:class:`~scoresde.samplers.Sampler`); a ``log_snr`` grid
+    is the natural choice. The solver draws no noise.
 
     Args:
+        sde: A linear SDE.
+        score_fn: ``score_fn(x, t) -> grad_x log p_t(x)`` shaped like ``x``.
+        x_T: Initial state of shape ``(batch, *dims)`` at ``grid[0]``.
+        grid: Strictly decreasing times in [eps, T].
+        generator: Unused by the solver (hooks may draw).
+        callback: ``callback(i, t_next, x)`` after each step.
         order: 1, 2 or 3: score evaluations per step and global order in h.
-        lower_order_final: Make the last step first order (see :func:`step_orders`).
-        orders: An explicit order per grid step (e.g. :func:`fast_orders` or
-            :func:`budget_orders`); overrides ``order`` and ``lower_order_final``.
+        **options: ``lower_order_final`` (make the last step first order, see
+            :func:`step_orders`), ``orders`` (an explicit order per grid step, e.g.
+            :func:`fast_orders` or :func:`budget_orders`; overrides ``order`` and
+            ``lower_order_final``) and the common options.
     """
-    order = _check_order(order)
-    run = prepare(f"dpm_solver_{order}", sde, score_fn, x_T, grid, generator, callback, options)
-    if orders is None:
-        plan = step_orders(order, run.n_steps, bool(lower_order_final))
-    else:
-        plan = check_orders(orders, run.n_steps)
-    return run.loop(x_T, _dpm_step(run, plan))
+    fn = SINGLESTEP[_check_order(order)]
+    return fn(sde, score_fn, x_T, grid, generator=generator, callback=callback, **options)
 
 
+@register(
+    "dpm_solver_fast",
+    order=3.0,
+    nfe_per_step=3,
+    step_nfes=lambda n, o: fast_orders(3 * n - 1),
+    plan=lambda nfe, o: fast_orders(nfe),
+    **EXPONENTIAL,
+)
 def sample_dpm_solver_fast(
-    sde: LinearSDE,
-    score_fn: ScoreFn,
-    x_T: Tensor,
-    grid: Tensor,
-    *,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    orders: Sequence[int] | None = None,
-    **options: Any,
+    run: SamplerRun, *, orders: Sequence[int] | None = None
 ) -> tuple[Tensor, SampleInfo]:
     """DPM-Solver-fast (Lu et al. 2022, Sec. 3.4): orders 3/2/1 mixed to spend a budget exactly.
 
     Arguments as :func:`sample_dpm_solver`. On a K-step grid the plan is
     ``fast_orders(3 K - 1)`` (K - 1 third-order steps, then one second-order step: global order
-    3);
-    :func:`~scoresde.samplers.sample` given an NFE N builds the K = floor(N / 3) + 1 step grid
-    and passes ``orders=fast_orders(N)``.
+    3); :func:`~scoresde.samplers.sample` given an NFE N builds the K = floor(N / 3) + 1 step
+    grid and passes ``orders=fast_orders(N)``.
     """
-    run = prepare("dpm_solver_fast", sde, score_fn, x_T, grid, generator, callback, options)
     plan = fast_orders(3 * run.n_steps - 1) if orders is None else orders
-    return run.loop(x_T, _dpm_step(run, check_orders(plan, run.n_steps)))
+    return run.loop(run.x_T, _dpm_step(run, check_orders(plan, run.n_steps)))
 
 
+@register("dpm_solver_pp_2m", order=2.0, **EXPONENTIAL)
 def sample_dpm_solver_pp_2m(
-    sde: LinearSDE,
-    score_fn: ScoreFn,
-    x_T: Tensor,
-    grid: Tensor,
-    *,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    lower_order_final: bool = False,
-    **options: Any,
+    run: SamplerRun, *, lower_order_final: bool = False
 ) -> tuple[Tensor, SampleInfo]:
     """DPM-Solver++(2M) (Lu et al. 2022b, Alg. 2): multistep, data prediction, order 2.
 
@@ -237,9 +265,9 @@ def sample_dpm_solver_pp_2m(
     (:class:`~scoresde.samplers.Sampler`); 1 NFE per step, no noise.
 
     Args:
+        run: The validated run (built by :func:`~scoresde.samplers.register.register`).
         lower_order_final: Take the last step at first order (:func:`multistep_order`).
     """
-    run = prepare("dpm_solver_pp_2m", sde, score_fn, x_T, grid, generator, callback, options)
     c = run.coefs()
     h = c.lam_half[1:] - c.lam_half[:-1]  # step in half the log-SNR (Lu et al.'s h)
     prev: list[Tensor] = []  # x0_theta at the previous grid time (multistep memory)
@@ -257,4 +285,4 @@ def sample_dpm_solver_pp_2m(
         # 3. x_{t_{i+1}} = (sigma_{i+1} / sigma_i) x - alpha_{i+1} (e^{-h} - 1) D
         return (c.sigma[i + 1] / c.sigma[i]) * x - c.alpha[i + 1] * torch.expm1(-h[i]) * d
 
-    return run.loop(x_T, step)
+    return run.loop(run.x_T, step)

@@ -31,14 +31,15 @@ the data (VP, sub-VP), it caps the order at 2 on fine grids otherwise (see the d
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from ..sde import LinearSDE, ScoreFn
 from .multistep import check_flag, check_order, exp_poly_weights, order_plan
-from .run import Callback, SampleInfo, SamplerRun, prepare
+from .register import register
+from .run import SampleInfo, SamplerRun
+from .spec import EXPONENTIAL
 
 __all__ = ["sample_dpm_solver_pp", "sample_dpm_solver_pp_2m_sde"]
 
@@ -53,7 +54,10 @@ def _weights(run: SamplerRun, plan: list[int], scale: float) -> list[Tensor]:
     return out
 
 
-def _multistep(run: SamplerRun, plan: list[int], stochastic: bool):  # noqa: ANN202 - closure
+def _multistep(
+    run: SamplerRun, plan: list[int], stochastic: bool
+) -> Callable[[Tensor, int], Tensor]:
+    """The multistep data-prediction step: DPM-Solver++(kM), or its SDE form if ``stochastic``."""
     c = run.coefs()
     w = _weights(run, plan, 2.0 if stochastic else 1.0)
     h = c.lam_half[1:] - c.lam_half[:-1]
@@ -76,54 +80,50 @@ def _multistep(run: SamplerRun, plan: list[int], stochastic: bool):  # noqa: ANN
     return step
 
 
+@register("dpm_solver_pp_3m", order=3.0, **EXPONENTIAL)
 def sample_dpm_solver_pp(
-    sde: LinearSDE, score_fn: ScoreFn, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Callback | None = None,
-    order: int = 3, lower_order_final: bool = True, **options: Any,
-) -> tuple[Tensor, SampleInfo]:  # fmt: skip
+    run: SamplerRun, *, order: int = 3, lower_order_final: bool = True
+) -> tuple[Tensor, SampleInfo]:
     """DPM-Solver++(kM), k = ``order`` (Lu et al. 2022b): multistep, data prediction, 1 NFE/step.
 
+    Arguments, the common ``**options`` and the result are those of every sampler
+    (:class:`~scoresde.samplers.Sampler`); any linear SDE, a ``log_snr`` grid is the natural
+    choice; ``generator`` is unused by the solver (hooks may draw). ``info.nfe`` = number of
+    steps.
+
     Args:
-        sde: A linear SDE (VP, sub-VP, VE).
-        score_fn: ``score_fn(x, t) -> grad_x log p_t(x)`` shaped like ``x``.
-        x_T: Initial state of shape ``(batch, *dims)`` at ``grid[0]``.
-        grid: Strictly decreasing times in [eps, T]; a ``log_snr`` grid is the natural choice.
-        generator: Unused by the solver (hooks may draw); kept for the shared signature.
-        callback: ``callback(i, t_next, x)`` after each step.
+        run: The validated run (built by :func:`~scoresde.samplers.register.register`).
         order: 1, 2 or 3 (global order in the log-SNR step; 1 is DDIM).
         lower_order_final: Lower the orders of the last steps on grids of < 15 steps.
-        **options: Common options of every sampler (see :class:`~scoresde.samplers.signature.Sampler`).
-
-    Returns:
-        ``(x, info)`` with samples at ``grid[-1]``; ``info.nfe`` = number of steps.
     """
     order = check_order("dpm_solver_pp", order, (1, 2, 3))
     lof = check_flag("dpm_solver_pp", "lower_order_final", lower_order_final)
-    name = f"dpm_solver_pp_{order}m"
-    run = prepare(name, sde, score_fn, x_T, grid, generator, callback, options)
-    return run.loop(x_T, _multistep(run, order_plan(run.n_steps, order, lof), False))
+    return run.loop(run.x_T, _multistep(run, order_plan(run.n_steps, order, lof), False))
 
 
+@register(
+    "dpm_solver_pp_2m_sde",
+    stochastic=True,
+    order=None,
+    weak_order=2.0,
+    order_variable="log_snr",
+    description=(
+        "weak order 2 (exact moments on Gaussian data, tests/test_solvers_weak.py); "
+        "strong order ~1 in t on a shared Brownian path (measured 1.0-1.4, not asserted)"
+    ),
+)
 def sample_dpm_solver_pp_2m_sde(
-    sde: LinearSDE, score_fn: ScoreFn, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Callback | None = None,
-    lower_order_final: bool = True, **options: Any,
-) -> tuple[Tensor, SampleInfo]:  # fmt: skip
+    run: SamplerRun, *, lower_order_final: bool = True
+) -> tuple[Tensor, SampleInfo]:
     """SDE-DPM-Solver++(2M) (Lu et al. 2022b): the reverse SDE, multistep, 1 NFE per step.
 
-    Args:
-        sde: A linear SDE (VP, sub-VP, VE).
-        score_fn: ``score_fn(x, t) -> grad_x log p_t(x)`` shaped like ``x``.
-        x_T: Initial state of shape ``(batch, *dims)`` at ``grid[0]``.
-        grid: Strictly decreasing times in [eps, T].
-        generator: Generator of the noise (or pass ``seeds`` / ``noise_sampler``).
-        callback: ``callback(i, t_next, x)`` after each step.
-        lower_order_final: First order at the last step on grids of < 15 steps.
-        **options: Common options of every sampler (see :class:`~scoresde.samplers.signature.Sampler`).
+    Arguments, the common ``**options`` and the result are those of every sampler
+    (:class:`~scoresde.samplers.Sampler`); any linear SDE; ``generator`` draws the noise (or
+    pass ``seeds`` / ``noise_sampler``). ``info.nfe`` = number of steps.
 
-    Returns:
-        ``(x, info)`` with samples at ``grid[-1]``; ``info.nfe`` = number of steps.
+    Args:
+        run: The validated run (built by :func:`~scoresde.samplers.register.register`).
+        lower_order_final: First order at the last step on grids of < 15 steps.
     """
     lof = check_flag("dpm_solver_pp_2m_sde", "lower_order_final", lower_order_final)
-    run = prepare("dpm_solver_pp_2m_sde", sde, score_fn, x_T, grid, generator, callback, options)
-    return run.loop(x_T, _multistep(run, order_plan(run.n_steps, 2, lof), True))
+    return run.loop(run.x_T, _multistep(run, order_plan(run.n_steps, 2, lof), True))

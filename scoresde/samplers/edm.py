@@ -26,18 +26,20 @@ given Brownian path).
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from ..sde import LinearSDE, ScoreFn
-from .run import Callback, SampleInfo, SamplerRun, prepare
+from .register import register
+from .run import SampleInfo, SamplerRun
+from .spec import EXPONENTIAL
 
 __all__ = ["sample_edm"]
 
 
 def _check_params(S_churn: float, S_tmin: float, S_tmax: float, S_noise: float) -> None:
+    """Validate Algorithm 2's parameters (real, S_churn >= 0, 0 <= S_tmin <= S_tmax, S_noise > 0)."""
     vals = {"S_churn": S_churn, "S_tmin": S_tmin, "S_tmax": S_tmax, "S_noise": S_noise}
     for k, v in vals.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
@@ -50,16 +52,19 @@ def _check_params(S_churn: float, S_tmin: float, S_tmax: float, S_noise: float) 
         raise ValueError(f"edm: expected a finite S_noise > 0, received {S_noise!r}")
 
 
-def _edm_step(run: SamplerRun, S_churn: float, S_tmin: float, S_tmax: float, S_noise: float):  # noqa: ANN202
-    sig = torch.exp(-0.5 * run.sde.log_snr(run.grid64))  # sigma_i = sigma_t / alpha_t
-    sig_max = float(torch.exp(-0.5 * run.sde.log_snr(torch.tensor(run.sde.T, dtype=torch.float64))))
+def _edm_step(
+    run: SamplerRun, S_churn: float, S_tmin: float, S_tmax: float, S_noise: float
+) -> Callable[[Tensor, int], Tensor]:
+    """The step of Algorithm 2 on ``run``'s grid (module docstring, steps 1-4)."""
+    sig = run.sde.noise_level(run.grid64)  # sigma_i = sigma_t / alpha_t
+    sig_max = float(run.sde.noise_level(torch.tensor(run.sde.T, dtype=torch.float64)))
     # 1. gamma_i and sigma_hat_i (churn only inside [S_tmin, S_tmax], capped at sigma(T))
     inside = (sig[:-1] >= S_tmin) & (sig[:-1] <= S_tmax)
     gamma = torch.where(inside, min(S_churn / run.n_steps, math.sqrt(2) - 1), 0.0)
     sig_hat = torch.minimum(sig[:-1] * (1 + gamma), torch.tensor(sig_max, dtype=torch.float64))
     sig_hat = torch.maximum(sig_hat, sig[:-1])
     churn = sig_hat > sig[:-1]
-    t_hat = run.sde.t_from_log_snr(-2 * torch.log(sig_hat)).clamp(max=run.sde.T)  # round-off
+    t_hat = run.sde.t_from_noise_level(sig_hat).clamp(max=run.sde.T)  # round-off
     t_hat = torch.where(churn, t_hat, run.grid64[:-1])
     c, ch = run.coefs(), run.coefs(t_hat)
     noise_std = (S_noise * torch.sqrt(sig_hat**2 - sig[:-1] ** 2)).to(run.like)
@@ -86,31 +91,34 @@ def _edm_step(run: SamplerRun, S_churn: float, S_tmin: float, S_tmax: float, S_n
     return step
 
 
+@register(  # Heun except at the last step: 2N - 1 evaluations
+    "edm",
+    order=2.0,
+    nfe_per_step=2,
+    step_nfes=lambda n, o: [2] * (n - 1) + [1],
+    **EXPONENTIAL,
+)
 def sample_edm(
-    sde: LinearSDE, score_fn: ScoreFn, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Callback | None = None,
-    S_churn: float = 0.0, S_tmin: float = 0.0, S_tmax: float = math.inf, S_noise: float = 1.0,
-    **options: Any,
-) -> tuple[Tensor, SampleInfo]:  # fmt: skip
+    run: SamplerRun,
+    *,
+    S_churn: float = 0.0,
+    S_tmin: float = 0.0,
+    S_tmax: float = math.inf,
+    S_noise: float = 1.0,
+) -> tuple[Tensor, SampleInfo]:
     """EDM's Algorithm 2 (Karras et al. 2022) in sigma = sigma_t / alpha_t, any linear SDE.
 
+    Arguments, the common ``**options`` and the result are those of every sampler
+    (:class:`~scoresde.samplers.Sampler`); a ``karras`` grid is EDM's choice; ``generator``
+    draws the churn noise (or pass ``seeds`` / ``noise_sampler``). ``info.nfe`` = 2N - 1.
+
     Args:
-        sde: A linear SDE (VP, sub-VP, VE).
-        score_fn: ``score_fn(x, t) -> grad_x log p_t(x)`` shaped like ``x``.
-        x_T: Initial state of shape ``(batch, *dims)`` at ``grid[0]``.
-        grid: Strictly decreasing times in [eps, T]; a ``karras`` grid is EDM's choice.
-        generator: Generator of the churn noise (or pass ``seeds`` / ``noise_sampler``).
-        callback: ``callback(i, t_next, x)`` after each step.
+        run: The validated run (built by :func:`~scoresde.samplers.register.register`).
         S_churn: Total churn; gamma_i = min(S_churn / N, sqrt(2) - 1). 0: deterministic Heun.
         S_tmin: Smallest noise level sigma at which to churn.
         S_tmax: Largest noise level sigma at which to churn.
         S_noise: Scale of the added noise (EDM uses 1.003-1.007 against over-denoising).
-        **options: Common options of every sampler (see :class:`~scoresde.samplers.signature.Sampler`).
-
-    Returns:
-        ``(x, info)`` with samples at ``grid[-1]``; ``info.nfe`` = 2N - 1.
     """
     _check_params(S_churn, S_tmin, S_tmax, S_noise)
-    run = prepare("edm", sde, score_fn, x_T, grid, generator, callback, options)
-    return run.loop(x_T, _edm_step(run, float(S_churn), float(S_tmin), float(S_tmax),
-                                   float(S_noise)))  # fmt: skip
+    step = _edm_step(run, float(S_churn), float(S_tmin), float(S_tmax), float(S_noise))
+    return run.loop(run.x_T, step)

@@ -100,7 +100,7 @@ def sample_langevin_fixed_t(
             f"{tuple(x_init.shape) if isinstance(x_init, Tensor) else type(x_init).__name__}"
         )
     check_finite(x_init, name="sample_langevin_fixed_t: x_init")
-    steps = _steps(step_size, n_steps)  # type: ignore[arg-type]
+    steps = _steps(step_size, n_steps)
     tt = as_time(t, like=x_init)
     if tt.ndim != 0 or not math.isfinite(float(tt)):
         raise ValueError(f"sample_langevin_fixed_t: expected one finite time t, received {t!r}")

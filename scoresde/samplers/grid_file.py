@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..sde import LinearSDE
+from .registry import expected_nfe, get_sampler, sample
 from .run import SampleInfo, check_grid
 
 __all__ = ["GRID_FORMAT", "OptimizedGrid", "load_grid"]
@@ -61,8 +62,6 @@ class OptimizedGrid:
         self, sde: LinearSDE, score_fn: Any, x_T: Tensor, **kw: Any
     ) -> tuple[Tensor, SampleInfo]:
         """Run the grid's sampler on it: ``sample(self.sampler, sde, score_fn, x_T, times)``."""
-        from .registry import sample
-
         self.check_sde(sde)
         return sample(self.sampler, sde, score_fn, x_T, self.times, **{**self.options, **kw})
 
@@ -95,8 +94,6 @@ class OptimizedGrid:
                 f"{source}: expected keys {sorted(_KEYS)}, missing {sorted(missing)}, "
                 f"unexpected {sorted(extra)}"
             )
-        from .registry import expected_nfe, get_sampler
-
         get_sampler(d["sampler"])
         nfe, times = d["nfe"], d["times"]
         if isinstance(nfe, bool) or not isinstance(nfe, int) or nfe < 1:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -78,7 +79,16 @@ def grid_objective(
     return val if math.isfinite(val) else math.inf
 
 
-def _check(sde, sampler, nfe, x_T, max_evals, teacher_nfe, init) -> None:
+def _check(
+    sde: object,
+    sampler: str,
+    nfe: int,
+    x_T: Tensor,
+    max_evals: int,
+    teacher_nfe: int,
+    init: str,
+) -> None:
+    """Validate :func:`optimize_grid`'s arguments (ValueError/TypeError naming what was wrong)."""
     spec = get_sampler(sampler)
     if spec.stochastic or spec.adaptive:
         raise ValueError(
@@ -154,11 +164,11 @@ def optimize_grid(
     start = {
         k: grid_objective(sde, score_fn, sampler, g, x_T, teacher, opts) for k, g in base.items()
     }
-    kind = min(start, key=start.get)
+    kind = min(start, key=lambda k: start[k])
     theta0 = params_from_grid(sde, base[kind])[1:].numpy()
     n_evals = 0
 
-    def f(th) -> float:
+    def f(th: np.ndarray) -> float:
         nonlocal n_evals
         n_evals += 1
         full = torch.cat([torch.zeros(1, dtype=torch.float64), torch.as_tensor(th)])

@@ -84,7 +84,7 @@ def karras_grid(
     if not rho > 0:
         raise ValueError(f"karras_grid: expected rho > 0, received {rho!r}")
     end = _end(sde, t_end)
-    s_max, s_min = torch.exp(-0.5 * sde.log_snr(torch.tensor([sde.T, end], dtype=torch.float64)))
+    s_max, s_min = sde.noise_level(torch.tensor([sde.T, end], dtype=torch.float64))
     u = torch.linspace(0.0, 1.0, _check_steps(n_steps) + 1, dtype=torch.float64)
     sig = (s_max ** (1 / rho) + u * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
     return _pin(sde.t_from_log_snr(-2 * torch.log(sig)), sde, end)

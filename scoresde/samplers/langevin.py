@@ -48,9 +48,10 @@ import torch
 from torch import Tensor
 
 from .._utils import append_dims, names_list
-from ..sde import LinearSDE
+from ..sde import VESDE
+from .register import register
 from .reverse_sde import get_predictor
-from .run import SampleInfo, SamplerRun, prepare
+from .run import SampleInfo, SamplerRun
 
 __all__ = [
     "CORRECTORS",
@@ -119,9 +120,11 @@ def _langevin(
     ratio = (c.alpha[:-1] / c.alpha[1:]) ** 2  # r_i in (0, 1]
 
     def step(x: Tensor, i: int) -> Tensor:
+        if not n_steps:
+            return x
         t, sig = run.t[i + 1], c.sigma[i + 1]
         snr_i = float(snr[i]) if isinstance(snr, Tensor) else snr
-        s = run.score(x, t) if n_steps else None  # 1. score at the corrected time t_{i+1}
+        s = run.score(x, t)  # 1. score at the corrected time t_{i+1}
         for k in range(n_steps):
             z = run.noise(x, t, t)  # 2. fresh noise
             e = langevin_step_size(rule, s, z, sig, ratio[i], snr_i)  # 3. step size per sample
@@ -192,21 +195,30 @@ def check_corrector_args(corrector: str, snr: float | None, n_steps: int) -> flo
     return float(snr)
 
 
+def _pc_nfe(o: dict[str, Any]) -> int:
+    """Score evaluations per grid step of the PC sampler with options ``o``."""
+    corrector = CORRECTORS.get(o.get("corrector", "langevin"), CORRECTORS["none"])
+    predictor = 0 if o.get("predictor", "reverse_diffusion") == "none" else 1
+    return predictor + corrector.nfe(o.get("n_steps", 1))
+
+
+@register("pc", stochastic=True, order=None, nfe_per_step=_pc_nfe)
 def sample_pc(
-    sde: LinearSDE, score_fn: Any, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Any = None,
-    predictor: str = "reverse_diffusion", corrector: str = "langevin",
-    snr: float | None = None, n_steps: int = 1, **options: Any,
-) -> tuple[Tensor, SampleInfo]:  # fmt: skip
+    run: SamplerRun,
+    *,
+    predictor: str = "reverse_diffusion",
+    corrector: str = "langevin",
+    snr: float | None = None,
+    n_steps: int = 1,
+) -> tuple[Tensor, SampleInfo]:
     """Predictor–corrector sampling (Song et al. 2021, Alg. 1): any predictor, any corrector.
 
+    Arguments, the common ``**options`` and the result are those of every sampler
+    (:class:`~scoresde.samplers.Sampler`), any linear SDE; ``callback`` runs after each
+    predictor + corrector step.
+
     Args:
-        sde: A linear SDE (VP, sub-VP, VE).
-        score_fn: ``score_fn(x, t) -> grad_x log p_t(x)`` shaped like ``x``.
-        x_T: Initial state of shape ``(batch, *dims)`` at ``grid[0]``.
-        grid: Strictly decreasing times in [eps, T], shape ``(N + 1,)``.
-        generator: Generator of every random draw.
-        callback: ``callback(i, t_next, x)`` after each predictor + corrector step.
+        run: The validated run (built by :func:`~scoresde.samplers.register.register`).
         predictor: 'reverse_diffusion' (default), 'euler_maruyama', 'ancestral' or 'none'.
         corrector: A key of :data:`CORRECTORS`: 'langevin' (default; Metropolis-adjusted,
             batch-invariant), 'langevin_ula', 'langevin_batch' (Song et al.'s reference rule),
@@ -214,7 +226,6 @@ def sample_pc(
         snr: Signal-to-noise ratio of the corrector (default: the corrector's own, 0.3 for
             'langevin', 0.16 for the others as in Song et al. for VE on CIFAR-10).
         n_steps: Corrector steps per grid time.
-        **options: Common options of every sampler (see :class:`~scoresde.samplers.signature.Sampler`).
 
     Returns:
         ``(x, info)``; ``info.nfe`` = N (1 + n_steps + 1 if Metropolis-adjusted), minus N
@@ -222,9 +233,8 @@ def sample_pc(
     """
     predict = get_predictor(predictor)
     snr = check_corrector_args(corrector, snr, n_steps)
-    run = prepare("pc", sde, score_fn, x_T, grid, generator, callback, options)
     p_step, c_step = predict(run), CORRECTORS[corrector].build(run, snr, n_steps)
-    return run.loop(x_T, lambda x, i: c_step(p_step(x, i), i))
+    return run.loop(run.x_T, lambda x, i: c_step(p_step(x, i), i))
 
 
 def annealed_snr(run: SamplerRun, n_steps: int) -> Tensor:
@@ -234,11 +244,16 @@ def annealed_snr(run: SamplerRun, n_steps: int) -> Tensor:
     return torch.sqrt(torch.sqrt(torch.clamp(1 - q, min=0.0)) / (2 * max(n_steps, 1)))
 
 
+@register(
+    "annealed_langevin",
+    stochastic=True,
+    order=None,
+    sdes=(VESDE,),
+    nfe_per_step=lambda o: o.get("n_steps", 1),
+)
 def sample_annealed_langevin(
-    sde: LinearSDE, score_fn: Any, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Any = None,
-    snr: float | None = None, n_steps: int = 1, **options: Any,
-) -> tuple[Tensor, SampleInfo]:  # fmt: skip
+    run: SamplerRun, *, snr: float | None = None, n_steps: int = 1
+) -> tuple[Tensor, SampleInfo]:
     """Annealed Langevin dynamics on a VE SDE (Song & Ermon 2019, Alg. 1).
 
     ``n_steps`` Langevin steps at each noise level sigma_{t_1} > ... > sigma_{t_N}, step size
@@ -250,6 +265,5 @@ def sample_annealed_langevin(
         snr = check_corrector_args("ald", snr, n_steps)
     else:
         check_corrector_args("ald", None, n_steps)
-    run = prepare("annealed_langevin", sde, score_fn, x_T, grid, generator, callback, options)
     level_snr = annealed_snr(run, n_steps) if snr is None else snr
-    return run.loop(x_T, CORRECTORS["ald"].build(run, level_snr, n_steps))
+    return run.loop(run.x_T, CORRECTORS["ald"].build(run, level_snr, n_steps))

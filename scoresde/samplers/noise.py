@@ -1,6 +1,7 @@
-"""Where a sampler's Gaussian noise comes from: one torch.Generator, one generator per sample
-(``seeds``, so sample i is the same whatever the batch size), or an injected ``noise_sampler``
-(e.g. a Brownian path shared across step sizes).
+"""Where a sampler's Gaussian noise comes from.
+
+One torch.Generator, one generator per sample (``seeds``, so sample i is the same whatever the
+batch size), or an injected ``noise_sampler`` (e.g. a Brownian path shared across step sizes).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from torch import Tensor
 
 __all__ = ["NoiseSampler", "NoiseSource", "noise_from_seeds"]
 
-#: ``noise_sampler(x, t, t_next) -> z`` with z ~ N(0, I) shaped like ``x``.
-NoiseSampler = Callable[[Tensor, Tensor, Tensor], Tensor]
+#: ``noise_sampler(x, t, t_next) -> z`` with z ~ N(0, I) shaped like ``x`` (a hook's draws pass
+#: no times: ``t = t_next = None``).
+NoiseSampler = Callable[[Tensor, Tensor | None, Tensor | None], Tensor]
 
 
 class NoiseSource:

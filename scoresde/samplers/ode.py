@@ -11,16 +11,15 @@ adaptive one calls ``torchdiffeq.odeint`` (``dopri5`` by default) through :class
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torchdiffeq
 from torch import Tensor
 
-from ..sde import LinearSDE, ScoreFn
+from ..sde.pf_ode import ADAPTIVE_METHODS
 from ..sde.reverse import drift_coefs, probability_flow_drift
-from .adapters import ODEFunc, torchdiffeq_methods
-from .run import Callback, SampleInfo, SamplerRun, prepare
+from .adapters import ODEFunc
+from .register import RegisteredSampler, register
+from .run import SampleInfo, SamplerRun
 
 __all__ = ["TABLEAUX", "sample_pf_adaptive", "sample_pf_euler", "sample_pf_heun", "sample_pf_rk4"]
 
@@ -36,7 +35,8 @@ TABLEAUX: dict[str, tuple[list[float], list[list[float]], list[float]]] = {
 }
 
 
-def _rk_loop(run: SamplerRun, x_T: Tensor, tableau: str) -> tuple[Tensor, SampleInfo]:
+def _rk_loop(run: SamplerRun, tableau: str) -> tuple[Tensor, SampleInfo]:
+    """Run the explicit Runge–Kutta method ``tableau`` on the PF-ODE over ``run``'s grid."""
     c_nodes, A, b = TABLEAUX[tableau]
     nodes = torch.tensor(c_nodes, dtype=torch.float64)
     dt64 = run.grid64[1:] - run.grid64[:-1]  # negative steps
@@ -62,51 +62,34 @@ def _rk_loop(run: SamplerRun, x_T: Tensor, tableau: str) -> tuple[Tensor, Sample
             incr = incr + w * kj
         return x + dt[i] * incr
 
-    return run.loop(x_T, step)
+    return run.loop(run.x_T, step)
 
 
-def _fixed_step(name: str, tableau: str):  # noqa: ANN202 - a small factory of public functions
-    def sampler(
-        sde: LinearSDE,
-        score_fn: ScoreFn,
-        x_T: Tensor,
-        grid: Tensor,
-        *,
-        generator: torch.Generator | None = None,
-        callback: Callback | None = None,
-        **options: Any,
-    ) -> tuple[Tensor, SampleInfo]:
-        run = prepare(name, sde, score_fn, x_T, grid, generator, callback, options)
-        return _rk_loop(run, x_T, tableau)
+def _fixed_step(name: str, tableau: str, order: float) -> RegisteredSampler:
+    """Register the fixed-step PF-ODE sampler ``name`` on a Butcher tableau."""
 
-    sampler.__name__ = f"sample_{name}"
-    sampler.__qualname__ = sampler.__name__
-    sampler.__doc__ = f"""The probability-flow ODE (Song et al. 2021, Eq. 13), fixed-step {tableau}.
+    def body(run: SamplerRun) -> tuple[Tensor, SampleInfo]:
+        return _rk_loop(run, tableau)
+
+    body.__name__ = body.__qualname__ = f"sample_{name}"
+    body.__doc__ = f"""The probability-flow ODE (Song et al. 2021, Eq. 13), fixed-step {tableau}.
 
     Arguments, the common ``**options`` and the result are those of every sampler
     (:class:`~scoresde.samplers.Sampler`); any linear SDE. The ODE draws no noise (hooks may).
     ``info.nfe`` = {len(TABLEAUX[tableau][2])} per step.
     """
-    return sampler
+    nfe = len(TABLEAUX[tableau][2])
+    return register(name, stochastic=False, order=order, nfe_per_step=nfe)(body)
 
 
-sample_pf_euler = _fixed_step("pf_euler", "euler")
-sample_pf_heun = _fixed_step("pf_heun", "heun")
-sample_pf_rk4 = _fixed_step("pf_rk4", "rk4")
+sample_pf_euler = _fixed_step("pf_euler", "euler", 1.0)
+sample_pf_heun = _fixed_step("pf_heun", "heun", 2.0)
+sample_pf_rk4 = _fixed_step("pf_rk4", "rk4", 4.0)
 
 
+@register("pf_adaptive", stochastic=False, order=None, adaptive=True)
 def sample_pf_adaptive(
-    sde: LinearSDE,
-    score_fn: ScoreFn,
-    x_T: Tensor,
-    grid: Tensor,
-    *,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    method: str = "dopri5",
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
-    **options: Any,
+    run: SamplerRun, *, method: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5
 ) -> tuple[Tensor, SampleInfo]:
     """The probability-flow ODE by an adaptive torchdiffeq solver (Song et al. 2021, Sec. 4.3).
 
@@ -116,14 +99,15 @@ def sample_pf_adaptive(
     not supported.
 
     Args:
+        run: The validated run (built by :func:`~scoresde.samplers.register.register`).
         method: A torchdiffeq method; its adaptive ones ('dopri5', 'bosh3', 'adaptive_heun',
-            'dopri8', 'fehlberg2') choose their steps (see ``torchdiffeq_methods``).
+            'dopri8', 'fehlberg2') choose their steps (``sde.pf_ode.TORCHDIFFEQ_METHODS``).
         rtol: Relative tolerance.
         atol: Absolute tolerance.
     """
-    if options.get("hook") is not None:
+    if run.hook is not None:
         raise ValueError("pf_adaptive: per-step hooks need a fixed grid; use a fixed-step sampler")
-    run = prepare("pf_adaptive", sde, score_fn, x_T, grid, generator, callback, options)
+    sde, x_T, callback = run.sde, run.x_T, run.callback
     if not (rtol > 0 and atol > 0):
         raise ValueError(f"pf_adaptive: expected rtol > 0 and atol > 0, received {rtol}, {atol}")
 
@@ -137,7 +121,7 @@ def sample_pf_adaptive(
 
     try:
         # step_t keeps the adaptive steps from overshooting eps (the SDE ends at t = 0).
-        opts = {"step_t": run.t[-1:]} if method in torchdiffeq_methods()[1] else None
+        opts = {"step_t": run.t[-1:]} if method in ADAPTIVE_METHODS else None
         ys = torchdiffeq.odeint(
             ODEFunc(field), x_T, run.t, rtol=rtol, atol=atol, method=method, options=opts
         )

@@ -3,13 +3,15 @@
 ``SAMPLERS`` maps a name to a :class:`SamplerSpec`: the function and its metadata (stochastic or
 not, the declared order and in which variable it holds, the SDEs it supports, score evaluations
 per step) and its measured few-step defaults (grid kind, end time, final denoising step; DESIGN
-contract 12, chosen by ``benchmarks/few_step_defaults.py``). The convergence tests check every
-declared order.
+contract 12, :mod:`~scoresde.samplers.defaults`). Each sampler module registers its samplers
+(:func:`~scoresde.samplers.register.register`); this module loads them in the declared order
+(:data:`MODULES`), so that ``SAMPLERS`` is complete and ordered once it is imported. The
+convergence tests check every declared order.
 """
 
 from __future__ import annotations
 
-from functools import partial
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -17,30 +19,27 @@ from torch import Tensor
 
 from .._utils import names_list
 from ..checks import warn_unstable_parameterization
-from ..sde import VESDE, VPSDE, LinearSDE, ScoreFn, check_prior
-from .ddim import sample_ddim
-from .defaults import recommended, table_entry
-from .deis import sample_deis, sample_ipndm
-from .dpm_solver import (
-    budget_orders,
-    fast_orders,
-    sample_dpm_solver,
-    sample_dpm_solver_fast,
-    sample_dpm_solver_pp_2m,
-    step_orders,
+from ..sde import LinearSDE, ScoreFn, check_prior
+from . import (
+    ddim,
+    deis,
+    dpm_solver,
+    dpm_solver_pp,
+    edm,
+    langevin,
+    ode,
+    reverse_sde,
+    torchsde_backend,
+    unipc,
 )
-from .dpm_solver_pp import sample_dpm_solver_pp, sample_dpm_solver_pp_2m_sde
-from .edm import sample_edm
+from .defaults import TABLE, recommended, table_entry
 from .grids import make_grid
-from .langevin import CORRECTORS, sample_annealed_langevin, sample_pc
-from .ode import sample_pf_adaptive, sample_pf_euler, sample_pf_heun, sample_pf_rk4
-from .reverse_sde import sample_ddpm, sample_euler_maruyama, sample_reverse_diffusion, sample_smld
+from .register import SAMPLERS
 from .signature import Callback, SampleInfo
 from .spec import SamplerSpec
-from .torchsde_backend import TORCHSDE_METHODS, sample_torchsde
-from .unipc import sample_unipc
 
 __all__ = [
+    "MODULES",
     "SAMPLERS",
     "SamplerSpec",
     "expected_nfe",
@@ -51,124 +50,40 @@ __all__ = [
     "sample",
 ]
 
-
-def _pc_nfe(o: dict[str, Any]) -> int:
-    corrector = CORRECTORS.get(o.get("corrector", "langevin"), CORRECTORS["none"])
-    predictor = 0 if o.get("predictor", "reverse_diffusion") == "none" else 1
-    return predictor + corrector.nfe(o.get("n_steps", 1))
-
-
-def _singlestep(order: int, **defaults: Any) -> SamplerSpec:
-    """Singlestep DPM-Solver-``order``: per-grid (``step_orders``) and per-budget plans.
-
-    On a grid, the last step is first order with ``lower_order_final``; given an NFE budget,
-    :func:`~scoresde.samplers.budget_orders` spends it exactly.
-    """
-
-    def step_nfes(n_steps: int, o: dict[str, Any]) -> list[int]:
-        return step_orders(order, n_steps, o.get("lower_order_final", False))
-
-    def plan(nfe: int, o: dict[str, Any]) -> list[int]:
-        return budget_orders(order, nfe, o.get("lower_order_final", False))
-
-    fn = partial(sample_dpm_solver, order=order)
-    return SamplerSpec(
-        fn,
-        order=float(order),
-        nfe_per_step=order,
-        step_nfes=step_nfes,
-        plan=plan,
-        **_EXP,
-        **defaults,
-    )
+#: The sampler modules in declared order: ``SAMPLERS`` lists their samplers module by module,
+#: each module's in the order it registers them. A new sampler module adds itself here.
+MODULES: tuple[ModuleType, ...] = (
+    reverse_sde,
+    langevin,
+    torchsde_backend,
+    ode,
+    ddim,
+    dpm_solver,
+    dpm_solver_pp,
+    unipc,
+    deis,
+    edm,
+)
 
 
-def _few(kind: str, t_end: float | None, denoise: bool | str, **options: Any) -> dict[str, Any]:
-    """Few-step defaults, as measured by ``benchmarks/few_step_defaults.py`` at NFE 10."""
-    out = {"default_grid": kind, "default_t_end": t_end, "default_denoise": denoise}
-    return out | ({"default_options": options} if options else {})
+def _declare_order() -> None:
+    """Put ``SAMPLERS`` in the order of :data:`MODULES`; check it and the defaults table."""
+    rank = {m.__name__: k for k, m in enumerate(MODULES)}
+    stray = {n: s.fn.__module__ for n, s in SAMPLERS.items() if s.fn.__module__ not in rank}
+    if stray:
+        raise RuntimeError(f"samplers registered outside registry.MODULES: {stray}")
+    unknown = set(TABLE) - set(SAMPLERS)
+    if unknown:
+        raise RuntimeError(
+            f"defaults.TABLE names unregistered samplers {names_list(unknown)}; expected "
+            f"names among {names_list(SAMPLERS)}"
+        )
+    ordered = sorted(SAMPLERS.items(), key=lambda kv: rank[kv[1].fn.__module__])
+    SAMPLERS.clear()
+    SAMPLERS.update(ordered)
 
 
-_SDE = {"stochastic": True, "order": 1.0, "weak_order": 1.0}  # strong order 1: additive noise
-_EXP = {"stochastic": False, "order_variable": "log_snr"}
-_FAST = {**_EXP, "default_grid": "quadratic"}
-_LOF = {"lower_order_final": True}
-
-# Few-step defaults: docs/howto/sample.md, "Defaults and the study that chose them" (samplers
-# without a budget sweep keep their old ones).
-#: Every registered sampler by name, with its measured few-step defaults.
-SAMPLERS: dict[str, SamplerSpec] = {
-    "euler_maruyama": SamplerSpec(sample_euler_maruyama, **_SDE, **_few("quadratic", 1e-4, False)),
-    "reverse_diffusion": SamplerSpec(sample_reverse_diffusion, **_SDE),
-    "ddpm": SamplerSpec(sample_ddpm, **_SDE, sdes=(VPSDE,), **_few("uniform", 1e-2, True)),
-    "smld": SamplerSpec(sample_smld, **_SDE, sdes=(VESDE,), **_few("uniform", 1e-2, False)),
-    "pc": SamplerSpec(sample_pc, stochastic=True, order=None, nfe_per_step=_pc_nfe),
-    "annealed_langevin": SamplerSpec(
-        sample_annealed_langevin,
-        stochastic=True,
-        order=None,
-        sdes=(VESDE,),
-        nfe_per_step=lambda o: o.get("n_steps", 1),
-        **_few("karras", 1e-2, False),
-    ),
-    "torchsde": SamplerSpec(
-        sample_torchsde, **_SDE, nfe_per_step=lambda o: TORCHSDE_METHODS[o.get("method", "euler")]
-    ),
-    "pf_euler": SamplerSpec(sample_pf_euler, stochastic=False, order=1.0),
-    "pf_heun": SamplerSpec(
-        sample_pf_heun, stochastic=False, order=2.0, nfe_per_step=2, **_few("log_snr", 1e-3, False)
-    ),
-    "pf_rk4": SamplerSpec(
-        sample_pf_rk4, stochastic=False, order=4.0, nfe_per_step=4, **_few("log_snr", 1e-3, "spare")
-    ),
-    "pf_adaptive": SamplerSpec(sample_pf_adaptive, stochastic=False, order=None, adaptive=True),
-    "ddim": SamplerSpec(sample_ddim, order=1.0, **_EXP, **_few("uniform", 1e-3, False)),
-    "dpm_solver_1": _singlestep(1, **_few("uniform", 1e-3, False)),  # DDIM, step for step
-    "dpm_solver_2": _singlestep(2, **_few("quadratic", 1e-2, True, **_LOF)),
-    # dpm_solver_3 / _fast: the study's best (quadratic grid) lets a trained eps-model run away
-    # (tests/test_eps_safety.py); the next best, on the log-SNR grid, does not.
-    "dpm_solver_3": _singlestep(3, **_few("log_snr", 1e-2, False, **_LOF)),
-    "dpm_solver_fast": SamplerSpec(
-        sample_dpm_solver_fast,
-        order=3.0,
-        nfe_per_step=3,
-        step_nfes=lambda n, o: fast_orders(3 * n - 1),
-        plan=lambda nfe, o: fast_orders(nfe),
-        **_EXP,
-        **_few("log_snr", 1e-2, False),
-    ),
-    "dpm_solver_pp_2m": SamplerSpec(
-        sample_dpm_solver_pp_2m, order=2.0, **_EXP, **_few("log_snr", 1e-2, False, **_LOF)
-    ),
-    # The modern fast solvers (issue #9), docs/howto/fast-solvers.md. Default grids: the best at
-    # 10 NFE in benchmarks/fast_solvers.py without a blow-up at 5 or 20. DEIS and iPNDM reach
-    # their interior orders (3 and 4 in log-SNR) only past the shared order test's step counts,
-    # and an order-1 warm-up step bounds plain multistep methods by 2 where x0_theta still varies
-    # at t = T: their orders are asserted against DOP853 in tests/test_solvers_orders.py.
-    "dpm_solver_pp_3m": SamplerSpec(sample_dpm_solver_pp, order=3.0, **_FAST),
-    "dpm_solver_pp_2m_sde": SamplerSpec(
-        sample_dpm_solver_pp_2m_sde,
-        stochastic=True,
-        order=None,
-        weak_order=2.0,
-        order_variable="log_snr",
-        default_grid="quadratic",
-        description=(
-            "weak order 2 (exact moments on Gaussian data, tests/test_solvers_weak.py); "
-            "strong order ~1 in t on a shared Brownian path (measured 1.0-1.4, not asserted)"
-        ),
-    ),
-    "unipc": SamplerSpec(sample_unipc, order=3.0, **_FAST),
-    "deis": SamplerSpec(sample_deis, order=None, description="interior order 3 (order=3)", **_FAST),
-    "ipndm": SamplerSpec(sample_ipndm, order=None, description="interior order 4", **_FAST),
-    "edm": SamplerSpec(  # Heun except at the last step: 2N - 1 evaluations
-        sample_edm,
-        order=2.0,
-        nfe_per_step=2,
-        step_nfes=lambda n, o: [2] * (n - 1) + [1],
-        **{**_EXP, "default_grid": "uniform"},
-    ),
-}
+_declare_order()
 
 
 def get_sampler(name: str) -> SamplerSpec:

@@ -31,13 +31,16 @@ import torch
 from torch import Tensor
 
 from .._utils import append_dims, names_list
-from ..sde import VESDE, VPSDE, DDPMSchedule, LinearSDE, ScoreFn
+from ..sde import VESDE, VPSDE, DDPMSchedule, ScoreFn
 from ..sde.reverse import drift_coefs
-from .analytic_dpm import analytic_dpm_variances
-from .run import Callback, SampleInfo, SamplerRun, prepare, sqrt_pos
+from .analytic_dpm import analytic_dpm_variances, check_vp
+from .register import register
+from .run import Callback, SampleInfo, SamplerRun, sqrt_pos
+from .spec import REVERSE_SDE
 
 __all__ = [
     "PREDICTORS",
+    "sample_analytic_ddpm",
     "sample_ddpm",
     "sample_euler_maruyama",
     "sample_reverse_diffusion",
@@ -129,18 +132,21 @@ def ddpm_step(
 ) -> Step:
     """DDPM ancestral step on VP with alpha_bar = alpha_t^2 on the grid (any grid works)."""
     _check_variance_args(variance, gamma, v_fn)
-    table = ddpm_table(run.sde, run.grid64)
+    sde = run.sde
+    assert isinstance(sde, VPSDE)  # the ddpm spec and the 'ancestral' predictor admit VP only
+    table = ddpm_table(sde, run.grid64)
     j = torch.arange(run.n_steps, 0, -1)  # step i goes from table index N - i to N - i - 1
     c_x0, c_xt = table.posterior_coef_x0[j], table.posterior_coef_xt[j]
-    if variance == "learned":
+    if v_fn is not None:  # variance 'learned'
         log_pair = (torch.log(table.betas[j]), torch.log(table.beta_tildes[j]))
-        return learned_ancestral_step(c_x0, c_xt, *log_pair, v_fn, run)  # type: ignore[arg-type]
-    if variance == "analytic":
-        std = torch.sqrt(analytic_dpm_variances(run.sde, run.grid64, gamma))  # type: ignore[arg-type]
+        return learned_ancestral_step(c_x0, c_xt, *log_pair, v_fn, run)
+    if gamma is not None:  # variance 'analytic'
+        std = torch.sqrt(analytic_dpm_variances(sde, run.grid64, gamma))
     else:
         var = table.beta_tildes if variance == "beta_tilde" else table.betas
         std = torch.sqrt(var[j])
-    return ancestral_step(*(v.to(run.like) for v in (c_x0, c_xt, std)), run)
+    like = run.like
+    return ancestral_step(c_x0.to(like), c_xt.to(like), std.to(like), run)
 
 
 def _check_variance_args(variance: str, gamma: Tensor | None, v_fn: VFn | None) -> None:
@@ -226,61 +232,39 @@ def get_predictor(name: str) -> Callable[[SamplerRun], Step]:
     return PREDICTORS[name]
 
 
-def sample_euler_maruyama(
-    sde: LinearSDE,
-    score_fn: ScoreFn,
-    x_T: Tensor,
-    grid: Tensor,
-    *,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    **options: Any,
-) -> tuple[Tensor, SampleInfo]:
+@register("euler_maruyama", **REVERSE_SDE)
+def sample_euler_maruyama(run: SamplerRun) -> tuple[Tensor, SampleInfo]:
     """Euler–Maruyama on the reverse SDE (Song et al. 2021, Eq. 6); any linear SDE.
 
     Arguments, the common ``**options`` and the result are those of every sampler
     (:class:`~scoresde.samplers.Sampler`).
     """
-    run = prepare("euler_maruyama", sde, score_fn, x_T, grid, generator, callback, options)
-    return run.loop(x_T, euler_maruyama_step(run))
+    return run.loop(run.x_T, euler_maruyama_step(run))
 
 
-def sample_reverse_diffusion(
-    sde: LinearSDE,
-    score_fn: ScoreFn,
-    x_T: Tensor,
-    grid: Tensor,
-    *,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    **options: Any,
-) -> tuple[Tensor, SampleInfo]:
+@register("reverse_diffusion", **REVERSE_SDE)
+def sample_reverse_diffusion(run: SamplerRun) -> tuple[Tensor, SampleInfo]:
     """The reverse-diffusion predictor (Song et al. 2021, Eq. 46); any linear SDE.
 
     Arguments and the common ``**options`` as every sampler (:class:`~scoresde.samplers.Sampler`).
     """
-    run = prepare("reverse_diffusion", sde, score_fn, x_T, grid, generator, callback, options)
-    return run.loop(x_T, reverse_diffusion_step(run))
+    return run.loop(run.x_T, reverse_diffusion_step(run))
 
 
+@register("ddpm", **REVERSE_SDE, sdes=(VPSDE,))
 def sample_ddpm(
-    sde: LinearSDE,
-    score_fn: ScoreFn,
-    x_T: Tensor,
-    grid: Tensor,
+    run: SamplerRun,
     *,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
     variance: str = "beta_tilde",
     gamma: Tensor | None = None,
     v_fn: VFn | None = None,
-    **options: Any,
 ) -> tuple[Tensor, SampleInfo]:
     """DDPM ancestral sampling (Ho et al. 2020, Alg. 2) on a VP SDE, on any grid.
 
     Arguments and the common ``**options`` as every sampler (:class:`~scoresde.samplers.Sampler`).
 
     Args:
+        run: The validated run (built by :func:`~scoresde.samplers.register.register`).
         variance: The reverse variance of each step (module docstring): 'beta_tilde' (the true
             posterior's, default), 'beta', 'analytic' (Bao et al. 2022; needs ``gamma``) or
             'learned' (Nichol & Dhariwal 2021; needs ``v_fn``).
@@ -290,23 +274,44 @@ def sample_ddpm(
             state and time (e.g. :meth:`~scoresde.likelihood.hybrid.EpsVModel.v_fn`). Its
             evaluations are not counted in ``info.nfe``.
     """
-    run = prepare("ddpm", sde, score_fn, x_T, grid, generator, callback, options)
-    return run.loop(x_T, ddpm_step(run, variance, gamma=gamma, v_fn=v_fn))
+    return run.loop(run.x_T, ddpm_step(run, variance, gamma=gamma, v_fn=v_fn))
 
 
-def sample_smld(
-    sde: LinearSDE,
-    score_fn: ScoreFn,
-    x_T: Tensor,
-    grid: Tensor,
-    *,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    **options: Any,
-) -> tuple[Tensor, SampleInfo]:
+@register("smld", **REVERSE_SDE, sdes=(VESDE,))
+def sample_smld(run: SamplerRun) -> tuple[Tensor, SampleInfo]:
     """SMLD ancestral sampling on a VE SDE (Song et al. 2021, Eq. 47).
 
     Arguments and the common ``**options`` as every sampler (:class:`~scoresde.samplers.Sampler`).
     """
-    run = prepare("smld", sde, score_fn, x_T, grid, generator, callback, options)
-    return run.loop(x_T, smld_step(run))
+    return run.loop(run.x_T, smld_step(run))
+
+
+def sample_analytic_ddpm(
+    sde: VPSDE,
+    score_fn: ScoreFn,
+    x_T: Tensor,
+    grid: Tensor,
+    *,
+    gamma: Tensor,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    **options: Any,
+) -> tuple[Tensor, SampleInfo]:
+    """DDPM ancestral sampling with the Analytic-DPM variance (Bao et al. 2022, Alg. 1).
+
+    The same as ``sample_ddpm(..., variance="analytic", gamma=gamma)``: arguments and
+    ``**options`` as :func:`sample_ddpm`, plus ``gamma``: Gamma_t at the step-start times
+    ``grid[:-1]`` (:func:`~scoresde.samplers.analytic_dpm.score_norms`).
+    """
+    check_vp(sde, "analytic_ddpm")
+    return sample_ddpm(
+        sde,
+        score_fn,
+        x_T,
+        grid,
+        generator=generator,
+        callback=callback,
+        variance="analytic",
+        gamma=gamma,
+        **options,
+    )

@@ -1,10 +1,11 @@
 """The sampling run: validation, NFE counting, noise, schedule coefficients and the loop.
 
-A sampler (see :class:`~scoresde.samplers.Sampler` for the signature and the options every sampler accepts) is a
-pure function that (1) builds a :class:`SamplerRun` with :func:`prepare`, which validates every
-input once, up front, and reads from the sampler's :class:`~scoresde.samplers.SamplerSpec`
-which SDEs it supports; (2) precomputes its per-step coefficients on the grid with
-:meth:`SamplerRun.coefs`; and (3) hands a ``step(x, i) -> x`` closure to
+A sampler (see :class:`~scoresde.samplers.Sampler` for the signature and the options every
+sampler accepts) is registered once with its :class:`~scoresde.samplers.SamplerSpec`
+(:func:`~scoresde.samplers.register.register`); a call builds a :class:`SamplerRun` with
+:func:`prepare`, which validates every input once, up front, and reads from the spec which
+SDEs the sampler supports. The sampler's body then (1) precomputes its per-step coefficients on
+the grid with :meth:`SamplerRun.coefs` and (2) hands a ``step(x, i) -> x`` closure to
 :meth:`SamplerRun.loop`, which owns what is common: per-step hooks, callbacks, the trajectory,
 the optional final Tweedie denoising step and the :class:`SampleInfo` record. Nothing is kept
 between calls.
@@ -26,8 +27,10 @@ from torch import Tensor
 
 from .._utils import check_same_sde, names_list, sde_of
 from ..sde import LinearSDE
+from ..sde.pf_ode import tweedie_x0
 from .noise import NoiseSource
 from .signature import COMMON_OPTIONS, Callback, Hook, SampleInfo, Sampler
+from .spec import SamplerSpec
 
 __all__ = [
     "COMMON_OPTIONS",
@@ -101,7 +104,7 @@ class SamplerRun:
 
     def __init__(
         self,
-        name: str,
+        spec: SamplerSpec,
         sde: LinearSDE,
         score: CountedScore,
         x: Tensor,
@@ -110,7 +113,7 @@ class SamplerRun:
         callback: Callback | None,
         opts: dict[str, Any],
     ) -> None:
-        self.name, self.sde, self.score = name, sde, score
+        self.spec, self.name, self.sde, self.score = spec, spec.name, sde, score
         self.noise, self.callback = noise, callback
         self.grid64 = grid.to(dtype=torch.float64, device="cpu")
         self.t = grid.to(dtype=x.dtype, device=x.device)
@@ -118,7 +121,8 @@ class SamplerRun:
         self.hook: Hook | None = opts.get("hook")
         self.denoise = bool(opts.get("denoise", False))
         self.keep = bool(opts.get("return_trajectory", False))
-        self.like = x
+        self.options = opts
+        self.x_T = self.like = x
 
     def coefs(self, times: Tensor | None = None) -> Coefs:
         """Schedule quantities at ``times`` (default: the grid), computed once in float64."""
@@ -130,7 +134,7 @@ class SamplerRun:
 
     def x0(self, x: Tensor, s: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
         """Tweedie's denoiser x0 = (x + sigma^2 s) / alpha from a score ``s`` at x."""
-        return (x + sigma**2 * s) / alpha
+        return tweedie_x0(x, s, alpha, sigma)
 
     def loop(self, x: Tensor, step: Callable[[Tensor, int], Tensor]) -> tuple[Tensor, SampleInfo]:
         """Run ``x <- step(x, i)`` for i = 0..N-1 with hooks, callbacks and the final denoise."""
@@ -208,7 +212,7 @@ def check_state(x: Tensor, *, name: str = "x_T") -> None:
 
 
 def prepare(
-    name: str,
+    spec: SamplerSpec,
     sde: LinearSDE,
     score_fn: Callable[[Tensor, Tensor], Tensor],
     x_T: Tensor,
@@ -216,13 +220,15 @@ def prepare(
     generator: torch.Generator | None,
     callback: Callback | None,
     options: dict[str, Any],
+    own: tuple[str, ...] = (),
 ) -> SamplerRun:
-    """Validate every input once and build the :class:`SamplerRun` of sampler ``name``.
+    """Validate every input once and build the :class:`SamplerRun` of the sampler ``spec``.
 
-    The SDEs a registered sampler supports are read from its ``SamplerSpec.sdes``; an
-    unregistered name (e.g. ``ddim_invert``) accepts any linear SDE.
+    The SDEs the sampler supports are read from ``spec.sdes``; ``options`` are the common
+    options (``own`` names the sampler's own, for the message about an unknown one).
     """
-    check_sde(name, sde)
+    name = spec.name
+    check_sde(spec, sde)
     if not callable(score_fn):
         raise TypeError(f"{name}: expected a callable score_fn(x, t), received {score_fn!r}")
     check_same_sde(sde, sde_of(score_fn), what=f"{name}: score_fn")
@@ -231,14 +237,15 @@ def prepare(
     unknown = set(options) - set(COMMON_OPTIONS)
     if unknown:
         raise TypeError(
-            f"{name}: unexpected options {names_list(unknown)}; common options are "
+            f"{name}: unexpected options {names_list(unknown)}; expected the sampler's own "
+            f"({names_list(own) if own else 'none'}) or the common options "
             f"{names_list(COMMON_OPTIONS)}"
         )
     check_state(x_T)
     check_dtype(name, score_fn, x_T)
     g = check_grid(grid, sde)
     noise = NoiseSource(x_T, generator, options.get("seeds"), options.get("noise_sampler"))
-    return SamplerRun(name, sde, CountedScore(score_fn, x_T), x_T, g, noise, callback, options)
+    return SamplerRun(spec, sde, CountedScore(score_fn, x_T), x_T, g, noise, callback, options)
 
 
 def check_dtype(name: str, score_fn: object, x_T: Tensor) -> None:
@@ -255,15 +262,12 @@ def check_dtype(name: str, score_fn: object, x_T: Tensor) -> None:
             )
 
 
-def check_sde(name: str, sde: object) -> None:
-    """Raise unless ``sde`` is an SDE that sampler ``name`` supports (its ``SamplerSpec.sdes``)."""
-    from .registry import SAMPLERS  # the registry imports every sampler module: import late
-
-    spec = SAMPLERS.get(name)
-    supported = spec.sdes if spec is not None else (LinearSDE,)
+def check_sde(spec: SamplerSpec, sde: object) -> None:
+    """Raise unless ``sde`` is an SDE that the sampler ``spec`` supports (``spec.sdes``)."""
+    supported = spec.sdes
     if not isinstance(sde, supported):
         raise ValueError(
-            f"sampler {name!r} does not support {type(sde).__name__}; expected one of "
+            f"sampler {spec.name!r} does not support {type(sde).__name__}; expected one of "
             f"{names_list(c.__name__ for c in supported)}"
         )
 

@@ -1,9 +1,12 @@
 """A registered sampler's metadata: :class:`SamplerSpec` (orders, SDEs, costs, few-step defaults).
 
-The registry (:data:`~scoresde.samplers.SAMPLERS`) maps names to these; the convergence tests
-check the declared orders, :func:`~scoresde.samplers.expected_nfe` and
-:func:`~scoresde.samplers.plan_for_nfe` read the costs, and
-:func:`~scoresde.samplers.sample` given an NFE applies the measured defaults.
+A sampler module registers each sampler once, with its spec
+(:func:`~scoresde.samplers.register.register`); the registry
+(:data:`~scoresde.samplers.SAMPLERS`) maps names to these; the convergence tests check the
+declared orders, :func:`~scoresde.samplers.expected_nfe` and
+:func:`~scoresde.samplers.plan_for_nfe` read the costs, and :func:`~scoresde.samplers.sample`
+given an NFE applies the measured defaults. ``REVERSE_SDE`` and ``EXPONENTIAL`` are the
+metadata that families of samplers share.
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ from typing import Any
 from ..sde import LinearSDE
 from .signature import Sampler
 
-__all__ = ["SamplerSpec"]
+__all__ = ["EXPONENTIAL", "REVERSE_SDE", "SamplerSpec"]
+
+#: Reverse-SDE discretizations: strong order 1 (additive noise) and weak order 1 in t.
+REVERSE_SDE: dict[str, Any] = {"stochastic": True, "order": 1.0, "weak_order": 1.0}
+#: Exponential integrators: deterministic, their order holds in the log-SNR step.
+EXPONENTIAL: dict[str, Any] = {"stochastic": False, "order_variable": "log_snr"}
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,7 @@ class SamplerSpec:
     """Metadata of a registered sampler.
 
     Attributes:
+        name: The registry name (written once, where the sampler registers).
         fn: The sampler, with the signature of :class:`~scoresde.samplers.Sampler`.
         stochastic: Whether it draws noise (with its default options).
         order: Declared order: strong order for SDE samplers, global order for ODE samplers;
@@ -46,6 +55,7 @@ class SamplerSpec:
             the sampler as ``orders`` (DPM-Solver-fast); None: a grid of whole steps.
     """
 
+    name: str
     fn: Sampler
     stochastic: bool
     order: float | None

@@ -20,10 +20,11 @@ import torchsde
 from torch import Tensor
 
 from .._utils import names_list
-from ..sde import LinearSDE, ScoreFn
 from ..sde.reverse import reverse_drift
 from .adapters import ReverseTimeSDE
-from .run import Callback, SampleInfo, prepare
+from .register import register
+from .run import SampleInfo, SamplerRun
+from .spec import REVERSE_SDE
 
 __all__ = ["TORCHSDE_METHODS", "BrownianNoise", "sample_torchsde"]
 
@@ -86,34 +87,32 @@ class BrownianNoise:
         return self.bm(lo, hi) / math.sqrt(hi - lo)
 
 
+@register(
+    "torchsde", **REVERSE_SDE, nfe_per_step=lambda o: TORCHSDE_METHODS[o.get("method", "euler")]
+)
 def sample_torchsde(
-    sde: LinearSDE,
-    score_fn: ScoreFn,
-    x_T: Tensor,
-    grid: Tensor,
+    run: SamplerRun,
     *,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
     method: str = "euler",
     dt: float | None = None,
     brownian: str = "interval",
     bm: Any = None,
-    **options: Any,
 ) -> tuple[Tensor, SampleInfo]:
     """The reverse SDE (Song et al. 2021, Eq. 6) through ``torchsde.sdeint`` (fixed step ``dt``).
 
     The arguments are those of every sampler (:class:`~scoresde.samplers.Sampler`), except that
     torchsde steps by ``dt`` between the grid times, ``generator`` seeds the Brownian path and
-    ``callback`` runs at each grid time after the solve.
+    ``callback`` runs at each grid time after the solve; of the common options only
+    ``return_trajectory`` and ``denoise`` apply (``hook``, ``noise_sampler`` and ``seeds`` do
+    not).
 
     Args:
+        run: The validated run (built by :func:`~scoresde.samplers.register.register`).
         method: 'euler' (strong order 1 for this additive noise), 'milstein' or 'srk' (1.5).
         dt: Step size (default: the smallest grid step, so a uniform grid gives N steps).
         brownian: 'interval' (``BrownianInterval``) or 'tree' (``BrownianTree``).
         bm: Optional torchsde Brownian motion on [-grid[0], -grid[-1]] (s = -t), shaped
             ``(batch, prod(dims))``, to share one path across calls; overrides ``brownian``.
-        **options: The common options ``return_trajectory`` and ``denoise``; ``hook``,
-            ``noise_sampler`` and ``seeds`` do not apply.
 
     Returns:
         ``(x, info)`` with samples at ``grid[-1]``.
@@ -123,9 +122,9 @@ def sample_torchsde(
             f"torchsde: unknown method {method!r}; expected one of {names_list(TORCHSDE_METHODS)}"
         )
     for key in ("hook", "noise_sampler", "seeds"):
-        if options.get(key) is not None:
+        if run.options.get(key) is not None:
             raise ValueError(f"torchsde: option {key!r} is not supported by the torchsde backend")
-    run = prepare("torchsde", sde, score_fn, x_T, grid, generator, callback, options)
+    sde, x_T, callback = run.sde, run.x_T, run.callback
     step = float((run.grid64[:-1] - run.grid64[1:]).min()) if dt is None else float(dt)
     step *= 1 + 1e-9  # so that round-off never adds a sliver step before a grid time
     if not step > 0:
@@ -140,7 +139,12 @@ def sample_torchsde(
     s_times = -run.t  # increasing times s = -t
     if bm is None:
         bm = _brownian(
-            brownian, float(s_times[0]), float(s_times[-1]), y0, generator, method == "srk"
+            brownian,
+            float(s_times[0]),
+            float(s_times[-1]),
+            y0,
+            run.noise.generator,
+            method == "srk",
         )
     ys = torchsde.sdeint(rsde, y0, s_times, bm=bm, method=method, dt=step)
     ys = ys.reshape(ys.shape[0], *x_T.shape)

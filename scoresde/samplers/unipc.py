@@ -25,14 +25,15 @@ of < 15 steps. Declared orders (in the log-SNR step): p + 1 with the corrector, 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from ..sde import LinearSDE, ScoreFn
 from .multistep import check_flag, check_order, order_plan, phi
-from .run import Callback, SampleInfo, SamplerRun, prepare
+from .register import register
+from .run import SampleInfo, SamplerRun
+from .spec import EXPONENTIAL
 
 __all__ = ["UNIPC_VARIANTS", "sample_unipc"]
 
@@ -69,7 +70,10 @@ def _step_weights(lam: Tensor, i: int, p: int, variant: str) -> tuple[Tensor, Te
     return wp, wc
 
 
-def _unipc_step(run: SamplerRun, plan: list[int], variant: str, corrector: bool):  # noqa: ANN202
+def _unipc_step(
+    run: SamplerRun, plan: list[int], variant: str, corrector: bool
+) -> Callable[[Tensor, int], Tensor]:
+    """The UniP-p step with the UniC correction of the previous step (module docstring)."""
     c = run.coefs()
     lam64 = 0.5 * run.sde.log_snr(run.grid64)
     weights = [_step_weights(lam64, i, p, variant) for i, p in enumerate(plan)]
@@ -91,35 +95,33 @@ def _unipc_step(run: SamplerRun, plan: list[int], variant: str, corrector: bool)
     return step
 
 
+@register("unipc", order=3.0, **EXPONENTIAL)
 def sample_unipc(
-    sde: LinearSDE, score_fn: ScoreFn, x_T: Tensor, grid: Tensor, *,
-    generator: torch.Generator | None = None, callback: Callback | None = None, order: int = 2,
-    variant: str = "bh2", corrector: bool = True, lower_order_final: bool = True,
-    **options: Any,
-) -> tuple[Tensor, SampleInfo]:  # fmt: skip
+    run: SamplerRun,
+    *,
+    order: int = 2,
+    variant: str = "bh2",
+    corrector: bool = True,
+    lower_order_final: bool = True,
+) -> tuple[Tensor, SampleInfo]:
     """UniPC-p (Zhao et al. 2023): UniP-p predictor, UniC corrector, data prediction, 1 NFE/step.
 
+    Arguments, the common ``**options`` and the result are those of every sampler
+    (:class:`~scoresde.samplers.Sampler`); any linear SDE; ``generator`` is unused by the
+    solver (hooks may draw); ``callback`` sees x before its correction. ``info.nfe`` = number
+    of steps.
+
     Args:
-        sde: A linear SDE (VP, sub-VP, VE).
-        score_fn: ``score_fn(x, t) -> grad_x log p_t(x)`` shaped like ``x``.
-        x_T: Initial state of shape ``(batch, *dims)`` at ``grid[0]``.
-        grid: Strictly decreasing times in [eps, T].
-        generator: Unused by the solver (hooks may draw); kept for the shared signature.
-        callback: ``callback(i, t_next, x)`` after each step (x before its correction).
+        run: The validated run (built by :func:`~scoresde.samplers.register.register`).
         order: Predictor order p in {1, 2, 3}.
         variant: B(h): 'bh1' (B = hh) or 'bh2' (B = e^hh - 1).
         corrector: Apply UniC (order p + 1); False gives UniP-p alone (p = 1: DDIM).
         lower_order_final: Lower the orders of the last steps on grids of < 15 steps.
-        **options: Common options of every sampler (see :class:`~scoresde.samplers.signature.Sampler`).
-
-    Returns:
-        ``(x, info)`` with samples at ``grid[-1]``; ``info.nfe`` = number of steps.
     """
     order = check_order("unipc", order, (1, 2, 3))
     if variant not in UNIPC_VARIANTS:
         raise ValueError(f"unipc: expected variant 'bh1' or 'bh2', received {variant!r}")
     corrector = check_flag("unipc", "corrector", corrector)
     lof = check_flag("unipc", "lower_order_final", lower_order_final)
-    run = prepare("unipc", sde, score_fn, x_T, grid, generator, callback, options)
     plan = order_plan(run.n_steps, order, lof)
-    return run.loop(x_T, _unipc_step(run, plan, variant, corrector))
+    return run.loop(run.x_T, _unipc_step(run, plan, variant, corrector))

@@ -91,9 +91,11 @@ def get_sde(name: str, **kwargs: Any) -> LinearSDE:
 
 
 def sde_from_config(config: dict[str, Any]) -> LinearSDE:
-    """Rebuild an SDE from ``sde.config()`` (linear/cosine/sqrt/log-SNR-linear/geometric
-    schedules and their SNR shifts, and the learned log-SNR schedule's shape: load its weights
-    with ``sde.schedule.load_state_dict``)."""
+    """Rebuild an SDE from ``sde.config()``.
+
+    Linear/cosine/sqrt/log-SNR-linear/geometric schedules and their SNR shifts, and the learned
+    log-SNR schedule's shape (load its weights with ``sde.schedule.load_state_dict``).
+    """
     if not isinstance(config, dict) or "name" not in config:
         raise ValueError(f"sde_from_config: expected a dict with a 'name' key, received {config!r}")
     cfg = dict(config)

@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from .._utils import append_dims, as_time, check_batch_time, check_time_range
+from .pf_ode import perturb
 
 if TYPE_CHECKING:
     from .reverse import ProbabilityFlowODE, ReverseSDE
@@ -201,6 +203,18 @@ class LinearSDE(SDE):
         # Inverses are computed in float64: they suffer cancellation near t = 0 otherwise.
         return self._t_from_log_snr(lam_t.to(torch.float64)).to(lam_t.dtype)
 
+    def noise_level(self, t: float | Tensor) -> Tensor:
+        """sigma~(t) = sigma_t / alpha_t = exp(-lambda(t) / 2): EDM's noise level sigma.
+
+        The noise level of the scaled state x / alpha_t (Karras et al. 2022, Eq. 4), in which
+        the PF-ODE reads d(x / alpha_t) / d sigma~ = eps_hat; increasing in t.
+        """
+        return torch.exp(-0.5 * self.log_snr(t))
+
+    def t_from_noise_level(self, level: float | Tensor) -> Tensor:
+        """The inverse of :meth:`noise_level`: the time t with sigma_t / alpha_t = ``level``."""
+        return self.t_from_log_snr(-2 * torch.log(as_time(level)))
+
     def drift_coef(self, t: float | Tensor) -> Tensor:
         """a(t) with f(x, t) = a(t) x, shaped like ``t``."""
         return self._drift_coef(self._time(t))
@@ -226,10 +240,10 @@ class LinearSDE(SDE):
                 f"{tuple(noise.shape)}"
             )
         tt = self._time(t, x0)
-        alpha, sigma = torch.exp(self._log_alpha(tt)), torch.sqrt(self._sigma2(tt))
-        return append_dims(alpha, x0.ndim) * x0 + append_dims(sigma, x0.ndim) * noise
+        return perturb(x0, torch.exp(self._log_alpha(tt)), torch.sqrt(self._sigma2(tt)), noise)
 
     # -- the Gaussian prior N(0, prior_std^2 I) ---------------------------------------------
+    @override
     def prior_sample(
         self,
         shape: Sequence[int],
@@ -255,8 +269,11 @@ class LinearSDE(SDE):
         return -0.5 * (d * (_LOG_2PI + log_var) + sq / self.prior_std**2)
 
     def prior_mismatch(self, data_second_moment: float = 1.0) -> Tensor:
-        """Upper bound on KL(p_T || prior) per dimension in nats, for data with this second
-        moment per dimension (:func:`scoresde.sde.prior_kl`; 0 when p_T is the prior)."""
+        """Upper bound on KL(p_T || prior) per dimension in nats.
+
+        For data with this second moment per dimension (:func:`scoresde.sde.prior_kl`; 0 when
+        p_T is the prior).
+        """
         from .prior import prior_kl
 
         return torch.tensor(prior_kl(self, data_var=data_second_moment).upper, dtype=torch.float64)

@@ -34,6 +34,7 @@ import math
 import torch
 from torch import Tensor, nn
 from torch.nn.functional import softplus
+from typing_extensions import override
 
 from .schedules import BetaSchedule, _bisect
 
@@ -128,7 +129,7 @@ class LearnedLogSNR(nn.Module, BetaSchedule):
         return g0 + (g1 - g0) * r, (g1 - g0) * dr
 
     def gamma(self, t: Tensor) -> Tensor:
-        """gamma(t) = -lambda(t), increasing in t, shaped like ``t``."""
+        """The negated log-SNR gamma(t) = -lambda(t), increasing in t, shaped like ``t``."""
         return self.gamma_and_grad(t)[0]
 
     def gamma_and_grad(self, t: Tensor) -> tuple[Tensor, Tensor]:
@@ -136,13 +137,16 @@ class LearnedLogSNR(nn.Module, BetaSchedule):
         return self.gamma_from_shape(*self.shape(t))
 
     # -- the BetaSchedule interface (alpha_t^2 = exp(-B(t)) = sigmoid(-gamma(t))) ---------------
+    @override
     def beta(self, t: Tensor) -> Tensor:
         g, dg = self.gamma_and_grad(t)
         return torch.sigmoid(g) * dg
 
+    @override
     def integral(self, t: Tensor) -> Tensor:
         return softplus(self.gamma(t))
 
+    @override
     def inverse_integral(self, b: Tensor) -> Tensor:
         # softplus(gamma) = B  =>  gamma = log(expm1(B)); gamma is increasing: bisect in t.
         target = torch.log(torch.expm1(b.to(torch.float64)))
@@ -194,6 +198,7 @@ class LearnedLogSNR(nn.Module, BetaSchedule):
             generator=torch.Generator().manual_seed(0),
         )
 
+    @override
     def extra_repr(self) -> str:
         with torch.no_grad():
             g0, g1 = self.ends(torch.float64)

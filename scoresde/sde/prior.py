@@ -112,8 +112,9 @@ def check_prior(
     threshold: float = PRIOR_KL_THRESHOLD,
     context: str = "",
 ) -> PriorCheck:
-    """:func:`prior_kl`, with a :class:`PriorMismatchWarning` (once per SDE and context) when the
-    upper bound exceeds ``threshold`` nats per dimension.
+    """:func:`prior_kl`, warning when the bound exceeds ``threshold`` nats per dimension.
+
+    The :class:`PriorMismatchWarning` is issued once per SDE and context.
 
     Called by training, sampling and likelihood entry points; the defaults assume standardised
     data when the caller does not know the data's statistics.

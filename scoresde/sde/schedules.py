@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from .._utils import check_positive
 
@@ -57,7 +58,7 @@ class BetaSchedule(ABC):
 
     @abstractmethod
     def beta(self, t: Tensor) -> Tensor:
-        """beta(t), the instantaneous noise rate."""
+        """The instantaneous noise rate beta(t)."""
 
     @abstractmethod
     def integral(self, t: Tensor) -> Tensor:
@@ -84,18 +85,22 @@ class LinearBeta(BetaSchedule):
                 f"beta_max={beta_max}"
             )
 
+    @override
     def beta(self, t: Tensor) -> Tensor:
         return self.beta_min + t * (self.beta_max - self.beta_min)
 
+    @override
     def integral(self, t: Tensor) -> Tensor:
         return self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2
 
+    @override
     def inverse_integral(self, b: Tensor) -> Tensor:
         # Solve 0.5 d t^2 + b0 t - b = 0 with d = b1 - b0 > 0, in the cancellation-free form
         # t = 2 b / (b0 + sqrt(b0^2 + 2 d b)).
         d = self.beta_max - self.beta_min
         return 2 * b / (self.beta_min + torch.sqrt(self.beta_min**2 + 2 * d * b))
 
+    @override
     def to_dict(self) -> dict[str, object]:
         return {"kind": "linear", "beta_min": self.beta_min, "beta_max": self.beta_max}
 
@@ -120,9 +125,11 @@ class CosineBeta(BetaSchedule):
     def _theta(self, t: Tensor) -> Tensor:
         return math.pi / 2 * (t + self.s) / (1 + self.s)
 
+    @override
     def beta(self, t: Tensor) -> Tensor:
         return math.pi / (1 + self.s) * torch.tan(self._theta(t))
 
+    @override
     def integral(self, t: Tensor) -> Tensor:
         # B = -2 log(cos(theta0 + d) / cos(theta0)) = -2 log1p(cos d - 1 - tan(theta0) sin d),
         # d = pi/2 t / (1 + s): free of the cancellation that plain logs suffer at t -> 0.
@@ -130,11 +137,13 @@ class CosineBeta(BetaSchedule):
         tan0 = math.tan(math.pi / 2 * self.s / (1 + self.s))
         return -2 * torch.log1p(-2 * torch.sin(0.5 * d) ** 2 - tan0 * torch.sin(d))
 
+    @override
     def inverse_integral(self, b: Tensor) -> Tensor:
         b64 = b.to(torch.float64)
         cos_theta = torch.exp(0.5 * (self._log_f0 - b64))
         return (torch.arccos(cos_theta) * 2 * (1 + self.s) / math.pi - self.s).to(b.dtype)
 
+    @override
     def to_dict(self) -> dict[str, object]:
         return {"kind": "cosine", "s": self.s}
 
@@ -154,12 +163,15 @@ class CustomBeta(BetaSchedule):
         self._beta, self._integral, self._inverse = beta_fn, integral_fn, inverse_integral_fn
         self.t_max = check_positive(t_max, name="t_max")
 
+    @override
     def beta(self, t: Tensor) -> Tensor:
         return self._beta(t)
 
+    @override
     def integral(self, t: Tensor) -> Tensor:
         return self._integral(t)
 
+    @override
     def inverse_integral(self, b: Tensor) -> Tensor:
         if self._inverse is not None:
             return self._inverse(b)
@@ -195,15 +207,18 @@ class PiecewiseLinearIntegral(BetaSchedule):
         idx = torch.searchsorted(knots, t.detach().to(torch.float64).contiguous(), right=True) - 1
         return idx.clamp(0, self.slopes.numel() - 1)
 
+    @override
     def beta(self, t: Tensor) -> Tensor:
         return self.slopes.to(t.device)[self._segment(t)].to(t.dtype)
 
+    @override
     def integral(self, t: Tensor) -> Tensor:
         i = self._segment(t)
         t0 = self.t_knots.to(t.device)[i].to(t.dtype)
         b0 = self.b_knots.to(t.device)[i].to(t.dtype)
         return b0 + self.slopes.to(t.device)[i].to(t.dtype) * (t - t0)
 
+    @override
     def inverse_integral(self, b: Tensor) -> Tensor:
         knots = self.b_knots.to(b.device)
         i = torch.searchsorted(knots, b.detach().to(torch.float64).contiguous(), right=True) - 1
@@ -217,7 +232,7 @@ class SigmaSchedule(ABC):
 
     @abstractmethod
     def sigma(self, t: Tensor) -> Tensor:
-        """sigma(t), increasing in t."""
+        """The noise scale sigma(t), increasing in t."""
 
     @abstractmethod
     def dsigma2(self, t: Tensor) -> Tensor:
@@ -233,6 +248,7 @@ class SigmaSchedule(ABC):
         return _bisect(self.var_increment, v, 0.0, t_max)
 
     def to_dict(self) -> dict[str, object]:
+        """A JSON-serialisable description (for configs and checkpoints)."""
         return {"kind": type(self).__name__}
 
 
@@ -249,19 +265,24 @@ class GeometricSigma(SigmaSchedule):
             )
         self.log_ratio = math.log(self.sigma_max / self.sigma_min)
 
+    @override
     def sigma(self, t: Tensor) -> Tensor:
         return self.sigma_min * torch.exp(t * self.log_ratio)
 
+    @override
     def dsigma2(self, t: Tensor) -> Tensor:
         return 2 * self.log_ratio * self.sigma(t) ** 2
 
+    @override
     def var_increment(self, t: Tensor) -> Tensor:
         # sigma_min^2 (r^{2t} - 1) with expm1: exact at t -> 0 in float32.
         return self.sigma_min**2 * torch.expm1(2 * self.log_ratio * t)
 
+    @override
     def inverse_var_increment(self, v: Tensor, t_max: float) -> Tensor:
         return torch.log1p(v / self.sigma_min**2) / (2 * self.log_ratio)
 
+    @override
     def to_dict(self) -> dict[str, object]:
         return {"kind": "geometric", "sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
 
@@ -278,9 +299,11 @@ class CustomSigma(SigmaSchedule):
             raise TypeError("CustomSigma: expected a callable sigma_fn(t)")
         self._sigma, self._dsigma2 = sigma_fn, dsigma2_fn
 
+    @override
     def sigma(self, t: Tensor) -> Tensor:
         return self._sigma(t)
 
+    @override
     def dsigma2(self, t: Tensor) -> Tensor:
         if self._dsigma2 is not None:
             return self._dsigma2(t)

@@ -23,6 +23,7 @@ import math
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from .base import LinearSDE
 from .schedules import BetaSchedule, SigmaSchedule
@@ -59,12 +60,14 @@ class ShiftedBeta(BetaSchedule):
     def _lam(self, t: Tensor) -> Tensor:
         return self.base._log_snr(t) + self.shift
 
+    @override
     def integral(self, t: Tensor) -> Tensor:
         lam = self._lam(t)
         if self.subvp:
             return 2 * torch.asinh(0.5 * torch.exp(-0.5 * lam))
         return torch.nn.functional.softplus(-lam)
 
+    @override
     def beta(self, t: Tensor) -> Tensor:
         t64 = t.to(torch.float64).clamp_min(_T_FLOOR)
         rate = self.base._g2(t64) / self.base._sigma2(t64)  # -d lambda / dt
@@ -75,6 +78,7 @@ class ShiftedBeta(BetaSchedule):
             dB = torch.sigmoid(-lam)
         return (dB * rate).to(t.dtype)
 
+    @override
     def inverse_integral(self, b: Tensor) -> Tensor:
         b64 = b.to(torch.float64)
         if self.subvp:
@@ -83,6 +87,7 @@ class ShiftedBeta(BetaSchedule):
             lam = -torch.log(torch.expm1(b64))
         return self.base._t_from_log_snr(lam - self.shift).to(b.dtype)
 
+    @override
     def to_dict(self) -> dict[str, object]:
         return {"kind": "snr_shift", "shift": self.shift, "base": self.base.config()}
 
@@ -94,18 +99,23 @@ class ShiftedSigma(SigmaSchedule):
         self.base, self.shift = base, float(shift)
         self.scale2 = math.exp(-self.shift)
 
+    @override
     def sigma(self, t: Tensor) -> Tensor:
         return math.sqrt(self.scale2) * self.base.schedule.sigma(t)
 
+    @override
     def dsigma2(self, t: Tensor) -> Tensor:
         return self.scale2 * self.base.schedule.dsigma2(t)
 
+    @override
     def var_increment(self, t: Tensor) -> Tensor:
         return self.scale2 * self.base.schedule.var_increment(t)
 
+    @override
     def inverse_var_increment(self, v: Tensor, t_max: float) -> Tensor:
         return self.base.schedule.inverse_var_increment(v / self.scale2, t_max)
 
+    @override
     def to_dict(self) -> dict[str, object]:
         return {"kind": "snr_shift", "shift": self.shift, "base": self.base.config()}
 

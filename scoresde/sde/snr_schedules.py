@@ -27,6 +27,7 @@ import math
 import torch
 from torch import Tensor
 from torch.nn.functional import softplus
+from typing_extensions import override
 
 from .._utils import check_positive
 from .schedules import BetaSchedule
@@ -59,19 +60,23 @@ class SqrtBeta(BetaSchedule):
         b_T = float(softplus(torch.tensor(-LOG_SNR_T, dtype=torch.float64)))
         self.default_T = float(self.inverse_integral(torch.tensor(b_T, dtype=torch.float64)))
 
+    @override
     def beta(self, t: Tensor) -> Tensor:
         u = torch.sqrt(t + self.s)
         return 0.5 / (u * (1 - u))
 
+    @override
     def integral(self, t: Tensor) -> Tensor:
         return self._log_1m_sqrt_s - torch.log1p(-torch.sqrt(t + self.s))
 
+    @override
     def inverse_integral(self, b: Tensor) -> Tensor:
         # 1 - sqrt(t + s) = (1 - sqrt(s)) e^{-B}  =>  t = (1 - (1 - sqrt(s)) e^{-B})^2 - s.
         b64 = b.to(torch.float64)
         u = -torch.expm1(self._log_1m_sqrt_s - b64)
         return (u**2 - self.s).clamp_min(0.0).to(b.dtype)
 
+    @override
     def to_dict(self) -> dict[str, object]:
         return {"kind": "sqrt", "s": self.s}
 
@@ -103,17 +108,21 @@ class LogSNRLinearBeta(BetaSchedule):
         """lambda(t), linear in t."""
         return self.lambda_max - self.rate * t
 
+    @override
     def beta(self, t: Tensor) -> Tensor:
         return self.rate * torch.sigmoid(-self.log_snr(t))
 
+    @override
     def integral(self, t: Tensor) -> Tensor:
         return softplus(-self.log_snr(t))
 
+    @override
     def inverse_integral(self, b: Tensor) -> Tensor:
         # softplus(-lambda) = B  =>  lambda = -log(expm1(B)); then invert the line.
         lam = -torch.log(torch.expm1(b.to(torch.float64)))
         return ((self.lambda_max - lam) / self.rate).to(b.dtype)
 
+    @override
     def to_dict(self) -> dict[str, object]:
         return {
             "kind": "log_snr_linear",

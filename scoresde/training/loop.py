@@ -31,8 +31,8 @@ from typing import Any
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
-from tqdm.auto import tqdm
 
+from scoresde._utils import progress_bar
 from scoresde.data import Dataset, derive_seed
 from scoresde.parameterization import ScoreModel
 from scoresde.sde import check_prior_for_data
@@ -212,7 +212,7 @@ def train(
         if log is not None:
             log.load_state(run.log_state)
             trim_csv(out / "eval.csv", run.step)
-        bar = tqdm(total=steps, initial=run.step, disable=not progress or rank != 0)
+        bar = progress_bar(total=steps, initial=run.step, disable=not progress or rank != 0)
         start_step, t_start, stopped = run.step, time.perf_counter(), False
         model.train()  # once: hooks see the EMA copy, never this model
         with Stopper() as stopper:
