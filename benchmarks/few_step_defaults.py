@@ -24,8 +24,9 @@ removes.
 
 ``--write-table`` rewrites the table block of ``scoresde/samplers/defaults.py``; then
 ``python experiments/_claims.py`` regenerates the held-out tables of docs/howto/sample.md.
-``dpm_solver_1`` (DDIM step for step) takes DDIM's choice and ``torchsde`` (Euler-Maruyama
-through torchsde) Euler-Maruyama's; ``pf_adaptive`` has no NFE budget.
+``dpm_solver_1`` (DDIM step for step) takes DDIM's choice; ``torchsde`` (Euler-Maruyama through
+torchsde, which steps by the smallest grid step) runs on a uniform grid, where its budget holds;
+``pf_adaptive`` has no NFE budget.
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ def choose(train: list[Problem], log: Any) -> tuple[dict, dict]:
         log(f"  chose {name}: {time.perf_counter() - t0:.0f}s {table[name]}")
     for name, src in COPY.items():
         table[name] = {k: v for k, v in table[src].items() if supported(name, k)}
+    # torchsde steps by the smallest grid step: its NFE budget holds on a uniform grid only
+    table["torchsde"] = {k: {b: {"grid": "uniform"} for b in BANDS} for k in table["torchsde"]}
     return table, scores
 
 
