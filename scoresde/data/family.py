@@ -30,7 +30,12 @@ from ..analytic import GaussianMixture
 __all__ = ["FAMILY", "narrowest_std", "random_mixture"]
 
 #: The family's ranges: dimension, components, narrowest std after standardising, mean spread.
-FAMILY = {"dim": (2, 64), "components": (2, 10), "narrowest": (0.01, 0.5), "spread": (0.5, 2.5)}
+FAMILY: dict[str, tuple[float, float]] = {
+    "dim": (2, 64),
+    "components": (2, 10),
+    "narrowest": (0.01, 0.5),
+    "spread": (0.5, 2.5),
+}
 
 
 def _log_uniform(lo: float, hi: float, g: torch.Generator) -> float:
@@ -81,11 +86,11 @@ def random_mixture(
     g = torch.Generator().manual_seed(seed)
     f64 = torch.float64
     d = dim if dim is not None else int(round(_log_uniform(*FAMILY["dim"], g)))
-    lo, hi = FAMILY["components"]
+    k_lo, k_hi = (int(v) for v in FAMILY["components"])
     K = (
         n_components
         if n_components is not None
-        else int(torch.randint(lo, hi + 1, (), generator=g))
+        else int(torch.randint(k_lo, k_hi + 1, (), generator=g))
     )
     target = narrowest if narrowest is not None else _log_uniform(*FAMILY["narrowest"], g)
     w = torch.empty(K, dtype=f64).exponential_(generator=g) + 0.1 / K
