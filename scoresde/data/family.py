@@ -64,7 +64,7 @@ def random_mixture(
     n_components: int | None = None,
     narrowest: float | None = None,
 ) -> GaussianMixture:
-    """The family member of ``seed`` (module docstring); any of its draws may be fixed.
+    """A random standardised Gaussian mixture of the family, drawn from ``seed`` (module doc).
 
     Args:
         seed: Seed of every draw.
