@@ -201,11 +201,21 @@ def _few_step_targets() -> str:
         return "missed: " + ", ".join(f"`{n}` on {_SDE_NAMES[k]} ({w:.2f})" for n, k, w in misses)
 
     raised = ", ".join(f"`{n}` on {_SDE_NAMES[k]}" for n, k in t["a_failures"]) or "none"
+    r = results("few_step_defaults")
+    deltas = [p["delta"] for p in r["held_out_problems"]]
+    beyond = []  # misses of (b) by more than twice the CE-gap noise of the problem
+    for name, kind, _ in t["b_misses"]:
+        bound = 0.4 if name in r["stochastic"] else 0.25
+        rows = r["held_out"][name][kind]["100"]
+        if any(abs(g) - 2 * d > bound for (_, g), d in zip(rows, deltas, strict=True)):
+            beyond.append(f"`{name}` on {_SDE_NAMES[kind]}")
     return ("| target (held-out) | result |\n|---|---|\n"
             f"| (a) no sampler fails at its defaults | {'met' if not t['a_failures'] else 'missed'}"
             f" (failed: {raised}) |\n"
             f"| (b) NFE 100: worst \\|CE gap\\| <= 0.25 deterministic, <= 0.4 stochastic | "
             f"{fmt(t['b_misses'])} |\n"
+            f"| (b) counting only misses beyond 2 SE of the gap's noise | "
+            f"{'met' if not beyond else 'missed: ' + ', '.join(beyond)} |\n"
             f"| (c) NFE 10: no deterministic sampler above 1 nat on any problem | "
             f"{fmt(t['c_misses'])} |")  # fmt: skip
 

@@ -77,8 +77,10 @@ def test_the_problems_are_family_members_with_narrow_components() -> None:
 #: Measured misses (docs/howto/sample.md): both converge, too slowly for the bound at NFE 100.
 #: Annealed Langevin (no predictor) at NFE 50 / 100 / 200 / 400 on seed 500: |gap| 1.09, 0.61,
 #: 0.28, 0.37 (its lag and bias shrink as N^-1/2); PF-ODE Euler on VE, seed 501: -0.55, -0.34,
-#: -0.15, -0.02 (first order).
-MISSES = {("annealed_langevin", "ve"), ("pf_euler", "ve")}
+#: -0.15, -0.02 (first order); torchsde on VP, which steps by the smallest grid step and so
+#: runs on a uniform grid, seeds 500 / 501 at NFE 50 / 100 / 200: 1.96 / 1.07 / 0.55 and 11.4 /
+#: 2.38 / 0.57 (Euler-Maruyama on its chosen quadratic grid: 0.32 / 0.10 / 0.01).
+MISSES = {("annealed_langevin", "ve"), ("pf_euler", "ve"), ("torchsde", "vp")}
 
 
 @pytest.mark.parametrize(("name", "sde_name"), CASES)

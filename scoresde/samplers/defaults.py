@@ -60,6 +60,347 @@ def recommended(sde: LinearSDE, nfe: int) -> str:
 
 
 # BEGIN TABLE (written by benchmarks/few_step_defaults.py --write-table)
-TABLE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {'euler_maruyama': {'vp': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}, 'subvp': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}, 've': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'uniform'}, '>25': {'grid': 'uniform'}}}, 'reverse_diffusion': {'vp': {'<=10': {'grid': 'log_snr'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}, 'subvp': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}, 've': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'uniform'}, '>25': {'grid': 'uniform'}}}, 'ddpm': {'vp': {'<=10': {'grid': 'log_snr'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'log_snr'}}}, 'smld': {'ve': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'uniform'}, '>25': {'grid': 'quadratic'}}}, 'pc': {'vp': {'<=10': {'grid': 'log_snr'}, '11-25': {'grid': 'log_snr'}, '>25': {'grid': 'quadratic'}}, 'subvp': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}, 've': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'uniform'}, '>25': {'grid': 'uniform'}}}, 'annealed_langevin': {'ve': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'uniform'}, '>25': {'grid': 'uniform'}}}, 'pf_euler': {'vp': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'uniform'}, '>25': {'grid': 'quadratic'}}, 'subvp': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'log_snr'}}, 've': {'<=10': {'grid': 'karras'}, '11-25': {'grid': 'karras'}, '>25': {'grid': 'uniform'}}}, 'pf_heun': {'vp': {'<=10': {'grid': 'log_snr'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}, 'subvp': {'<=10': {'grid': 'karras'}, '11-25': {'grid': 'uniform'}, '>25': {'grid': 'quadratic'}}, 've': {'<=10': {'grid': 'log_snr'}, '11-25': {'grid': 'uniform'}, '>25': {'grid': 'uniform'}}}, 'pf_rk4': {'vp': {'<=10': {'grid': 'log_snr'}, '11-25': {'grid': 'karras'}, '>25': {'grid': 'quadratic'}}, 'subvp': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}, 've': {'<=10': {'grid': 'karras'}, '11-25': {'grid': 'uniform'}, '>25': {'grid': 'uniform'}}}, 'ddim': {'vp': {'<=10': {'grid': 'log_snr'}, '11-25': {'grid': 'log_snr'}, '>25': {'grid': 'log_snr'}}, 'subvp': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}, 've': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}}, 'dpm_solver_2': {'vp': {'<=10': {'grid': 'quadratic', 'lower_order_final': True}, '11-25': {'grid': 'quadratic', 'lower_order_final': False}, '>25': {'grid': 'log_snr', 'lower_order_final': False}}, 'subvp': {'<=10': {'grid': 'quadratic', 'lower_order_final': True}, '11-25': {'grid': 'quadratic', 'lower_order_final': False}, '>25': {'grid': 'quadratic', 'lower_order_final': False}}, 've': {'<=10': {'grid': 'uniform', 'lower_order_final': True}, '11-25': {'grid': 'uniform', 'lower_order_final': False}, '>25': {'grid': 'uniform', 'lower_order_final': False}}}, 'dpm_solver_3': {'vp': {'<=10': {'grid': 'quadratic', 'lower_order_final': True}, '11-25': {'grid': 'log_snr', 'lower_order_final': False}, '>25': {'grid': 'log_snr', 'lower_order_final': False}}, 'subvp': {'<=10': {'grid': 'quadratic', 'lower_order_final': True}, '11-25': {'grid': 'quadratic', 'lower_order_final': False}, '>25': {'grid': 'karras', 'lower_order_final': False}}, 've': {'<=10': {'grid': 'uniform', 'lower_order_final': True}, '11-25': {'grid': 'karras', 'lower_order_final': False}, '>25': {'grid': 'karras', 'lower_order_final': False}}}, 'dpm_solver_fast': {'vp': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'log_snr'}, '>25': {'grid': 'log_snr'}}, 'subvp': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'karras'}}, 've': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'karras'}, '>25': {'grid': 'karras'}}}, 'dpm_solver_pp_2m': {'vp': {'<=10': {'grid': 'karras', 'lower_order_final': True}, '11-25': {'grid': 'log_snr', 'lower_order_final': True}, '>25': {'grid': 'quadratic', 'lower_order_final': True}}, 'subvp': {'<=10': {'grid': 'uniform', 'lower_order_final': True}, '11-25': {'grid': 'log_snr', 'lower_order_final': True}, '>25': {'grid': 'quadratic', 'lower_order_final': True}}, 've': {'<=10': {'grid': 'uniform', 'lower_order_final': True}, '11-25': {'grid': 'quadratic', 'lower_order_final': True}, '>25': {'grid': 'quadratic', 'lower_order_final': False}}}, 'dpm_solver_pp_3m': {'vp': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'log_snr'}, '>25': {'grid': 'karras'}}, 'subvp': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'log_snr'}, '>25': {'grid': 'quadratic'}}, 've': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'log_snr'}, '>25': {'grid': 'karras'}}}, 'dpm_solver_pp_2m_sde': {'vp': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'log_snr'}, '>25': {'grid': 'log_snr'}}, 'subvp': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'log_snr'}, '>25': {'grid': 'log_snr'}}, 've': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}}, 'unipc': {'vp': {'<=10': {'grid': 'karras'}, '11-25': {'grid': 'log_snr'}, '>25': {'grid': 'log_snr'}}, 'subvp': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'log_snr'}, '>25': {'grid': 'quadratic'}}, 've': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}}, 'deis': {'vp': {'<=10': {'grid': 'log_snr'}, '11-25': {'grid': 'log_snr'}, '>25': {'grid': 'log_snr'}}, 'subvp': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}, 've': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}}, 'ipndm': {'vp': {'<=10': {'grid': 'log_snr'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'log_snr'}}, 'subvp': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}, 've': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'uniform'}, '>25': {'grid': 'quadratic'}}}, 'edm': {'vp': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}, 'subvp': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'uniform'}, '>25': {'grid': 'uniform'}}, 've': {'<=10': {'grid': 'karras'}, '11-25': {'grid': 'uniform'}, '>25': {'grid': 'uniform'}}}, 'dpm_solver_1': {'vp': {'<=10': {'grid': 'log_snr'}, '11-25': {'grid': 'log_snr'}, '>25': {'grid': 'log_snr'}}, 'subvp': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}, 've': {'<=10': {'grid': 'quadratic'}, '11-25': {'grid': 'quadratic'}, '>25': {'grid': 'quadratic'}}}, 'torchsde': {'vp': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'uniform'}, '>25': {'grid': 'uniform'}}, 'subvp': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'uniform'}, '>25': {'grid': 'uniform'}}, 've': {'<=10': {'grid': 'uniform'}, '11-25': {'grid': 'uniform'}, '>25': {'grid': 'uniform'}}}}
-RECOMMENDED: dict[str, dict[str, str]] = {'vp': {'<=10': 'dpm_solver_pp_2m', '11-25': 'dpm_solver_pp_3m', '>25': 'ipndm'}, 'subvp': {'<=10': 'deis', '11-25': 'dpm_solver_3', '>25': 'pf_rk4'}, 've': {'<=10': 'unipc', '11-25': 'deis', '>25': 'ipndm'}}
+TABLE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+    "euler_maruyama": {
+        "vp": {
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+        "subvp": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+        "ve": {
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "uniform"},
+            ">25": {"grid": "uniform"},
+        },
+    },
+    "reverse_diffusion": {
+        "vp": {
+            "<=10": {"grid": "log_snr"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+        "subvp": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+        "ve": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "uniform"},
+            ">25": {"grid": "uniform"},
+        },
+    },
+    "ddpm": {
+        "vp": {
+            "<=10": {"grid": "log_snr"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "log_snr"},
+        }
+    },
+    "smld": {
+        "ve": {
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "uniform"},
+            ">25": {"grid": "quadratic"},
+        }
+    },
+    "pc": {
+        "vp": {
+            "<=10": {"grid": "log_snr"},
+            "11-25": {"grid": "log_snr"},
+            ">25": {"grid": "quadratic"},
+        },
+        "subvp": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+        "ve": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "uniform"},
+            ">25": {"grid": "uniform"},
+        },
+    },
+    "annealed_langevin": {
+        "ve": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "uniform"},
+            ">25": {"grid": "uniform"},
+        }
+    },
+    "pf_euler": {
+        "vp": {
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "uniform"},
+            ">25": {"grid": "quadratic"},
+        },
+        "subvp": {
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "log_snr"},
+        },
+        "ve": {"<=10": {"grid": "karras"}, "11-25": {"grid": "karras"}, ">25": {"grid": "uniform"}},
+    },
+    "pf_heun": {
+        "vp": {
+            "<=10": {"grid": "log_snr"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+        "subvp": {
+            "<=10": {"grid": "karras"},
+            "11-25": {"grid": "uniform"},
+            ">25": {"grid": "quadratic"},
+        },
+        "ve": {
+            "<=10": {"grid": "log_snr"},
+            "11-25": {"grid": "uniform"},
+            ">25": {"grid": "uniform"},
+        },
+    },
+    "pf_rk4": {
+        "vp": {
+            "<=10": {"grid": "log_snr"},
+            "11-25": {"grid": "karras"},
+            ">25": {"grid": "quadratic"},
+        },
+        "subvp": {
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+        "ve": {
+            "<=10": {"grid": "karras"},
+            "11-25": {"grid": "uniform"},
+            ">25": {"grid": "uniform"},
+        },
+    },
+    "ddim": {
+        "vp": {
+            "<=10": {"grid": "log_snr"},
+            "11-25": {"grid": "log_snr"},
+            ">25": {"grid": "log_snr"},
+        },
+        "subvp": {
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+        "ve": {
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+    },
+    "dpm_solver_2": {
+        "vp": {
+            "<=10": {"grid": "quadratic", "lower_order_final": True},
+            "11-25": {"grid": "quadratic", "lower_order_final": False},
+            ">25": {"grid": "log_snr", "lower_order_final": False},
+        },
+        "subvp": {
+            "<=10": {"grid": "quadratic", "lower_order_final": True},
+            "11-25": {"grid": "quadratic", "lower_order_final": False},
+            ">25": {"grid": "quadratic", "lower_order_final": False},
+        },
+        "ve": {
+            "<=10": {"grid": "uniform", "lower_order_final": True},
+            "11-25": {"grid": "uniform", "lower_order_final": False},
+            ">25": {"grid": "uniform", "lower_order_final": False},
+        },
+    },
+    "dpm_solver_3": {
+        "vp": {
+            "<=10": {"grid": "log_snr", "lower_order_final": True},
+            "11-25": {"grid": "log_snr", "lower_order_final": False},
+            ">25": {"grid": "log_snr", "lower_order_final": False},
+        },
+        "subvp": {
+            "<=10": {"grid": "uniform", "lower_order_final": True},
+            "11-25": {"grid": "karras", "lower_order_final": False},
+            ">25": {"grid": "karras", "lower_order_final": False},
+        },
+        "ve": {
+            "<=10": {"grid": "uniform", "lower_order_final": True},
+            "11-25": {"grid": "karras", "lower_order_final": False},
+            ">25": {"grid": "karras", "lower_order_final": False},
+        },
+    },
+    "dpm_solver_fast": {
+        "vp": {
+            "<=10": {"grid": "log_snr"},
+            "11-25": {"grid": "log_snr"},
+            ">25": {"grid": "log_snr"},
+        },
+        "subvp": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "karras"},
+            ">25": {"grid": "karras"},
+        },
+        "ve": {"<=10": {"grid": "uniform"}, "11-25": {"grid": "karras"}, ">25": {"grid": "karras"}},
+    },
+    "dpm_solver_pp_2m": {
+        "vp": {
+            "<=10": {"grid": "karras", "lower_order_final": True},
+            "11-25": {"grid": "log_snr", "lower_order_final": True},
+            ">25": {"grid": "quadratic", "lower_order_final": True},
+        },
+        "subvp": {
+            "<=10": {"grid": "uniform", "lower_order_final": True},
+            "11-25": {"grid": "log_snr", "lower_order_final": True},
+            ">25": {"grid": "quadratic", "lower_order_final": True},
+        },
+        "ve": {
+            "<=10": {"grid": "uniform", "lower_order_final": True},
+            "11-25": {"grid": "quadratic", "lower_order_final": True},
+            ">25": {"grid": "quadratic", "lower_order_final": False},
+        },
+    },
+    "dpm_solver_pp_3m": {
+        "vp": {
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "log_snr"},
+            ">25": {"grid": "karras"},
+        },
+        "subvp": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "log_snr"},
+            ">25": {"grid": "quadratic"},
+        },
+        "ve": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "log_snr"},
+            ">25": {"grid": "karras"},
+        },
+    },
+    "dpm_solver_pp_2m_sde": {
+        "vp": {
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "log_snr"},
+            ">25": {"grid": "log_snr"},
+        },
+        "subvp": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "log_snr"},
+            ">25": {"grid": "log_snr"},
+        },
+        "ve": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+    },
+    "unipc": {
+        "vp": {
+            "<=10": {"grid": "karras"},
+            "11-25": {"grid": "log_snr"},
+            ">25": {"grid": "log_snr"},
+        },
+        "subvp": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "log_snr"},
+            ">25": {"grid": "quadratic"},
+        },
+        "ve": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+    },
+    "deis": {
+        "vp": {
+            "<=10": {"grid": "log_snr"},
+            "11-25": {"grid": "log_snr"},
+            ">25": {"grid": "log_snr"},
+        },
+        "subvp": {
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+        "ve": {
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+    },
+    "ipndm": {
+        "vp": {
+            "<=10": {"grid": "log_snr"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "log_snr"},
+        },
+        "subvp": {
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+        "ve": {
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "uniform"},
+            ">25": {"grid": "quadratic"},
+        },
+    },
+    "edm": {
+        "vp": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+        "subvp": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "uniform"},
+            ">25": {"grid": "uniform"},
+        },
+        "ve": {
+            "<=10": {"grid": "karras"},
+            "11-25": {"grid": "uniform"},
+            ">25": {"grid": "uniform"},
+        },
+    },
+    "dpm_solver_1": {
+        "vp": {
+            "<=10": {"grid": "log_snr"},
+            "11-25": {"grid": "log_snr"},
+            ">25": {"grid": "log_snr"},
+        },
+        "subvp": {
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+        "ve": {
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
+        },
+    },
+    "torchsde": {
+        "vp": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "uniform"},
+            ">25": {"grid": "uniform"},
+        },
+        "subvp": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "uniform"},
+            ">25": {"grid": "uniform"},
+        },
+        "ve": {
+            "<=10": {"grid": "uniform"},
+            "11-25": {"grid": "uniform"},
+            ">25": {"grid": "uniform"},
+        },
+    },
+}
+RECOMMENDED: dict[str, dict[str, str]] = {
+    "vp": {"<=10": "dpm_solver_pp_2m", "11-25": "dpm_solver_pp_3m", ">25": "ipndm"},
+    "subvp": {"<=10": "deis", "11-25": "deis", ">25": "pf_rk4"},
+    "ve": {"<=10": "unipc", "11-25": "deis", ">25": "ipndm"},
+}
 # END TABLE
