@@ -206,6 +206,8 @@ def _sample_grid(args: argparse.Namespace, sde: Any) -> tuple[str, torch.Tensor,
         ):
             if given is not None and given != own:
                 raise CLIError(f"{flag}: the grid file {args.grid} is for {own}, received {given}")
+        if not args.denoise and og.options.get("denoise"):
+            raise CLIError(f"--no-denoise: the grid file {args.grid} was made with denoise")
         return og.sampler, og.times, dict(og.options)
     name, opts = args.sampler or "auto", {"denoise": args.denoise}
     if name == "auto":
