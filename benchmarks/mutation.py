@@ -11,13 +11,16 @@ Snippets are located robustly, since modules move: first in the named file, else
 ``scoresde/``, exactly, then up to whitespace (a reformatted line still matches). A snippet that
 is not found, or found more than once, is an error that stops the run before any test runs.
 
-Not run in CI. Usage (one pytest at a time; ~10-20 min on 2 cores):
+Not run in CI. Each mutation runs only the test files named with it (one pytest at a time,
+one torch thread; ~1-2 h for the whole list on a busy 2-core machine). Usage:
 
     python benchmarks/mutation.py               # every mutation
     python benchmarks/mutation.py --check       # only locate the snippets
     python benchmarks/mutation.py -k langevin   # mutations whose name contains 'langevin'
+    python benchmarks/mutation.py --slice 41:   # mutations 41, 42, ... of the list
 
-Exit status: 0 when every mutation is caught, 1 when some survive, 2 on a missing snippet.
+Exit status: 0 when every mutation is caught, 1 when some survive, 2 on a missing snippet or
+a test selection that pytest cannot run (usage error, nothing collected).
 """
 
 from __future__ import annotations
@@ -85,11 +88,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-k", action="append", default=[],
                     help="only mutations whose name contains this (repeatable)")  # fmt: skip
+    ap.add_argument("--slice", default=None, metavar="A:B",
+                    help="only mutations A..B-1 of the (filtered) list, e.g. 41: (repeatable runs)")  # fmt: skip
     ap.add_argument("--check", action="store_true", help="only locate every snippet")
     ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per pytest run")
     args = ap.parse_args()
     muts = [m for m in MUTATIONS if not args.k or any(k in m.name for k in args.k)]
+    if args.slice is not None:
+        a, _, b = args.slice.partition(":")
+        muts = muts[int(a) if a else None : int(b) if b else None]
     tmp = Path(tempfile.mkdtemp(prefix="scoresde-mutation-"))
     try:
         for rel in _files(ROOT):
@@ -105,7 +113,8 @@ def main() -> int:
             if missing:
                 print(f"ERROR: {m.name}: test file(s) not found: {missing}", file=sys.stderr)
                 return 2
-        print(f"{len(muts)} mutations located in a copy of the tree at {tmp}")
+        print(f"{len(muts)} mutations located in a copy of the tree at {tmp} "
+              "(each pytest runs with one torch thread)")  # fmt: skip
         if args.check:
             for m, (rel, *_) in zip(muts, spots, strict=True):
                 print(f"  {m.name:<62} {rel}")
@@ -116,7 +125,7 @@ def main() -> int:
             print(f"baseline (unmutated) {'passes' if rc == 0 else 'FAILS'} in {sec:.0f}s")
             if rc != 0:
                 return 2
-        survivors = []
+        survivors, errors = [], []
         for m, (rel, start, end) in zip(muts, spots, strict=True):
             path = tmp / rel
             text = path.read_text()
@@ -125,12 +134,18 @@ def main() -> int:
                 rc, sec = run_tests(tmp, m.tests, args.timeout)
             finally:
                 path.write_text(text)
-            status = {0: "SURVIVED", 1: "caught", -1: "timeout"}.get(rc, f"caught (pytest rc={rc})")
+            # pytest: 1 = a test failed; 2-5 = interrupted, internal or usage error, nothing
+            # collected (a wrong selection, not a catch); -1 = our timeout (counted as caught)
+            status = {0: "SURVIVED", 1: "caught", -1: "timeout"}.get(rc, f"ERROR rc={rc}")
             print(f"  {status:<10} {sec:5.0f}s  {m.name}  [{rel}]", flush=True)
             if rc == 0:
                 survivors.append(m.name)
-        print(f"{len(muts) - len(survivors)}/{len(muts)} caught; survivors: {survivors or 'none'}")
-        return 1 if survivors else 0
+            elif rc not in (1, -1):
+                errors.append(m.name)
+        caught = len(muts) - len(survivors) - len(errors)
+        print(f"{caught}/{len(muts)} caught; survivors: {survivors or 'none'}; "
+              f"selection errors: {errors or 'none'}")  # fmt: skip
+        return 2 if errors else 1 if survivors else 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -250,6 +250,62 @@ def _peers_table() -> str:
     return head + "\n".join(lines)
 
 
+def _study_best_table() -> str:
+    """Best per NFE budget of the documented sampler study, with ties and the CE-gap check."""
+    study = results("sampler_study")["study"]
+    floor = study["floor"]["sw2"]
+    summary = {(s["sampler"], s["nfe_target"]): s for s in study["summary"]["sw2"]}
+    ce = {(s["sampler"], s["nfe_target"]): s for s in study["summary"]["ce_gap"]}
+    head = ("| budget (NFE) | best (sliced W2) | NFE used | sliced W2, mean ± s.e. | distance to "
+            "floor (floor sd) | within noise of the best | best by abs. CE gap | agree |\n"
+            "|---|---|---|---|---|---|---|---|\n")  # fmt: skip
+    lines = []
+    for b in study["best_per_budget"]:
+        key = next(k for k in summary if k[0] == b["best"] and summary[k]["nfe"] == b["nfe"])
+        z = (b["mean"] - floor["mean"]) / floor["sd"]
+        gap = ce[key]["mean"]
+        lines.append(f"| {b['budget_nfe']} | {b['best']} (CE gap {gap:+.3f}) | {b['nfe']} | "
+                     f"{b['mean']:.3f} ± {b['se']:.3f} | {z:.1f} | {b['within_noise']} | "
+                     f"{b['ce_gap_best']} | {'yes' if b['agree'] else '**no**'} |")  # fmt: skip
+    return head + "\n".join(lines)
+
+
+def _study_coverage_table() -> str:
+    """Precision/recall of every configuration of the documented study against its floor."""
+    study = results("sampler_study")["study"]
+    head = "| sampler | NFE | precision | recall | below the floor |\n|---|---|---|---|---|\n"
+    rows = [f"| {c['sampler']} | {c['nfe']:.0f} | {c['precision']:.3f} | {c['recall']:.3f} | "
+            f"{c['below floor']} |" for c in study["coverage"]]  # fmt: skip
+    return head + "\n".join(rows)
+
+
+def _calibration(key: str, i: int) -> str:
+    rows = results("sampler_study")["calibration"]["rows"]
+    return f"{sum(r[key][i] for r in rows)} of {len(rows) * results('sampler_study')['calibration']['trials']}"
+
+
+def _guidance_table() -> str:
+    res = results("guidance")
+    s, cols = res["summary"], [(w, n) for w in (0.0, 3.0, 7.0) for n in (5, 10, 20)]
+    names = list(dict.fromkeys(k.split(":")[0] for k in s))
+    head = "| sampler | " + " | ".join(f"w = {w:g}, NFE {n}" for w, n in cols) + " |\n"
+    head += "|---|" + "---|" * len(cols) + "\n"
+    lines = []
+    for name in names:
+        vals = [s.get(f"{name}:{w:g}:{n}", {}).get("ode_rmse_max") for w, n in cols]
+        if all(v is None for v in vals):
+            continue  # stochastic samplers have no deterministic limit to compare with
+        lines.append(f"| `{name}` | " + " | ".join(
+            "–" if v is None else f"{v:.3f}" for v in vals) + " |")  # fmt: skip
+    return head + "\n".join(lines)
+
+
+def _guidance_reference_gap(w: float) -> str:
+    gaps = [r["ce_gap"] for r in results("guidance")["rows"]
+            if r["sampler"] == "reference" and r["w"] == w]  # fmt: skip
+    return f"{min(gaps):+.2f} to {max(gaps):+.2f}"
+
+
 #: Derived claims: name -> function returning the rendered text.
 DERIVED: dict[str, Callable[[], str]] = {
     "four_views.table_1d": lambda: _four_views_table("1d"),
@@ -258,6 +314,9 @@ DERIVED: dict[str, Callable[[], str]] = {
         s["identity_max_diff"] for m in results("four_views")["mixtures"].values()
         for s in m["series"])),  # fmt: skip
     "likelihood.table": _likelihood_table,
+    "guidance.table": _guidance_table,
+    "guidance.ref_gap_w0": lambda: _guidance_reference_gap(0.0),
+    "guidance.ref_gap_w7": lambda: _guidance_reference_gap(7.0),
     "likelihood.hutchinson_slope_2": lambda: f"{_hutchinson_slope('2'):.2f}",
     "likelihood.hutchinson_slope_16": lambda: f"{_hutchinson_slope('16'):.2f}",
     "sde_comparison.sw2_min_200": lambda: f"{_sde_comparison_range(200)[0]:.3f}",
@@ -274,6 +333,10 @@ DERIVED: dict[str, Callable[[], str]] = {
     "sampler_peers.cpu_min": lambda: f"{results('sampler_peers')['meta']['cpu_s'] / 60:.1f}",
     "ddpm_ddim_convergence.identity_min": lambda: _sci(
         min(r["max_diff_beta_tilde"] for r in results("ddpm_ddim_convergence")["identity"])),
+    "sampler_study.best_table": _study_best_table,
+    "sampler_study.coverage_table": _study_coverage_table,
+    "sampler_study.floor_z_hits": lambda: _calibration("below_floor", 1),
+    "sampler_study.tie_z_hits": lambda: _calibration("above_floor", 1),
     "ddpm_ddim_convergence.identity_max": lambda: _sci(
         max(r["max_diff_beta_tilde"] for r in results("ddpm_ddim_convergence")["identity"])),
 }  # fmt: skip

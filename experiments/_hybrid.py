@@ -20,8 +20,9 @@ import torch
 from torch import Tensor, nn
 
 from scoresde.analytic import GaussianMixture
-from scoresde.likelihood.hybrid import EpsVModel, HybridLoss
+from scoresde.losses import HybridLoss
 from scoresde.nets import ResidualMLP
+from scoresde.parameterization import EpsVModel
 from scoresde.sde import VPSDE, DDPMSchedule
 
 #: Steps of the training chain (improved DDPM's T = 1000; step i sits at t_i = (i + 1) / 1000).

@@ -51,7 +51,7 @@ from _hybrid import N_TRAIN, train_hybrid  # noqa: E402
 
 from scoresde.data.toy import eight_gaussians_mixture  # noqa: E402
 from scoresde.likelihood import ddpm_vlb  # noqa: E402
-from scoresde.likelihood.hybrid import learned_log_variance  # noqa: E402
+from scoresde.losses import learned_log_variance  # noqa: E402
 from scoresde.metrics import cross_entropy_gap, noise_floor, sliced_wasserstein  # noqa: E402
 from scoresde.samplers import sample_ddpm  # noqa: E402
 from scoresde.samplers.analytic_dpm import analytic_dpm_chain_variances, score_norms  # noqa: E402

@@ -15,8 +15,10 @@
 # # Notebook: the forward SDE, VP, sub-VP and VE
 #
 # Companion of [the forward SDE](../concepts/forward-sde.md) and
-# [VP, sub-VP and VE in closed form](../concepts/sdes.md). Every exercise ends with an `assert`
-# against an independent ground truth (autograd, a simulation, a closed form).
+# [VP, sub-VP and VE in closed form](../concepts/sdes.md). Each exercise has a blank (`None`,
+# with a hint) and a check that fails until the blank holds a right answer; worked solutions:
+# [solutions/forward_sde.py](solutions/forward_sde.py). Every check compares
+# with an independent ground truth (autograd, a simulation, a closed form).
 
 # %%
 import math
@@ -36,94 +38,171 @@ def ddt(fn, t):
     return torch.autograd.grad(fn(t).sum(), t)[0]
 
 
+def close(label, got, want, tol, rel=False):
+    """Fail (AssertionError) unless got matches want elementwise to tol (relative if rel)."""
+    if got is None:
+        raise AssertionError(f"{label}: fill in the blank first")
+    got, want = (
+        torch.as_tensor(got, dtype=torch.float64),
+        torch.as_tensor(want, dtype=torch.float64),
+    )
+    if got.shape != want.shape:
+        raise AssertionError(f"{label}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}")
+    err = (got - want).abs() / (want.abs() if rel else 1)
+    err = float(err.max())
+    if not err <= tol:
+        raise AssertionError(f"{label}: off by up to {err:.3g} (tolerance {tol:.0e})")
+    print(f"{label}: correct (max {'relative ' if rel else ''}error {err:.1e} <= {tol:.0e})")
+
+
+def check(label, ok, detail):
+    """Fail (AssertionError) unless ok."""
+    if not ok:
+        raise AssertionError(f"{label}: not yet: {detail}")
+    print(f"{label}: correct ({detail})")
+
+
+def rejects(label, check_fn, *args):
+    """Show that a check fails on a plausible wrong answer."""
+    try:
+        check_fn(label, *args)
+    except AssertionError as e:
+        print(f"  rejected, as it should be: {e}")
+        return
+    raise RuntimeError(f"{label}: a wrong answer passed the check")
+
+
 # %% [markdown]
 # ## Exercise 1: the log-SNR falls at rate $g^2/\sigma^2$
 #
-# With $\lambda(t) = \log(\alpha_t^2/\sigma_t^2)$ (`sde.log_snr`), show
-# $d\lambda/dt = -g(t)^2/\sigma_t^2$ for all four SDEs, differentiating the closed form with
-# autograd and comparing with `sde.g2(t) / sigma_t**2`.
+# With $\lambda(t) = \log(\alpha_t^2/\sigma_t^2)$ (`sde.log_snr`), write `dlambda_dt(sde, t)` from
+# $g^2$ and $\sigma_t$ alone. The check differentiates the closed form $\lambda(t)$ with autograd,
+# for all four SDEs.
+#
+# *Hint:* `sde.g2(t)`, `sde.marginal(t) -> (alpha_t, sigma_t)`; differentiate
+# $\log\alpha_t^2 - \log\sigma_t^2$ using $d\sigma_t^2/dt = 2a\sigma_t^2 + g^2$ and $a = d\log\alpha_t/dt$.
+
 
 # %%
-for name, sde in SDES.items():
-    t = torch.linspace(0.05, 0.95 * sde.T, 50)
-    lhs = ddt(sde.log_snr, t)
-    rhs = -sde.g2(t) / sde.marginal(t)[1] ** 2
-    err = float(((lhs - rhs) / rhs).abs().max())
-    print(f"{name:10s} max relative error {err:.1e}")
-    assert err < 1e-8
+def check_dlambda(label, fn):
+    for name, sde in SDES.items():
+        t = torch.linspace(0.05, 0.95 * sde.T, 50)
+        close(f"{label} ({name})", fn(sde, t), ddt(sde.log_snr, t), 1e-8, rel=True)
+
+
+# %% tags=["exercise"]
+def dlambda_dt(sde, t):
+    return None  # YOUR CODE: d lambda / dt from sde.g2(t) and sigma_t
+
+
+check_dlambda("Exercise 1", dlambda_dt)
 
 # %% [markdown]
 # ## Exercise 2: any $(\alpha_t, \sigma_t)$ defines a linear SDE
 #
-# Check $a(t) = d\log\alpha_t/dt$ (`sde.drift_coef`) and $g^2 = d\sigma_t^2/dt - 2a\sigma_t^2$
-# (`sde.g2`) with autograd. Which of the four SDEs keeps $\alpha_t^2 + \sigma_t^2 = 1$ (variance
-# preserving), and which keeps it $\le 1$?
+# Write `coefficients(sde, t) -> (a, g2)` from the marginal alone: $a(t) = d\log\alpha_t/dt$ and
+# $g^2 = d\sigma_t^2/dt - 2a\sigma_t^2$ (use `ddt`). The check compares with the SDE's own
+# `drift_coef` and `g2`. Which SDEs keep $\alpha_t^2 + \sigma_t^2 = 1$, which keep it $\le 1$?
+#
+# *Hint:* `ddt(lambda s: sde.marginal(s)[0].log(), t)` is $a(t)$.
+
 
 # %%
-for name, sde in SDES.items():
-    t = torch.linspace(0.05, 0.95 * sde.T, 50)
-    a = ddt(lambda s, sde=sde: sde.marginal(s)[0].log(), t)
-    g2 = ddt(lambda s, sde=sde: sde.marginal(s)[1] ** 2, t) - 2 * a * sde.marginal(t)[1] ** 2
-    assert torch.allclose(a, sde.drift_coef(t), rtol=1e-8, atol=1e-10), name
-    assert torch.allclose(g2, sde.g2(t), rtol=1e-7), name
-    alpha, sigma = sde.marginal(t)
-    total = alpha**2 + sigma**2
-    print(f"{name:10s} alpha^2 + sigma^2 in [{float(total.min()):.4f}, {float(total.max()):.4f}]")
-assert torch.allclose(sum(v**2 for v in SDES["VP"].marginal(t)), torch.ones_like(t))
-sub = SDES["sub-VP"].marginal(t)
-assert bool((sub[0] ** 2 + sub[1] ** 2 <= 1 + 1e-12).all())
+def check_coefficients(label, fn):
+    for name, sde in SDES.items():
+        t = torch.linspace(0.05, 0.95 * sde.T, 50)
+        got = fn(sde, t)
+        if got is None:
+            raise AssertionError(f"{label}: fill in the blank first")
+        close(f"{label} a ({name})", got[0], sde.drift_coef(t), 1e-8)
+        close(f"{label} g^2 ({name})", got[1], sde.g2(t), 1e-7, rel=True)
+        alpha, sigma = sde.marginal(t)
+        total = alpha**2 + sigma**2
+        print(
+            f"  {name:10s} alpha^2 + sigma^2 in [{float(total.min()):.4f}, {float(total.max()):.4f}]"
+        )
+
+
+# %% tags=["exercise"]
+def coefficients(sde, t):
+    return None  # YOUR CODE: (a, g2) from sde.marginal alone, with ddt
+
+
+check_coefficients("Exercise 2", coefficients)
 
 # %% [markdown]
 # ## Exercise 3: the kernel is the solution of the moment ODEs
 #
-# Simulate the forward VP SDE $dx = -\tfrac12\beta x\,dt + \sqrt\beta\,dw$ by Euler–Maruyama from
-# $x_0 = 1$ (400 steps, 20,000 paths) and compare the mean and variance at $t = 0.5$ with
-# $\alpha_t$ and $\sigma_t^2$. The tolerance is four standard errors plus the $O(\Delta t)$ bias.
+# Write `simulate(n, steps, t_end, gen)`: Euler–Maruyama for the forward VP SDE
+# $dx = -\tfrac12\beta x\,dt + \sqrt\beta\,dw$ from $x_0 = 1$, returning the $n$ endpoints. The
+# check compares their mean and variance at $t = 0.5$ with $\alpha_t$ and $\sigma_t^2$ (four
+# standard errors plus the $O(\Delta t)$ bias).
+#
+# *Hint:* `sde.drift_coef(t)` is $-\tfrac12\beta(t)$, `sde.g2(t)` is $\beta(t)$; one step is
+# $x \leftarrow x + a x\,\Delta t + g\sqrt{\Delta t}\,z$.
+
 
 # %%
-sde, gen = SDES["VP"], torch.Generator().manual_seed(0)
-n, steps, t_end = 20_000, 400, 0.5
-x, dt = torch.ones(n), t_end / steps
-for i in range(steps):
-    t = torch.tensor(i * dt)
-    x = (
-        x
-        + sde.drift_coef(t) * x * dt
-        + sde.g2(t).sqrt() * math.sqrt(dt) * torch.randn(n, generator=gen)
+def check_simulation(label, fn):
+    sde, n, t_end = SDES["VP"], 20_000, 0.5
+    x = fn(n, 400, t_end, torch.Generator().manual_seed(0))
+    if x is None:
+        raise AssertionError(f"{label}: fill in the blank first")
+    alpha, sigma = (float(v) for v in sde.marginal(torch.tensor(t_end)))
+    m, v = float(x.mean()), float(x.var())
+    check(
+        f"{label} (mean)",
+        abs(m - alpha) < 4 * sigma / math.sqrt(n) + 0.01,
+        f"{m:.4f} vs alpha_t {alpha:.4f}",
     )
-alpha, sigma = (float(v) for v in sde.marginal(torch.tensor(t_end)))
-print(
-    f"mean {float(x.mean()):.4f} vs alpha_t {alpha:.4f};  var {float(x.var()):.4f} vs sigma_t^2 {sigma**2:.4f}"
-)
-assert abs(float(x.mean()) - alpha) < 4 * sigma / math.sqrt(n) + 0.01
-assert abs(float(x.var()) - sigma**2) < 4 * sigma**2 * math.sqrt(2 / n) + 0.01
+    check(
+        f"{label} (variance)",
+        abs(v - sigma**2) < 4 * sigma**2 * math.sqrt(2 / n) + 0.01,
+        f"{v:.4f} vs sigma_t^2 {sigma**2:.4f}",
+    )
+
+
+# %% tags=["exercise"]
+def simulate(n, steps, t_end, gen):
+    return None  # YOUR CODE: Euler-Maruyama from x_0 = 1, n paths, steps steps up to t_end
+
+
+check_simulation("Exercise 3", simulate)
 
 # %% [markdown]
 # ## Exercise 4: reproduce a prior KL
 #
-# For Gaussian data $\mathcal{N}(\mu, v)$ (a one-component mixture; $v$ a **variance**), $p_T$ is
-# $\mathcal{N}(\alpha_T\mu, \alpha_T^2 v + \sigma_T^2)$, and $\mathrm{KL}(p_T\,\|\,\mathcal{N}(0, s^2))$
-# has a closed form. Write it, and check it against a Monte Carlo estimate
-# $\mathbb{E}_{p_T}[\log p_T - \log\pi]$ with the library's exact `log_prob` and `prior_log_prob`.
-# Which SDE has the largest prior mismatch for $\mu = 3$, $v = 0.5$?
+# For Gaussian data $\mathcal{N}(\mu, v)$ ($v$ a **variance**), $p_T$ is
+# $\mathcal{N}(\alpha_T\mu, \alpha_T^2 v + \sigma_T^2)$. Write `kl_closed(sde)`, the closed form of
+# $\mathrm{KL}(p_T\,\|\,\mathcal{N}(0, s^2))$ with $s$ = `sde.prior_std`, for $\mu = 3$, $v = 0.5$.
+# The check compares with a Monte Carlo estimate $\mathbb{E}_{p_T}[\log p_T - \log\pi]$ from the
+# library's exact `log_prob` and `prior_log_prob`. Which SDE has the largest mismatch, and why?
+#
+# *Hint:* $\mathrm{KL}(\mathcal{N}(m, V)\,\|\,\mathcal{N}(0, s^2)) = \tfrac12\big(V/s^2 + m^2/s^2 - 1 + \log(s^2/V)\big)$.
 
 # %%
 mu, v = 3.0, 0.5
 
 
+def check_kl(label, fn):
+    for name, sde in SDES.items():
+        pT = GaussianMixture([1.0], [[mu]], [[v]], sde=sde).marginal_mixture(sde.T)
+        z = pT.sample(200_000, torch.Generator().manual_seed(1))
+        diff = pT.log_prob(z) - sde.prior_log_prob(z)
+        mc, se = float(diff.mean()), float(diff.std() / math.sqrt(len(diff)))
+        got = fn(sde)
+        if got is None:
+            raise AssertionError(f"{label}: fill in the blank first")
+        check(
+            f"{label} ({name})",
+            abs(got - mc) < 5 * se + 1e-9,
+            f"closed form {got:.4e}, Monte Carlo {mc:.4e} +- {se:.1e}",
+        )
+
+
+# %% tags=["exercise"]
 def kl_closed(sde):
-    alpha, sigma = (float(u) for u in sde.marginal(torch.tensor(sde.T)))
-    m, var, s2 = alpha * mu, alpha**2 * v + sigma**2, sde.prior_std**2
-    return 0.5 * (var / s2 + m**2 / s2 - 1 + math.log(s2 / var))
+    return None  # YOUR CODE: KL(p_T || N(0, prior_std^2)) for data N(mu, v)
 
 
-for name, sde in SDES.items():
-    pT = GaussianMixture([1.0], [[mu]], [[v]], sde=sde).marginal_mixture(sde.T)
-    z = pT.sample(200_000, torch.Generator().manual_seed(1))
-    diff = pT.log_prob(z) - sde.prior_log_prob(z)
-    mc, se = float(diff.mean()), float(diff.std() / math.sqrt(len(diff)))
-    print(f"{name:10s} closed form {kl_closed(sde):.3e}   Monte Carlo {mc:.3e} ± {se:.1e}")
-    assert abs(kl_closed(sde) - mc) < 5 * se + 1e-9
-worst = max(SDES, key=lambda k: kl_closed(SDES[k]))
-print("largest mismatch:", worst)
-assert worst == "VE"  # alpha = 1: the data's mean never decays, only the noise grows
+check_kl("Exercise 4", kl_closed)

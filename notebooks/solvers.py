@@ -15,10 +15,14 @@
 # # Notebook: exponential integrators and EDM
 #
 # Companion of [exponential integrators](../concepts/exponential-integrators.md) and
-# [EDM in our notation](../concepts/edm.md).
+# [EDM in our notation](../concepts/edm.md). Each exercise has a blank (`None`, with a hint) and a check
+# that fails until the blank holds a right answer; worked solutions:
+# [solutions/solvers.py](solutions/solvers.py). Errors are measured point by point against
+# the exact 1-D PF-ODE map (the quantile transport $F_{t_\epsilon}^{-1}\circ F_T$).
 
 # %%
 import torch
+from scipy.stats import kstest
 
 from scoresde import VPSDE, GaussianMixture, make_grid, sample
 from scoresde.samplers import karras_grid
@@ -28,7 +32,27 @@ sde = VPSDE(eps=1e-3)
 gm = GaussianMixture([0.35, 0.65], [[-1.5], [1.5]], [[0.05], [0.2]], sde=sde)  # variances
 gen = torch.Generator().manual_seed(0)
 x_T = sde.prior_sample((2000, 1), generator=gen, dtype=torch.float64)
-ref, _ = sample("pf_adaptive", sde, gm, x_T, make_grid(sde, 1), rtol=1e-10, atol=1e-10)
+
+
+def cdf(t, x):
+    """F_t(x): the CDF of p_t, a 1-D Gaussian mixture, at x of shape (n, 1)."""
+    mix = gm.marginal_mixture(float(t))
+    z = (x - mix.means[:, 0]) / mix.covariances[:, 0].sqrt()
+    return (mix.weights * torch.special.ndtr(z)).sum(-1)
+
+
+def pf_exact(x):
+    """The exact PF-ODE map from T to t_eps: F_eps^{-1}(F_T(x)), by bisection."""
+    u = cdf(sde.T, x)
+    lo, hi = torch.full_like(u, -30.0), torch.full_like(u, 30.0)
+    for _ in range(64):
+        mid = (lo + hi) / 2
+        below = cdf(sde.eps, mid[:, None]) < u
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    return ((lo + hi) / 2)[:, None]
+
+
+exact = pf_exact(x_T)
 
 
 def fit_order(ns, errs):
@@ -37,87 +61,167 @@ def fit_order(ns, errs):
     return float(-(ln * le).sum() / (ln * ln).sum())
 
 
+def close(label, got, want, tol, rel=False):
+    """Fail (AssertionError) unless got matches want elementwise to tol (relative if rel)."""
+    if got is None:
+        raise AssertionError(f"{label}: fill in the blank first")
+    got, want = (
+        torch.as_tensor(got, dtype=torch.float64),
+        torch.as_tensor(want, dtype=torch.float64),
+    )
+    if got.shape != want.shape:
+        raise AssertionError(f"{label}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}")
+    err = (got - want).abs() / (want.abs() if rel else 1)
+    err = float(err.max())
+    if not err <= tol:
+        raise AssertionError(f"{label}: off by up to {err:.3g} (tolerance {tol:.0e})")
+    print(f"{label}: correct (max {'relative ' if rel else ''}error {err:.1e} <= {tol:.0e})")
+
+
+def check(label, ok, detail):
+    """Fail (AssertionError) unless ok."""
+    if not ok:
+        raise AssertionError(f"{label}: not yet: {detail}")
+    print(f"{label}: correct ({detail})")
+
+
+def rejects(label, check_fn, *args):
+    """Show that a check fails on a plausible wrong answer."""
+    try:
+        check_fn(label, *args)
+    except AssertionError as e:
+        print(f"  rejected, as it should be: {e}")
+        return
+    raise RuntimeError(f"{label}: a wrong answer passed the check")
+
+
 # %% [markdown]
 # ## Exercise 1: the λ trap
 #
-# Write the DPM-Solver-1 step $\mathbf{x}_t = \frac{\alpha_t}{\alpha_s}\mathbf{x}_s -
-# \sigma_t(e^h - 1)\hat{\boldsymbol\epsilon}_s$ twice: with DPM-Solver's $h$ (half our log-SNR
-# difference) and with our log-SNR difference. Only one of them is DDIM.
+# The DPM-Solver-1 step is $\mathbf{x}_t = \frac{\alpha_t}{\alpha_s}\mathbf{x}_s - \sigma_t(e^h - 1)\hat{\boldsymbol\epsilon}_s$
+# with DPM-Solver's $h = \lambda_t^{\text{DPM}} - \lambda_s^{\text{DPM}}$. Our `sde.log_snr` is
+# $\lambda = \log(\alpha^2/\sigma^2)$. Write `h` from `sde.log_snr` so that the step is DDIM (the
+# check compares with the library's DDIM, to $10^{-12}$).
+#
+# *Hint:* DPM-Solver's $\lambda$ is $\log(\alpha/\sigma)$, ours $\log(\alpha^2/\sigma^2)$.
 
 # %%
 s, t = torch.tensor(0.7), torch.tensor(0.5)
 x_s = torch.randn(500, 1, generator=gen)
 (a_s, sig_s), (a_t, sig_t) = sde.marginal(s), sde.marginal(t)
 eps_s = gm.eps(x_s, s)
-h_ours = sde.log_snr(t) - sde.log_snr(s)  # log(alpha^2 / sigma^2) difference
-step = lambda h: (a_t / a_s) * x_s - sig_t * torch.expm1(h) * eps_s  # noqa: E731
 ddim, _ = sample("ddim", sde, gm, x_s, torch.stack([s, t]))
-right, wrong = step(h_ours / 2), step(h_ours)
-print("|DDIM - step(h/2)| =", float((ddim - right).abs().max()), "  |DDIM - step(h)| =",
-      float((ddim - wrong).abs().max()))  # fmt: skip
-assert float((ddim - right).abs().max()) < 1e-12 and float((ddim - wrong).abs().max()) > 0.1
+
+
+def dpm_solver_1(h):
+    if h is None:
+        return None
+    return (a_t / a_s) * x_s - sig_t * torch.expm1(h) * eps_s
+
+
+# %% tags=["exercise"]
+h = None  # YOUR CODE: DPM-Solver's h from sde.log_snr(t) and sde.log_snr(s)
+close("Exercise 1", dpm_solver_1(h), ddim, 1e-12)
 
 # %% [markdown]
 # ## Exercise 2: measure the orders
 #
-# Fit the global order in the number of log-SNR steps $N$ of DDIM, DPM-Solver-2 and
-# DPM-Solver++(2M) against a tight PF-ODE solution. Expected: 1, 2, 2.
+# Write `paired_error(name, n)`: the mean distance between sampler `name`'s endpoint from `x_T`
+# on `make_grid(sde, n, "log_snr")` and the exact map `exact`, point by point. The check fits the
+# global order in $N$ of DDIM, DPM-Solver-2 and DPM-Solver++(2M). Expected: 1, 2, 2.
+#
+# *Hint:* `sample(name, sde, gm, x_T, make_grid(sde, n, "log_snr"))` returns `(x, info)`.
 
 # %%
 ns = [10, 20, 40, 80]
-orders = {}
-for name in ("ddim", "dpm_solver_2", "dpm_solver_pp_2m"):
-    errs = [float((sample(name, sde, gm, x_T, make_grid(sde, n, "log_snr"))[0] - ref).abs().mean())
-            for n in ns]  # fmt: skip
-    orders[name] = fit_order(ns, errs)
-    print(f"{name:17s} errors {[f'{e:.1e}' for e in errs]}  order {orders[name]:.2f}")
-assert abs(orders["ddim"] - 1) < 0.2
-assert orders["dpm_solver_2"] > 1.6 and orders["dpm_solver_pp_2m"] > 1.6
+
+
+def check_orders(label, paired_error):
+    orders = {}
+    for name in ("ddim", "dpm_solver_2", "dpm_solver_pp_2m"):
+        errs = [paired_error(name, n) for n in ns]
+        if any(e is None for e in errs):
+            raise AssertionError(f"{label}: fill in the blank first")
+        orders[name] = fit_order(ns, errs)
+        print(f"  {name:17s} errors {[f'{e:.1e}' for e in errs]}  order {orders[name]:.2f}")
+    check(label, abs(orders["ddim"] - 1) < 0.2 and min(orders["dpm_solver_2"], orders["dpm_solver_pp_2m"]) > 1.6,
+          f"orders {', '.join(f'{k} {v:.2f}' for k, v in orders.items())}")  # fmt: skip
+
+
+# %% tags=["exercise"]
+def paired_error(name, n):
+    return None  # YOUR CODE: mean |endpoint - exact| on the n-step log-SNR grid
+
+
+check_orders("Exercise 2", paired_error)
 
 # %% [markdown]
 # ## Exercise 3: the ρ-grid
 #
-# Check that `karras_grid` is uniform in $\sigma^{1/\rho}$ with $\sigma = \sigma_t/\alpha_t$, and
-# that as $\rho$ grows it approaches the log-SNR grid (uniform in $\log\sigma$).
+# Write `karras_sigmas(n, rho)`: the $n + 1$ noise levels $\sigma = \sigma_t/\alpha_t$ spaced
+# uniformly in $\sigma^{1/\rho}$ from $\sigma_{\max} = \sigma(T)$ down to $\sigma_{\min} = \sigma(t_\epsilon)$
+# (EDM's Eq. 5 in our indexing). The check compares with the library's `karras_grid` mapped to
+# $\sigma$, for $\rho = 1, 7$, and shows that a huge $\rho$ gives the log-SNR grid.
+#
+# *Hint:* $\sigma(t) = e^{-\lambda(t)/2}$ with `sde.log_snr`.
+
 
 # %%
-for rho in (1.0, 7.0):
-    sig = (lambda g: sde.marginal(g)[1] / sde.marginal(g)[0])(karras_grid(sde, 12, rho=rho))
-    steps = (sig ** (1 / rho)).diff()
-    assert torch.allclose(steps, steps.mean().expand_as(steps), rtol=1e-6), rho
-far = karras_grid(sde, 12, rho=1e4)
-print(
-    "max |karras(rho=1e4) - log_snr grid| =",
-    float((far - make_grid(sde, 12, "log_snr")).abs().max()),
-)
-assert torch.allclose(far, make_grid(sde, 12, "log_snr"), atol=1e-3)
+def sigma_of(grid):
+    return sde.marginal(grid)[1] / sde.marginal(grid)[0]
+
+
+def check_karras(label, karras_sigmas):
+    for rho in (1.0, 7.0):
+        close(
+            f"{label} (rho = {rho})",
+            karras_sigmas(12, rho),
+            sigma_of(karras_grid(sde, 12, rho=rho)),
+            1e-9,
+        )
+    far = karras_grid(sde, 12, rho=1e4)
+    close(f"{label} (rho = 1e4 is the log-SNR grid)", far, make_grid(sde, 12, "log_snr"), 1e-3)
+
+
+# %% tags=["exercise"]
+def karras_sigmas(n, rho):
+    return None  # YOUR CODE: n + 1 levels, uniform in sigma^(1/rho), sigma_max first
+
+
+check_karras("Exercise 3", karras_sigmas)
 
 # %% [markdown]
 # ## Exercise 4: EDM's churn does not change the law
 #
-# Take exact samples of $p_\sigma$ in the scaled variable $\bar{\mathbf{x}} = \mathbf{x}/\alpha_t$,
-# add $\sqrt{\hat\sigma^2 - \sigma^2}\,\mathbf{z}$ with $\hat\sigma = (1 + \gamma)\sigma$, and check the
-# result against exact samples of $p_{\hat\sigma}$ (W2 within the noise floor): the churn is the
-# forward process itself.
-
+# Exact samples of $p_\sigma$ in the scaled variable $\bar{\mathbf{x}} = \mathbf{x}/\alpha_t$ are
+# given. Write `churn(xbar, sigma, sigma_hat, gen)`: EDM's noise injection that raises the noise
+# level from $\sigma$ to $\hat\sigma = (1 + \gamma)\sigma$. The check tests the result against the
+# exact law of $\bar{\mathbf{x}}$ at $\hat\sigma$ (KS at the 0.1% level, 20,000 samples): the
+# churn is the forward process itself.
+#
+# *Hint:* independent Gaussian noise adds variances: add $\sqrt{\hat\sigma^2 - \sigma^2}\,\mathbf{z}$.
 
 # %%
-def w2_1d(a, b):
-    return float((a[:, 0].sort().values - b[:, 0].sort().values).pow(2).mean().sqrt())
-
-
 t0 = torch.tensor(0.3)
 a0, s0 = sde.marginal(t0)
 sigma = s0 / a0
 sigma_hat = (1 + (2**0.5 - 1)) * sigma  # the largest churn EDM allows
 t_hat = sde.t_from_log_snr(-2 * torch.log(sigma_hat))
-n = 5000
-xbar = gm.marginal_mixture(float(t0)).sample(n, gen) / a0
-xbar_hat = xbar + (sigma_hat**2 - sigma**2).sqrt() * torch.randn(xbar.shape, generator=gen)
-exact_hat = gm.marginal_mixture(float(t_hat)).sample(n, gen) / sde.marginal(t_hat)[0]
-floor = [w2_1d(gm.marginal_mixture(float(t_hat)).sample(n, gen),
-               gm.marginal_mixture(float(t_hat)).sample(n, gen)) / float(sde.marginal(t_hat)[0])
-         for _ in range(8)]  # fmt: skip
-w = w2_1d(xbar_hat, exact_hat)
-print(f"W2 after churn {w:.3f}; floor {min(floor):.3f}..{max(floor):.3f}")
-assert w < 1.5 * max(floor)
+a_hat = sde.marginal(t_hat)[0]
+xbar = gm.marginal_mixture(float(t0)).sample(20_000, gen) / a0
+
+
+def check_churn(label, churn):
+    out = churn(xbar, sigma, sigma_hat, torch.Generator().manual_seed(3))
+    if out is None:
+        raise AssertionError(f"{label}: fill in the blank first")
+    p = float(kstest(cdf(t_hat, a_hat * out).numpy(), "uniform").pvalue)  # x = alpha * xbar
+    check(label, p > 1e-3, f"KS p-value {p:.3f} against the exact law at sigma_hat")
+
+
+# %% tags=["exercise"]
+def churn(xbar, sigma, sigma_hat, gen):
+    return None  # YOUR CODE: raise the noise level of xbar from sigma to sigma_hat
+
+
+check_churn("Exercise 4", churn)

@@ -25,6 +25,7 @@ loss (:class:`DSMLoss`), :func:`train` / :func:`load_model`, :func:`sample` with
 
 from __future__ import annotations
 
+from . import _launcher  # noqa: F401 (first: the launcher pid, before anything slow)
 from .analytic import GaussianMixture
 from .likelihood import bits_per_dim, elbo, log_likelihood
 from .losses import DSMLoss

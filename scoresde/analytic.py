@@ -63,10 +63,10 @@ class GaussianMixture:
         w = torch.as_tensor(weights, dtype=torch.float64).detach().cpu()
         mu = torch.as_tensor(means, dtype=torch.float64).detach().cpu()
         cov = torch.as_tensor(covariances, dtype=torch.float64).detach().cpu()
-        if w.ndim != 1 or mu.ndim != 2 or mu.shape[0] != w.shape[0]:
+        if w.ndim != 1 or mu.ndim != 2 or mu.shape[0] != w.shape[0] or 0 in mu.shape:
             raise ValueError(
-                "GaussianMixture: expected weights (K,) and means (K, d), received shapes "
-                f"{tuple(w.shape)} and {tuple(mu.shape)}"
+                "GaussianMixture: expected weights (K,) and means (K, d) with K >= 1 and d >= 1, "
+                f"received shapes {tuple(w.shape)} and {tuple(mu.shape)}"
             )
         K, d = mu.shape
         for name, v in (("weights", w), ("means", mu), ("covariances", cov)):
@@ -87,7 +87,7 @@ class GaussianMixture:
             evals, evecs = torch.linalg.eigh(cov)
             if bool((evals <= 0).any()):
                 raise ValueError(
-                    f"GaussianMixture: covariances must be positive definite, received an "
+                    f"GaussianMixture: expected positive-definite covariances, received an "
                     f"eigenvalue {float(evals.min()):.3g}"
                 )
             self.diagonal = False

@@ -15,7 +15,47 @@ from typing import Any
 from .parameterization import ScoreModel
 from .sde import check_prior
 
-__all__ = ["UnstableParameterizationWarning", "check_prior", "warn_unstable_parameterization"]
+__all__ = [
+    "FAR_FROM_DATA",
+    "FarFromDataWarning",
+    "UnstableParameterizationWarning",
+    "check_prior",
+    "far_from_data",
+    "warn_unstable_parameterization",
+]
+
+#: Model units put training data at about unit scale (|x| <= ~5): a point beyond this is far out.
+FAR_FROM_DATA = 50.0
+
+
+class FarFromDataWarning(UserWarning):
+    """Likelihood inputs far outside the range of the data a model learns (model units)."""
+
+
+def far_from_data(x: Any, context: str, limit: float = FAR_FROM_DATA) -> str | None:
+    """Warn, and return the message, if points of ``x`` (model units) lie beyond ``limit``.
+
+    Scores learnt on data of unit scale say nothing about a point at |x| = 1e30: its
+    log-likelihood is an extrapolation (a point at 1e30 gave log p ~ -1e61). Returns None when
+    every point is within ``limit``.
+    """
+    import torch
+
+    if not isinstance(x, torch.Tensor) or x.ndim < 1 or x.shape[0] == 0:
+        return None
+    size = x.detach().reshape(x.shape[0], -1).abs().amax(1).double()
+    far = size > limit
+    if not bool(far.any()):
+        return None
+    msg = (
+        f"{context}: {int(far.sum())} of {x.shape[0]} points lie far outside the data range "
+        f"(|x| up to {float(size.max()):.3g} in model units, {float(size.max()) / limit:.3g} times "
+        f"the limit {limit:g}; training data sit within about 5): their log-likelihoods are "
+        "extrapolations"
+    )
+    warnings.warn(msg, FarFromDataWarning, stacklevel=3)
+    return msg
+
 
 _WARNED: set[str] = set()
 

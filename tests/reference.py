@@ -13,6 +13,51 @@
   coefficients, and get mean and variance with no Monte Carlo error.
 * :func:`alternating_log_snr_grid`: a grid whose log-SNR steps alternate h, rho h (abrupt
   step-ratio changes, the weak spot of multistep solvers).
+
+**Which tests are the independent reference of which module.** A reference test compares a
+module's *values* with a closed form, a quadrature or a computation written out in the test
+(never with the module's own formula, and within a tolerance far tighter than a plausible
+bug); ``benchmarks/mutation_list.py`` names, per formula, the tests that must catch it. A new
+formula module gets a row here, a reference test, and its mutations.
+
+============================== ============================================================
+module                          reference tests (``tests/``)
+============================== ============================================================
+sde/vp, ve, base, schedules     test_sde (moment ODEs by autograd, log-SNR inverses),
+                                test_reference_sde (chains and reverse SDE, this file)
+sde/snr_schedules, shift        test_sde_notes (continuous forms, shifted log-SNR),
+                                test_reference_schedules (shifted VE sigma vs the base)
+sde/learned                     test_sde_learned (gamma' by autograd, VDM invariance)
+sde/ddpm                        test_reference_schedules (every field by hand, float32
+                                index round trip)
+sde/tables                      test_reference_schedules (linear vs ``LinearBeta`` at N != 1000),
+                                test_sde_notes (cosine, sqrt vs their continuous forms)
+sde/prior                       test_reference_schedules (exact Gaussian KL, non-zero means)
+sde/reverse                     test_reference_sde, test_solvers_orders
+analytic                        test_analytic
+parameterization/               test_parameterization (EDM: unit-variance input and target)
+losses                          test_losses (DSM identity with the exact score)
+likelihood/vdm                  test_reference_losses (each term vs its closed form for
+                                Gaussian data; E_x of the bound = entropy + known gaps)
+likelihood/hybrid               test_reference_losses (``terms()`` on a 1-D chain by hand)
+likelihood/bounds               test_reference_bounds (ELBO weight and prior term exactly,
+                                time average vs quad, decoder vs integrated bin mass),
+                                test_reference_likelihood (DDPM VLB term means)
+likelihood/ode, coordinates     test_likelihood, test_reference_likelihood
+likelihood/bpd, dequant         test_reference_likelihood, test_dequant (exact cell masses)
+distributed/bpd                 test_reference_sharded_bpd (a fresh-probe-per-draw loop)
+samplers/reverse_sde, torchsde  test_reference_sde (``em_on_path``, this file)
+samplers/langevin               test_reference_langevin, test_langevin
+samplers/ode, dpm_solver(_pp),  test_samplers_orders, test_solvers_orders (DOP853 reference;
+unipc, edm, deis, multistep     DEIS/iPNDM fast on an exact 1-D Gaussian flow),
+                                test_solvers_weak (exact affine laws)
+samplers/ddim, hooks, run       test_reference_corners
+samplers/analytic_dpm           test_analytic_dpm, test_ddpm_variance
+samplers/fixed_langevin         test_fixed_langevin (exact ULA bias, SGLD steps)
+metrics/                        test_metrics (closed forms for Gaussians)
+nets/embeddings                 test_nets (sinusoidal and Fourier formulas)
+training/steps (EMA)            test_training (closed-form weighted average)
+============================== ============================================================
 """
 
 from __future__ import annotations

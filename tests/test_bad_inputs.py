@@ -23,7 +23,7 @@ from scoresde.cli.build import train_from_config
 from scoresde.cli.common import CLIError, int_list, resolve_device, run_dir
 from scoresde.cli.config import RunConfig
 from scoresde.cli.resume import check_resume
-from scoresde.training import CheckpointError, load_checkpoint, load_model
+from scoresde.training import CheckpointError, load_checkpoint, load_model, save_checkpoint
 
 
 def _tiny() -> RunConfig:
@@ -50,10 +50,10 @@ def fx(tmp_path_factory) -> Path:
     np.save(d / "arr.npy", np.zeros((5, 2)))
     (d / "pickled.pt").write_bytes(pickle.dumps({"a": _Foo}))
     state = torch.load(d / "run" / "checkpoint.pt", weights_only=True)
-    torch.save({k: v for k, v in state.items() if k != "ema"}, d / "noema.pt")
+    save_checkpoint(d / "noema.pt", {k: v for k, v in state.items() if k != "ema"})
     arch = copy.deepcopy(state)
     arch["model_config"]["net"]["hidden"] = 32
-    torch.save(arch, d / "arch.pt")
+    save_checkpoint(d / "arch.pt", arch)  # re-hashed: a consistent file of another network
     np.save(d / "huge.npy", np.random.default_rng(0).choice([-3e38, 3e38], (100, 2)))
     (d / "afile").write_text("x")
     (d / "dirck" / "checkpoint.pt").mkdir(parents=True)

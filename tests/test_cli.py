@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 from scoresde.cli import main
+from tests import procs
 
 COMMANDS = ["demo", "train", "sample", "nll", "compare"]
 
@@ -28,8 +28,8 @@ def test_help(command: str | None, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_python_m_entry_point() -> None:
-    res = subprocess.run(
-        [sys.executable, "-m", "scoresde", "--help"], capture_output=True, text=True
+    res = procs.run(
+        [sys.executable, "-m", "scoresde", "--help"], timeout=120, capture_output=True, text=True
     )
     assert res.returncode == 0 and "demo" in res.stdout
 

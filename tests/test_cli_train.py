@@ -16,6 +16,7 @@ import torch
 from scoresde.cli.build import build_optimizer, train_from_config
 from scoresde.cli.config import OptimConfig, RunConfig
 from scoresde.training import load_checkpoint, load_model
+from tests.procs import spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +58,7 @@ def _spawn(cfg, out, tmp_path):
         "cpu",
         "--quiet",
     ]
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE)
+    return spawn(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE)
 
 
 def _wait_for(path, proc, min_lines=0, timeout=60.0):

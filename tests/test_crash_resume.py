@@ -23,6 +23,7 @@ import torch
 
 from scoresde.cli.config import RunConfig
 from scoresde.training import load_checkpoint
+from tests.procs import spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = 10
@@ -41,7 +42,7 @@ train_from_config(cfg, sys.argv[2], progress=False, device="cpu", eval_hooks=[ho
 def _spawn(cfg_path: Path, out: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-c", CHILD, str(cfg_path), str(out)]
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE)
+    return spawn(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE)
 
 
 def _same(a: Any, b: Any, where: str = "") -> None:

@@ -124,7 +124,7 @@ def test_user_arrays(tmp_path):
 
 
 def test_user_array_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(FileNotFoundError, match="expected an existing file"):
         load_array(tmp_path / "missing.npy")
     bad = np.ones((10, 2))
     bad[3, 1] = np.nan

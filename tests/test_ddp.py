@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import torch
 from scoresde.cli.build import train_from_config
 from scoresde.cli.config import RunConfig
 from scoresde.training import load_checkpoint
+from tests.procs import run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def test_two_process_gloo_matches_single_process(tmp_path):
         "cpu",
         "--quiet",
     ]
-    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=110)
+    proc = run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=110)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")
     assert state["step"] == 8 and state["world_size"] == 2

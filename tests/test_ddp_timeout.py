@@ -14,6 +14,7 @@ import pytest
 
 from scoresde.cli.config import RunConfig
 from scoresde.training import load_checkpoint
+from tests.procs import kill_group, spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +36,7 @@ def test_frozen_rank_ends_in_an_error_after_the_timeout(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "scoresde", "train", "--config", str(tmp_path / "cfg.json"), "--out",
            str(tmp_path / "ddp"), "--device", "cpu", "--quiet"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = spawn(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     t0 = time.time()
     while not (tmp_path / "ddp" / "checkpoint.pt").is_file():
         assert proc.poll() is None and time.time() - t0 < 90
@@ -54,4 +55,5 @@ def test_frozen_rank_ends_in_an_error_after_the_timeout(tmp_path):
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        kill_group(proc)
     assert load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")["step"] % 10 == 0

@@ -14,7 +14,8 @@ import torch
 
 from scoresde.analytic import GaussianMixture
 from scoresde.likelihood import ddpm_vlb
-from scoresde.likelihood.hybrid import EpsVModel, learned_log_variance
+from scoresde.losses import learned_log_variance
+from scoresde.parameterization import EpsVModel
 from scoresde.samplers import sample, sample_ddpm
 from scoresde.samplers.analytic_dpm import (
     analytic_dpm_chain_variances,

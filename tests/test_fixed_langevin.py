@@ -67,6 +67,13 @@ def test_sgld_decreasing_steps_remove_the_bias() -> None:
     assert float(biased.var()) - 1.0 > 4 * se
 
 
+def test_sgld_step_sizes_are_welling_and_tehs_schedule() -> None:
+    """delta_k = a (b + k)^(-gamma) (Welling & Teh 2011, Sec. 2), written out."""
+    steps = sgld_step_sizes(6, a=0.3, b=2.5, gamma=0.75)
+    want = torch.tensor([0.3 * (2.5 + k) ** -0.75 for k in range(6)], dtype=F64)
+    torch.testing.assert_close(steps, want, rtol=1e-14, atol=0)
+
+
 def test_validation_messages() -> None:
     gm, x = _mixture(), torch.zeros(3, 2)
     with pytest.raises(TypeError, match="expected step_size to be a float or a 1-D tensor"):

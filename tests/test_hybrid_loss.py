@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from scoresde.analytic import GaussianMixture
-from scoresde.likelihood.hybrid import HybridLoss, learned_log_variance
+from scoresde.losses import HybridLoss, learned_log_variance
 from scoresde.samplers.analytic_dpm import analytic_dpm_variances
 from scoresde.sde import VPSDE, DDPMSchedule, index_to_time
 

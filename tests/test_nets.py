@@ -38,6 +38,16 @@ def test_fourier_embedding_reproducible_and_saved():
     assert out.shape == (5, 16) and out.abs().max() <= 1.0
 
 
+def test_fourier_embedding_matches_formula():
+    """[sin(2 pi c W), cos(2 pi c W)] with W = scale * N(0, 1) draws (Tancik et al. 2020;
+    Song et al. 2021's Gaussian Fourier projection)."""
+    emb = GaussianFourierEmbedding(8, scale=3.0, generator=torch.Generator().manual_seed(1))
+    W = 3.0 * torch.randn(4, generator=torch.Generator().manual_seed(1))
+    c = torch.tensor([0.0, 0.3, 0.8])
+    args = 2 * math.pi * c[:, None] * W[None]
+    torch.testing.assert_close(emb(c), torch.cat([torch.sin(args), torch.cos(args)], dim=-1))
+
+
 @pytest.mark.parametrize("dim", [0, 7])
 def test_embedding_rejects_bad_dim(dim):
     with pytest.raises(ValueError, match="even integer"):

@@ -172,3 +172,28 @@ def test_edm_score_tends_to_gaussian_in_the_tails() -> None:
     _, sigma = sde.marginal(torch.tensor([1.0], dtype=torch.float64))
     s = model.score_fn(x, 1.0)
     torch.testing.assert_close(s, -x / sigma**2, rtol=0.02, atol=0)
+
+
+@pytest.mark.parametrize("sde", [VPSDE(), VESDE()], ids=["vp", "ve"])
+def test_edm_target_and_input_have_unit_variance_for_data_of_std_sigma_data(sde) -> None:
+    """Karras et al. (2022, App. B.6) choose c_in, c_skip, c_out so that the network's input and
+    its regression target F* both have unit variance when x0 ~ N(0, sigma_data^2): an
+    independent check of the coefficients (not the model's own formula). Both are linear in
+    (x0, noise), so the variances are exact: sigma_data^2 a^2 + b^2."""
+    sigma_data = 0.7
+    seen: list[torch.Tensor] = []
+
+    def net(x_in, c):
+        seen.append(x_in)
+        return torch.zeros_like(x_in)
+
+    model = ScoreModel(net, sde, predicts="edm", sigma_data=sigma_data)
+    t = torch.linspace(0.05, 0.95, 7, dtype=torch.float64)
+    alpha, sigma = sde.marginal(t)
+    one, zero = torch.ones(7, 1, dtype=torch.float64), torch.zeros(7, 1, dtype=torch.float64)
+    var_target = sigma_data**2 * model.target(one, zero, t) ** 2 + model.target(zero, one, t) ** 2
+    torch.testing.assert_close(var_target, one, rtol=1e-12, atol=1e-12)
+    model.score_fn(alpha[:, None] * one, t)  # x_t for x0 = 1, noise = 0
+    model.score_fn(sigma[:, None] * one, t)  # x_t for x0 = 0, noise = 1
+    var_input = sigma_data**2 * seen[0] ** 2 + seen[1] ** 2
+    torch.testing.assert_close(var_input, one, rtol=1e-12, atol=1e-12)

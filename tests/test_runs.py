@@ -26,6 +26,7 @@ from scoresde.cli.build import train_from_config
 from scoresde.cli.common import CLIError, run_dir
 from scoresde.cli.config import RunConfig
 from scoresde.training import TrainingDiverged, load_checkpoint, save_checkpoint
+from tests.procs import kill_group, spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,9 +77,13 @@ def test_concurrent_commands_without_out_get_distinct_folders(tmp_path, trained)
         base + ["sample", "--ckpt", str(trained / "checkpoint.pt"), "--n", "20", "--nfe", "4"]
     ] * 2
     cmds += [base + ["train", "--config", str(tmp_path / "cfg.json")]] * 2
-    procs = [subprocess.Popen(c + ["--device", "cpu", "--quiet"], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for c in cmds]  # fmt: skip
-    outs = [p.communicate(timeout=200) for p in procs]
+    procs = [spawn(c + ["--device", "cpu", "--quiet"], cwd=tmp_path, env=env,
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE) for c in cmds]  # fmt: skip
+    try:
+        outs = [p.communicate(timeout=200) for p in procs]
+    finally:
+        for p in procs:
+            kill_group(p)
     assert [p.returncode for p in procs] == [0] * 4, [o[1].decode()[-500:] for o in outs]
     folders = sorted((tmp_path / "runs").iterdir())
     assert [f.name.split("-")[0] for f in folders] == ["sample", "sample", "train", "train"]

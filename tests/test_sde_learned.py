@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from scoresde.analytic import GaussianMixture
-from scoresde.likelihood.vdm import VDMLoss, vdm_vlb
+from scoresde.losses import VDMLoss, vdm_vlb
 from scoresde.sde import VPSDE
 from scoresde.sde.learned import LearnedLogSNR
 

@@ -121,3 +121,39 @@ def test_warm_up_floor_on_a_short_ve_sde_and_unipc_stays_above_it() -> None:
     assert fitted_slope((48, 96, 192), [
         float((sample_unipc(sde, gm, x_T, make_grid(sde, n, "log_snr"), order=3)[0] - x_ref)
               .abs().mean()) for n in (48, 96, 192)]) > 3.2  # fmt: skip
+
+
+#: Fast DEIS / iPNDM orders: (sampler, options, declared order, step counts).
+GAUSSIAN_CASES = {
+    "deis_2": (sample_deis, {"order": 2}, 2.0, (64, 128, 256)),
+    "deis_3": (sample_deis, {"order": 3}, 3.0, (64, 128, 256)),
+    "ipndm": (sample_ipndm, {}, 4.0, (96, 192, 384)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GAUSSIAN_CASES))
+def test_deis_and_ipndm_orders_on_a_one_dimensional_gaussian(case: str) -> None:
+    """The fast order check of the eps-polynomial solvers (the mixture cases above are slow):
+    1-D data N(mu, c) on VP, where the PF-ODE map is exact, x_eps = alpha_eps mu +
+    sqrt(alpha_eps^2 c + sigma_eps^2) (x_T - alpha_T mu) / sqrt(alpha_T^2 c + sigma_T^2)
+    (the standardised state is constant along the flow). A solver that confuses half log-SNR
+    log(alpha / sigma) with log-SNR loses its order (or diverges)."""
+    fn, opts, order, steps = GAUSSIAN_CASES[case]
+    sde, mu, c = SDES["vp"], 0.7, 0.05
+
+    def score(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a, s = (v[:, None] for v in sde.marginal(t))
+        return -(x - a * mu) / (a**2 * c + s**2)
+
+    x_T = torch.linspace(-2.0, 2.0, 9, dtype=torch.float64)[:, None]
+    (a_T, a_e), (s_T, s_e) = sde.marginal(torch.tensor([sde.T, sde.eps], dtype=torch.float64))
+    x_ref = a_e * mu + torch.sqrt(a_e**2 * c + s_e**2) * (x_T - a_T * mu) / torch.sqrt(
+        a_T**2 * c + s_T**2
+    )
+    errs = [
+        float((fn(sde, score, x_T, make_grid(sde, n, "log_snr"), **opts)[0] - x_ref).abs().max())
+        for n in steps
+    ]
+    assert max(errs) < 0.01, errs
+    slope = fitted_slope(steps, errs)
+    assert order - 0.35 < slope < order + 1.0, (errs, slope)

@@ -70,7 +70,7 @@ def test_mixture_validation() -> None:
         GaussianMixture([0.5, 0.6], [[0.0], [1.0]], [[1.0], [1.0]])
     with pytest.raises(ValueError, match=r"expected covariances of shape \(2, 1, 1\) or \(2, 1\)"):
         GaussianMixture([0.5, 0.5], [[0.0], [1.0]], [1.0, 1.0])
-    with pytest.raises(ValueError, match="positive definite"):
+    with pytest.raises(ValueError, match="positive-definite"):
         GaussianMixture([1.0], [[0.0, 0.0]], [[[1.0, 2.0], [2.0, 1.0]]])
     with pytest.raises(ValueError, match="symmetric"):
         GaussianMixture([1.0], [[0.0, 0.0]], [[[1.0, 0.5], [0.0, 1.0]]])

@@ -21,6 +21,7 @@ MODULES = [
     "scoresde",
     "scoresde.sde",
     "scoresde.parameterization",
+    "scoresde.parameterization.pretrained",
     "scoresde.analytic",
     "scoresde.samplers",
     "scoresde.likelihood",

@@ -8,7 +8,6 @@ model, loss and optimizer and hands them to :func:`scoresde.training.train`.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,13 @@ from torch import nn
 
 from scoresde.cli.config import LossConfig, NetConfig, OptimConfig, RunConfig
 from scoresde.data import Dataset, get_dataset
+from scoresde.distributed import env
+from scoresde.distributed.atomic import atomic_write_text
 from scoresde.losses import Loss, get_loss
 from scoresde.nets import get_net
 from scoresde.parameterization import ScoreModel
 from scoresde.sde import LinearSDE, get_sde
 from scoresde.training import TrainResult, train
-from scoresde.training.checkpoint import atomic_write_text
 
 __all__ = [
     "RunObjects",
@@ -192,11 +192,13 @@ def train_from_config(config: RunConfig, out_dir: str | Path, **kwargs: Any) -> 
             ``eval_hooks``, ``stop_after``, ``time_limit``, ``resume``).
     """
     from scoresde.cli.resume import check_resume
+    from scoresde.cli.validate import check_train_memory
 
-    out, rank0 = Path(out_dir), int(os.environ.get("RANK", "0")) == 0
+    out, rank0 = Path(out_dir), env.rank() == 0
     if kwargs.get("resume", True):  # refuse a changed model/problem before building anything
         check_resume(config, out, announce=rank0)
     run, s, o = build_run(config), config.schedule, config.optim
+    check_train_memory(run.model, run.loss, run.data, s.batch_size, kwargs.get("device") or "cpu")
     fresh = not (out / "checkpoint.pt").is_file() and not (out / "log.csv").exists()
     existed = out.exists()
     if rank0:
@@ -224,9 +226,10 @@ def train_from_config(config: RunConfig, out_dir: str | Path, **kwargs: Any) -> 
             metadata={"run_config": config.to_dict()},
             **kwargs,
         )
-    except (ValueError, TypeError):  # refused before the first step: leave no run behind
-        if rank0 and fresh and not (out / "log.csv").exists():
-            (out / "config.json").unlink(missing_ok=True)
+    except (ValueError, TypeError, KeyboardInterrupt):  # before a first checkpoint: no trace
+        if rank0 and fresh and not (out / "checkpoint.pt").is_file():
+            for name in ("config.json", "log.csv", "eval.csv"):
+                (out / name).unlink(missing_ok=True)
             if not existed and not any(out.iterdir()):
                 out.rmdir()
         raise

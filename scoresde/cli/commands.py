@@ -1,6 +1,6 @@
-"""``scoresde train | sample | compare``: each writes a run folder with config, results, report.
+"""``scoresde train | sample``: each writes a run folder with config, results, report.
 
-``nll`` lives in :mod:`scoresde.cli.nll`.
+``nll`` lives in :mod:`scoresde.cli.nll`, ``compare`` in :mod:`scoresde.cli.compare`.
 
 ``sample``, ``nll`` and ``compare`` run sharded (:mod:`scoresde.cli.scaleout`): as one process,
 or under ``torchrun`` with the same files and numbers.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import signal
 import time
 from pathlib import Path
@@ -18,21 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..data import get_dataset
-from ..distributed import atomic_write
+from ..distributed import atomic_save_npy, atomic_write, env
 from ..samplers import get_sampler, load_grid, plan_for_nfe
 from ..samplers.defaults import recommended
-from ..sde import get_sde
-from ..studies import summarize
 from . import report
-from .common import CLIError, Interrupted, parse_mixture, run_dir, write_results
+from .common import CLIError, Interrupted, run_dir, write_results
 from .config import RunConfig
-from .scaleout import atomic_save_npy, cli_world, shared_run_dir
+from .model_source import load_source, source_name
+from .scaleout import cli_world, shared_run_dir
+from .validate import check_memory
 
 if TYPE_CHECKING:
     from ..training import TrainedModel
 
-__all__ = ["run_compare", "run_sample", "run_train"]
+__all__ = ["run_sample", "run_train"]
 
 
 def _recipe(args: argparse.Namespace) -> RunConfig:
@@ -55,19 +53,22 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
     Works under ``torchrun`` (then ``--out`` is required, so that every rank writes to the same
     folder, and rank 0 alone writes the results).
     """
-    from ..training.distributed import world_size
     from .build import train_from_config
 
-    world, rank = world_size(), int(os.environ.get("RANK", "0"))
+    world, rank = env.world_size(), env.rank()
     if world > 1 and not args.out:
         raise CLIError("--out: required under torchrun (every rank must write to the same folder)")
     if world > 1 and device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        device = torch.device("cuda", env.local_rank())
 
     cfg = RunConfig.load(args.config) if args.config else _recipe(args)
     d = cfg.to_dict()
-    for key, section, field in (("steps", "schedule", "steps"), ("batch_size", "schedule", "batch_size"),
-                                ("lr", "optim", "lr"), ("seed", "schedule", "seed")):  # fmt: skip
+    for key, section, field in (
+        ("steps", "schedule", "steps"),
+        ("batch_size", "schedule", "batch_size"),
+        ("lr", "optim", "lr"),
+        ("seed", "schedule", "seed"),
+    ):
         if getattr(args, key) is not None:
             d[section][field] = getattr(args, key)
     for key in ("data", "sde", "net"):
@@ -79,16 +80,23 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
     res = train_from_config(cfg, out, device=device, progress=not args.quiet)
     if rank != 0:
         return out
-    results = {"steps": res.step, "interrupted": res.interrupted, "nan_skips": res.nan_skips,
-               "checkpoint": res.checkpoint, "seconds": time.perf_counter() - started}  # fmt: skip
-    text = (f"# scoresde train\n\n{res.step} steps in {results['seconds']:.0f} s; checkpoint "
-            f"`{res.checkpoint}`; loss log `log.csv`; resolved config `config.json`.\n")  # fmt: skip
+    results = {
+        "steps": res.step,
+        "interrupted": res.interrupted,
+        "nan_skips": res.nan_skips,
+        "checkpoint": res.checkpoint,
+        "seconds": time.perf_counter() - started,
+    }
+    text = (
+        f"# scoresde train\n\n{res.step} steps in {results['seconds']:.0f} s; checkpoint "
+        f"`{res.checkpoint}`; loss log `log.csv`; resolved config `config.json`.\n"
+    )
     write_results(out, None, results, text)
     if res.interrupted:  # a checkpoint is saved; exit 128 + signal (130/143), never 0
         signum = res.stop_signal or signal.SIGINT
         raise Interrupted(
             f"stopped by {signal.Signals(signum).name} at step {res.step} of {cfg.schedule.steps};"
-            f" checkpoint {res.checkpoint} saved. Resume with: scoresde train --out {out}",
+            f" checkpoint {res.checkpoint} saved.",
             int(signum),
         )
     return out
@@ -111,11 +119,24 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
     from ..distributed import sharded_sample
 
     with cli_world(args, device) as world:
-        model, scaler, shape, _ = _load(args.ckpt, world.device)
+        model, scaler, shape, _ = load_source(args, world.device)
         sde = model.sde
         dev = world.device
-        _check_nfe(args.nfe, args.force, lambda: model(torch.zeros(args.n, *shape, device=dev),
-                                                      torch.full((args.n,), sde.T, device=dev)))  # fmt: skip
+        size = args.n * math.prod(shape) * 4
+        check_memory(
+            4 * size,
+            "-n",
+            args.n,
+            f"{args.n} samples of shape {tuple(shape)} in "
+            "float32, about 4 copies (gathered, unscaled, saved)",
+        )
+        _check_nfe(
+            args.nfe,
+            args.force,
+            lambda: model(
+                torch.zeros(args.n, *shape, device=dev), torch.full((args.n,), sde.T, device=dev)
+            ),
+        )
         auto = (args.sampler or "auto") == "auto" and not isinstance(args.grid, Path)
         args.sampler, grid, opts = _sample_grid(args, sde)
         out = shared_run_dir(world, args.out, "sample")
@@ -141,7 +162,7 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
         bad = int((~torch.isfinite(x_data)).sum())
         raise CLIError(
             f"sampling produced {bad} non-finite values of {x_data.numel()} (expected finite "
-            f"samples); nothing saved. The checkpoint {args.ckpt} may hold diverged weights"
+            f"samples); nothing saved. The model {source_name(args)} may hold diverged weights"
         )
     atomic_save_npy(out / "samples.npy", x_data.numpy())
     fig = out / "samples.png"
@@ -164,7 +185,7 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
         "files": ["samples.npy", fig.name],
     }
     text = (
-        f"# scoresde sample\n\n{args.n} samples from `{args.ckpt}` with `{args.sampler}`"
+        f"# scoresde sample\n\n{args.n} samples from `{source_name(args)}` with `{args.sampler}`"
         f"{' (picked by auto)' if auto else ''} ({nfe} score evaluations, {n_steps} steps).\n\n![samples](samples.png)\n"
     )
     write_results(out, _config("sample", args, device), results, text)
@@ -197,7 +218,7 @@ def _check_nfe(nfe: int | list[int] | None, force: bool, evaluate: Any) -> None:
 
 
 def _sample_grid(args: argparse.Namespace, sde: Any) -> tuple[str, torch.Tensor, dict[str, Any]]:
-    """(sampler, grid, options) of ``sample`` from --sampler, --nfe, --grid and --denoise."""
+    """(sampler, grid, options) of ``sample`` from --sampler, --nfe, --grid and --no-denoise."""
     if isinstance(args.grid, Path):  # a grid file fixes the sampler, the NFE and the options
         og = load_grid(args.grid, sde)
         for flag, given, own in (
@@ -220,89 +241,3 @@ def _sample_grid(args: argparse.Namespace, sde: Any) -> tuple[str, torch.Tensor,
         return name, torch.tensor([sde.T, sde.eps], dtype=torch.float64), opts
     grid, opts = plan_for_nfe(sde, name, args.nfe or 50, args.grid, exact=False, **opts)
     return name, grid, opts
-
-
-def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
-    """A sampler study on an exact mixture score (``--analytic``) or a checkpoint (``--ckpt``).
-
-    Its (seed, sampler) runs are shared out over ``torchrun`` ranks (one process otherwise);
-    every row is the row of one process, and rank 0 writes the files.
-    """
-    from ..distributed import sharded_compare_samplers
-
-    density: Any = None
-    score_fn: Any = None
-    with cli_world(args, device) as world:
-        if args.analytic:
-            sde = get_sde(args.sde)
-            density = parse_mixture(args.analytic)
-            score_fn = density.with_sde(sde)
-            gen = torch.Generator().manual_seed(10_000 + args.seed)
-            ref = density.sample(args.n, gen, dtype=torch.float32, device=world.device)
-        else:
-            model, scaler, _, metadata = _load(args.ckpt, world.device)
-            sde, score_fn = model.sde, model
-            source = metadata.get("run_config", {}).get("data")
-            if not source:
-                raise CLIError(
-                    f"--ckpt: {args.ckpt} does not name its training data (no run config)"
-                )
-            data = get_dataset(source["name"], **source.get("kwargs", {}))
-            ref = scaler.transform(data.test[: args.n]).to(world.device)
-        n_ref = min(len(ref), 1000)
-        _check_nfe(args.nfe, args.force, lambda: score_fn(ref[:n_ref], torch.full((n_ref,), sde.T, device=ref.device)))  # fmt: skip
-        kinds = [g for g in args.grid if isinstance(g, str)]
-        if len(kinds) > 1:
-            raise CLIError(f"--grid: expected at most one grid kind, received {', '.join(kinds)}")
-        paths = [g for g in args.grid if isinstance(g, Path)]
-        grids = {
-            f"{og.sampler}[{p.stem}]": og
-            for og, p in zip([load_grid(p, sde) for p in paths], paths, strict=True)
-        }
-        out = shared_run_dir(world, args.out, "compare")
-        study = sharded_compare_samplers(
-            sde,
-            score_fn,
-            args.samplers,
-            args.nfe,
-            ref,
-            args.metrics,
-            seeds=args.seeds,
-            density=density,
-            world=world,
-            shard_dir=out / "shards",
-            progress=not args.quiet,
-            grid_kind=kinds[0] if kinds else None,
-            grids=grids,
-            denoise=args.denoise,
-        )
-    if study is None:
-        return None
-    bad = [r for r in study.rows
-           if any(isinstance(v, float) and not math.isfinite(v) for v in r.values())]  # fmt: skip
-    if bad:
-        raise CLIError(
-            f"compare: expected finite metrics, received non-finite values in {len(bad)} of "
-            f"{len(study.rows)} rows (e.g. {bad[0].get('sampler')}); check the scale of the "
-            "mixture or the checkpoint"
-        )
-    ref = ref.cpu()
-    atomic_write(out / "sampler_study.csv", study.to_csv)
-    m = args.metrics[0]
-    atomic_write(out / "quality_vs_nfe.png", lambda p: report.plot_quality_vs_nfe(study.rows, m, p))
-    if ref.ndim == 2:
-        panels = {
-            f"{k[0]} (NFE {k[1]})": v for k, v in study.samples.items() if k[1] == max(args.nfe)
-        }
-        atomic_write(
-            out / "samples_per_sampler.png", lambda p: report.plot_samples(panels, p, reference=ref)
-        )
-    summary = summarize(study.rows, m)
-    results = {"metric": m, "summary": summary, "skipped": study.skipped, "rows": study.rows}
-    text = (
-        f"# scoresde compare\n\n{m}, mean over seeds {args.seeds}:\n\n"
-        + report.markdown_table(summary, ["sampler", "nfe_target", "nfe", "mean", "se"])
-        + "\n![quality vs NFE](quality_vs_nfe.png)\n"
-    )
-    write_results(out, _config("compare", args, device), results, text)
-    return out

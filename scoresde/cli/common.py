@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import secrets
-import time
+from functools import partial
 from pathlib import Path
 
 import torch
 
+from .._readers import read_json
 from ..analytic import GaussianMixture
 from ..data.toy import eight_gaussians_mixture
 from ..studies import write_json
+from .errors import CLIError, Interrupted
+from .rundir import RUN_FILES, run_dir
 
 __all__ = [
     "CLIError",
     "Interrupted",
+    "RUN_FILES",
     "float_list",
     "grid_arg",
     "int_list",
@@ -26,18 +27,6 @@ __all__ = [
     "run_dir",
     "write_results",
 ]
-
-
-class CLIError(ValueError):
-    """A user error: printed as one line, exit status 2."""
-
-
-class Interrupted(Exception):
-    """A command stopped by a signal after saving its work; exit status ``128 + signum``."""
-
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
-        self.code = 128 + signum
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -53,14 +42,24 @@ def resolve_device(name: str | None) -> torch.device:
     if dev.type not in ("cpu", "cuda", "mps"):
         raise CLIError(f"--device: expected a cpu, cuda or mps device, received {name!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+        raise CLIError(
+            f"--device: expected an available device, received {name!r} (CUDA is not available "
+            "on this machine; use --device cpu)"
+        )
     return dev
+
+
+def _no_empty_items(text: str) -> None:
+    """Refuse ``'10,,20'``, ``',10'``, ``'10,'`` and ``''``: an empty item is a typo, not nothing."""
+    if not text.strip() or any(not v.strip() for v in text.split(",")):
+        raise CLIError(f"expected a comma-separated list without empty items, received {text!r}")
 
 
 def int_list(text: str, minimum: int = 1) -> list[int]:
     """Parse '5,10,20' into integers >= ``minimum`` (argparse type)."""
+    _no_empty_items(text)
     try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
+        vals = [int(v) for v in text.split(",")]
     except ValueError as err:
         raise CLIError(f"expected comma-separated integers, received {text!r}") from err
     if not vals or any(v < minimum for v in vals):
@@ -85,8 +84,9 @@ def grid_arg(text: str) -> str | Path:
 
 def float_list(text: str) -> list[float]:
     """Parse '1e-3,1e-5' into positive floats (argparse type)."""
+    _no_empty_items(text)
     try:
-        vals = [float(v) for v in text.split(",") if v.strip()]
+        vals = [float(v) for v in text.split(",")]
     except ValueError as err:
         raise CLIError(f"expected comma-separated numbers, received {text!r}") from err
     if not vals or any(not (v > 0 and math.isfinite(v)) for v in vals):
@@ -102,6 +102,17 @@ PRESETS = {
 }
 
 
+def _non_number(value: object) -> object | None:
+    """The first leaf of nested lists that is not a number (None if all are)."""
+    if isinstance(value, list):
+        for v in value:
+            bad = _non_number(v)
+            if bad is not None:
+                return bad
+        return None
+    return None if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
 def parse_mixture(spec: str) -> GaussianMixture:
     """``--analytic``: a preset name, a JSON object, or a JSON file with weights/means/covariances."""
     if spec in PRESETS:
@@ -109,8 +120,10 @@ def parse_mixture(spec: str) -> GaussianMixture:
     path = Path(spec)
     text = path.read_text() if path.suffix == ".json" and path.is_file() else spec
     try:
-        d = json.loads(text)
-    except json.JSONDecodeError:
+        d = read_json(text, "--analytic")
+    except ValueError as err:
+        if "malformed" not in str(err):
+            raise CLIError(str(err)) from None
         raise CLIError(
             f"--analytic: expected a preset ({', '.join(PRESETS)}), a JSON object "
             '{"weights": [...], "means": [[...]], "covariances": [[...]]} or a .json file, '
@@ -122,6 +135,10 @@ def parse_mixture(spec: str) -> GaussianMixture:
             f"--analytic: expected a JSON object with the keys weights, means, covariances, "
             f"received {got}"
         )
+    for key in ("weights", "means", "covariances"):
+        bad = _non_number(d[key])
+        if bad is not None:
+            raise CLIError(f"--analytic: expected numbers in {key}, received {bad!r}")
     try:
         gm = GaussianMixture(d["weights"], d["means"], d["covariances"])
     except (ValueError, TypeError, RuntimeError) as err:
@@ -139,89 +156,6 @@ def parse_mixture(spec: str) -> GaussianMixture:
     return gm
 
 
-#: Files a scoresde command writes into its run folder: a folder holding any of them belongs to a run.
-RUN_FILES = ("config.json", "results.json", "report.md", "checkpoint.pt", "log.csv", "eval.csv",
-             "samples.npy", "nll.csv", "sampler_study.csv", "history.jsonl")  # fmt: skip
-
-
-def run_dir(out: str | None, command: str, force: bool = False) -> Path:
-    """The run folder: ``--out`` or a new, unique ``runs/<command>-<timestamp>-<pid><random>``.
-
-    A default folder is created with ``exist_ok=False`` (retried with a new suffix), so two
-    commands started in the same second never share one. ``--out`` may be a new or empty folder,
-    or the folder of a run of the same command (``train`` resumes it; ``sample``, ``nll`` and
-    ``compare`` reuse its finished shards; a ``compare`` study folder with ``spec.json`` is
-    resumed if the spec matches, else refused by ``run_study``); a folder holding another
-    command's files is refused (naming them) unless ``force``.
-
-    Raises:
-        CLIError: If ``--out`` is a file, is not writable, or holds another run's files.
-    """
-    if not out:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        Path("runs").mkdir(exist_ok=True)
-        for _ in range(100):
-            path = Path("runs") / f"{command}-{stamp}-{os.getpid()}{secrets.token_hex(2)}"
-            try:
-                path.mkdir()
-                return path
-            except FileExistsError:
-                continue
-        raise CLIError(f"could not create a unique run folder under {Path('runs').resolve()}")
-    path = Path(out)
-    if path.resolve() in _CLAIMED:  # checked and created by this process already
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    if path.exists() and not path.is_dir():
-        raise CLIError(f"--out: expected a folder, received the existing file {out}")
-    theirs = sorted(f for f in RUN_FILES if (path / f).exists()) if path.is_dir() else []
-    own = _is_train_run(path) if command == "train" else _command_of(path) == command
-    own = own or (command == "compare" and (path / "spec.json").is_file())  # run_study resumes
-    if theirs and not force and not own:
-        raise CLIError(
-            f"--out: {out} holds another run's files ({', '.join(theirs)}), which {command} "
-            "would overwrite; expected a new or empty folder (or pass --force)"
-        )
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise CLIError(
-            f"--out: expected a writable folder, received {out} ({err.strerror})"
-        ) from None
-    _CLAIMED.add(path.resolve())
-    return path
-
-
-_CLAIMED: set[Path] = set()  # run folders this process has checked (a command claims one early)
-
-
-def _command_of(path: Path) -> str | None:
-    """The command that wrote the run folder ``path`` (its ``config.json``), if any."""
-    try:
-        d = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return d.get("command") if isinstance(d, dict) else None
-
-
-def _is_train_run(path: Path) -> bool:
-    """Whether ``path`` is the folder of a ``train`` run (so ``train --out`` resumes it)."""
-    if not ((path / "checkpoint.pt").exists() or (path / "log.csv").exists()):
-        return (path / "config.json").is_file() and _train_config(path / "config.json")
-    return not (path / "config.json").is_file() or _train_config(path / "config.json")
-
-
-def _train_config(file: Path) -> bool:
-    try:
-        d = json.loads(file.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(d, dict) and "command" not in d and "schedule" in d
-
-
 def write_results(out: Path, config: dict | None, results: dict, report: str) -> None:
     """Write ``config.json`` (unless None), ``results.json`` and ``report.md``, each atomically."""
     from ..distributed import atomic_write
@@ -230,5 +164,5 @@ def write_results(out: Path, config: dict | None, results: dict, report: str) ->
     if config is not None:
         files["config.json"] = config
     for name, value in files.items():  # each file whole or not at all
-        atomic_write(out / name, lambda p, value=value: write_json(value, p))
+        atomic_write(out / name, partial(write_json, value))
     atomic_write(out / "report.md", lambda p: p.write_text(report))

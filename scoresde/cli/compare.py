@@ -6,13 +6,13 @@ the folder keeps it as ``spec.json``, so rerunning with the same ``--out`` resum
 study. With ``--analytic`` the score and density are exact (CE gap, mode-mass error and the
 floor from exact draws); with ``--ckpt``, ``--data`` (default: the training data) supplies the
 reference set and the points beyond it the floor's draws. Under ``torchrun`` (or with
-``--timeout``) the flags run the sharded study of :mod:`scoresde.cli.commands` instead.
+``--timeout``) the same study runs with its cells shared out over the ranks (same rows at any
+world size; rank 0 writes the report), spec, floor and factors included.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +20,24 @@ import torch
 
 from .._utils import progress_bar
 from ..data import get_dataset
+from ..distributed import env
 from ..studies import Problem, StudySpec, data_pool_sampler, load_spec, run_study
 from ..studies.table import write_json
-from .commands import _load
-from .commands import run_compare as run_sharded_compare
 from .common import CLIError, parse_mixture, run_dir
+from .model_source import load_source, source_name
 from .nll import nll_data
 from .study_report import write_study_report
 
 __all__ = ["run_compare"]
 
 #: Flag defaults when no ``--spec`` is given (a spec file and these flags are exclusive).
-FLAG_DEFAULTS: dict[str, Any] = {"samplers": ["euler_maruyama", "ddim", "pf_heun"], "nfe": [10, 20, 50],
-                 "seeds": [1, 2], "metrics": ["sw2", "mmd"], "n": 2000}  # fmt: skip
+FLAG_DEFAULTS: dict[str, Any] = {
+    "samplers": ["euler_maruyama", "ddim", "pf_heun"],
+    "nfe": [10, 20, 50],
+    "seeds": [0, 1, 2, 3, 4],
+    "metrics": ["sw2", "mmd"],
+    "n": 2000,
+}
 
 
 def compare_spec(args: argparse.Namespace) -> StudySpec:
@@ -41,14 +46,19 @@ def compare_spec(args: argparse.Namespace) -> StudySpec:
     flags += [k for k in ("grid", "denoise") if getattr(args, k, None)]
     if args.spec:
         if flags:
-            raise CLIError(f"--spec: the spec file sets the study; received also "
-                           f"{', '.join('--' + f for f in flags)}")  # fmt: skip
+            raise CLIError(
+                f"--spec: the spec file sets the study; received also "
+                f"{', '.join('--' + f for f in flags)} (expected the spec file or the "
+                "study flags, not both)"
+            )
         try:
             return load_spec(args.spec)
         except FileNotFoundError as err:
             raise CLIError(f"--spec: {err}") from None
-    v: dict[str, Any] = {k: getattr(args, k) if getattr(args, k, None) is not None else d
-         for k, d in FLAG_DEFAULTS.items()}  # fmt: skip
+    v: dict[str, Any] = {
+        k: getattr(args, k) if getattr(args, k, None) is not None else d
+        for k, d in FLAG_DEFAULTS.items()
+    }
     v["nfe"] = [v.pop("nfe")] if isinstance(v["nfe"], int) else v.pop("nfe")
     kinds = [g for g in args.grid or [] if isinstance(g, str)]
     if len(kinds) > 1:
@@ -57,31 +67,43 @@ def compare_spec(args: argparse.Namespace) -> StudySpec:
     if args.denoise:
         factors["denoise"] = [True]
     files = [str(g) for g in args.grid or [] if isinstance(g, Path)]
-    return StudySpec(samplers=list(v["samplers"]), nfe=list(v["nfe"]), seeds=list(v["seeds"]),
-                     n=int(v["n"]), metrics=list(v["metrics"]), factors=factors,
-                     grid_files=files)  # fmt: skip
+    return StudySpec(
+        samplers=list(v["samplers"]),
+        nfe=list(v["nfe"]),
+        seeds=list(v["seeds"]),
+        n=int(v["n"]),
+        metrics=list(v["metrics"]),
+        factors=factors,
+        grid_files=files,
+    )
 
 
 def compare_problem(args: argparse.Namespace, device: torch.device, n: int) -> Problem:
-    """Score, reference and floor draws from ``--analytic`` or ``--ckpt`` (+ ``--data``)."""
+    """Score, reference and floor draws from ``--analytic``, ``--ckpt`` or ``--model`` (+ ``--data``)."""
     if args.analytic:
         if args.data:
-            raise CLIError("--data: only with --ckpt (--analytic has an exact reference)")
+            raise CLIError(
+                "--data: only with --ckpt or --model (--analytic has an exact reference)"
+            )
         prob = Problem.analytic(parse_mixture(args.analytic), args.sde, n, 10_000 + args.seed)
         prob.reference = prob.reference.to(device)
         return prob
-    model, scaler, shape, metadata = _load(args.ckpt, device)
-    if args.data:
-        data = nll_data(args.data)
-    else:
+    data = nll_data(args.data) if args.data else None
+    model, scaler, shape, metadata = load_source(args, device, data and data.levels)
+    if data is None:
         source = metadata.get("run_config", {}).get("data")
         if not source:
-            raise CLIError(f"--ckpt: {args.ckpt} does not name its training data; pass --data")
+            flag = "--model" if getattr(args, "model", None) else "--ckpt"
+            raise CLIError(
+                f"{flag}: {source_name(args)} does not name its training data; pass --data"
+            )
         data = get_dataset(source["name"], **source.get("kwargs", {}))
     points = data.test if data.train is None else torch.cat([data.test, data.train])
     if tuple(points.shape[1:]) != tuple(shape):
-        raise CLIError(f"--data: expected points of shape {tuple(shape)} (the model's), received "
-                       f"{tuple(points.shape[1:])}")  # fmt: skip
+        raise CLIError(
+            f"--data: expected points of shape {tuple(shape)} (the model's), received "
+            f"{tuple(points.shape[1:])}"
+        )
     points = scaler.transform(points).to(device)
     ref = points[:n]
     return Problem(model.sde, model, ref, data_pool_sampler(points[n:]), None)
@@ -90,28 +112,32 @@ def compare_problem(args: argparse.Namespace, device: torch.device, n: int) -> P
 def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
     """A sampler study on an exact mixture score (``--analytic``) or a checkpoint (``--ckpt``).
 
-    Under ``torchrun``, or with ``--timeout``, the flags run the sharded study of
-    :func:`scoresde.cli.commands.run_compare` instead (same rows on any number of ranks; no
-    spec file, noise floor or factors there yet).
+    Under ``torchrun``, or with ``--timeout``, the study's cells are shared out over the ranks
+    (:func:`~scoresde.studies.run_study` with a world); rank 0 writes the files and the other
+    ranks return None.
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or args.timeout is not None:
-        if args.spec:
-            raise CLIError("--spec: not yet under torchrun/--timeout (the sharded study takes "
-                           "the flags only)")  # fmt: skip
-        for k, d in FLAG_DEFAULTS.items():
-            if getattr(args, k) is None:
-                setattr(args, k, d)
-        args.timeout = 600.0 if args.timeout is None else args.timeout
-        return run_sharded_compare(args, device)
     spec = compare_spec(args)
-    problem = compare_problem(args, device, spec.n)
-    out = run_dir(args.out, "compare", getattr(args, "force", False))
-    bar = progress_bar(desc="sampler study", disable=args.quiet, leave=False)
-    try:
-        study = run_study(spec, problem, out,
-                          progress=lambda m: (bar.set_postfix_str(m), bar.update()))  # fmt: skip
-    finally:
-        bar.close()
+    if env.world_size() > 1 or args.timeout is not None:
+        from .scaleout import cli_world, shared_run_dir
+
+        args.timeout = 600.0 if args.timeout is None else args.timeout
+        with cli_world(args, device) as world:
+            problem = compare_problem(args, world.device, spec.n)
+            out = shared_run_dir(world, args.out, "compare")
+            study = run_study(spec, problem, out, world=world)
+        if study is None:
+            return None
+    else:
+        problem = compare_problem(args, device, spec.n)
+        out = run_dir(args.out, "compare", getattr(args, "force", False))
+        bar = progress_bar(desc="sampler study", disable=args.quiet, leave=False)
+        try:
+            study = run_study(
+                spec, problem, out, progress=lambda m: (bar.set_postfix_str(m), bar.update())
+            )
+        finally:
+            bar.close()
+    assert study is not None
     write_study_report(out, study, "scoresde compare")
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     write_json({"command": "compare", **config, "device": str(device)}, out / "config.json")

@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .._readers import read_json, read_yaml
 from .._utils import names_list
+from ..distributed.atomic import atomic_write_text
 from .config_fields import check, coerce
 
 __all__ = [
@@ -153,9 +155,10 @@ class RunConfig:
             )
         parts = {}
         for name, klass in _SECTIONS.items():
-            sub = d.get(name) or {}
+            sub = d.get(name, {})
             if not isinstance(sub, dict):
-                raise TypeError(f"config section {name!r}: expected a mapping, received {sub!r}")
+                got = "null" if sub is None else repr(sub)
+                raise TypeError(f"config section {name!r}: expected a mapping, received {got}")
             valid = [f.name for f in fields(klass)]
             bad = set(sub) - set(valid)
             if bad:
@@ -177,13 +180,7 @@ class RunConfig:
     @classmethod
     def from_json(cls, text: str) -> RunConfig:
         """Parse JSON text."""
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(
-                f"config: expected valid JSON, received malformed text ({err})"
-            ) from None
-        return cls.from_dict(d)
+        return cls.from_dict(read_json(text, "config"))
 
     def to_yaml(self) -> str:
         """YAML text."""
@@ -193,22 +190,15 @@ class RunConfig:
 
     @classmethod
     def from_yaml(cls, text: str) -> RunConfig:
-        """Parse YAML text (``yaml.safe_load``: no code execution)."""
-        import yaml
-
-        try:
-            d = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            where = getattr(err, "problem_mark", None)
-            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-            raise ValueError(f"config: expected valid YAML, received malformed text{at}") from None
-        return cls.from_dict(d or {})
+        """Parse YAML text (a safe loader: no code runs; tags and duplicate keys are refused)."""
+        d = read_yaml(text, "config")
+        return cls.from_dict({} if d is None else d)
 
     def save(self, path: str | Path) -> None:
         """Write JSON or YAML (by suffix)."""
         path = Path(path)
         text = self.to_yaml() if path.suffix in (".yaml", ".yml") else self.to_json()
-        path.write_text(text)
+        atomic_write_text(path, text)
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
@@ -273,7 +263,7 @@ class RunConfig:
         check(self.loss.gamma > 0, "loss.gamma", "> 0", self.loss.gamma)
         sd, clip = self.net.sigma_data, self.net.x0_clip
         check(
-            clip in ("auto", None) or 0 < clip < math.inf,  # type: ignore[operator]
+            clip in ("auto", None) or 0 < clip < math.inf,  # type: ignore[operator]  # clip: float past the "auto"/None test
             "net.x0_clip",
             "'auto', null or a number > 0",
             clip,
@@ -282,6 +272,7 @@ class RunConfig:
         for name in ("steps", "batch_size", "log_every", "ckpt_every", "t_bins", "max_nan_steps"):
             v = getattr(s, name)
             check(isinstance(v, int) and v >= 1, f"schedule.{name}", "an integer >= 1", v)
+        check(0 <= s.seed <= 2**63 - 1, "schedule.seed", "an integer in 0..2**63-1", s.seed)
         check(
             isinstance(s.eval_every, int) and s.eval_every >= 0,
             "schedule.eval_every",

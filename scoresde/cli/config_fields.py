@@ -1,4 +1,4 @@
-"""Field checks of the run config: numbers from YAML strings, types by default value, ranges.
+"""Field checks of the run config: types by default value (no strings for numbers), ranges.
 
 Kept apart from :mod:`scoresde.cli.config` (the schema) so the schema reads as a list of fields.
 """
@@ -13,18 +13,18 @@ __all__ = ["check", "coerce"]
 
 
 def _number(where: str, v: Any, kind: type) -> Any:
-    """``v`` as ``kind`` (int or float); numeric strings (YAML reads ``1e-3`` as one) accepted."""
+    """``v`` as ``kind`` (int or float); a string is refused, even ``'100'``.
+
+    (The YAML reader reads an unquoted ``1e-3`` as a number: :mod:`scoresde._readers`.)
+    """
     expected = "an integer" if kind is int else "a number"
-    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-        raise ValueError(f"{where}: expected {expected}, received {v!r}")
-    try:
-        x = float(v)
-    except ValueError:
-        raise ValueError(f"{where}: expected {expected}, received {v!r}") from None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        shown = "null" if v is None else repr(v)
+        hint = " (a quoted string; write the number without quotes)" if isinstance(v, str) else ""
+        raise ValueError(f"{where}: expected {expected}, received {shown}{hint}")
+    x = float(v)
     if kind is int:
-        if not (math.isfinite(x) and x == int(x)) or (
-            isinstance(v, str) and not v.strip().lstrip("+-").isdigit()
-        ):
+        if not (math.isfinite(x) and x == int(x)):
             raise ValueError(f"{where}: expected {expected}, received {v!r}")
         return int(x)
     return x

@@ -37,21 +37,61 @@ __all__ = ["BUDGETS", "next_steps", "run_demo"]
 #: 2021; a cosine learning-rate decay; the network sees the log-SNR, not t). At the small
 #: budget's 4000 steps it roughly halves KL(data || model) on 8-Gaussians at the same cost.
 BUDGETS: dict[str, dict[str, Any]] = {
-    "tiny": {"steps": 300, "hidden": 64, "depth": 2, "batch": 256, "ema": 0.99, "n": 400,
-             "likelihood_recipe": False,
-             "nfes": [10, 20], "seeds": [0], "n_nll": 64, "ll_points": 8, "tols": [1e-3],
-             "probes": [1], "elbo": [4], "paths": 6, "path_steps": 30},
-    "small": {"steps": 4000, "hidden": 128, "depth": 3, "batch": 512, "ema": 0.999, "n": 2000,
-              "likelihood_recipe": True,
-              "nfes": [5, 10, 20, 50, 100], "seeds": [0, 1, 2], "n_nll": 1000, "ll_points": 64,
-              "tols": [1e-2, 1e-3, 1e-4, 1e-5], "probes": [1, 4, 16], "elbo": [1, 16],
-              "paths": 12, "path_steps": 200},
-    "full": {"steps": 20000, "hidden": 256, "depth": 4, "batch": 1024, "ema": 0.9995, "n": 4000,
-             "likelihood_recipe": True,
-             "nfes": [5, 10, 20, 50, 100, 200], "seeds": [0, 1, 2, 3, 4], "n_nll": 5000,
-             "ll_points": 200, "tols": [1e-2, 1e-3, 1e-4, 1e-5], "probes": [1, 4, 16],
-             "elbo": [1, 16, 64], "paths": 16, "path_steps": 500},
-}  # fmt: skip
+    "tiny": {
+        "steps": 300,
+        "hidden": 64,
+        "depth": 2,
+        "batch": 256,
+        "ema": 0.99,
+        "n": 400,
+        "likelihood_recipe": False,
+        "nfes": [10, 20],
+        "seeds": [0],
+        "n_nll": 64,
+        "ll_points": 8,
+        "tols": [1e-3],
+        "probes": [1],
+        "elbo": [4],
+        "paths": 6,
+        "path_steps": 30,
+    },
+    "small": {
+        "steps": 4000,
+        "hidden": 128,
+        "depth": 3,
+        "batch": 512,
+        "ema": 0.999,
+        "n": 2000,
+        "likelihood_recipe": True,
+        "nfes": [5, 10, 20, 50, 100],
+        "seeds": [0, 1, 2],
+        "n_nll": 1000,
+        "ll_points": 64,
+        "tols": [1e-2, 1e-3, 1e-4, 1e-5],
+        "probes": [1, 4, 16],
+        "elbo": [1, 16],
+        "paths": 12,
+        "path_steps": 200,
+    },
+    "full": {
+        "steps": 20000,
+        "hidden": 256,
+        "depth": 4,
+        "batch": 1024,
+        "ema": 0.9995,
+        "n": 4000,
+        "likelihood_recipe": True,
+        "nfes": [5, 10, 20, 50, 100, 200],
+        "seeds": [0, 1, 2, 3, 4],
+        "n_nll": 5000,
+        "ll_points": 200,
+        "tols": [1e-2, 1e-3, 1e-4, 1e-5],
+        "probes": [1, 4, 16],
+        "elbo": [1, 16, 64],
+        "paths": 16,
+        "path_steps": 500,
+    },
+}
 
 SAMPLERS = [
     "euler_maruyama",
@@ -94,10 +134,17 @@ def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
     data0 = build_data(RunConfig.from_dict({"data": {"name": args.data}}))
     sigma_data = data_sigma(data0)
     cfg = recipe_config(
-        args.data, args.sde, sigma_data=sigma_data, steps=b["steps"], batch_size=b["batch"],
-        hidden=b["hidden"], depth=b["depth"], ema=b["ema"], seed=args.seed,
+        args.data,
+        args.sde,
+        sigma_data=sigma_data,
+        steps=b["steps"],
+        batch_size=b["batch"],
+        hidden=b["hidden"],
+        depth=b["depth"],
+        ema=b["ema"],
+        seed=args.seed,
         likelihood=b["likelihood_recipe"],
-    )  # fmt: skip
+    )
     print(f"scoresde demo: {args.data}, {args.sde} SDE, budget {args.budget} -> {out}")
     res = train_from_config(cfg, out / "train", device=device, progress=not args.quiet)
     train_s = time.perf_counter() - started
@@ -108,16 +155,27 @@ def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
     grids = _optimized_grid(sde, model, ref, args) if args.budget != "tiny" else None
     bar = progress_bar(desc="sampler study", disable=args.quiet, leave=False)
     study = compare_samplers(
-        sde, model, _samplers(sde, args.budget), b["nfes"], ref, ("sw2", "mmd"),
-        seeds=b["seeds"], density=density, grids=grids,
+        sde,
+        model,
+        _samplers(sde, args.budget),
+        b["nfes"],
+        ref,
+        ("sw2", "mmd"),
+        seeds=b["seeds"],
+        density=density,
+        grids=grids,
         progress=lambda m: (bar.set_postfix_str(m), bar.update()),
-    )  # fmt: skip
+    )
     bar.close()
+    assert study is not None  # one process
     study.to_csv(out / "sampler_study.csv")
     floor = noise_floor(data.sampler, b["n"], "sw2", repeats=3) if data.sampler else None
     figures = [_sample_figure(study, ref, out)]
-    figures.append(report.plot_quality_vs_nfe(study.rows, "sw2", out / "quality_vs_nfe.png",
-                                              float(floor["mean"]) if floor else None, "sliced W2"))  # type: ignore[arg-type]  # fmt: skip
+    figures.append(
+        report.plot_quality_vs_nfe(
+            study.rows, "sw2", out / "quality_vs_nfe.png", floor, "sliced W2"
+        )
+    )
     figures.append(_trajectories(sde, model, ref, b, args.seed, out))
     model64 = copy.deepcopy(model).double()  # likelihoods in float64
     nll = _nll(sde, model64, data, b["n_nll"], device)
@@ -125,10 +183,15 @@ def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
     figures.append(report.plot_nll_histogram(nll, out / "nll_histogram.png", entropy))
     x_ll = ref[: b["ll_points"]].double()
     ll_rows = likelihood_study(
-        sde, model64, x_ll, true_log_prob=None if density is None else density.log_prob(x_ll),
-        tolerances=b["tols"], probes=b["probes"], elbo_samples=b["elbo"],
+        sde,
+        model64,
+        x_ll,
+        true_log_prob=None if density is None else density.log_prob(x_ll),
+        tolerances=b["tols"],
+        probes=b["probes"],
+        elbo_samples=b["elbo"],
         generator=torch.Generator(device=device).manual_seed(args.seed),
-    )  # fmt: skip
+    )
     write_csv(ll_rows, out / "likelihood_study.csv")
     figures.append(report.plot_likelihood_study(ll_rows, out / "likelihood_study.png"))
     nll_mean, nll_se = (float(v) for v in mean_se(nll.double()))
@@ -137,20 +200,40 @@ def run_demo(args: argparse.Namespace, device: torch.device) -> Path:
         log_p = density.log_prob(data.test[: nll.numel()].double())
         kl = dict(zip(("mean", "se"), (float(v) for v in mean_se(nll.double() + log_p))))
     results = {
-        "data": args.data, "sde": report.sde_title(sde), "budget": args.budget, "device": str(device),
+        "data": args.data,
+        "sde": report.sde_title(sde),
+        "budget": args.budget,
+        "device": str(device),
         "train": {"steps": res.step, "seconds": train_s, "nan_skips": res.nan_skips},
-        "test_nll": {"mean": nll_mean, "se": nll_se, "n": nll.numel(), "entropy": entropy,
-                     "gap": None if entropy is None else nll_mean - entropy, "kl": kl},
-        "sw2_noise_floor": floor, "sampler_summary": summarize(study.rows, "sw2"),
-        "skipped": study.skipped, "likelihood_study": ll_rows,
-        "figures": [f.name for f in figures], "wall_time_s": time.perf_counter() - started,
-    }  # fmt: skip
-    config = {"command": "demo", **vars(args), "device": str(device), "budget_sizes": b,
-              "run_config": cfg.to_dict()}  # fmt: skip
+        "test_nll": {
+            "mean": nll_mean,
+            "se": nll_se,
+            "n": nll.numel(),
+            "entropy": entropy,
+            "gap": None if entropy is None else nll_mean - entropy,
+            "kl": kl,
+        },
+        "sw2_noise_floor": floor,
+        "sampler_summary": summarize(study.rows, "sw2"),
+        "skipped": study.skipped,
+        "likelihood_study": ll_rows,
+        "figures": [f.name for f in figures],
+        "wall_time_s": time.perf_counter() - started,
+    }
+    config = {
+        "command": "demo",
+        **vars(args),
+        "device": str(device),
+        "budget_sizes": b,
+        "run_config": cfg.to_dict(),
+    }
     results["next_steps"] = next_steps(out, args.data)
     write_results(out, config, results, _report(results, study, ll_rows))
-    print(f"test NLL {nll_mean:.4f} ± {nll_se:.4f} nats"
-          + ("" if entropy is None else f" (data entropy {entropy:.4f})") + f"; report: {out / 'report.md'}")  # fmt: skip
+    print(
+        f"test NLL {nll_mean:.4f} ± {nll_se:.4f} nats"
+        + ("" if entropy is None else f" (data entropy {entropy:.4f})")
+        + f"; report: {out / 'report.md'}"
+    )
     print(f"run folder: {out}\ncheckpoint: {out / 'train' / 'checkpoint.pt'}\nnext:")
     print("\n".join(f"  {c}" for c in results["next_steps"].values()))
     return out
@@ -167,11 +250,15 @@ def next_steps(out: Path, data: str) -> dict[str, str]:
 
 
 def _sample_figure(study: Any, ref: torch.Tensor, out: Path) -> Path:
+    """Each sampler at its largest NFE, titled with the NFE it spent (not the target)."""
+    spent = {(r["sampler"], r["nfe_target"]): r["nfe"] for r in study.rows}
     best: dict[str, tuple[int, torch.Tensor]] = {}
     for (label, nfe), x in study.samples.items():
         if label not in best or (nfe or 0) > best[label][0]:
             best[label] = (nfe or 0, x)
-    panels = {f"{k} (NFE {v[0] or 'adaptive'})": v[1] for k, v in best.items()}
+    panels = {
+        f"{k} (NFE {spent.get((k, v[0] or None)) or 'adaptive'})": v[1] for k, v in best.items()
+    }
     return report.plot_samples(panels, out / "samples_per_sampler.png", reference=ref)
 
 
@@ -183,8 +270,9 @@ def _trajectories(
     grid = make_grid(sde, b["path_steps"], "uniform")
     gen = torch.Generator(device=ref.device).manual_seed(seed)
     with torch.no_grad():
-        _, sde_info = sample("euler_maruyama", sde, model, x_T, grid, generator=gen,
-                             return_trajectory=True)  # fmt: skip
+        _, sde_info = sample(
+            "euler_maruyama", sde, model, x_T, grid, generator=gen, return_trajectory=True
+        )
         _, ode_info = sample("pf_heun", sde, model, x_T, grid, return_trajectory=True)
     assert sde_info.trajectory is not None and ode_info.trajectory is not None
     return report.plot_trajectories(
@@ -209,30 +297,52 @@ def _report(results: dict[str, Any], study: Any, ll_rows: list[dict[str, Any]]) 
         f"**{nll['mean']:.4f} ± {nll['se']:.4f} nats** over {nll['n']} test points.",
     ]
     if nll.get("kl") is not None:  # the one KL: paired with the exact density, point by point
-        lines.append(f"Paired with the exact data density on the same points: KL(p_data || "
-                     f"p_model) = **{nll['kl']['mean']:.4f} ± {nll['kl']['se']:.4f} nats** (the "
-                     "mean of log p_data(x) - log p_model(x); pairing removes the test set's own "
-                     "spread of -log p_data).")  # fmt: skip
+        lines.append(
+            f"Paired with the exact data density on the same points: KL(p_data || "
+            f"p_model) = **{nll['kl']['mean']:.4f} ± {nll['kl']['se']:.4f} nats** (the "
+            "mean of log p_data(x) - log p_model(x); pairing removes the test set's own "
+            "spread of -log p_data)."
+        )
     if nll["entropy"] is not None:
-        lines.append(f"For scale, the data entropy H = {nll['entropy']:.4f} nats; the unpaired "
-                     f"difference test NLL - H = {nll['gap']:.4f} nats estimates the same KL but "
-                     "carries the sampling noise of the test points' -log p_data (an SE of about "
-                     f"{nll['se']:.3f} nats), so it is not reported as the KL.")  # fmt: skip
+        lines.append(
+            f"For scale, the data entropy H = {nll['entropy']:.4f} nats; the unpaired "
+            f"difference test NLL - H = {nll['gap']:.4f} nats estimates the same KL but "
+            "carries the sampling noise of the test points' -log p_data (an SE of about "
+            f"{nll['se']:.3f} nats), so it is not reported as the KL."
+        )
     lines += [
         "\n![NLL histogram](nll_histogram.png)\n",
         "## Samplers (sliced W2, mean over seeds)\n",
     ]
     floor = results["sw2_noise_floor"]
     if floor:
-        lines.append(f"Two independent exact sample sets of this size are {floor['mean']:.4f} "
-                     "apart (the floor).\n")  # fmt: skip
-    lines.append(report.markdown_table(results["sampler_summary"],
-                                       ["sampler", "nfe_target", "nfe", "mean", "se", "wall_time_s"]))  # fmt: skip
-    lines += ["\n![quality vs NFE](quality_vs_nfe.png)\n", "![samples](samples_per_sampler.png)\n",
-              "## Reverse SDE vs PF-ODE from the same x_T\n", "![paths](trajectories.png)\n",
-              *_estimator_section(ll_rows)]  # fmt: skip
-    lines += ["## Next steps\n", "The checkpoint is `train/checkpoint.pt` in this folder:\n",
-              "```bash", *results["next_steps"].values(), "```\n"]  # fmt: skip
+        draws = ", ".join(f"{v:.3f}" for v in floor["values"])
+        lines.append(
+            f"Two independent exact sample sets of this size are {floor['mean']:.4f} ± "
+            f"{floor['std']:.4f} apart (the floor: mean ± sd over {len(floor['values'])} "
+            f"pairs: {draws}).\n"
+        )
+    lines.append(
+        report.markdown_table(
+            results["sampler_summary"],
+            ["sampler", "nfe_target", "nfe", "mean", "se", "us_per_sample"],
+        )
+    )
+    lines.append("`us_per_sample`: CPU microseconds per sample, median of repeated runs.\n")
+    lines += [
+        "\n![quality vs NFE](quality_vs_nfe.png)\n",
+        "![samples](samples_per_sampler.png)\n",
+        "## Reverse SDE vs PF-ODE from the same x_T\n",
+        "![paths](trajectories.png)\n",
+        *_estimator_section(ll_rows),
+    ]
+    lines += [
+        "## Next steps\n",
+        "The checkpoint is `train/checkpoint.pt` in this folder:\n",
+        "```bash",
+        *results["next_steps"].values(),
+        "```\n",
+    ]
     if study.skipped:
         lines += ["Skipped: " + "; ".join(study.skipped) + "\n"]
     return "\n".join(lines) + "\n"
@@ -253,10 +363,21 @@ def _estimator_section(ll_rows: list[dict[str, Any]]) -> list[str]:
         "models' difference, and can be negative when the learned score is inexact.\n",
         report.markdown_table(
             [r for r in ll_rows if r["kind"] in ("estimate", "bound")],
-            ["method", "kind", "rtol", "n_probes", "nll_error", "bias_se", "mean_abs_error",
-             "rmse", "nfe", "n_vjp", "wall_time_s"],
+            [
+                "method",
+                "kind",
+                "rtol",
+                "n_probes",
+                "nll_error",
+                "bias_se",
+                "mean_abs_error",
+                "rmse",
+                "nfe",
+                "n_vjp",
+                "wall_time_s",
+            ],
         ),
-    ]  # fmt: skip
+    ]
     gap = next((r for r in ll_rows if r["kind"] == "model"), None)
     if gap is not None:
         lines.append(

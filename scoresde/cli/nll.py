@@ -11,11 +11,13 @@ from typing import Any
 import torch
 
 from .._utils import mean_se
-from ..data import get_dataset, load_array
+from ..data import get_dataset, load_array, load_image_folder
 from ..distributed import atomic_write
+from ..parameterization.pretrained import dequantization_range
 from . import report
-from .commands import _config, _load
+from .commands import _config
 from .common import CLIError, write_results
+from .model_source import check_on_data, likelihood_options, load_source
 from .scaleout import cli_world, shared_run_dir
 
 __all__ = ["nll_data", "run_nll"]
@@ -32,8 +34,8 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
     from ..studies import write_csv
 
     with cli_world(args, device) as world:
-        model, scaler, shape, _ = _load(args.ckpt, world.device)
         data = nll_data(args.data)
+        model, scaler, shape, metadata = load_source(args, world.device, data.levels)
         if args.split == "train" and data.train is None:
             raise CLIError(
                 f"--split train: expected a data set with a stored train split, received "
@@ -46,7 +48,9 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
                 f"--data: expected points of shape {tuple(shape)} (the model's), "
                 f"received {tuple(x.shape[1:])}"
             )
+        check_on_data(args, model.double(), scaler.transform(x).to(world.device), world.rank)
         D = math.prod(shape)
+        far = _far_from_data(scaler.transform(x.double()), world.rank)
         out = shared_run_dir(world, args.out, "nll")
         kw = {
             "rtol": args.rtol,
@@ -58,23 +62,43 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
             "shard_size": args.shard_size,
             "shard_dir": out / "shards",
             "progress": not args.quiet,
+            **likelihood_options(metadata),
         }
-        if data.levels:  # discrete data: dequantized bits/dim (model range [-1, 1])
-            res = sharded_bits_per_dim(
-                model.sde, model.double(), x.round().long(), levels=data.levels, **kw
+        if data.levels:  # discrete data: dequantized bits/dim on the model's own cells
+            cells = dequantization_range(metadata, data.levels)
+            res = far(
+                sharded_bits_per_dim,
+                model.sde,
+                model.double(),
+                x.round().long(),
+                levels=data.levels,
+                model_range=cells,
+                **kw,
             )
             if res is None:
                 return None
             bpd = res.bpd.cpu()
             logp = -bpd * D * math.log(2)
         else:
-            r = sharded_log_likelihood(
-                model.sde, model.double(), scaler.transform(x).double(), **kw
+            r = far(
+                sharded_log_likelihood,
+                model.sde,
+                model.double(),
+                scaler.transform(x).double(),
+                **kw,
             )
             if r is None:
                 return None
             logp = r.log_prob.cpu() + scaler.log_abs_det(shape)
             bpd = -logp / (D * math.log(2))
+    bad = ~torch.isfinite(logp)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0])
+        raise CLIError(
+            f"nll: expected finite log-likelihoods, received {int(bad.sum())} non-finite of "
+            f"{logp.numel()} (first: point {first}); nothing saved. Check the data's range or "
+            "the checkpoint"
+        )
     rows = [
         {"index": i, "log_prob": float(a), "bits_per_dim": float(b)}
         for i, (a, b) in enumerate(zip(logp, bpd, strict=True))
@@ -99,9 +123,35 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
     return out
 
 
+def _far_from_data(z: torch.Tensor, rank: int) -> Any:
+    """Print one warning line for points far outside the data range (model units ``z``).
+
+    Returns a caller that runs a likelihood job without repeating the warning per shard.
+    """
+    import sys
+    import warnings
+
+    from ..checks import FarFromDataWarning, far_from_data
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FarFromDataWarning)
+        msg = far_from_data(z, "--data")
+    if msg and rank == 0:
+        sys.stderr.write(f"scoresde nll: warning: {msg}\n")
+
+    def run(job: Any, *args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FarFromDataWarning)
+            return job(*args, **kwargs)
+
+    return run
+
+
 def nll_data(spec: str) -> Any:
-    """``--data`` of ``nll``/``compare``: a registered data set name or an array file."""
+    """``--data`` of ``nll``/``compare``: a data set name, an array file or a folder of PNGs."""
     path = Path(spec)
+    if path.is_dir():
+        return load_image_folder(path)
     if path.suffix in (".npy", ".npz", ".pt"):
         if not path.is_file():
             raise CLIError(f"--data: expected an existing file, received {spec}")

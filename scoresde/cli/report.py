@@ -70,8 +70,11 @@ def sde_title(sde: Any) -> str:
     parts = [
         f"{symbol.get(k, k)} {lows[k]:g}–{sched[k + '_max']:g}" for k in lows if k + "_max" in sched
     ]
-    parts += [f"{k} {v:g}" if isinstance(v, float | int) else f"{k} {v}" for k, v in sched.items()
-              if not k.endswith(("_min", "_max"))]  # fmt: skip
+    parts += [
+        f"{k} {v:g}" if isinstance(v, float | int) else f"{k} {v}"
+        for k, v in sched.items()
+        if not k.endswith(("_min", "_max"))
+    ]
     inner = " ".join(x for x in (kind, ", ".join(parts)) if x)
     name = {"subvp": "sub-VP"}.get(str(cfg.get("name")), str(cfg.get("name", "")).upper())
     return f"{name} SDE ({inner})" if inner else f"{name} SDE"
@@ -143,10 +146,14 @@ def plot_quality_vs_nfe(
     rows: Sequence[dict[str, Any]],
     metric: str,
     path: str | Path,
-    floor: float | None = None,
+    floor: float | dict[str, Any] | None = None,
     ylabel: str | None = None,
 ) -> Path:
-    """Metric (mean ± s.e. over seeds) against the NFE actually used, one line per sampler."""
+    """Metric (mean ± s.e. over seeds) against the NFE actually used, one line per sampler.
+
+    ``floor``: the exact-sample floor, ``{"mean", "sd"}`` (or ``"std"``) drawn as a band with
+    its mean ± sd in the legend; a bare number draws a line.
+    """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
     summary = [s for s in summarize(rows, metric) if s["nfe"] is not None]
@@ -156,7 +163,18 @@ def plot_quality_vs_nfe(
         se = [0.0 if math.isnan(v) else v for v in se_raw]
         style = "o-" if len(pts) > 1 else "*"
         ax.errorbar(nfe, mean, yerr=se, fmt=style, ms=4, capsize=2, color=f"C{i}", label=label)
-    if floor is not None and floor > 0:
+    if isinstance(floor, dict):
+        f_mean, f_sd = float(floor["mean"]), float(floor.get("sd", floor.get("std")) or 0.0)
+        ax.axhspan(
+            f_mean - f_sd,
+            f_mean + f_sd,
+            color="0.55",
+            alpha=0.35,
+            zorder=0,
+            label=f"exact-sample floor {f_mean:.3g} ± {f_sd:.2g} (mean ± sd)",
+        )
+        ax.axhline(f_mean, color="0.3", ls="--", lw=1, zorder=0)
+    elif floor is not None and floor > 0:
         ax.axhline(floor, color="k", ls="--", lw=1, label="exact-sample floor")
     # ticks at the requested budgets: a sampler whose steps cost 2+ NFE may spend a little less
     # (pf_heun: 4 at a target of 5), and a tick per spent NFE would crowd (44 next to 50)
@@ -200,8 +218,9 @@ def plot_trajectories(
     for j in range(sde_paths.shape[1]):
         axes[2].plot(t, _np(sde_paths[:, j, 0]), lw=0.7, color=f"C{j % 10}", alpha=0.6)
         axes[2].plot(t, _np(ode_paths[:, j, 0]), lw=1.5, color=f"C{j % 10}", ls="--")
-    axes[2].set(title="first coordinate vs t (solid: SDE, dashed: ODE)", xlabel="t",
-                ylabel="x_1(t)")  # fmt: skip
+    axes[2].set(
+        title="first coordinate vs t (solid: SDE, dashed: ODE)", xlabel="t", ylabel="x_1(t)"
+    )
     axes[2].invert_xaxis()
     fig.tight_layout()
     return _save(fig, path)
@@ -243,8 +262,13 @@ def plot_likelihood_study(rows: Sequence[dict[str, Any]], path: str | Path) -> P
     axes[0].set(xscale="log", yscale="log", xlabel="solver rtol = atol", ylabel=ylabel)
     axes[0].invert_xaxis()
     axes[0].set_title("error against solver tolerance")
-    axes[1].set(xscale="log", yscale="log", xlabel="vector-Jacobian products per point",
-                ylabel=ylabel, title="error against cost")  # fmt: skip
+    axes[1].set(
+        xscale="log",
+        yscale="log",
+        xlabel="vector-Jacobian products per point",
+        ylabel=ylabel,
+        title="error against cost",
+    )
     for ax in axes:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)

@@ -21,6 +21,7 @@ from typing import Any
 
 from scoresde.cli.common import CLIError
 from scoresde.cli.config import RunConfig
+from scoresde.distributed.atomic import append_text
 from scoresde.training.checkpoint import load_checkpoint
 
 __all__ = ["MUTABLE", "check_resume", "config_changes"]
@@ -90,10 +91,13 @@ def check_resume(config: RunConfig, out: str | Path, announce: bool = True) -> d
     if changes and announce:
         step = int(state["step"])
         listed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())
-        sys.stderr.write(f"scoresde train: resuming at step {step} with {listed} "
-                         "(recorded in history.jsonl)\n")  # fmt: skip
-        entry = {"step": step, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                 "changed": {k: list(v) for k, v in changes.items()}}  # fmt: skip
-        with (Path(out) / "history.jsonl").open("a") as fh:
-            fh.write(json.dumps(entry) + "\n")
+        sys.stderr.write(
+            f"scoresde train: resuming at step {step} with {listed} (recorded in history.jsonl)\n"
+        )
+        entry = {
+            "step": step,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "changed": {k: list(v) for k, v in changes.items()},
+        }
+        append_text(Path(out) / "history.jsonl", json.dumps(entry) + "\n")
     return changes

@@ -12,13 +12,12 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ..distributed import World, atomic_write
+from ..distributed import World
 from .common import run_dir
 
-__all__ = ["add_scaleout_flags", "atomic_save_npy", "cli_world", "shared_run_dir"]
+__all__ = ["add_scaleout_flags", "cli_world", "shared_run_dir"]
 
 
 def add_scaleout_flags(p: argparse.ArgumentParser, shard_size: int, unit: str) -> None:
@@ -66,13 +65,3 @@ def shared_run_dir(world: World, out: str | None, command: str) -> Path:
         world.store.set(key, str(path))
         return path
     return Path(world.store.get(key).decode())
-
-
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    """``np.save`` to ``path``, atomically."""
-
-    def write(tmp: Path) -> None:
-        with tmp.open("wb") as f:
-            np.save(f, array)
-
-    atomic_write(path, write)

@@ -25,8 +25,31 @@ from scoresde.data.core import Dataset, Scaler
 __all__ = ["load_array", "load_digits", "load_image_folder", "load_mnist"]
 
 
+def _as_tensor(arr: Any, source: str) -> Tensor:
+    """A numeric array as a tensor; strings, objects, booleans and complex numbers refused."""
+    if isinstance(arr, Tensor):
+        return arr
+    a = np.asarray(arr)
+    if a.dtype.kind not in "iuf":
+        kinds = {
+            "U": "strings",
+            "S": "bytes",
+            "O": "Python objects",
+            "b": "booleans",
+            "c": "complex numbers",
+            "M": "dates",
+            "m": "time spans",
+            "V": "records",
+        }
+        raise TypeError(
+            f"{source}: expected an array of real numbers, received dtype {a.dtype} "
+            f"({kinds.get(a.dtype.kind, 'not numbers')})"
+        )
+    return torch.as_tensor(a)
+
+
 def _check_array(x: Tensor, source: str) -> Tensor:
-    if x.ndim < 2 or x.shape[0] < 2:
+    if x.ndim < 2 or x.shape[0] < 2 or 0 in x.shape:
         raise ValueError(
             f"{source}: expected an array of shape (n >= 2, d) or (n, [C,] H, W), "
             f"received shape {tuple(x.shape)}"
@@ -36,7 +59,7 @@ def _check_array(x: Tensor, source: str) -> Tensor:
     x = x.float()
     if not torch.isfinite(x).all():
         bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"{source}: data must be finite, found {bad} NaN/inf values")
+        raise ValueError(f"{source}: expected finite data, received {bad} NaN/inf values")
     return x[:, None] if x.ndim == 3 else x  # (n, H, W) -> (n, 1, H, W)
 
 
@@ -93,28 +116,51 @@ def load_array(path: str | Path, key: str | None = None, levels: int | None = No
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"data file not found: {path}")
+        raise FileNotFoundError(f"data file not found: {path} (expected an existing file)")
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        arr: Any = np.load(path, allow_pickle=False)
-    elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            arr = _pick(dict(z), key, path)
-    elif suffix == ".pt":
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        arr = _pick(obj, key, path) if isinstance(obj, dict) else obj
-    else:
+    if suffix not in (".npy", ".npz", ".pt"):
         raise ValueError(
             f"unsupported data file suffix {suffix!r}; expected one of "
             f"{names_list(['.npy', '.npz', '.pt'])}"
         )
-    x = _check_array(
-        torch.as_tensor(np.asarray(arr) if not isinstance(arr, Tensor) else arr), str(path)
-    )
+    arr = _read(path, suffix, key)
+    x = _check_array(_as_tensor(arr, str(path)), str(path))
     if x.ndim == 2:
         train, test = _split(x, 10)
         return Dataset(path.stem, (x.shape[1],), Scaler.standard(train), test, train)
     return _image_dataset(path.stem, x, levels, every=10)
+
+
+def _read(path: Path, suffix: str, key: str | None) -> Any:
+    """The array in ``path`` (never unpickling: object arrays and code are refused)."""
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    try:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                obj: Any = {k: z[k] for k in z.files}
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 (any failure of the reader: a foreign or bad file)
+        if (
+            suffix != ".pt"
+            and "pickle" in str(err).lower()
+            and head.startswith((b"\x93NUMPY", b"PK"))
+        ):
+            why = "an array of Python objects (refused: loading it could run code)"
+        elif suffix == ".pt" and head.startswith(b"PK"):
+            why = (
+                "objects other than tensors (refused by torch.load(weights_only=True): "
+                "loading them could run code)"
+            )
+        else:
+            why = f"a file that is not one (starts with {head!r}; a renamed or damaged file?)"
+        raise ValueError(
+            f"{path}: expected a numeric {suffix} array written by NumPy or torch, received {why}"
+        ) from None
+    return _pick(obj, key, path) if isinstance(obj, dict) else obj
 
 
 def _pick(d: dict[str, Any], key: str | None, path: Path) -> Any:
@@ -139,10 +185,18 @@ def load_image_folder(path: str | Path) -> Dataset:
     path = Path(path)
     files = sorted(path.glob("*.png")) if path.is_dir() else []
     if not files:
-        raise FileNotFoundError(f"no .png images found in folder {path}")
+        raise FileNotFoundError(
+            f"no .png images found in folder {path} (expected at least one, received none)"
+        )
     imgs: list[np.ndarray] = []
     for f in files:
-        a = np.asarray(mpimg.imread(f), dtype=np.float32)  # PNG: floats in [0, 1]
+        try:
+            a = np.asarray(mpimg.imread(f), dtype=np.float32)  # PNG: floats in [0, 1]
+        except Exception as err:  # noqa: BLE001 (Pillow raises many types for a bad file)
+            raise ValueError(
+                f"{f}: expected a PNG image, received a corrupt or foreign file "
+                f"({str(err).splitlines()[0][:100]})"
+            ) from None
         a = a[..., :3] if a.ndim == 3 and a.shape[-1] == 4 else a  # drop alpha
         a = a[None] if a.ndim == 2 else np.moveaxis(a, -1, 0)
         if imgs and a.shape != imgs[0].shape:

@@ -5,8 +5,8 @@
   App. D.2). The dequantization noise of a shard comes from the shard's own seed and the
   Hutchinson probes of point i from ``item_seed(seed, i, "probes/<draw>")``; shards are cut
   the same way at every world size, so the numbers do not depend on it.
-* :func:`sharded_compare_samplers`: :func:`~scoresde.studies.compare_samplers` with one item per
-  (seed, sampler), so every row is computed exactly as in one process, in the same order.
+* :func:`sharded_compare_samplers`: :func:`~scoresde.studies.compare_samplers` with its cells
+  over the ranks (the study engine shards them), every row as one process computes it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..likelihood import BitsPerDim, dequantized_bits_per_dim, log_likelihood
 from ..sde import LinearSDE
-from ..studies import SamplerStudy, compare_samplers
+from ..studies import StudyResult, compare_samplers
 from .jobs import _beating
 from .runner import run_sharded
 from .shards import fingerprint_of, item_seed
@@ -153,96 +153,27 @@ def sharded_compare_samplers(
     reference: Tensor,
     metrics: Sequence[str] = ("sw2", "mmd"),
     *,
-    seeds: Sequence[int] = (0,),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
     world: World | None = None,
-    shard_dir: str | Path | None = None,
-    progress: bool = False,
     **study_kwargs: Any,
-) -> SamplerStudy | None:
-    """:func:`~scoresde.studies.compare_samplers` with its (seed, sampler) runs over the ranks.
+) -> StudyResult | None:
+    """:func:`~scoresde.studies.compare_samplers` with its cells shared out over the ranks.
 
-    Each item runs ``compare_samplers`` for one seed and one sampler (all NFEs); the rows come
-    back in the order of one process (seed, then sampler, then NFE), and every row equals the
-    row of a single process (same prior draws, noise and metric seeds); only ``wall_time_s``
-    differs.
-
-    Args:
-        sde: The linear SDE.
-        score_fn: ``score_fn(x, t)`` on ``world.device``.
-        samplers: Registry names, or ``(name, options)`` pairs.
-        nfes: Target numbers of score evaluations.
-        reference: Reference samples, shape ``(m, *event_shape)``.
-        metrics: Names in :data:`scoresde.metrics.METRICS`.
-        seeds: One row per seed and run.
-        world: The ranks (default: one process on the CPU).
-        shard_dir: Folder for finished items (resume).
-        progress: One progress bar over the items on rank 0.
-        **study_kwargs: ``n_samples``, ``density``, ``grid_kind``, ``grids`` (each saved grid
-            is one item per seed), ``denoise``, ``keep_samples``.
+    The study engine runs each cell as one item of :func:`run_sharded`; every row equals the
+    row of a single process (same prior draws, noise and metric seeds), in the same order;
+    only the timing columns differ.
 
     Returns:
-        On rank 0 the :class:`~scoresde.studies.SamplerStudy`; None on the other ranks.
-
-    Raises:
-        ValueError, TypeError: as :func:`~scoresde.studies.compare_samplers` raises.
+        On rank 0 the :class:`~scoresde.studies.StudyResult`; None on the other ranks.
     """
-    world = World.single("cpu") if world is None else world
-    samplers, seeds = list(samplers), list(seeds)
-    grids = dict(study_kwargs.pop("grids", None) or {})
-    if not (samplers or grids) or not seeds:
-        raise ValueError(
-            "sharded_compare_samplers: expected at least one sampler (or grid) and one seed"
-        )
-    # one process's order: per seed, the named samplers, then the saved grids
-    runs = [("sampler", a) for a in samplers] + [("grid", label) for label in grids]
-    items = [(s, kind, what) for s in seeds for kind, what in runs]
-    keep = study_kwargs.pop("keep_samples", True)
-
-    def shard(start: int, stop: int, beat: Callable[[], None]) -> dict[str, Any]:
-        seed, kind, what = items[start]
-        study = compare_samplers(
-            sde,
-            _beating(score_fn, beat),
-            [what] if kind == "sampler" else [],
-            nfes,
-            reference,
-            metrics,
-            seeds=[seed],
-            grids={what: grids[what]} if kind == "grid" else None,
-            keep_samples=keep and seed == seeds[0],
-            **study_kwargs,
-        )
-        samples = [[k[0], k[1], v.cpu()] for k, v in study.samples.items()]
-        skipped = study.skipped if seed == seeds[0] else []
-        return {"rows": study.rows, "samples": samples, "skipped": skipped}
-
-    spec = {
-        "job": "compare",
-        "sde": sde.config(),
-        "score_fn": score_fn,
-        "items": items,
-        "grids": grids,
-        "nfes": list(nfes),
-        "reference": reference,
-        "metrics": list(metrics),
-        "options": study_kwargs,
-    }
-    fp = fingerprint_of(spec) if shard_dir is not None else None
-    parts = run_sharded(
-        shard,
-        len(items),
-        shard_size=1,
-        world=world,
-        shard_dir=shard_dir,
-        fingerprint=fp,
-        progress=progress,
-        desc="sampler study",
+    return compare_samplers(
+        sde,
+        score_fn,
+        samplers,
+        nfes,
+        reference,
+        metrics,
+        seeds=seeds,
+        world=World.single("cpu") if world is None else world,
+        **study_kwargs,
     )
-    if parts is None:
-        return None
-    study = SamplerStudy([], tuple(metrics))
-    for p in parts:
-        study.rows.extend(p["rows"])
-        study.samples.update({(label, nfe): x for label, nfe, x in p["samples"]})
-        study.skipped.extend(p["skipped"])
-    return study

@@ -8,7 +8,7 @@ or world size computes it (as long as ``shard_size`` is unchanged: an adaptive s
 one step sequence per batch).
 
 A :class:`ShardStore` keeps each finished shard as ``shard-00042.pt`` in a folder, written
-atomically (a temporary file, then :func:`os.replace`), with a fingerprint of the job (data,
+atomically (:mod:`scoresde.distributed.atomic`), with a fingerprint of the job (data,
 model, options). A rerun of the same job loads finished shards instead of computing them; a
 different job in the same folder is refused with the first differing setting named
 (DESIGN.md, contract 13).
@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import types
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["ShardStore", "atomic_write", "fingerprint_of", "item_seed", "plan_shards"]
+from .atomic import atomic_save_torch, atomic_write_text
+
+__all__ = ["ShardStore", "fingerprint_of", "item_seed", "plan_shards"]
 
 
 def plan_shards(n: int, shard_size: int) -> list[tuple[int, int]]:
@@ -92,27 +92,6 @@ def fingerprint_of(spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(_digest(spec), sort_keys=True))
 
 
-def atomic_write(path: str | Path, write: Any) -> Path:
-    """Call ``write(tmp_path)``, then move the file onto ``path`` in one step.
-
-    A reader sees the old file or the complete new one, never a partial file. The temporary
-    file keeps the suffix of ``path`` (writers such as matplotlib pick the format from it).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
-    )
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
 class ShardStore:
     """Finished shards of one job in a folder (``job.json`` + ``shard-NNNNN.pt``).
 
@@ -135,7 +114,7 @@ class ShardStore:
             self._check(json.loads(job.read_text()), job)
         elif rank == 0:
             text = json.dumps(fingerprint, indent=1, sort_keys=True) + "\n"
-            atomic_write(job, lambda p: p.write_text(text))
+            atomic_write_text(job, text)
 
     def _check(self, old: dict[str, Any], where: Path) -> None:
         if old == self.fingerprint:
@@ -157,7 +136,16 @@ class ShardStore:
         p = self.path(k)
         if not p.is_file():
             return None
-        saved = torch.load(p, map_location="cpu", weights_only=True)
+        try:
+            saved = torch.load(p, map_location="cpu", weights_only=True)
+            ok = isinstance(saved, dict) and {"key", "span", "result"} <= set(saved)
+        except Exception:  # noqa: BLE001 (any failure of the reader is a damaged file)
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"{p}: expected a shard file written by scoresde, received a truncated, corrupt "
+                "or foreign file; delete it and rerun (only that shard is recomputed)"
+            )
         if saved.get("key") != self.key:
             self._check(saved.get("fingerprint", {}), p)
         if tuple(saved["span"]) != tuple(span):
@@ -172,4 +160,4 @@ class ShardStore:
             "span": list(span),
             "result": result,
         }
-        atomic_write(self.path(k), lambda p: torch.save(blob, p))
+        atomic_save_torch(self.path(k), blob)

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from . import env
+
 __all__ = ["RankFailedError", "World"]
 
 #: The rendezvous store of this process (created once: a second TCP store on the same port
@@ -118,8 +120,7 @@ class World:
                 variables.
         """
         _check_seconds(timeout, "timeout")
-        size, rank = _env_int("WORLD_SIZE", 1), _env_int("RANK", 0)
-        local = _env_int("LOCAL_RANK", 0)
+        size, rank, local = env.world_size(), env.rank(), env.local_rank()
         dev = _default_device(device, local)
         if size == 1:
             return cls(device=dev, timeout=timeout, poll=poll)
@@ -188,16 +189,6 @@ class World:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _env_int(name: str, default: int) -> int:
-    text = os.environ.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"World.from_env: expected an integer {name}, received {text!r}") from None
 
 
 def _default_device(device: torch.device | str | None, local_rank: int) -> torch.device:

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from .._utils import append_dims, check_finite, check_same_sde, mean_se, names_list, sde_of
+from ..checks import far_from_data
 from ..sde import DDPMSchedule, LinearSDE
 from .bpd import _check_levels
 from .divergence import draw_probes, score_and_divergence, score_and_probe_products
@@ -106,6 +107,7 @@ def elbo(
     if not isinstance(x, Tensor) or not x.is_floating_point() or x.ndim < 2:
         raise ValueError("elbo: expected a floating tensor x of shape (batch, *dims)")
     check_finite(x, name="elbo input")
+    far_from_data(x, "elbo")
     if divergence not in ("exact", "hutchinson"):
         raise ValueError(
             f"elbo: unknown divergence {divergence!r}; expected one of "

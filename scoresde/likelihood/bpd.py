@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -24,6 +24,7 @@ from torch import Tensor
 
 from .._utils import check_finite, mean_se
 from ..sde import LinearSDE
+from .budget import GridChoice, choose_n_steps
 from .ode import log_likelihood
 
 __all__ = ["BitsPerDim", "bits_per_dim", "dequantized_bits_per_dim"]
@@ -38,12 +39,23 @@ class BitsPerDim:
         stderr: Standard error over draws (NaN for one draw), shape ``(batch,)``.
         per_draw: Bits per dim of each draw, shape ``(n_draws, batch)``.
         nfe: Total drift evaluations spent (0 for a closed-form density).
+        probe_stderr: Hutchinson on a fixed grid with refreshed probes only: the probe part of
+            each sample's error in bits/dim (its standard error over the probes, combined over
+            the draws), shape ``(batch,)``; else None.
+        n_steps: The fixed grid's number of steps (chosen when ``solver_error`` was given).
+        solver_error: The measured solver error of the mean bits/dim (Richardson, on the
+            pilot samples; :class:`~scoresde.likelihood.budget.SolverError`), or None.
+        solver_error_se: Its standard error over the pilot samples, or None.
     """
 
     bpd: Tensor
     stderr: Tensor
     per_draw: Tensor
     nfe: int = 0
+    probe_stderr: Tensor | None = None
+    n_steps: int | None = None
+    solver_error: float | None = None
+    solver_error_se: float | None = None
 
     @property
     def mean(self) -> float:
@@ -132,6 +144,8 @@ def bits_per_dim(
     n_draws: int = 1,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float64,
+    solver_error: float | None = None,
+    pilot: int = 16,
     **likelihood_kwargs: Any,
 ) -> BitsPerDim:
     """Bits per dim of integer data through the PF-ODE likelihood (Song et al. 2021, Table 2).
@@ -145,20 +159,49 @@ def bits_per_dim(
         n_draws: Number of dequantization draws averaged.
         generator: Generator for the dequantization noise and any Hutchinson probes.
         dtype: Floating dtype of the computation.
+        solver_error: Target of the solver error of the mean bits/dim (e.g. 0.002): the fixed
+            log-SNR grid (:mod:`~scoresde.likelihood.grid`) is chosen by
+            :func:`~scoresde.likelihood.choose_n_steps` on the first ``pilot`` samples (one
+            dequantization draw of their own, probes fixed), and the estimate is reported.
+            ``None`` (default): the solver settings in ``likelihood_kwargs`` are used as given.
+        pilot: Samples of the grid choice (>= 2).
         **likelihood_kwargs: Passed to :func:`~scoresde.likelihood.log_likelihood`
-            (``solver``, ``rtol``, ``atol``, ``divergence``, ``prior_log_prob``, ...).
+            (``solver``, ``rtol``, ``atol``, ``divergence``, ``n_steps``, ``prior_log_prob``, ...).
 
     Returns:
         A :class:`BitsPerDim`.
+
+    Raises:
+        ValueError: as :func:`dequantized_bits_per_dim`, or for ``solver_error`` together with
+            ``n_steps``, ``solver_error <= 0`` or ``pilot < 2``.
     """
+    D = k[0].numel()
+    choice = None
+    if solver_error is not None:
+        choice = _choose_grid(
+            sde,
+            score_fn,
+            k,
+            solver_error,
+            pilot,
+            levels,
+            model_range,
+            generator,
+            dtype,
+            likelihood_kwargs,
+        )
+        likelihood_kwargs = {**likelihood_kwargs, "n_steps": choice.n_steps}
+    probe_var: list[Tensor] = []
 
     def log_prob_fn(y: Tensor) -> tuple[Tensor, int]:
         res = log_likelihood(
             sde, score_fn, y, generator=generator, dtype=dtype, **likelihood_kwargs
         )
+        if res.stderr is not None:
+            probe_var.append(res.stderr.double() ** 2)
         return res.log_prob, res.nfe
 
-    return dequantized_bits_per_dim(
+    out = dequantized_bits_per_dim(
         log_prob_fn,
         k,
         levels=levels,
@@ -167,3 +210,48 @@ def bits_per_dim(
         generator=generator,
         dtype=dtype,
     )
+    probe_se = None
+    if probe_var and likelihood_kwargs.get("n_steps") is not None:
+        n_draws = len(probe_var)  # the mean over draws: Var = sum_d Var_d / n_draws^2
+        probe_se = torch.stack(probe_var).sum(0).sqrt() / (n_draws * D * math.log(2))
+    scale = 1.0 / (D * math.log(2))
+    return replace(
+        out,
+        probe_stderr=probe_se,
+        n_steps=likelihood_kwargs.get("n_steps"),
+        solver_error=None if choice is None else choice.check.error * scale,
+        solver_error_se=None if choice is None else choice.check.se * scale,
+    )
+
+
+def _choose_grid(
+    sde: LinearSDE,
+    score_fn: Callable[[Tensor, Tensor], Tensor],
+    k: Tensor,
+    target_bpd: float,
+    pilot: int,
+    levels: int,
+    model_range: tuple[float, float],
+    generator: torch.Generator | None,
+    dtype: torch.dtype,
+    kwargs: dict[str, Any],
+) -> GridChoice:
+    """:func:`choose_n_steps` on the first ``pilot`` samples, with the target in bits/dim."""
+    if "n_steps" in kwargs:
+        raise ValueError("bits_per_dim: expected solver_error or n_steps, received both")
+    if not (isinstance(target_bpd, (int, float)) and 0 < target_bpd < math.inf):
+        raise ValueError(f"bits_per_dim: expected solver_error > 0, received {target_bpd!r}")
+    if isinstance(pilot, bool) or not isinstance(pilot, int) or pilot < 2:
+        raise ValueError(f"bits_per_dim: expected an integer pilot >= 2, received {pilot!r}")
+    _check_levels(k, levels, model_range)
+    kp = k[:pilot]
+    lo, hi = (float(v) for v in model_range)
+    noise = torch.rand(
+        kp.shape, generator=generator, dtype=dtype, device=generator.device if generator else None
+    )
+    y = lo + (hi - lo) * (kp.to(dtype) + noise.to(kp.device)) / levels
+    kw = {key: v for key, v in kwargs.items() if key not in ("seeds", "refresh_probes")}
+    if kw.get("divergence", "exact") != "exact":
+        kw["seeds"] = list(range(kp.shape[0]))
+    D = k[0].numel()
+    return choose_n_steps(sde, score_fn, y, target=target_bpd * D * math.log(2), dtype=dtype, **kw)

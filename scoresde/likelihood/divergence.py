@@ -161,6 +161,8 @@ def score_and_divergence(
     check_score(s, x)
     if chunk_size is None:
         chunk_size = max(1, min(D, _CHUNK_ELEMENTS // max(1, B * D)))
+    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size: expected an integer >= 1 or None, received {chunk_size!r}")
     div = x.new_zeros(B)
     for start in range(0, D, chunk_size):
         stop = min(start + chunk_size, D)

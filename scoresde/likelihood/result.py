@@ -25,6 +25,10 @@ class LikelihoodResult:
             ddof = 1 over sqrt(n_probes)), shape ``(batch,)``; NaN for a single probe; None for
             exact divergence.
         per_probe: Hutchinson only: the estimate of each probe, shape ``(n_probes, batch)``.
+        dof: Degrees of freedom of ``stderr`` per sample, shape ``(batch,)`` (None for exact
+            divergence): n_probes - 1 for probes fixed along the path; for probes drawn anew at
+            every evaluation of a fixed grid, Satterthwaite's effective number of the stage-wise
+            variance estimates (use Student's t quantiles for intervals).
     """
 
     log_prob: Tensor
@@ -34,6 +38,7 @@ class LikelihoodResult:
     n_vjp: int
     stderr: Tensor | None = None
     per_probe: Tensor | None = None
+    dof: Tensor | None = None
 
     def continuous_bits_per_dim(self) -> Tensor:
         """-log_prob / (D log 2) of the continuous density, shape ``(batch,)``.

@@ -6,25 +6,22 @@
 * :func:`wasserstein`: the exact W_2 between two empirical measures (an optimal assignment
   by ``scipy.optimize.linear_sum_assignment`` for equal sizes; POT's ``ot.emd2`` if installed
   and sizes differ). O(n^3): meant for n up to a few thousand, e.g. 2-D toy data.
-* :func:`mmd`: the unbiased estimate of the squared maximum mean discrepancy (Gretton et al.
-  2012, Eq. 3) with the Gaussian kernel k(x, y) = exp(-|x - y|^2 / (2 h^2)), summed over one
-  or more bandwidths h (median heuristic by default). Can be slightly negative.
-* :func:`energy_distance`: the unbiased squared energy distance (Szekely & Rizzo 2013)
-  D^2 = 2 E|X - Y| - E|X - X'| - E|Y - Y'|. Can be slightly negative.
+
+Kernel distances (MMD, energy distance) live in :mod:`scoresde.metrics.kernels`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["energy_distance", "median_bandwidth", "mmd", "sliced_wasserstein", "wasserstein"]
+__all__ = ["sliced_wasserstein", "wasserstein"]
 
-#: Rows per block when summing pairwise kernels (bounds memory at ~block * m floats).
-_BLOCK = 2048
 #: Pairwise distances by explicit differences: exact zeros for identical points.
 _EXACT = "donot_use_mm_for_euclid_dist"
 
@@ -53,14 +50,15 @@ def _pair(x: Tensor, y: Tensor, name: str) -> tuple[Tensor, Tensor]:
     return xf, yf
 
 
-def _wasserstein_1d_sq(a: Tensor, b: Tensor) -> Tensor:
+def _wasserstein_1d_sq(a: Tensor, b: Tensor, b_sorted: bool = False) -> Tensor:
     """Exact W_2^2 between empirical measures on the line, batched: a (P, n), b (P, m) -> (P,).
 
     W_2^2 = int_0^1 (F_a^{-1}(u) - F_b^{-1}(u))^2 du, evaluated exactly on the merged grid of
     quantile levels {i/n} and {j/m}, on which both quantile functions are piecewise constant.
     """
     n, m = a.shape[1], b.shape[1]
-    a, b = a.sort(dim=1).values, b.sort(dim=1).values
+    a = a.sort(dim=1).values
+    b = b if b_sorted else b.sort(dim=1).values
     if n == m:
         return ((a - b) ** 2).mean(dim=1)
     dev = a.device
@@ -104,7 +102,35 @@ def sliced_wasserstein(
         n_projections, xf.shape[1], generator=generator, device=dev, dtype=torch.float64
     )
     theta = (theta / theta.norm(dim=1, keepdim=True)).to(xf.device)
-    return math.sqrt(float(_wasserstein_1d_sq(theta @ xf.T, theta @ yf.T).mean()))
+    yp = _sorted_projections(y, yf, theta)
+    return math.sqrt(float(_wasserstein_1d_sq(theta @ xf.T, yp, b_sorted=True).mean()))
+
+
+#: The last few sorted projections of a second set (a study scores every cell against one
+#: reference with the same directions per seed): key -> (the set, kept alive, and its sorted
+#: projections). Holding the set keeps its memory from being reused by another tensor.
+_SORTED: OrderedDict[tuple[Any, ...], tuple[Tensor, Tensor]] = OrderedDict()
+
+
+def _sorted_projections(y: Tensor, yf: Tensor, theta: Tensor) -> Tensor:
+    key = (
+        y.data_ptr(),
+        tuple(y.shape),
+        tuple(y.stride()),
+        y._version,
+        str(y.device),
+        y.dtype,
+        hashlib.sha1(theta.detach().cpu().numpy().tobytes()).hexdigest(),
+    )
+    hit = _SORTED.get(key)
+    if hit is not None:
+        _SORTED.move_to_end(key)
+        return hit[1]
+    yp = (theta @ yf.T).sort(dim=1).values
+    _SORTED[key] = (y, yp)
+    while len(_SORTED) > 8:
+        _SORTED.popitem(last=False)
+    return yp
 
 
 def wasserstein(x: Tensor, y: Tensor, *, max_points: int = 5000) -> float:
@@ -148,96 +174,3 @@ def wasserstein(x: Tensor, y: Tensor, *, max_points: int = 5000) -> float:
     import numpy as np
 
     return math.sqrt(max(float(ot.emd2(np.full(n, 1 / n), np.full(m, 1 / m), cost)), 0.0))
-
-
-def median_bandwidth(x: Tensor, y: Tensor, max_points: int = 1000) -> float:
-    """The median heuristic: median pairwise distance in the pooled sample (first points only).
-
-    Uses at most ``max_points`` points from each set (the first ones: sets are i.i.d.).
-    """
-    xf, yf = _pair(x, y, "median_bandwidth")
-    z = torch.cat([xf[:max_points], yf[:max_points]])
-    d = torch.cdist(z, z, compute_mode=_EXACT)
-    iu = torch.triu_indices(len(z), len(z), offset=1, device=z.device)
-    h = float(d[iu[0], iu[1]].median())
-    return h if h > 0 else 1.0
-
-
-def _kernel_sum(a: Tensor, b: Tensor, fn: Callable[[Tensor], Tensor], same: bool) -> float:
-    """Sum of fn(|a_i - b_j|^2) over all pairs (i != j when ``same``), in row blocks."""
-    total = 0.0
-    for i in range(0, a.shape[0], _BLOCK):
-        d2 = torch.cdist(a[i : i + _BLOCK], b, compute_mode=_EXACT).pow(2)
-        total += float(fn(d2).sum())
-    if same:  # remove the diagonal terms fn(0)
-        total -= a.shape[0] * float(fn(a.new_zeros(1)))
-    return total
-
-
-def _u_stat(
-    x: Tensor, y: Tensor, fn: Callable[[Tensor], Tensor], unbiased: bool
-) -> tuple[float, float, float]:
-    """Means of fn over (x, x'), (y, y') and (x, y); U-statistics (i != j) when ``unbiased``."""
-    n, m = x.shape[0], y.shape[0]
-    if unbiased:
-        kxx = _kernel_sum(x, x, fn, True) / (n * (n - 1))
-        kyy = _kernel_sum(y, y, fn, True) / (m * (m - 1))
-    else:  # V-statistics: exactly zero for identical sets, biased upwards by O(1/n)
-        kxx = _kernel_sum(x, x, fn, False) / n**2
-        kyy = _kernel_sum(y, y, fn, False) / m**2
-    kxy = _kernel_sum(x, y, fn, False) / (n * m)
-    return kxx, kyy, kxy
-
-
-def mmd(
-    x: Tensor,
-    y: Tensor,
-    bandwidths: float | Sequence[float] | None = None,
-    *,
-    unbiased: bool = True,
-) -> float:
-    """Unbiased squared MMD with a Gaussian (RBF) kernel, summed over bandwidths.
-
-    MMD^2_u = mean_{i != j} k(x_i, x_j) + mean_{i != j} k(y_i, y_j) - 2 mean_{i, j} k(x_i, y_j),
-    with k(x, y) = sum_h exp(-|x - y|^2 / (2 h^2)) (Gretton et al. 2012, Eq. 3).
-
-    Args:
-        x: Samples of shape ``(n, *dims)``.
-        y: Samples of shape ``(m, *dims)``.
-        bandwidths: One h or several; default the median heuristic (:func:`median_bandwidth`).
-        unbiased: U-statistic (default) or the biased V-statistic (which includes the i = j
-            terms and is exactly zero when x and y are the same set).
-
-    Returns:
-        The estimate of MMD^2 (the unbiased one may be slightly negative when p = q).
-    """
-    xf, yf = _pair(x, y, "mmd")
-    if bandwidths is None:
-        hs = [median_bandwidth(xf, yf)]
-    else:
-        hs = [bandwidths] if isinstance(bandwidths, (int, float)) else list(bandwidths)
-    if not hs or any(not (isinstance(h, (int, float)) and 0 < h < math.inf) for h in hs):
-        raise ValueError(f"mmd: expected positive finite bandwidths, received {bandwidths!r}")
-
-    def kernel(d2: Tensor) -> Tensor:
-        return sum(torch.exp(-d2 / (2 * float(h) ** 2)) for h in hs)  # type: ignore[return-value]
-
-    kxx, kyy, kxy = _u_stat(xf, yf, kernel, unbiased)
-    return kxx + kyy - 2 * kxy
-
-
-def energy_distance(x: Tensor, y: Tensor, *, unbiased: bool = True) -> float:
-    """Unbiased squared energy distance D^2 = 2 E|X - Y| - E|X - X'| - E|Y - Y'|.
-
-    Args:
-        x: Samples of shape ``(n, *dims)``.
-        y: Samples of shape ``(m, *dims)``.
-        unbiased: U-statistic (default) or the V-statistic (exactly zero for identical sets).
-
-    Returns:
-        The estimate of D^2 (zero iff p = q in the population; the unbiased one may be
-        slightly negative).
-    """
-    xf, yf = _pair(x, y, "energy_distance")
-    exx, eyy, exy = _u_stat(xf, yf, lambda d2: torch.sqrt(d2.clamp_min(0)), unbiased)
-    return 2 * exy - exx - eyy

@@ -41,7 +41,7 @@ class ResBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)  # type: ignore[arg-type]
+        nn.init.zeros_(self.conv2.bias)  # type: ignore[arg-type]  # bias=True: never None
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
@@ -64,7 +64,7 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj = nn.Conv2d(channels, channels, 1)
         nn.init.zeros_(self.proj.weight)
-        nn.init.zeros_(self.proj.bias)  # type: ignore[arg-type]
+        nn.init.zeros_(self.proj.bias)  # type: ignore[arg-type]  # bias=True: never None
 
     def forward(self, x: Tensor) -> Tensor:
         B, C, H, W = x.shape
@@ -176,7 +176,7 @@ class UNet(nn.Module):
         self.out_norm = nn.GroupNorm(_groups(ch), ch)
         self.out = nn.Conv2d(ch, in_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]
+        nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]  # bias=True: never None
 
     def config(self) -> dict[str, object]:
         """Registry name and constructor arguments (for :func:`scoresde.nets.net_from_config`)."""

@@ -5,7 +5,8 @@
 * :mod:`~scoresde.parameterization.score_model`: :class:`ScoreModel`, a network plus its SDE
   (with EDM preconditioning, Karras et al. 2022, Table 1).
 * :mod:`~scoresde.parameterization.pretrained`: score functions from a discrete DDPM eps-model
-  (:func:`from_discrete_eps_model`) or an EDM denoiser D(x, sigma) (:func:`from_denoiser`).
+  (:func:`from_discrete_eps_model`) or an EDM denoiser D(x, sigma) (:func:`from_denoiser`), and
+  loaders of diffusers, k-diffusion/EDM and score_sde checkpoints (``load_pretrained``).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from .conversions import (
     v_from,
     x0_to_eps,
 )
+from .eps_v import EpsVModel
 from .pretrained import DenoiserScore, DiscreteEpsScore, from_denoiser, from_discrete_eps_model
 from .score_model import TIME_INPUTS, ScoreModel
 
 __all__ = [
+    "EpsVModel",
     "MODEL_OUTPUTS",
     "PREDICTS",
     "TIME_INPUTS",

@@ -84,9 +84,10 @@ class ScoreModel(nn.Module):
             raise ValueError(f"ScoreModel: expected sigma_data > 0, received {sigma_data!r}")
         self.sigma_data = float(sigma_data)
         if x0_clip is not None and not (
-            isinstance(x0_clip, (int, float)) and not isinstance(x0_clip, bool)
+            isinstance(x0_clip, (int, float))
+            and not isinstance(x0_clip, bool)
             and 0 < x0_clip < float("inf")
-        ):  # fmt: skip
+        ):
             raise ValueError(f"ScoreModel: expected x0_clip > 0 or None, received {x0_clip!r}")
         self.x0_clip = None if x0_clip is None else float(x0_clip)
         if not callable(time_input) and time_input not in TIME_INPUTS:

@@ -54,17 +54,17 @@ def eps_ab_weights(sde: LinearSDE, grid: Tensor, plan: list[int], variable: str)
     Returns:
         N float64 tensors; entry i has ``plan[i]`` weights (newest node first).
     """
-    lam = 0.5 * sde.log_snr(grid)
+    lam_half = 0.5 * sde.log_snr(grid)  # log(alpha_t / sigma_t): half the log-SNR
     out = []
     for i, k in enumerate(plan):
         if variable == "rho":
-            rho = torch.exp(-lam)
+            rho = torch.exp(-lam_half)
             nodes = rho[i - k + 1 : i + 1].flip(0)
             a, b = float(rho[i]), float(rho[i + 1])
             out.append(quad_weights(nodes, a, b, torch.ones_like, lambda y: y))
         else:
             nodes = grid[i - k + 1 : i + 1].flip(0)
-            a, b = float(lam[i]), float(lam[i + 1])
+            a, b = float(lam_half[i]), float(lam_half[i + 1])
             w = quad_weights(
                 nodes, a, b, lambda y: -torch.exp(-y), lambda y: sde.t_from_log_snr(2 * y)
             )

@@ -46,11 +46,11 @@ __all__ = ["sample_dpm_solver_pp", "sample_dpm_solver_pp_2m_sde"]
 
 def _weights(run: SamplerRun, plan: list[int], scale: float) -> list[Tensor]:
     """Per step i, weights of x0 at grid times i, i-1, ... (in ``scale`` * lambda)."""
-    lam = 0.5 * run.sde.log_snr(run.grid64) * scale
+    u = 0.5 * run.sde.log_snr(run.grid64) * scale  # half the log-SNR, times ``scale``
     out = []
     for i, k in enumerate(plan):
-        nodes = lam[i - k + 1 : i + 1].flip(0)  # lambda_i, lambda_{i-1}, ...
-        out.append(exp_poly_weights(nodes, float(lam[i]), float(lam[i + 1])).to(run.like))
+        nodes = u[i - k + 1 : i + 1].flip(0)  # u_i, u_{i-1}, ...
+        out.append(exp_poly_weights(nodes, float(u[i]), float(u[i + 1])).to(run.like))
     return out
 
 

@@ -67,16 +67,22 @@ class OptimizedGrid:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of the file format."""
-        return {"format": GRID_FORMAT, "version": 1, "sampler": self.sampler, "nfe": self.nfe,
-                "options": self.options, "sde": self.sde, "times": self.times.tolist(),
-                "info": self.info}  # fmt: skip
+        return {
+            "format": GRID_FORMAT,
+            "version": 1,
+            "sampler": self.sampler,
+            "nfe": self.nfe,
+            "options": self.options,
+            "sde": self.sde,
+            "times": self.times.tolist(),
+            "info": self.info,
+        }
 
     def save(self, path: str | Path) -> Path:
         """Write the grid as JSON to ``path`` (parents created); return the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        return path
+        from ..distributed.atomic import atomic_write_text
+
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "grid") -> OptimizedGrid:
@@ -139,11 +145,11 @@ def load_grid(path: str | Path, sde: LinearSDE | None = None) -> OptimizedGrid:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"grid file not found: {path}")
+        raise FileNotFoundError(f"grid file not found: {path} (expected an existing file)")
     try:
         d = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        raise ValueError(f"{path}: not valid JSON ({err}); expected a JSON grid file") from None
     grid = OptimizedGrid.from_dict(d, str(path))
     if sde is not None:
         grid.check_sde(sde)

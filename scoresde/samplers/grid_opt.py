@@ -62,9 +62,14 @@ def grid_from_params(sde: LinearSDE, theta: Tensor, t_end: float | None = None) 
 
 
 def grid_objective(
-    sde: LinearSDE, score_fn: Any, sampler: str, grid: Tensor, x_T: Tensor, target: Tensor,
+    sde: LinearSDE,
+    score_fn: Any,
+    sampler: str,
+    grid: Tensor,
+    x_T: Tensor,
+    target: Tensor,
     options: dict[str, Any] | None = None,
-) -> float:  # fmt: skip
+) -> float:
     """Mean squared distance per dimension between the sampler's output on ``grid`` and ``target``.
 
     Returns ``inf`` when the grid is invalid (e.g. times not distinct) or the sampler diverges.
@@ -117,10 +122,20 @@ def _check(
 
 
 def optimize_grid(
-    sde: LinearSDE, score_fn: Any, sampler: str, nfe: int, x_T_calibration: Tensor, *,
-    options: dict[str, Any] | None = None, init: str = "best", max_evals: int = 300,
-    teacher_nfe: int = 500, teacher: Tensor | None = None, seed: int = 0, step: float = 0.5,
-) -> OptimizedGrid:  # fmt: skip
+    sde: LinearSDE,
+    score_fn: Any,
+    sampler: str,
+    nfe: int,
+    x_T_calibration: Tensor,
+    *,
+    options: dict[str, Any] | None = None,
+    init: str = "best",
+    max_evals: int = 300,
+    teacher_nfe: int = 500,
+    teacher: Tensor | None = None,
+    seed: int = 0,
+    step: float = 0.5,
+) -> OptimizedGrid:
     """Optimize the time grid of a deterministic sampler at a given NFE (see the module docstring).
 
     Args:
@@ -178,16 +193,36 @@ def optimize_grid(
     best_theta, best = theta0, start[kind]
     if theta0.size and max_evals > 0:
         g = torch.Generator().manual_seed(seed)
-        simplex = theta0 + step * torch.randn(theta0.size + 1, theta0.size, generator=g,
-                                              dtype=torch.float64).numpy()  # fmt: skip
+        simplex = (
+            theta0
+            + step
+            * torch.randn(theta0.size + 1, theta0.size, generator=g, dtype=torch.float64).numpy()
+        )
         simplex[0] = theta0
-        res = minimize(f, theta0, method="Nelder-Mead", options={"maxfev": max_evals,
-                       "initial_simplex": simplex, "adaptive": True, "xatol": 1e-4, "fatol": 0.0})  # fmt: skip
+        res = minimize(
+            f,
+            theta0,
+            method="Nelder-Mead",
+            options={
+                "maxfev": max_evals,
+                "initial_simplex": simplex,
+                "adaptive": True,
+                "xatol": 1e-4,
+                "fatol": 0.0,
+            },
+        )
         if res.fun < best:
             best_theta, best = res.x, float(res.fun)
     full = torch.cat([torch.zeros(1, dtype=torch.float64), torch.as_tensor(best_theta)])
     times = grid_from_params(sde, full, t_end) if best < start[kind] else base[kind]
-    info = {"objective": "mean squared distance per dimension to the teacher",
-            "start_kind": kind, "start": start, "final": best, "evals": n_evals,
-            "teacher_nfe": teacher_nfe, "n_calibration": int(x_T.shape[0]), "seed": seed}  # fmt: skip
+    info = {
+        "objective": "mean squared distance per dimension to the teacher",
+        "start_kind": kind,
+        "start": start,
+        "final": best,
+        "evals": n_evals,
+        "teacher_nfe": teacher_nfe,
+        "n_calibration": int(x_T.shape[0]),
+        "seed": seed,
+    }
     return OptimizedGrid(sampler, nfe, times, repr(sde), opts, info)

@@ -74,9 +74,13 @@ def _sq_norms(v: Tensor) -> Tensor:
 
 
 def langevin_step_size(
-    rule: str, s: Tensor, z: Tensor | None, sigma_t: Tensor | float, ratio: Tensor | float,
+    rule: str,
+    s: Tensor,
+    z: Tensor | None,
+    sigma_t: Tensor | float,
+    ratio: Tensor | float,
     snr: float,
-) -> Tensor:  # fmt: skip
+) -> Tensor:
     """The Langevin step size e of a corrector rule, per sample.
 
     Args:
@@ -250,6 +254,12 @@ def annealed_snr(run: SamplerRun, n_steps: int) -> Tensor:
     order=None,
     sdes=(VESDE,),
     nfe_per_step=lambda o: o.get("n_steps", 1),
+    unsupported_hint=(
+        "annealed Langevin (Song & Ermon 2019) anneals sigma of a VE SDE; on VP/sub-VP p_t also "
+        "shrinks by alpha_t between noise levels, which Langevin steps alone follow only "
+        "slowly. Use predictor-corrector with the same corrector: sample('pc', sde, score_fn, "
+        "x_T, grid, predictor='reverse_diffusion', corrector='ald') (or corrector='langevin')"
+    ),
 )
 def sample_annealed_langevin(
     run: SamplerRun, *, snr: float | None = None, n_steps: int = 1
@@ -260,6 +270,10 @@ def sample_annealed_langevin(
     2 (snr sigma_t)^2; arguments as :func:`sample_pc`, except ``snr``: a fixed value (Song &
     Ermon's rule; 0.16 in Song et al. 2021 for VE), or None (default) for the grid's own
     :func:`annealed_snr`, which converges as the grid is refined (module docstring).
+
+    A VP or sub-VP SDE is refused with what to use instead (its spec's ``unsupported_hint``):
+    Langevin alone only moves noise between the levels of a VE SDE, whose p_t differ by added
+    noise; on VP/sub-VP p_t also shrinks by alpha_t, which only a predictor step follows.
     """
     if snr is not None:
         snr = check_corrector_args("ald", snr, n_steps)

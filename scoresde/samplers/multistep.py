@@ -88,9 +88,13 @@ def exp_poly_weights(nodes: Tensor, lam_s: float, lam_t: float) -> Tensor:
 
 
 def quad_weights(
-    nodes: Tensor, a: float, b: float, weight: Callable[[Tensor], Tensor],
-    to_node_var: Callable[[Tensor], Tensor], n_quad: int = 16,
-) -> Tensor:  # fmt: skip
+    nodes: Tensor,
+    a: float,
+    b: float,
+    weight: Callable[[Tensor], Tensor],
+    to_node_var: Callable[[Tensor], Tensor],
+    n_quad: int = 16,
+) -> Tensor:
     """int_a^b weight(y) l_j(v(y)) dy for the Lagrange basis l_j through ``nodes`` in variable v.
 
     Gauss–Legendre with ``n_quad`` points in y (exact for polynomial integrands of degree

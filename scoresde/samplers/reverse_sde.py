@@ -170,7 +170,7 @@ def learned_ancestral_step(
     """The ancestral step with Sigma = exp(v log beta + (1 - v) log beta_tilde), v = v_fn(x, t).
 
     ``v_fn`` is called right after the score, at the same ``x`` and ``t``: a model that computes
-    both in one forward pass (:class:`~scoresde.likelihood.hybrid.EpsVModel`) evaluates once.
+    both in one forward pass (:class:`~scoresde.parameterization.EpsVModel`) evaluates once.
     """
     c = run.coefs()
     c_x0, c_xt, lb, lbt = (v.to(run.like) for v in (c_x0, c_xt, log_beta, log_beta_tilde))
@@ -271,7 +271,7 @@ def sample_ddpm(
         gamma: For 'analytic': Gamma_t = E||s(x_t, t)||^2 / D at the step-start times
             ``grid[:-1]``, shape ``(N,)`` (:func:`~scoresde.samplers.analytic_dpm.score_norms`).
         v_fn: For 'learned': ``v_fn(x, t) -> v`` shaped like ``x``, evaluated at each step's
-            state and time (e.g. :meth:`~scoresde.likelihood.hybrid.EpsVModel.v_fn`). Its
+            state and time (e.g. :meth:`~scoresde.parameterization.EpsVModel.v_fn`). Its
             evaluations are not counted in ``info.nfe``.
     """
     return run.loop(run.x_T, ddpm_step(run, variance, gamma=gamma, v_fn=v_fn))

@@ -266,9 +266,10 @@ def check_sde(spec: SamplerSpec, sde: object) -> None:
     """Raise unless ``sde`` is an SDE that the sampler ``spec`` supports (``spec.sdes``)."""
     supported = spec.sdes
     if not isinstance(sde, supported):
+        hint = f". {spec.unsupported_hint}" if spec.unsupported_hint else ""
         raise ValueError(
             f"sampler {spec.name!r} does not support {type(sde).__name__}; expected one of "
-            f"{names_list(c.__name__ for c in supported)}"
+            f"{names_list(c.__name__ for c in supported)}{hint}"
         )
 
 

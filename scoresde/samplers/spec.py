@@ -53,6 +53,7 @@ class SamplerSpec:
             (singlestep DPM-Solver with ``lower_order_final``); None: ``nfe_per_step`` each.
         plan: ``plan(nfe, options)``: per-step orders that spend a budget exactly, passed to
             the sampler as ``orders`` (DPM-Solver-fast); None: a grid of whole steps.
+        unsupported_hint: Appended to the error for an SDE not in ``sdes``: what to use instead.
     """
 
     name: str
@@ -71,6 +72,7 @@ class SamplerSpec:
     step_nfes: Callable[[int, dict[str, Any]], list[int]] | None = None
     plan: Callable[[int, dict[str, Any]], list[int]] | None = None
     description: str = field(default="", compare=False)
+    unsupported_hint: str = field(default="", compare=False)
 
     def supports(self, sde: LinearSDE) -> bool:
         """Whether ``sde`` is one of the supported SDE classes."""

@@ -49,24 +49,25 @@ def _solve(r: Tensor, g: Tensor) -> Tensor:
     return torch.linalg.solve(R, g)
 
 
-def _step_weights(lam: Tensor, i: int, p: int, variant: str) -> tuple[Tensor, Tensor]:
+def _step_weights(lam_half: Tensor, i: int, p: int, variant: str) -> tuple[Tensor, Tensor]:
     """Weights of x0 at t_i, t_{i-1}, ... (predictor), and t_{i+1}, t_i, ... (corrector delta).
 
     x_pred = ratio x + alpha_t sum_j wp_j m_{i-j};  x_corr = x_pred + alpha_t sum_j wc_j m_{i+1-j}.
     """
-    h = float(lam[i + 1] - lam[i])
+    h = float(lam_half[i + 1] - lam_half[i])
     hh = torch.tensor(-h, dtype=torch.float64)
     B = UNIPC_VARIANTS[variant](hh)
     g = torch.stack([hh * phi(j + 1, hh) * math.factorial(j) / B for j in range(1, p + 1)])
-    r = (lam[i - p + 1 : i].flip(0) - lam[i]) / h  # r_k, k = 1..p-1 (past nodes)
+    r = (lam_half[i - p + 1 : i].flip(0) - lam_half[i]) / h  # r_k, k = 1..p-1 (past nodes)
     a_p = _solve(r, g[: p - 1]) if p > 1 else torch.zeros(0, dtype=torch.float64)
     # predictor: -(e^hh - 1) m_i - B sum_k a_k (m_{i-k} - m_i) / r_k
     wp = torch.cat([(-torch.expm1(hh) + B * (a_p / r).sum()).reshape(1), -B * a_p / r])
     # corrector: nodes r_1..r_{p-1} and 1 (the new evaluation m_{i+1})
     a_c = _solve(torch.cat([r, torch.ones(1, dtype=torch.float64)]), g)
     da = a_c[:-1] - a_p
-    wc = torch.cat([(-B * a_c[-1]).reshape(1), (B * ((da / r).sum() + a_c[-1])).reshape(1),
-                    -B * da / r])  # fmt: skip
+    wc = torch.cat(
+        [(-B * a_c[-1]).reshape(1), (B * ((da / r).sum() + a_c[-1])).reshape(1), -B * da / r]
+    )
     return wp, wc
 
 
@@ -75,8 +76,8 @@ def _unipc_step(
 ) -> Callable[[Tensor, int], Tensor]:
     """The UniP-p step with the UniC correction of the previous step (module docstring)."""
     c = run.coefs()
-    lam64 = 0.5 * run.sde.log_snr(run.grid64)
-    weights = [_step_weights(lam64, i, p, variant) for i, p in enumerate(plan)]
+    lam_half = 0.5 * run.sde.log_snr(run.grid64)  # log(alpha_t / sigma_t), float64
+    weights = [_step_weights(lam_half, i, p, variant) for i, p in enumerate(plan)]
     wp = [w[0].to(run.like) for w in weights]
     wc = [w[1].to(run.like) for w in weights]
     hist: list[Tensor] = []  # x0_theta at t_i, t_{i-1}, ... (newest first)

@@ -25,19 +25,20 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from torch import Tensor
 from typing_extensions import override
 
-from .._utils import append_dims, as_time, check_batch_time, check_time_range
+from .._utils import append_dims, as_time, check_batch_time, check_time_range, names_list
 from .pf_ode import perturb
+from .schedules import schedule_from_config
 
 if TYPE_CHECKING:
     from .reverse import ProbabilityFlowODE, ReverseSDE
 
-__all__ = ["SDE", "LinearSDE", "ScoreFn"]
+__all__ = ["SDES", "SDE", "LinearSDE", "ScoreFn", "register_sde", "sde_from_config"]
 
 #: A score function: ``score_fn(x, t) -> grad_x log p_t(x)``, shaped like ``x``.
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
@@ -143,20 +144,50 @@ class LinearSDE(SDE):
     prior_std: float = 1.0
     #: Registry name (``scoresde.sde.SDES``).
     name: str = "linear"
-    #: The noise schedule (a BetaSchedule or SigmaSchedule with ``to_dict()``).
+    #: The noise schedule (a BetaSchedule or SigmaSchedule: it writes its own settings).
     schedule: Any
 
-    def config(self) -> dict[str, object]:
-        """A JSON-serialisable description, accepted by :func:`scoresde.sde.sde_from_config`."""
+    def to_config(self) -> dict[str, Any]:
+        """The SDE's settings ``{"name", "schedule", "T", "eps"}``, JSON-ready.
+
+        The schedule writes its own part (:meth:`~scoresde.sde.schedules.Schedule.to_config`);
+        :meth:`from_config` and :func:`sde_from_config` read it back.
+        """
         return {
             "name": self.name,
-            "schedule": self.schedule.to_dict(),
+            "schedule": self.schedule.to_config(),
             "T": self.T,
             "eps": self.eps,
         }
 
+    def config(self) -> dict[str, Any]:
+        """The same as :meth:`to_config` (its former name; stored in checkpoints)."""
+        return self.to_config()
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LinearSDE:
+        """The SDE :meth:`to_config` described: ``cls(schedule=..., T=..., eps=...)``.
+
+        The schedule is rebuilt by its own kind (:func:`~scoresde.sde.schedules.
+        schedule_from_config`); a config without a schedule gets the class's default one.
+
+        Raises:
+            ValueError: If ``config`` is not a description of this SDE (wrong name, unknown
+                keys, a schedule of an unregistered kind).
+        """
+        keys = {"name", "schedule", "T", "eps"}
+        if not isinstance(config, dict) or config.get("name") != cls.name or set(config) - keys:
+            raise ValueError(
+                f"{cls.__name__}.from_config: expected a dict with name {cls.name!r} and keys "
+                f"among {sorted(keys)}, received {config!r}"
+            )
+        kwargs: dict[str, Any] = {k: config[k] for k in ("T", "eps") if k in config}
+        if config.get("schedule"):
+            kwargs["schedule"] = schedule_from_config(config["schedule"])
+        return cls(**kwargs)
+
     def __repr__(self) -> str:
-        sched = self.schedule.to_dict()
+        sched = self.schedule.to_config()
         return f"{type(self).__name__}(schedule={sched}, T={self.T:g}, eps={self.eps:g})"
 
     # -- closed forms implemented by subclasses (no validation; t already a tensor) --------
@@ -277,3 +308,41 @@ class LinearSDE(SDE):
         from .prior import prior_kl
 
         return torch.tensor(prior_kl(self, data_var=data_second_moment).upper, dtype=torch.float64)
+
+
+#: Every SDE class by registry name (``sde.name``), each registered by :func:`register_sde`.
+SDES: dict[str, type[LinearSDE]] = {}
+
+_L = TypeVar("_L", bound=type[LinearSDE])
+
+
+def register_sde(name: str) -> Callable[[_L], _L]:
+    """Class decorator: register the SDE class as ``name`` (its ``to_config`` name)."""
+
+    def deco(cls: _L) -> _L:
+        if name in SDES:
+            raise ValueError(f"register_sde: {name!r} is registered already")
+        cls.name = name
+        SDES[name] = cls
+        return cls
+
+    return deco
+
+
+def sde_from_config(config: dict[str, Any]) -> LinearSDE:
+    """Rebuild any registered SDE from its :meth:`LinearSDE.to_config` settings.
+
+    The SDE and its schedule each read their own part (including SNR-shifted schedules and the
+    learned log-SNR schedule's shape: load its weights with ``sde.schedule.load_state_dict``).
+
+    Raises:
+        ValueError: For a dict without a registered ``name`` (listing them), or settings the
+            SDE or its schedule cannot read.
+    """
+    name = config.get("name") if isinstance(config, dict) else None
+    if not isinstance(name, str) or name not in SDES:
+        raise ValueError(
+            f"sde_from_config: expected a dict whose 'name' is one of {names_list(SDES)}, "
+            f"received {config!r}"
+        )
+    return SDES[name].from_config(config)

@@ -30,13 +30,14 @@ in the parameters (the VLB of :mod:`scoresde.vlb` trains them).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.functional import softplus
 from typing_extensions import override
 
-from .schedules import BetaSchedule, _bisect
+from .schedules import BetaSchedule, _bisect, register_schedule
 
 __all__ = ["LearnedLogSNR"]
 
@@ -45,6 +46,7 @@ def _inv_softplus(y: float) -> float:
     return y + math.log(-math.expm1(-y))
 
 
+@register_schedule("learned_log_snr")
 class LearnedLogSNR(nn.Module, BetaSchedule):
     """A monotone learned negative log-SNR gamma_eta(t) on [0, 1], usable as a VP beta schedule.
 
@@ -153,26 +155,28 @@ class LearnedLogSNR(nn.Module, BetaSchedule):
         with torch.no_grad():
             return _bisect(self.gamma, target, 0.0, 1.0).to(b.dtype)
 
-    def to_dict(self) -> dict[str, object]:
+    @override
+    def to_config(self) -> dict[str, Any]:
         """The schedule's shape (``hidden``) and current end points, for ``sde.config()``.
 
         The learned parameters are state, not configuration: they live in ``state_dict()``
         (register the schedule on the model, ``model.add_module("schedule", sde.schedule)``,
-        and every checkpoint carries them). :meth:`from_dict` rebuilds a schedule of this shape
+        and every checkpoint carries them). :meth:`from_config` rebuilds a schedule of this shape
         whose parameters ``load_state_dict`` then fills.
         """
         with torch.no_grad():
             g0, g1 = self.ends(torch.float64)
         return {
-            "kind": "learned_log_snr",
+            "kind": self.kind,
             "gamma_0": float(g0),
             "gamma_1": float(g1),
             "hidden": int(self.raw_w2.numel()),
         }
 
     @classmethod
-    def from_dict(cls, config: dict[str, object]) -> LearnedLogSNR:
-        """A schedule of the shape :meth:`to_dict` describes, with those end points.
+    @override
+    def from_config(cls, config: dict[str, Any]) -> LearnedLogSNR:
+        """A schedule of the shape :meth:`to_config` describes, with those end points.
 
         Its hidden units are a fixed initialisation until ``load_state_dict`` restores the
         learned ones (:func:`scoresde.training.model_from_config` does so through the model's
@@ -185,16 +189,17 @@ class LearnedLogSNR(nn.Module, BetaSchedule):
         if not isinstance(config, dict) or set(config) != keys:
             got = sorted(config) if isinstance(config, dict) else type(config).__name__
             raise ValueError(
-                f"LearnedLogSNR.from_dict: expected the keys {sorted(keys)}, received {got}"
+                f"LearnedLogSNR.from_config: expected the keys {sorted(keys)}, received {got}"
             )
         if config["kind"] != "learned_log_snr":
             raise ValueError(
-                f"LearnedLogSNR.from_dict: expected kind 'learned_log_snr', received {config['kind']!r}"
+                f"LearnedLogSNR.from_config: expected kind 'learned_log_snr', received "
+                f"{config['kind']!r}"
             )
         return cls(
-            gamma_min=config["gamma_0"],  # type: ignore[arg-type]
-            gamma_max=config["gamma_1"],  # type: ignore[arg-type]
-            hidden=config["hidden"],  # type: ignore[arg-type]
+            gamma_min=config["gamma_0"],
+            gamma_max=config["gamma_1"],
+            hidden=config["hidden"],
             generator=torch.Generator().manual_seed(0),
         )
 

@@ -13,7 +13,9 @@ m, variance v and second moment m2 = v + m^2, per dimension (nats):
       L = 1/2 [r - 1 - log r + alpha_T^2 m^2 / s^2].
 
 U is also the DDPM bound's prior term L_T per dimension (Ho et al. 2020, Eq. 5), and U - KL is
-the mutual information I(x_0; x_T): the warning uses U. For standardised data (m = 0, v = 1) on a VP SDE, U = -1/2 log(1 -
+the mutual information I(x_0; x_T): the warning uses U, and judges the SDE by U for
+standardised data at every entry point (training, sampling and likelihood), so one chain gets
+one verdict and one number (:func:`check_prior`). For standardised data (m = 0, v = 1) on a VP SDE, U = -1/2 log(1 -
 alpha_bar_T) and L = 0.
 """
 
@@ -39,7 +41,7 @@ __all__ = [
 #: Default warning threshold on the upper bound, in nats per dimension (alpha_bar_T ~ 0.002 on VP).
 PRIOR_KL_THRESHOLD = 1e-3
 
-_WARNED: set[tuple[str, str, float]] = set()
+_WARNED: set[tuple[str, str, str]] = set()
 
 
 class PriorMismatchWarning(UserWarning):
@@ -106,7 +108,7 @@ def prior_kl(
 
 def check_prior(
     sde: LinearSDE | DDPMSchedule,
-    data_var: float = 1.0,
+    data_var: float | None = None,
     data_mean: float = 0.0,
     *,
     threshold: float = PRIOR_KL_THRESHOLD,
@@ -116,25 +118,49 @@ def check_prior(
 
     The :class:`PriorMismatchWarning` is issued once per SDE and context.
 
-    Called by training, sampling and likelihood entry points; the defaults assume standardised
-    data when the caller does not know the data's statistics.
+    One rule at every entry point (training, sampling, likelihood): the SDE is judged by the
+    upper bound for **standardised** data (variance 1, mean 0), a property of the SDE alone, so
+    the same chain gets the same verdict and the same number wherever it is checked; sampling
+    never sees the data. Where the data are known (``data_var`` given), their own bound is
+    reported beside it, and data far from standardised (their bound above ``threshold`` on an
+    SDE that passes) get a warning of their own that says to standardise them.
+
+    Returns:
+        The bounds for the data given, else for standardised data.
     """
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold <= 0:
         raise ValueError(f"check_prior: expected a threshold > 0, received {threshold!r}")
-    res = prior_kl(sde, data_var, data_mean)
-    key = (repr(sde), context, round(res.upper, 6))
-    if res.upper > threshold and key not in _WARNED:
-        _WARNED.add(key)
-        where = f" ({context})" if context else ""
-        warnings.warn(
-            f"{type(sde).__name__}{where}: x_T is far from the prior: KL(p_T || prior) <= "
-            f"{res.upper:.3g} nats/dim (> {threshold:g}); alpha_T = {res.alpha_T:.3g}, "
-            f"sigma_T = {res.sigma_T:.3g}, prior std {res.prior_std:.3g}. Samples start from a "
-            "distribution the model never saw: use a longer schedule / larger T or beta_max "
-            "(VP: alpha_bar_T < 0.001), or a larger sigma_max (VE).",
-            PriorMismatchWarning,
-            stacklevel=3,
+    std = prior_kl(sde)
+    res = std if data_var is None else prior_kl(sde, data_var, data_mean)
+    ours = (
+        ""
+        if data_var is None
+        else (
+            f"; for these data (variance {data_var:.3g}, mean {data_mean:.3g}) <= {res.upper:.3g}"
         )
+    )
+    where = f" ({context})" if context else ""
+    if std.upper > threshold:
+        message = (
+            f"{type(sde).__name__}{where}: x_T is far from the prior: KL(p_T || prior) <= "
+            f"{std.upper:.3g} nats/dim for standardised data (> {threshold:g}){ours}; "
+            f"alpha_T = {std.alpha_T:.3g}, sigma_T = {std.sigma_T:.3g}, prior std "
+            f"{std.prior_std:.3g}. Samples start from a distribution the model never saw: use a "
+            "longer schedule / larger T or beta_max (VP: alpha_bar_T < 0.001), or a larger "
+            "sigma_max (VE)."
+        )
+    elif res.upper > threshold:
+        message = (
+            f"{type(sde).__name__}{where}: the data are far from standardised: KL(p_T || prior) "
+            f"<= {std.upper:.3g} nats/dim for standardised data{ours} (> {threshold:g}). "
+            "Standardise the data (mean 0, variance 1 per dimension), or lengthen the schedule."
+        )
+    else:
+        return res
+    key = (repr(sde), context, "sde" if std.upper > threshold else "data")
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(message, PriorMismatchWarning, stacklevel=3)
     return res
 
 

@@ -7,6 +7,13 @@ A VP-type SDE (Song et al. 2021, Eqs. 11 and 29) is fully determined by
 since the mean coefficient is alpha_t = exp(-B(t) / 2). A VE SDE (Eq. 9) is determined by
 sigma(t) and d[sigma(t)^2]/dt. Schedules are small objects with closed forms where they exist
 and a safe numerical fallback (bisection on a monotone function) where they do not.
+
+Each schedule writes and reads its own settings: :meth:`Schedule.to_config` (abstract) gives a
+JSON-ready dict ``{"kind": ..., **settings}`` and :meth:`Schedule.from_config` rebuilds the
+schedule from it. A schedule class registers its ``kind`` with :func:`register_schedule` (one
+line, beside the class); :func:`schedule_from_config` reads any registered kind. Schedules that
+hold Python callables (``CustomBeta``, ``CustomSigma``, ``PiecewiseLinearIntegral``) describe
+themselves by class name and are not registered: they cannot be rebuilt from JSON.
 """
 
 from __future__ import annotations
@@ -14,14 +21,16 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor
 from typing_extensions import override
 
-from .._utils import check_positive
+from .._utils import check_positive, names_list
 
 __all__ = [
+    "SCHEDULES",
     "BetaSchedule",
     "CosineBeta",
     "CustomBeta",
@@ -29,7 +38,10 @@ __all__ = [
     "GeometricSigma",
     "LinearBeta",
     "PiecewiseLinearIntegral",
+    "Schedule",
     "SigmaSchedule",
+    "register_schedule",
+    "schedule_from_config",
 ]
 
 
@@ -46,7 +58,86 @@ def _bisect(fn: Callable[[Tensor], Tensor], target: Tensor, lo: float, hi: float
     return (0.5 * (a + b)).to(target.dtype)
 
 
-class BetaSchedule(ABC):
+class Schedule(ABC):
+    """A noise schedule that writes (:meth:`to_config`) and reads (:meth:`from_config`) itself."""
+
+    #: The registry name (:data:`SCHEDULES`), set by :func:`register_schedule`.
+    kind: ClassVar[str] = ""
+
+    @abstractmethod
+    def to_config(self) -> dict[str, Any]:
+        """A JSON-ready description ``{"kind": ..., **settings}`` (for configs and checkpoints)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The same as :meth:`to_config` (its former name)."""
+        return self.to_config()
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> Schedule:
+        """The same as :meth:`from_config` (its former name)."""
+        return cls.from_config(config)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Schedule:
+        """The schedule :meth:`to_config` described: ``cls(**settings)`` by default.
+
+        Raises:
+            ValueError: If ``config`` is not a description of this kind with its settings.
+        """
+        settings = _settings(cls, config)
+        try:
+            return cls(**settings)
+        except TypeError as err:
+            raise ValueError(f"{cls.__name__}.from_config: {err} (received {config!r})") from None
+
+
+def _settings(cls: type[Schedule], config: object) -> dict[str, Any]:
+    """``config`` without its ``kind``, after checking the kind is ``cls.kind``."""
+    if not cls.kind:
+        raise ValueError(f"{cls.__name__}: holds Python callables, not rebuildable from a config")
+    if not isinstance(config, dict) or config.get("kind") != cls.kind:
+        raise ValueError(
+            f"{cls.__name__}.from_config: expected a dict with kind {cls.kind!r}, received "
+            f"{config!r}"
+        )
+    return {k: v for k, v in config.items() if k != "kind"}
+
+
+#: Every schedule that rebuilds from its settings, by ``kind``.
+SCHEDULES: dict[str, type[Schedule]] = {}
+
+_S = TypeVar("_S", bound=type[Schedule])
+
+
+def register_schedule(kind: str) -> Callable[[_S], _S]:
+    """Class decorator: register the schedule class under ``kind`` (its ``to_config`` kind)."""
+
+    def deco(cls: _S) -> _S:
+        if kind in SCHEDULES:
+            raise ValueError(f"register_schedule: kind {kind!r} is registered already")
+        cls.kind = kind
+        SCHEDULES[kind] = cls
+        return cls
+
+    return deco
+
+
+def schedule_from_config(config: dict[str, Any]) -> Schedule:
+    """Rebuild any registered schedule from its :meth:`Schedule.to_config` description.
+
+    Raises:
+        ValueError: For a dict without a registered ``kind`` (listing the registered ones).
+    """
+    kind = config.get("kind") if isinstance(config, dict) else None
+    if not isinstance(kind, str) or kind not in SCHEDULES:
+        raise ValueError(
+            f"schedule_from_config: cannot rebuild a schedule of kind {kind!r}; expected one of "
+            f"{names_list(SCHEDULES)}"
+        )
+    return SCHEDULES[kind].from_config(config)
+
+
+class BetaSchedule(Schedule):
     """A VP noise schedule: ``beta(t)``, its integral ``B(t)`` and the inverse of ``B``."""
 
     #: Largest time at which the schedule is finite (``T`` of the SDE must not exceed it).
@@ -68,11 +159,8 @@ class BetaSchedule(ABC):
         """The time t with B(t) = b (bisection unless a subclass has a closed form)."""
         return _bisect(self.integral, b, 0.0, self.t_max)
 
-    def to_dict(self) -> dict[str, object]:
-        """A JSON-serialisable description (for configs and checkpoints)."""
-        return {"kind": type(self).__name__}
 
-
+@register_schedule("linear")
 class LinearBeta(BetaSchedule):
     """beta(t) = beta_min + t (beta_max - beta_min) (Song et al. 2021, Eq. 33; DDPM's schedule)."""
 
@@ -101,10 +189,11 @@ class LinearBeta(BetaSchedule):
         return 2 * b / (self.beta_min + torch.sqrt(self.beta_min**2 + 2 * d * b))
 
     @override
-    def to_dict(self) -> dict[str, object]:
-        return {"kind": "linear", "beta_min": self.beta_min, "beta_max": self.beta_max}
+    def to_config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "beta_min": self.beta_min, "beta_max": self.beta_max}
 
 
+@register_schedule("cosine")
 class CosineBeta(BetaSchedule):
     """The cosine schedule of Nichol & Dhariwal (2021), in continuous time.
 
@@ -144,8 +233,8 @@ class CosineBeta(BetaSchedule):
         return (torch.arccos(cos_theta) * 2 * (1 + self.s) / math.pi - self.s).to(b.dtype)
 
     @override
-    def to_dict(self) -> dict[str, object]:
-        return {"kind": "cosine", "s": self.s}
+    def to_config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "s": self.s}
 
 
 class CustomBeta(BetaSchedule):
@@ -176,6 +265,11 @@ class CustomBeta(BetaSchedule):
         if self._inverse is not None:
             return self._inverse(b)
         return super().inverse_integral(b)
+
+    @override
+    def to_config(self) -> dict[str, Any]:
+        """The class name only: a schedule of Python callables is not rebuilt from JSON."""
+        return {"kind": type(self).__name__}
 
 
 class PiecewiseLinearIntegral(BetaSchedule):
@@ -226,8 +320,13 @@ class PiecewiseLinearIntegral(BetaSchedule):
         t0 = self.t_knots.to(b.device)[i].to(b.dtype)
         return t0 + (b - knots[i].to(b.dtype)) / self.slopes.to(b.device)[i].to(b.dtype)
 
+    @override
+    def to_config(self) -> dict[str, Any]:
+        """The class name only: a schedule of Python callables is not rebuilt from JSON."""
+        return {"kind": type(self).__name__}
 
-class SigmaSchedule(ABC):
+
+class SigmaSchedule(Schedule):
     """A VE noise schedule sigma(t) with d[sigma^2]/dt; the SDE is dx = sqrt(d[sigma^2]/dt) dw."""
 
     @abstractmethod
@@ -247,11 +346,8 @@ class SigmaSchedule(ABC):
         """The time t with sigma(t)^2 - sigma(0)^2 = v (bisection by default)."""
         return _bisect(self.var_increment, v, 0.0, t_max)
 
-    def to_dict(self) -> dict[str, object]:
-        """A JSON-serialisable description (for configs and checkpoints)."""
-        return {"kind": type(self).__name__}
 
-
+@register_schedule("geometric")
 class GeometricSigma(SigmaSchedule):
     """sigma(t) = sigma_min (sigma_max / sigma_min)^t (Song et al. 2021, Eq. 31; SMLD's schedule)."""
 
@@ -283,8 +379,8 @@ class GeometricSigma(SigmaSchedule):
         return torch.log1p(v / self.sigma_min**2) / (2 * self.log_ratio)
 
     @override
-    def to_dict(self) -> dict[str, object]:
-        return {"kind": "geometric", "sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
+    def to_config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
 
 
 class CustomSigma(SigmaSchedule):
@@ -312,3 +408,8 @@ class CustomSigma(SigmaSchedule):
             s2 = self._sigma(tt) ** 2
             (grad,) = torch.autograd.grad(s2.sum(), tt)
         return grad
+
+    @override
+    def to_config(self) -> dict[str, Any]:
+        """The class name only: a schedule of Python callables is not rebuilt from JSON."""
+        return {"kind": type(self).__name__}

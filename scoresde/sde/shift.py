@@ -20,13 +20,14 @@ Eq. 29), and the inverse t(lambda') = t_base(lambda' - shift).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 from typing_extensions import override
 
-from .base import LinearSDE
-from .schedules import BetaSchedule, SigmaSchedule
+from .base import LinearSDE, sde_from_config
+from .schedules import BetaSchedule, Schedule, SigmaSchedule, register_schedule
 from .ve import VESDE
 from .vp import VPSDE, SubVPSDE
 
@@ -47,7 +48,35 @@ def snr_shift_for_resolution(d: float, d_ref: float) -> float:
     return -2.0 * math.log(d / d_ref)
 
 
-class ShiftedBeta(BetaSchedule):
+class _Shifted(Schedule):
+    """Settings of an SNR-shifted schedule: the shift and the base SDE's own settings."""
+
+    kind = "snr_shift"
+    base: LinearSDE
+    shift: float
+
+    @override
+    def to_config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "shift": self.shift, "base": self.base.to_config()}
+
+    @classmethod
+    @override
+    def from_config(cls, config: dict[str, Any]) -> Schedule:
+        """The shifted schedule of the base SDE the settings describe (VP, sub-VP or VE)."""
+        if not isinstance(config, dict) or set(config) != {"kind", "shift", "base"}:
+            raise ValueError(
+                f"snr_shift: expected the keys ['base', 'kind', 'shift'], received {config!r}"
+            )
+        base = sde_from_config(config["base"])
+        if isinstance(base, (VPSDE, SubVPSDE)):
+            return ShiftedBeta(base, float(config["shift"]))
+        if isinstance(base, VESDE):
+            return ShiftedSigma(base, float(config["shift"]))
+        raise ValueError(f"snr_shift: expected a VP, sub-VP or VE base, received {base!r}")
+
+
+@register_schedule("snr_shift")
+class ShiftedBeta(_Shifted, BetaSchedule):
     """The beta schedule of a VP or sub-VP SDE whose log-SNR is shifted by ``shift``."""
 
     def __init__(self, base: VPSDE | SubVPSDE, shift: float) -> None:
@@ -87,12 +116,8 @@ class ShiftedBeta(BetaSchedule):
             lam = -torch.log(torch.expm1(b64))
         return self.base._t_from_log_snr(lam - self.shift).to(b.dtype)
 
-    @override
-    def to_dict(self) -> dict[str, object]:
-        return {"kind": "snr_shift", "shift": self.shift, "base": self.base.config()}
 
-
-class ShiftedSigma(SigmaSchedule):
+class ShiftedSigma(_Shifted, SigmaSchedule):
     """sigma'(t) = exp(-shift / 2) sigma(t): a VE schedule with log-SNR shifted by ``shift``."""
 
     def __init__(self, base: VESDE, shift: float) -> None:
@@ -114,10 +139,6 @@ class ShiftedSigma(SigmaSchedule):
     @override
     def inverse_var_increment(self, v: Tensor, t_max: float) -> Tensor:
         return self.base.schedule.inverse_var_increment(v / self.scale2, t_max)
-
-    @override
-    def to_dict(self) -> dict[str, object]:
-        return {"kind": "snr_shift", "shift": self.shift, "base": self.base.config()}
 
 
 def shift_snr(sde: LinearSDE, shift: float) -> LinearSDE:

@@ -23,6 +23,7 @@ Both are :class:`~scoresde.sde.schedules.BetaSchedule` objects, so a
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -30,7 +31,7 @@ from torch.nn.functional import softplus
 from typing_extensions import override
 
 from .._utils import check_positive
-from .schedules import BetaSchedule
+from .schedules import BetaSchedule, register_schedule
 
 __all__ = ["LogSNRLinearBeta", "SqrtBeta"]
 
@@ -38,6 +39,7 @@ __all__ = ["LogSNRLinearBeta", "SqrtBeta"]
 LOG_SNR_T = -9.6
 
 
+@register_schedule("sqrt")
 class SqrtBeta(BetaSchedule):
     """alpha_bar(t) = (1 - sqrt(t + s)) / (1 - sqrt(s)) (Li et al. 2022), in continuous time.
 
@@ -77,10 +79,11 @@ class SqrtBeta(BetaSchedule):
         return (u**2 - self.s).clamp_min(0.0).to(b.dtype)
 
     @override
-    def to_dict(self) -> dict[str, object]:
-        return {"kind": "sqrt", "s": self.s}
+    def to_config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "s": self.s}
 
 
+@register_schedule("log_snr_linear")
 class LogSNRLinearBeta(BetaSchedule):
     """A VP schedule with log-SNR linear in t: lambda(t) = lambda_max + (lambda_min - lambda_max) t.
 
@@ -123,9 +126,9 @@ class LogSNRLinearBeta(BetaSchedule):
         return ((self.lambda_max - lam) / self.rate).to(b.dtype)
 
     @override
-    def to_dict(self) -> dict[str, object]:
+    def to_config(self) -> dict[str, Any]:
         return {
-            "kind": "log_snr_linear",
+            "kind": self.kind,
             "lambda_max": self.lambda_max,
             "lambda_min": self.lambda_min,
         }

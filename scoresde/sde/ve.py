@@ -13,12 +13,13 @@ import torch
 from torch import Tensor
 
 from .._utils import as_time
-from .base import LinearSDE
+from .base import LinearSDE, register_sde
 from .schedules import GeometricSigma, SigmaSchedule
 
 __all__ = ["VESDE"]
 
 
+@register_sde("ve")
 class VESDE(LinearSDE):
     """The VE SDE with geometric sigma(t) = sigma_min (sigma_max / sigma_min)^t by default.
 
@@ -30,8 +31,6 @@ class VESDE(LinearSDE):
         T: Final time (default 1).
         eps: Smallest time used by samplers and likelihoods (default 1e-5).
     """
-
-    name = "ve"
 
     def __init__(
         self,

@@ -18,9 +18,8 @@ import torch
 from torch import Tensor
 
 from .._utils import append_dims, as_time, names_list
-from .base import LinearSDE
-from .schedules import BetaSchedule, CosineBeta, LinearBeta
-from .snr_schedules import LogSNRLinearBeta, SqrtBeta
+from .base import LinearSDE, register_sde
+from .schedules import BetaSchedule, CosineBeta, schedule_from_config
 
 __all__ = ["BETA_SCHEDULES", "SubVPSDE", "VPSDE", "make_beta_schedule"]
 
@@ -37,29 +36,26 @@ def make_beta_schedule(
 ) -> BetaSchedule:
     """Build a beta schedule from a name (:data:`BETA_SCHEDULES`) or pass a schedule through.
 
-    ``'sqrt'`` uses Li et al.'s s = 1e-4 and ``'log_snr_linear'`` lambda from 20 to -10; build
-    :class:`SqrtBeta` / :class:`LogSNRLinearBeta` directly for other values.
+    The name is the schedule's registered kind, read by :func:`schedule_from_config` with the
+    constructor's settings: ``beta_min``/``beta_max`` for 'linear', ``s`` for 'cosine'; 'sqrt'
+    uses Li et al.'s s = 1e-4 and 'log_snr_linear' lambda from 20 to -10 (build
+    :class:`SqrtBeta` / :class:`LogSNRLinearBeta` directly for other values).
     """
     if isinstance(schedule, BetaSchedule):
         return schedule
-    if schedule == "linear":
-        return LinearBeta(beta_min, beta_max)
-    if schedule == "cosine":
-        return CosineBeta(s)
-    if schedule == "sqrt":
-        return SqrtBeta()
-    if schedule == "log_snr_linear":
-        return LogSNRLinearBeta()
-    raise ValueError(
-        f"unknown beta schedule {schedule!r}; expected one of {names_list(BETA_SCHEDULES)} "
-        "or a BetaSchedule instance"
-    )
+    if schedule not in BETA_SCHEDULES:
+        raise ValueError(
+            f"unknown beta schedule {schedule!r}; expected one of {names_list(BETA_SCHEDULES)} "
+            "or a BetaSchedule instance"
+        )
+    settings = {"linear": {"beta_min": beta_min, "beta_max": beta_max}, "cosine": {"s": s}}
+    out = schedule_from_config({"kind": schedule, **settings.get(schedule, {})})
+    assert isinstance(out, BetaSchedule)  # BETA_SCHEDULES names beta schedules only
+    return out
 
 
 class _BetaSDE(LinearSDE):
     """Shared code of VP and sub-VP: both are driven by beta(t) and B(t)."""
-
-    name = "vp"
 
     def __init__(
         self,
@@ -94,6 +90,7 @@ class _BetaSDE(LinearSDE):
         return -0.5 * self._beta(t)
 
 
+@register_sde("vp")
 class VPSDE(_BetaSDE):
     """The VP SDE dx = -1/2 beta(t) x dt + sqrt(beta(t)) dw (Song et al. 2021, Eq. 11).
 
@@ -107,8 +104,6 @@ class VPSDE(_BetaSDE):
         eps: Smallest time used by samplers and likelihoods (default 1e-5).
         cosine_s: Offset ``s`` of the cosine schedule.
     """
-
-    name = "vp"
 
     def _sigma2(self, t: Tensor) -> Tensor:
         return -torch.expm1(-self._B(t))
@@ -142,14 +137,13 @@ class VPSDE(_BetaSDE):
         return f, torch.sqrt(beta_i)
 
 
+@register_sde("subvp")
 class SubVPSDE(_BetaSDE):
     """The sub-VP SDE dx = -1/2 beta x dt + sqrt(beta (1 - exp(-2 B(t)))) dw (Eq. 17).
 
     Its marginal variance sigma_t^2 = (1 - exp(-B))^2 is bounded by the VP one at every t.
     Arguments are those of :class:`VPSDE`.
     """
-
-    name = "subvp"
 
     def _sigma2(self, t: Tensor) -> Tensor:
         return torch.expm1(-self._B(t)) ** 2

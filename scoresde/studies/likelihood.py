@@ -37,10 +37,23 @@ __all__ = ["LIKELIHOOD_COLUMNS", "likelihood_study"]
 
 #: Columns of every likelihood-study row.
 LIKELIHOOD_COLUMNS = (
-    "method", "kind", "against", "rtol", "n_probes", "mean_log_prob", "bias", "bias_se",
-    "nll_error", "mean_abs_error", "rmse", "mean_stderr", "nfe", "n_vjp", "wall_time_s",
+    "method",
+    "kind",
+    "against",
+    "rtol",
+    "n_probes",
+    "mean_log_prob",
+    "bias",
+    "bias_se",
+    "nll_error",
+    "mean_abs_error",
+    "rmse",
+    "mean_stderr",
+    "nfe",
+    "n_vjp",
+    "wall_time_s",
     "n_points",
-)  # fmt: skip
+)
 
 
 def _check_counts(probes: Sequence[int], elbo_samples: Sequence[int]) -> None:
@@ -123,8 +136,9 @@ def likelihood_study(
         meta = {"method": "exact", "kind": "estimate", "rtol": tol, "n_probes": None}
         rows.append(_row(meta, res.log_prob, res.stderr, res.nfe, res.n_vjp, ref.log_prob, wall))
         for k in probes:
-            res, wall = timed(divergence="hutchinson", rtol=tol, atol=tol, n_probes=k,
-                              generator=generator)  # fmt: skip
+            res, wall = timed(
+                divergence="hutchinson", rtol=tol, atol=tol, n_probes=k, generator=generator
+            )
             meta = {"method": "hutchinson", "kind": "estimate", "rtol": tol, "n_probes": k}
             rows.append(
                 _row(meta, res.log_prob, res.stderr, res.nfe, res.n_vjp, ref.log_prob, wall)
@@ -132,17 +146,31 @@ def likelihood_study(
     D = x[0].numel()
     for k in elbo_samples:
         start = time.perf_counter()
-        e = elbo(sde, score_fn, x.to(dtype) if dtype else x, n_samples=k, generator=generator,
-                 prior_log_prob=prior_log_prob)  # fmt: skip
+        e = elbo(
+            sde,
+            score_fn,
+            x.to(dtype) if dtype else x,
+            n_samples=k,
+            generator=generator,
+            prior_log_prob=prior_log_prob,
+        )
         wall = time.perf_counter() - start
         meta = {"method": "elbo", "kind": "bound", "rtol": None, "n_probes": k}
         rows.append(_row(meta, e.elbo, e.stderr, k, k * D, ref.log_prob, wall))
-    meta = {"method": "reference", "kind": "reference", "rtol": float(reference_tol),
-            "n_probes": None}  # fmt: skip
+    meta = {
+        "method": "reference",
+        "kind": "reference",
+        "rtol": float(reference_tol),
+        "n_probes": None,
+    }
     rows.append(_row(meta, ref.log_prob, None, ref.nfe, ref.n_vjp, ref.log_prob, ref_wall))
     if true_log_prob is not None:
-        meta = {"method": "model_gap", "kind": "model", "rtol": float(reference_tol),
-                "n_probes": None}  # fmt: skip
+        meta = {
+            "method": "model_gap",
+            "kind": "model",
+            "rtol": float(reference_tol),
+            "n_probes": None,
+        }
         row = _row(meta, ref.log_prob, None, 0, 0, true_log_prob, math.nan)
         rows.append({**row, "against": "true density", "nfe": None, "n_vjp": None})
     return rows
@@ -162,9 +190,17 @@ def _row(
     bias_se = float(err.std() / math.sqrt(n)) if n > 1 else math.nan
     se = math.nan if stderr is None else float(stderr.double().nanmean())
     return {
-        **meta, "against": "reference", "mean_log_prob": float(log_prob.double().mean()),
-        "bias": float(err.mean()), "bias_se": bias_se, "nll_error": -float(err.mean()),
-        "mean_abs_error": float(err.abs().mean()), "rmse": float(err.pow(2).mean().sqrt()),
-        "mean_stderr": se, "nfe": int(nfe), "n_vjp": int(n_vjp), "wall_time_s": wall,
+        **meta,
+        "against": "reference",
+        "mean_log_prob": float(log_prob.double().mean()),
+        "bias": float(err.mean()),
+        "bias_se": bias_se,
+        "nll_error": -float(err.mean()),
+        "mean_abs_error": float(err.abs().mean()),
+        "rmse": float(err.pow(2).mean().sqrt()),
+        "mean_stderr": se,
+        "nfe": int(nfe),
+        "n_vjp": int(n_vjp),
+        "wall_time_s": wall,
         "n_points": int(n),
-    }  # fmt: skip
+    }

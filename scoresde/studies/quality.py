@@ -2,7 +2,9 @@
 
 * :func:`score_samples` scores one sample set against the reference with the metrics of
   :mod:`scoresde.metrics`, plus, given an exact density, the cross-entropy gap with its
-  standard error and, for a :class:`~scoresde.analytic.GaussianMixture`, the mode-mass error.
+  standard error and, for a :class:`~scoresde.analytic.GaussianMixture`, the mode-mass error
+  and per-component precision/recall (:mod:`~scoresde.studies.coverage`). The entropy behind
+  the CE gap is estimated once per density (:func:`~scoresde.studies.coverage.exact_stats`).
 * :func:`mode_mass` is the mean posterior responsibility of each mixture component,
   w_hat_k = mean_i p(k | x_i). Under exact sampling E_{p_0}[p(k | x)] = w_k exactly, so the
   total-variation distance 0.5 sum_k |w_hat_k - w_k| is zero in expectation up to sampling
@@ -21,13 +23,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._utils import mean_se
 from ..analytic import GaussianMixture
-from ..metrics import cross_entropy_gap, get_metric
+from ..metrics import get_metric
+from .coverage import exact_stats, precision_recall
 
 __all__ = ["data_pool_sampler", "mode_mass", "noise_floor_table", "score_samples"]
-
-#: Exact-density entropy samples behind each CE gap (its SE combines both parts).
-CE_REFERENCE = 20_000
 
 
 def mode_mass(x: Tensor, mixture: GaussianMixture) -> Tensor:
@@ -46,11 +47,18 @@ def mode_mass(x: Tensor, mixture: GaussianMixture) -> Tensor:
         raise ValueError("mode_mass: expected samples of shape (n, *event_shape)")
     xs = x.detach().to(torch.float64).cpu()
     cov = mixture.covariances
-    logp = torch.stack([
-        GaussianMixture([1.0], mixture.means[k : k + 1], cov[k : k + 1],
-                        event_shape=mixture.event_shape).log_prob(xs)
-        for k in range(mixture.K)
-    ], dim=1) + mixture.weights.log()  # fmt: skip
+    logp = (
+        torch.stack(
+            [
+                GaussianMixture(
+                    [1.0], mixture.means[k : k + 1], cov[k : k + 1], event_shape=mixture.event_shape
+                ).log_prob(xs)
+                for k in range(mixture.K)
+            ],
+            dim=1,
+        )
+        + mixture.weights.log()
+    )
     return torch.softmax(logp, dim=1).mean(0)
 
 
@@ -64,11 +72,13 @@ def score_samples(
     """Every quality column of one sample set (NaN where ``x`` is None, i.e. a failed run).
 
     Metrics with random projections use a generator seeded with ``seed`` (common random numbers
-    across samplers); the CE gap's entropy estimate uses ``seed`` too.
+    across samplers). The CE gap is mean(-log p_0(x)) - H(p_0), with H(p_0) from the cached
+    exact draws of the density (the same for every cell); its SE combines both parts.
 
     Returns:
         ``{metric: value}`` plus ``ce_gap``, ``ce_gap_se`` with a density and ``mode_mass_err``,
-        ``mode_mass`` (list) with a GaussianMixture.
+        ``mode_mass`` (list), ``precision``, ``recall`` and ``recall_k`` (list) with a
+        GaussianMixture.
     """
     out: dict[str, Any] = {}
     for m, spec in metrics.items():
@@ -77,16 +87,23 @@ def score_samples(
         if x is None:
             out["ce_gap"] = out["ce_gap_se"] = math.nan
         else:
-            gen = torch.Generator().manual_seed(seed)
-            ce = cross_entropy_gap(x, density, n_reference=CE_REFERENCE, generator=gen)
-            out["ce_gap"], out["ce_gap_se"] = ce.gap, ce.gap_se
+            nll = -density.log_prob(x.detach().to(torch.float64))
+            if not bool(torch.isfinite(nll).all()):
+                raise ValueError("score_samples: log p_0 of the samples is not finite")
+            ce, ce_se = (float(v) for v in mean_se(nll.cpu()))
+            h = exact_stats(density)
+            out["ce_gap"] = ce - h["entropy"]
+            out["ce_gap_se"] = math.hypot(ce_se, h["entropy_se"])
     if isinstance(density, GaussianMixture):
         if x is None:
             out["mode_mass_err"], out["mode_mass"] = math.nan, None
+            out["precision"] = out["recall"] = math.nan
+            out["recall_k"] = None
         else:
             w_hat = mode_mass(x, density)
             out["mode_mass_err"] = 0.5 * float((w_hat - density.weights).abs().sum())
             out["mode_mass"] = [round(float(v), 6) for v in w_hat]
+            out.update(precision_recall(x, density))
     return out
 
 
@@ -115,6 +132,7 @@ def noise_floor_table(
     repeats: int = 5,
     density: Any = None,
     seed: int = 0,
+    coverage_repeats: int = 50,
 ) -> dict[str, dict[str, Any]]:
     """Each metric's value for exact samples against ``reference``: mean and sd over draws.
 
@@ -127,6 +145,9 @@ def noise_floor_table(
         repeats: Independent draws (>= 2 for an sd).
         density: Optional exact density (adds ``ce_gap`` and, for a mixture, ``mode_mass_err``).
         seed: Seed of the draws; draw r scores with seed ``seed + r``.
+        coverage_repeats: Draws behind the floor of ``precision`` and ``recall`` (a mixture
+            density only): they need no reference and cost little, and their floor sd decides
+            :func:`~scoresde.studies.below_floor`, so it gets more draws than ``repeats``.
 
     Returns:
         ``{column: {"mean", "sd", "values"}}`` for every numeric column of :func:`score_samples`.
@@ -141,6 +162,11 @@ def noise_floor_table(
         for k, v in score_samples(x, reference, specs, seed + r, density).items():
             if isinstance(v, float) and not k.endswith("_se"):
                 cols.setdefault(k, []).append(v)
+    if isinstance(density, GaussianMixture) and coverage_repeats > repeats:
+        gen = torch.Generator().manual_seed(seed + 7919)
+        extra = [precision_recall(draw(n, gen), density) for _ in range(coverage_repeats)]
+        for k in ("precision", "recall"):
+            cols[k] = [e[k] for e in extra]
     out = {}
     for k, vals in cols.items():
         t = torch.tensor(vals, dtype=torch.float64)

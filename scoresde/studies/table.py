@@ -25,7 +25,8 @@ def summarize(rows: Sequence[dict[str, Any]], metric: str) -> list[dict[str, Any
 
     Returns:
         Rows with ``sampler``, ``nfe_target``, ``nfe`` (mean NFE used), ``mean``, ``se``, ``n``
-        and ``wall_time_s`` (mean), in first-seen order.
+        and the means of ``wall_time_s`` and ``us_per_sample`` (CPU time, where rows have it),
+        in first-seen order.
     """
     groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}
     for r in rows:
@@ -37,11 +38,18 @@ def summarize(rows: Sequence[dict[str, Any]], metric: str) -> list[dict[str, Any
         v = torch.tensor([float(r[metric]) for r in grp], dtype=torch.float64)
         nfe = [r["nfe"] for r in grp if r["nfe"] is not None]
         mean, se = (float(m) for m in mean_se(v))
-        out.append({
-            "sampler": label, "nfe_target": target, "nfe": sum(nfe) / len(nfe) if nfe else None,
-            "mean": mean, "se": se, "n": len(grp),
-            "wall_time_s": sum(r["wall_time_s"] for r in grp) / len(grp),
-        })  # fmt: skip
+        out.append(
+            {
+                "sampler": label,
+                "nfe_target": target,
+                "nfe": sum(nfe) / len(nfe) if nfe else None,
+                "mean": mean,
+                "se": se,
+                "n": len(grp),
+                "wall_time_s": sum(r["wall_time_s"] for r in grp) / len(grp),
+                "us_per_sample": sum(r.get("us_per_sample", math.nan) for r in grp) / len(grp),
+            }
+        )
     return out
 
 

@@ -5,7 +5,8 @@
 * :mod:`scoresde.training.checkpoint`: atomic, weights-only checkpoints, RNG states, and
   :func:`load_model`, which rebuilds a model through the network and SDE registries.
 * :mod:`scoresde.training.log`: ``log.csv`` (running means, loss binned by t) and ``eval.csv``.
-* :mod:`scoresde.training.distributed`: device, process group and DDP under ``torchrun``.
+* DDP under ``torchrun`` runs through :mod:`scoresde.distributed.ddp` (the one runtime layer;
+  :mod:`scoresde.training.distributed` re-exports its names).
 
 The command line (``scoresde train``, also under ``torchrun``) builds the objects from a run
 config and calls :func:`train`.
@@ -16,6 +17,8 @@ from __future__ import annotations
 from scoresde.training.checkpoint import (
     CheckpointError,
     TrainedModel,
+    UnverifiedCheckpointWarning,
+    content_hash,
     load_checkpoint,
     load_model,
     model_config,
@@ -36,6 +39,8 @@ __all__ = [
     "TrainResult",
     "TrainedModel",
     "TrainingDiverged",
+    "UnverifiedCheckpointWarning",
+    "content_hash",
     "load_checkpoint",
     "load_model",
     "make_test_loss_hook",

@@ -6,6 +6,13 @@
 * Writing is atomic: the bytes go to a temporary file in the same folder, are flushed and
   ``fsync``-ed, then ``os.replace`` renames it over the old file (atomic on POSIX), and the folder
   is ``fsync``-ed. A crash at any point leaves either the old or the new checkpoint.
+* Every checkpoint carries ``sha256``, the :func:`content_hash` of everything else in it
+  (tensors, counters, RNG states, the model config with its SDE and network settings, the
+  scaler, the metadata); :func:`load_checkpoint` recomputes it and refuses a mismatch with
+  "checkpoint is corrupt or was edited: ...". A checkpoint written before hashes existed (no
+  ``sha256``) still loads, with an :class:`UnverifiedCheckpointWarning`: refusing it would strand
+  every earlier run, and the hash guards against corruption and accidental edits, not against
+  someone who rewrites the file on purpose (``weights_only`` guards against code).
 * Reading uses ``torch.load(weights_only=True)``: a pickle that would build arbitrary objects (and
   so could run code) is refused before anything in it runs; truncated or foreign files raise
   :class:`CheckpointError` with a clear message.
@@ -13,16 +20,18 @@
 
 from __future__ import annotations
 
-import os
+import hashlib
 import pickle
 import random
-import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
+
+from scoresde.distributed.atomic import atomic_save_torch
 
 if TYPE_CHECKING:
     from scoresde.data import Scaler
@@ -36,55 +45,77 @@ __all__ = [
     "save_checkpoint",
     "set_rng_state",
     "load_model",
-    "atomic_write_text",
+    "HASH_KEY",
+    "UnverifiedCheckpointWarning",
+    "content_hash",
     "model_config",
     "model_from_config",
     "TrainedModel",
 ]
 
 FORMAT = "scoresde-checkpoint-v2"  # v2: model_config instead of a run config
+HASH_KEY = "sha256"  #: the key of the content hash in a checkpoint
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, truncated, foreign or unsafe."""
+    """A checkpoint file is missing, truncated, foreign, corrupt, edited or unsafe."""
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class UnverifiedCheckpointWarning(UserWarning):
+    """A checkpoint written before content hashes: it loads, but corruption cannot be detected."""
 
 
-def _atomic(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are meant to be shared
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+def content_hash(state: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a checkpoint's contents, its ``sha256`` entry aside.
+
+    Every tensor (dtype, shape and bytes) and every stored value (the step, RNG states, the
+    model config with its network and SDE settings, the scaler, the metadata) is fed in a fixed
+    order with type tags, so a flipped bit or an edited value changes the hash. Lists and tuples
+    hash alike (a reader may return either).
+    """
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in state.items() if k != HASH_KEY})
+    return h.hexdigest()
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a text file atomically (temporary file, fsync, rename)."""
-    _atomic(Path(path), lambda fh: fh.write(text.encode()))
+def _feed(h: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(value.shape)}:".encode())
+        if t.numel():
+            h.update(t.view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        h.update(f"D{len(value)}:".encode())
+        for k in sorted(value, key=lambda k: (type(k).__name__, str(k))):
+            _feed(h, k)
+            _feed(h, value[k])
+    elif isinstance(value, (list, tuple)):
+        h.update(f"L{len(value)}:".encode())
+        for v in value:
+            _feed(h, v)
+    elif isinstance(value, (str, bytes)):
+        data = value.encode() if isinstance(value, str) else value
+        h.update(f"{type(value).__name__[0]}{len(data)}:".encode())
+        h.update(data)
+    else:  # numbers, booleans, None, torch.Size ...: their exact repr
+        h.update(f"{type(value).__name__}:{value!r};".encode())
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Atomically write ``state`` (plain containers of tensors/numbers/strings) to ``path``."""
-    payload = {"format": FORMAT, **state}
-    _atomic(Path(path), lambda fh: torch.save(payload, fh))
+    """Atomically write ``state`` (plain containers of tensors/numbers/strings) to ``path``.
+
+    The file carries ``sha256``, the :func:`content_hash` of everything else in it, which
+    :func:`load_checkpoint` verifies.
+
+    Raises:
+        WriteError: If the disk is full or the write fails (the previous checkpoint is kept).
+    """
+    payload = {
+        "format": FORMAT,
+        **{k: v for k, v in state.items() if k not in ("format", HASH_KEY)},
+    }
+    payload[HASH_KEY] = content_hash(payload)
+    atomic_save_torch(Path(path), payload)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -110,8 +141,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
-            f"refusing to load {path}: it contains objects other than tensors and plain "
-            f"containers (loading it could run code). Details: {str(err).splitlines()[0]}"
+            f"refusing to load {path}: expected only tensors and plain containers, received "
+            "other objects (torch.load(weights_only=True) refused them: loading them could run "
+            "code)"
         ) from err
     except Exception as err:  # noqa: BLE001 (any failure of the reader is a corrupt file)
         raise CheckpointError(
@@ -121,6 +153,22 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise CheckpointError(
             f"{path} is not a scoresde checkpoint: expected format {FORMAT!r}, found {found!r}"
+        )
+    stored = obj.pop(HASH_KEY, None)
+    if stored is None:
+        warnings.warn(
+            f"{path} has no content hash (written before scoresde checked them), so corruption "
+            "cannot be detected; it is loaded as it is, and the next save adds the hash",
+            UnverifiedCheckpointWarning,
+            stacklevel=2,
+        )
+        return obj
+    actual = content_hash(obj)
+    if actual != stored:
+        raise CheckpointError(
+            f"checkpoint is corrupt or was edited: {path} (expected contents with the sha256 the "
+            f"file records, {str(stored)[:16]}..., received contents hashing to {actual[:16]}...);"
+            " use an intact copy or retrain"
         )
     return obj
 

@@ -37,7 +37,11 @@ __all__ = [
 
 
 class Stopper:
-    """Turns SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
+    """Turns SIGINT/SIGTERM into a flag checked between steps (main thread only).
+
+    The run finishes its step, writes a checkpoint and stops; a second signal stops at once
+    (``KeyboardInterrupt``), keeping the last whole checkpoint.
+    """
 
     def __init__(self) -> None:
         self.flag, self.signum, self.old = False, 0, dict[int, Any]()
@@ -49,6 +53,8 @@ class Stopper:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.flag:  # a second signal: stop now (the last checkpoint on disk is whole)
+            raise KeyboardInterrupt(signal.Signals(signum).name)
         self.flag, self.signum = True, signum
 
     def __exit__(self, *exc: Any) -> None:
@@ -88,8 +94,11 @@ def seed_global_rngs(seed: int) -> None:
 def diverged_message(run: RunState) -> str:
     """The :class:`TrainingDiverged` message: the streak's steps and the checkpoint to go back to."""
     first = run.step - run.consecutive + 1
-    kept = (f"go back to the last good checkpoint {run.ckpt} (step {run.saved_step})"
-            if run.saved_step is not None else "no checkpoint was written")  # fmt: skip
+    kept = (
+        f"go back to the last good checkpoint {run.ckpt} (step {run.saved_step})"
+        if run.saved_step is not None
+        else "no checkpoint was written"
+    )
     return (
         f"training diverged: {run.consecutive} consecutive steps with a non-finite loss or "
         f"gradient (steps {first}-{run.step}); {kept}. Lower the learning rate, clip gradients "
@@ -104,8 +113,11 @@ def remove_stale_temporaries(out: Path) -> list[Path]:
     and renames it; ``kill -9`` during the write leaves the temporary behind. One run writes
     into one folder (the CLI refuses a folder of another run), so they are safe to remove.
     """
-    stale = [p for name in ("checkpoint.pt", "log.csv", "eval.csv", "config.json")
-             for p in out.glob(f".{name}.*.tmp")]  # fmt: skip
+    stale = [
+        p
+        for name in ("checkpoint.pt", "log.csv", "eval.csv", "config.json")
+        for p in out.glob(f".{name}.*.tmp")
+    ]
     for p in stale:
         p.unlink(missing_ok=True)
     return stale

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from scoresde.training.checkpoint import atomic_write_text
+from scoresde.distributed.atomic import append_text, atomic_write_text
 
 __all__ = ["CsvLog", "append_csv", "trim_csv"]
 
@@ -26,11 +26,17 @@ class CsvLog:
         self.cols = ["step", "loss", "lr", "grad_norm", "nan_skips", "seconds"] + [
             f"loss_t{i}" for i in range(n_bins)
         ]
-        if path.is_file():  # drop rows written after the checkpoint we resume from
+        header = path.read_text().split("\n", 1)[0] if path.is_file() else ""
+        if header and header.split(",") != self.cols:  # trimming would drop every row
+            raise ValueError(
+                f"train: {path} logs {len(header.split(',')) - 6} t-bins but this run asks for "
+                f"t_bins={n_bins}; resume with the run's own t_bins (its rows would otherwise "
+                "all be dropped), or train into a new out_dir"
+            )
+        if header:  # drop rows written after the checkpoint we resume from
             trim_csv(path, resume_step, len(self.cols))
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(",".join(self.cols) + "\n")
+            atomic_write_text(path, ",".join(self.cols) + "\n")
         self._reset()
 
     def _reset(self) -> None:
@@ -44,8 +50,13 @@ class CsvLog:
         """The running sums since the last row (saved in the checkpoint for an exact resume)."""
         if self.n == 0:
             return None
-        return {"loss": self.loss, "gnorm": self.gnorm, "n": self.n,
-                "bin_sum": self.bin_sum.clone(), "bin_cnt": self.bin_cnt.clone()}  # fmt: skip
+        return {
+            "loss": self.loss,
+            "gnorm": self.gnorm,
+            "n": self.n,
+            "bin_sum": self.bin_sum.clone(),
+            "bin_cnt": self.bin_cnt.clone(),
+        }
 
     def load_state(self, state: dict[str, Any] | None) -> None:
         """Continue the running sums saved by :meth:`state` (``None``: start a new row)."""
@@ -74,13 +85,8 @@ class CsvLog:
             "seconds": time.perf_counter() - self.t0,
         }
         row.update({f"loss_t{i}": b for i, b in enumerate(bins)})
-        with self.path.open("a") as fh:
-            fh.write(
-                ",".join(
-                    f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c]) for c in self.cols
-                )
-                + "\n"
-            )
+        cells = (f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c]) for c in self.cols)
+        append_text(self.path, ",".join(cells) + "\n")
         self._reset()
         return row
 
@@ -107,8 +113,5 @@ def trim_csv(path: Path, last_step: int, n_cols: int | None = None) -> None:
 
 def append_csv(path: Path, row: dict[str, Any]) -> None:
     """Append ``row`` to the CSV file ``path`` (with a header line if the file is new)."""
-    new = not path.is_file()
-    with path.open("a") as fh:
-        if new:
-            fh.write(",".join(row) + "\n")
-        fh.write(",".join(str(v) for v in row.values()) + "\n")
+    head = "" if path.is_file() else ",".join(row) + "\n"
+    append_text(path, head + ",".join(str(v) for v in row.values()) + "\n")

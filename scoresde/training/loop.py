@@ -18,7 +18,7 @@ Distributed: run the same script (or ``scoresde train``) under ``torchrun``::
 
 Each rank builds the same model (same seed), takes its contiguous shard of the same global batch
 (``batch_size`` must divide by the world size), DDP averages gradients (see
-:mod:`scoresde.training.distributed`), and rank 0 alone writes checkpoints and logs.
+:mod:`scoresde.distributed.ddp`), and rank 0 alone writes checkpoints and logs.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from scoresde._utils import progress_bar
 from scoresde.data import Dataset, derive_seed
+from scoresde.distributed.ddp import default_device, process_group
+from scoresde.losses import Loss
 from scoresde.parameterization import ScoreModel
 from scoresde.sde import check_prior_for_data
-from scoresde.training.distributed import default_device, process_group
 from scoresde.training.guards import (
     Stopper,
     check_args,
@@ -87,7 +88,7 @@ def make_test_loss_hook(loss_fn: Any, batch_size: int = 1000, seed: int = 0) -> 
 
 def train(
     model: ScoreModel,
-    loss: Any,
+    loss: Loss,
     data: Dataset,
     optimizer: torch.optim.Optimizer,
     *,

@@ -16,6 +16,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel
 
 from scoresde.data import Dataset, derive_seed
+from scoresde.distributed.ddp import all_ranks_max, all_ranks_mean, barrier, wrap_ddp
 from scoresde.parameterization import ScoreModel
 from scoresde.training.checkpoint import (
     get_rng_state,
@@ -24,7 +25,6 @@ from scoresde.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from scoresde.training.distributed import all_ranks_max, all_ranks_mean, barrier, wrap_ddp
 
 __all__ = ["RunState"]
 
