@@ -131,6 +131,125 @@ def _ddpm_beta_slope() -> float:
     return -slope([r["n_steps"] for r in rows], [r["mean_diff_beta"] for r in rows])
 
 
+_SDE_NAMES = {"vp": "VP", "subvp": "sub-VP", "ve": "VE"}
+
+
+def _fs_cell(rows: list, bound: float | None) -> str:
+    """'mean / worst' |CE gap| of held-out rows [(nfe, gap), ...]; worst in bold past ``bound``."""
+    gaps = [abs(g) for _, g in rows]
+    if not all(math.isfinite(g) for g in gaps):
+        return "fails"
+    worst = f"{max(gaps):.2f}"
+    if bound is not None and max(gaps) > bound:
+        worst = f"**{worst}**"
+    return f"{sum(gaps) / len(gaps):.2f} / {worst}"
+
+
+def _few_step_table() -> str:
+    """Held-out mean / worst |CE gap| of every sampler at its defaults, per SDE and NFE."""
+    r = results("few_step_defaults")
+    stochastic = set(r["stochastic"])
+    head = ("| sampler | SDE | grid (<= 10 / 11-25 / > 25) | NFE 5 | NFE 10 | NFE 20 | NFE 50 "
+            "| NFE 100 |\n|---|---|---|---|---|---|---|---|\n")  # fmt: skip
+    lines = []
+    for name, per in r["held_out"].items():
+        for kind, by_nfe in per.items():
+            grids = " / ".join(r["table"][name][kind][b]["grid"] for b in ("<=10", "11-25", ">25"))
+            extra = {k for b in r["table"][name][kind].values() for k, v in b.items()
+                     if k != "grid" and v}  # fmt: skip
+            grids += "".join(f", {k}" for k in sorted(extra))
+            cells = []
+            for nfe in ("5", "10", "20", "50", "100"):
+                bound = None
+                if nfe == "100":
+                    bound = 0.4 if name in stochastic else 0.25
+                elif nfe == "10" and name not in stochastic:
+                    bound = 1.0
+                cells.append(_fs_cell(by_nfe[nfe], bound))
+            lines.append(f"| `{name}` | {_SDE_NAMES[kind]} | {grids} | " + " | ".join(cells) + " |")
+    return head + "\n".join(lines)
+
+
+def _few_step_problems(key: str) -> str:
+    ps = results("few_step_defaults")[key]
+    return "; ".join(f"seed {p['seed']}: d = {p['dim']}, K = {p['components']}, narrowest std "
+                     f"{p['narrowest_std']:.3f}" for p in ps)  # fmt: skip
+
+
+def _few_step_recommended() -> str:
+    """The recommended sampler per SDE and band, with its held-out mean / worst |CE gap|."""
+    r = results("few_step_defaults")
+    bands = {"<=10": ("5", "10"), "11-25": ("20",), ">25": ("50", "100")}
+    head = "| SDE | NFE <= 10 | NFE 11-25 | NFE > 25 |\n|---|---|---|---|\n"
+    lines = []
+    for kind, rec in r["recommended"].items():
+        cells = []
+        for band, nfes in bands.items():
+            name = rec[band]
+            got = ", ".join(f"{n}: {_fs_cell(r['held_out'][name][kind][n], None)}" for n in nfes)
+            cells.append(f"`{name}` ({got})")
+        lines.append(f"| {_SDE_NAMES[kind]} | " + " | ".join(cells) + " |")
+    return head + "\n".join(lines)
+
+
+def _few_step_targets() -> str:
+    t = results("few_step_defaults")["targets"]
+
+    def fmt(misses: list) -> str:
+        if not misses:
+            return "met"
+        return "missed: " + ", ".join(f"`{n}` on {_SDE_NAMES[k]} ({w:.2f})" for n, k, w in misses)
+
+    raised = ", ".join(f"`{n}` on {_SDE_NAMES[k]}" for n, k in t["a_failures"]) or "none"
+    r = results("few_step_defaults")
+    deltas = [p["delta"] for p in r["held_out_problems"]]
+    beyond = []  # misses of (b) by more than twice the CE-gap noise of the problem
+    for name, kind, _ in t["b_misses"]:
+        bound = 0.4 if name in r["stochastic"] else 0.25
+        rows = r["held_out"][name][kind]["100"]
+        if any(abs(g) - 2 * d > bound for (_, g), d in zip(rows, deltas, strict=True)):
+            beyond.append(f"`{name}` on {_SDE_NAMES[kind]}")
+    return ("| target (held-out) | result |\n|---|---|\n"
+            f"| (a) no sampler fails at its defaults | {'met' if not t['a_failures'] else 'missed'}"
+            f" (failed: {raised}) |\n"
+            f"| (b) NFE 100: worst \\|CE gap\\| <= 0.25 deterministic, <= 0.4 stochastic | "
+            f"{fmt(t['b_misses'])} |\n"
+            f"| (b) counting only misses beyond 2 SE of the gap's noise | "
+            f"{'met' if not beyond else 'missed: ' + ', '.join(beyond)} |\n"
+            f"| (c) NFE 10: no deterministic sampler above 1 nat on any problem | "
+            f"{fmt(t['c_misses'])} |")  # fmt: skip
+
+
+def _few_step_ablation() -> str:
+    """NFE 100 with and without the final Tweedie step (first two held-out problems)."""
+    r = results("few_step_defaults")
+    head = ("| sampler | " + " | ".join(f"{v} with / without" for v in _SDE_NAMES.values())
+            + " |\n|---|---|---|---|\n")  # fmt: skip
+    lines = []
+    for name, per in r["no_denoise_nfe100"].items():
+        cells = []
+        for kind in _SDE_NAMES:
+            if kind not in per:
+                cells.append("-")
+                continue
+            w = [abs(g) for _, g in r["held_out"][name][kind]["100"][: len(per[kind])]]
+            wo = [abs(g) for g in per[kind]]
+            cells.append(f"{sum(w) / len(w):.2f} / {sum(wo) / len(wo):.2f}")
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return head + "\n".join(lines)
+
+
+def _peers_table() -> str:
+    """Per NFE: the best scoresde sampler, auto and the best peer by mean |CE gap|, and ratios."""
+    r = results("sampler_peers")
+    head = ("| NFE | best scoresde (mean \\|gap\\|) | `auto` | best peer (mean \\|gap\\|) "
+            "| ratio best / peer | ratio auto / peer |\n|---|---|---|---|---|---|\n")  # fmt: skip
+    lines = [f"| {s['nfe']} | `{s['ours']}` {s['ours_mean']:.3f} | {s['auto_mean']:.3f} | "
+             f"`{s['peer']}` {s['peer_mean']:.3f} | {s['ratio']:.2f} | {s['auto_ratio']:.2f} |"
+             for s in r["summary"]]  # fmt: skip
+    return head + "\n".join(lines)
+
+
 def _study_best_table() -> str:
     """Best per NFE budget of the documented sampler study, with ties and the CE-gap check."""
     study = results("sampler_study")["study"]
@@ -203,6 +322,15 @@ DERIVED: dict[str, Callable[[], str]] = {
     "sde_comparison.sw2_min_200": lambda: f"{_sde_comparison_range(200)[0]:.3f}",
     "sde_comparison.sw2_max_200": lambda: f"{_sde_comparison_range(200)[1]:.3f}",
     "ddpm_ddim_convergence.beta_slope": lambda: f"{_ddpm_beta_slope():.2f}",
+    "few_step_defaults.table": _few_step_table,
+    "few_step_defaults.recommended": _few_step_recommended,
+    "few_step_defaults.targets": _few_step_targets,
+    "few_step_defaults.ablation": _few_step_ablation,
+    "few_step_defaults.train": lambda: _few_step_problems("train"),
+    "few_step_defaults.held_out": lambda: _few_step_problems("held_out_problems"),
+    "few_step_defaults.cpu_min": lambda: f"{results('few_step_defaults')['cpu_s'] / 60:.1f}",
+    "sampler_peers.table": _peers_table,
+    "sampler_peers.cpu_min": lambda: f"{results('sampler_peers')['meta']['cpu_s'] / 60:.1f}",
     "ddpm_ddim_convergence.identity_min": lambda: _sci(
         min(r["max_diff_beta_tilde"] for r in results("ddpm_ddim_convergence")["identity"])),
     "sampler_study.best_table": _study_best_table,

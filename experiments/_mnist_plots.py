@@ -57,15 +57,21 @@ def plot_bpd(per_image: dict[str, Tensor], log: list, evals: list, pyplot: Any) 
     return fig
 
 
+def sample_figure(res: dict[str, Any], pyplot: Any) -> Any:
+    """Training images, then each sampler's samples, titled with the NFE each spent."""
+    panels = {"training images": res["train_k"]}
+    for k, (name, x) in enumerate(res["samples"].items()):
+        tag = ", auto" if k == 0 else ""
+        panels[f"{name}{tag} ({res['results']['sample_nfe'][name]} NFE)"] = x
+    return plot_samples(panels, pyplot)
+
+
 def make_figures(res: dict[str, Any], log: list, evals: list, out: Path, fast: bool) -> list[str]:
     """``samples.png`` and ``bpd.png`` into ``out``; the file names."""
     pyplot = plt()
     if fast:
         pyplot.rcParams["savefig.dpi"] = 50
-    panels = {"training images": res["train_k"]}
-    for name, x in res["samples"].items():
-        panels[f"{name} ({res['results']['sample_nfe'][name]} NFE)"] = x
     return [
-        save_fig(plot_samples(panels, pyplot), out, "samples"),
+        save_fig(sample_figure(res, pyplot), out, "samples"),
         save_fig(plot_bpd(res["per_image"], log, evals, pyplot), out, "bpd"),
     ]

@@ -52,6 +52,7 @@ from scoresde.cli.build import build_sde  # noqa: E402
 from scoresde.cli.config import RunConfig  # noqa: E402
 from scoresde.data import load_mnist  # noqa: E402
 from scoresde.losses import DSMLoss  # noqa: E402
+from scoresde.samplers.defaults import recommended  # noqa: E402
 from scoresde.training.checkpoint import load_checkpoint, load_model  # noqa: E402
 
 N_TEST_LOSS = 256  # test images of the training curve's test loss (fixed dequantization)
@@ -170,9 +171,7 @@ def evaluate(model: Any, run_dir: Path, args: argparse.Namespace) -> dict[str, A
             ev.gaussian_bpd_closed_form(mean, cov, test_all)
         )
     n_s = 16 if args.fast else 64
-    samples = {name: plots.draw_samples(model, n_s, name, nfe, gen)
-               for name, nfe in (("dpm_solver_3", 13 if args.fast else 49),
-                                 ("euler_maruyama", 21 if args.fast else 251))}  # fmt: skip
+    samples = draw_panels(model, n_s, args)
     print(f"bits/dim on {args.n_test} test images ({(time.process_time() - c0) / 60:.1f} CPU min):",
           {k: round(v["bpd"], 4) for k, v in rows.items() if isinstance(v, dict)})  # fmt: skip
     return {
@@ -185,11 +184,41 @@ def evaluate(model: Any, run_dir: Path, args: argparse.Namespace) -> dict[str, A
             "sorted by class, so every class is equally represented), in a seeded random order",
             "data_stats": ev.data_stats(train_k, test_all),
             "sample_nfe": {k: v[1] for k, v in samples.items()},
+            "sample_recommended": next(iter(samples)),
         },
         "per_image": per_image,
         "samples": {k: v[0] for k, v in samples.items()},
         "train_k": train_k[torch.randperm(train_k.shape[0], generator=gen)[:n_s]],
     }
+
+
+def draw_panels(model: Any, n: int, args: argparse.Namespace) -> dict[str, tuple[Any, int]]:
+    """The sample panels: the recommended sampler at <= 50 NFE (``sample("auto", ...)``, its
+    defaults and final Tweedie step) and the reverse SDE (Euler-Maruyama) at 251 NFE."""
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    nfe = 13 if args.fast else 50
+    auto = recommended(model.sde, nfe)
+    return {name: plots.draw_samples(model, n, name, k, gen)
+            for name, k in ((auto, nfe), ("euler_maruyama", 21 if args.fast else 251))}  # fmt: skip
+
+
+def samples_only(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
+    """Redraw ``samples.png`` from a trained run (read only) and update results.json."""
+    model = load_model(run_dir / "checkpoint.pt", use_ema=WEIGHTS == "ema").model.eval()
+    n_s = 16 if args.fast else 64
+    samples = draw_panels(model, n_s, args)
+    train_k = load_mnist().train.long()
+    gen = torch.Generator().manual_seed(args.seed)
+    res = {"samples": {k: v[0] for k, v in samples.items()},
+           "results": {"sample_nfe": {k: v[1] for k, v in samples.items()}},
+           "train_k": train_k[torch.randperm(train_k.shape[0], generator=gen)[:n_s]]}  # fmt: skip
+    plots.save_fig(plots.sample_figure(res, plots.plt()), args.out, "samples")
+    path = args.out / "results.json"
+    results = json.loads(path.read_text())
+    results["sample_nfe"] = res["results"]["sample_nfe"]
+    results["sample_recommended"] = next(iter(samples))
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return results
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -218,6 +247,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="test images of the probe-noise and tolerance check (default 16; 4 fast)",
     )
     p.add_argument("--train-only", action="store_true", help="stop after training")
+    p.add_argument("--samples-only", action="store_true",
+                   help="redraw samples.png from the trained run (read only) and update "
+                   "results.json's sample entries")  # fmt: skip
     args = p.parse_args(argv)
     args.n_test = args.n_test or (8 if args.fast else 200)
     args.check_images = args.check_images if args.check_images is not None else (
@@ -235,6 +267,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     run_dir = args.run_dir or (args.out / "run" if args.fast else ROOT / "runs" / "mnist")
     started = time.perf_counter()
     torch.set_num_threads(1)
+    if args.samples_only:
+        return samples_only(args, run_dir)
     config = make_config(args.fast, args.seed, args.steps)
     trained = train_with_cpu_budget(
         config, run_dir, args.cpu_minutes * 60, 20 if args.fast else 250, not args.fast

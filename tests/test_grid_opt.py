@@ -106,7 +106,7 @@ def _write(tmp_path, og, **change):
     [
         ({"format": "other"}, "expected format 'scoresde-grid' version 1, received format 'other'"),
         ({"nfe": 0}, "expected an integer nfe >= 1, received 0"),
-        ({"nfe": 7}, "spends 6 NFE on 6 steps, but the file says nfe=7"),
+        ({"nfe": 7}, "spends 6 NFE on 5 steps, but the file says nfe=7"),  # with the Tweedie step
         ({"times": [1.0, 0.5, 0.5, 0.001]}, "expected strictly decreasing times"),
         ({"times": [1.0, "a"]}, "expected 'times' to be a list of >= 2 numbers"),
         ({"sampler": "nope"}, "unknown sampler 'nope'; expected one of"),
@@ -175,13 +175,14 @@ def test_sample_cli_resolves_grid_files(optimized, tmp_path) -> None:
 
     from scoresde.cli.commands import _sample_grid
     from scoresde.cli.common import CLIError
+    from scoresde.samplers.defaults import recommended
 
     sde, _, og = optimized
     path = og.save(tmp_path / "g.json")
 
     def ns(**kw):
         return argparse.Namespace(
-            **{"sampler": None, "nfe": None, "grid": None, "denoise": False, **kw}
+            **{"sampler": None, "nfe": None, "grid": None, "denoise": True, **kw}
         )
 
     name, grid, opts = _sample_grid(ns(grid=path), sde)
@@ -190,12 +191,15 @@ def test_sample_cli_resolves_grid_files(optimized, tmp_path) -> None:
         _sample_grid(ns(grid=path, nfe=10), sde)
     with pytest.raises(CLIError, match="--sampler: the grid file .* is for dpm_solver_pp_2m"):
         _sample_grid(ns(grid=path, sampler="ddim"), sde)
-    with pytest.raises(CLIError, match="was made without denoise"):
-        _sample_grid(ns(grid=path, denoise=True), sde)
+    assert og.options["denoise"] is True  # the final Tweedie step is a default
+    with pytest.raises(CLIError, match="--no-denoise: the grid file .* was made with"):
+        _sample_grid(ns(grid=path, denoise=False), sde)
     with pytest.raises(ValueError, match="made for VPSDE"):
         _sample_grid(ns(grid=path), VESDE())
-    name, grid, opts = _sample_grid(ns(nfe=11, denoise=True, grid="karras"), sde)
+    name, grid, opts = _sample_grid(ns(sampler="ddim", nfe=11, grid="karras"), sde)
     assert name == "ddim" and grid.numel() == 11 and opts["denoise"] is True
+    name, _, opts = _sample_grid(ns(nfe=11, denoise=False), sde)  # auto, without the Tweedie step
+    assert name == recommended(sde, 11) and opts["denoise"] is False
 
 
 def test_grid_flag_names_expected_and_received(capsys) -> None:

@@ -81,14 +81,14 @@ def test_quadratic_grid_is_denser_near_the_data() -> None:
 @pytest.mark.parametrize(
     ("name", "nfe", "steps", "opts"),
     [
-        ("euler_maruyama", 10, 10, {}),
-        ("pf_heun", 20, 10, {}),
-        ("pf_rk4", 20, 5, {}),
-        ("dpm_solver_3", 21, 7, {"lower_order_final": False}),
-        ("dpm_solver_3", 21, 8, {}),  # default plan: six order-3 steps, then orders 2 and 1
-        ("pc", 40, 10, {"n_steps": 2}),  # Metropolis-adjusted: 1 + 2 + 1 per step
-        ("pc", 30, 10, {"n_steps": 2, "corrector": "langevin_ula"}),
-        ("ddim", 11, 10, {"denoise": True}),
+        ("euler_maruyama", 11, 10, {}),  # the final Tweedie step counts 1
+        ("pf_heun", 21, 10, {}),
+        ("pf_rk4", 21, 5, {}),
+        ("dpm_solver_3", 22, 7, {"lower_order_final": False}),
+        ("dpm_solver_3", 22, 8, {"lower_order_final": True}),  # six order-3 steps, then 2 and 1
+        ("pc", 41, 10, {"n_steps": 2}),  # Metropolis-adjusted: 1 + 2 + 1 per step
+        ("pc", 31, 10, {"n_steps": 2, "corrector": "langevin_ula"}),
+        ("ddim", 10, 10, {"denoise": False}),
     ],
 )
 def test_grid_for_nfe_spends_exactly_the_target(

@@ -104,6 +104,8 @@ def test_signature_and_metadata(name: str) -> None:
 
 def test_sample_accepts_a_target_nfe() -> None:
     sde = SDES["vp"]
-    for name, nfe in [("pf_heun", 10), ("dpm_solver_2", 8), ("euler_maruyama", 30)]:
-        _, info = sample(name, sde, mixture(sde), prior(sde, 8), nfe)
+    for name, nfe in [("pf_heun", 9), ("dpm_solver_2", 8), ("euler_maruyama", 30)]:
+        _, info = sample(name, sde, mixture(sde), prior(sde, 8), nfe, exact=True)
         assert info.nfe == nfe
+    _, info = sample("pf_heun", sde, mixture(sde), prior(sde, 8), 10)  # 4 steps + Tweedie
+    assert info.nfe == 9

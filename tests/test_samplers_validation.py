@@ -137,8 +137,6 @@ def test_bad_options_raise() -> None:
         sample_pf_adaptive(VP, GM, X, grid, hook=lambda x, t, i, r: x)
     with pytest.raises(ValueError, match="rtol > 0"):
         sample_pf_adaptive(VP, GM, X, grid, rtol=0.0)
-    with pytest.raises(ValueError, match="beta\\(t\\) \\* dt must be < 1"):
-        sample("reverse_diffusion", VP, GM, X, make_grid(VP, 5))
     with pytest.raises(ValueError, match="adaptive solver"):
         grid_for_nfe(VP, "pf_adaptive", 20)
     with pytest.raises(ValueError, match="integer nfe"):

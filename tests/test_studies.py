@@ -31,7 +31,7 @@ def test_sampler_study_table() -> None:
         sde,
         gm,
         ["ddim", ("euler_maruyama", {}), "pf_heun"],
-        [4, 40],
+        [5, 41],  # Heun: 2 NFE per step and the final Tweedie step
         ref,
         ("sw2", "energy"),
         seeds=(0, 1),
@@ -41,18 +41,18 @@ def test_sampler_study_table() -> None:
     for row in study.rows:
         assert set(SAMPLER_COLUMNS) | {"sw2", "energy", "ce_gap", "ce_gap_se"} <= set(row)
         assert not row["error"]
-        assert row["nfe"] == row["nfe_target"]  # all three hit 4 and 40 exactly
+        assert row["nfe"] == row["nfe_target"]  # all three hit 5 and 41 exactly
         assert row["wall_time_s"] > 0
         assert math.isfinite(row["sw2"]) and row["sw2"] >= 0
     # more score evaluations give better samples (deterministic sampler, same x_T)
     by = {(r["sampler"], r["nfe"], r["seed"]): r for r in study.rows}
     for seed in (0, 1):
-        assert by[("ddim", 40, seed)]["sw2"] < by[("ddim", 4, seed)]["sw2"]
-        assert abs(by[("pf_heun", 40, seed)]["ce_gap"]) < 0.15
+        assert by[("ddim", 41, seed)]["sw2"] < by[("ddim", 5, seed)]["sw2"]
+        assert abs(by[("pf_heun", 41, seed)]["ce_gap"]) < 0.15
     # same prior draws for every sampler: summaries have one row per (sampler, NFE)
     assert len(study.summary("sw2")) == 6
     assert set(study.samples) == {
-        (s, n) for s in ("ddim", "euler_maruyama", "pf_heun") for n in (4, 40)
+        (s, n) for s in ("ddim", "euler_maruyama", "pf_heun") for n in (5, 41)
     }
 
 

@@ -167,9 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_flag(src)
     s.add_argument(
         "--sampler",
-        choices=sorted(SAMPLERS),
+        choices=["auto", *sorted(SAMPLERS)],
         metavar="NAME",
-        help=f"one of {_names(SAMPLERS)} (default ddim, or the grid file's)",
+        help="'auto' (default: the sampler best for this SDE and NFE on the problem family; "
+        f"the output names it) or one of {_names(SAMPLERS)} (a grid file fixes its own)",
     )
     s.add_argument(
         "--nfe",
@@ -185,9 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
         "grid file written by optimize_grid",
     )
     s.add_argument(
-        "--denoise",
-        action="store_true",
-        help="finish with a Tweedie denoising step (1 NFE, inside the budget)",
+        "--no-denoise",
+        dest="denoise",
+        action="store_false",
+        help="skip the final Tweedie denoising step (by default every run ends with it, "
+        "1 NFE inside the budget)",
     )
     s.add_argument(
         "-n",

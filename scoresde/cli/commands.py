@@ -19,6 +19,7 @@ import torch
 
 from ..distributed import atomic_save_npy, atomic_write, env
 from ..samplers import get_sampler, load_grid, plan_for_nfe
+from ..samplers.defaults import recommended
 from . import report
 from .common import CLIError, Interrupted, run_dir, write_results
 from .config import RunConfig
@@ -136,6 +137,7 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
                 torch.zeros(args.n, *shape, device=dev), torch.full((args.n,), sde.T, device=dev)
             ),
         )
+        auto = (args.sampler or "auto") == "auto" and not isinstance(args.grid, Path)
         args.sampler, grid, opts = _sample_grid(args, sde)
         out = shared_run_dir(world, args.out, "sample")
         res = sharded_sample(
@@ -175,14 +177,16 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
     nfe, n_steps = max(info["nfe_per_shard"]), max(info["n_steps"])
     results = {
         "sampler": args.sampler,
+        "auto": auto,
+        "denoise": bool(opts.get("denoise")),
         "nfe": nfe,
         "n_steps": n_steps,
         "n": args.n,
         "files": ["samples.npy", fig.name],
     }
     text = (
-        f"# scoresde sample\n\n{args.n} samples from `{source_name(args)}` with `{args.sampler}` "
-        f"({nfe} score evaluations, {n_steps} steps).\n\n![samples](samples.png)\n"
+        f"# scoresde sample\n\n{args.n} samples from `{source_name(args)}` with `{args.sampler}`"
+        f"{' (picked by auto)' if auto else ''} ({nfe} score evaluations, {n_steps} steps).\n\n![samples](samples.png)\n"
     )
     write_results(out, _config("sample", args, device), results, text)
     return out
@@ -214,7 +218,7 @@ def _check_nfe(nfe: int | list[int] | None, force: bool, evaluate: Any) -> None:
 
 
 def _sample_grid(args: argparse.Namespace, sde: Any) -> tuple[str, torch.Tensor, dict[str, Any]]:
-    """(sampler, grid, options) of ``sample`` from --sampler, --nfe, --grid and --denoise."""
+    """(sampler, grid, options) of ``sample`` from --sampler, --nfe, --grid and --no-denoise."""
     if isinstance(args.grid, Path):  # a grid file fixes the sampler, the NFE and the options
         og = load_grid(args.grid, sde)
         for flag, given, own in (
@@ -223,10 +227,16 @@ def _sample_grid(args: argparse.Namespace, sde: Any) -> tuple[str, torch.Tensor,
         ):
             if given is not None and given != own:
                 raise CLIError(f"{flag}: the grid file {args.grid} is for {own}, received {given}")
-        if args.denoise and not og.options.get("denoise"):
-            raise CLIError(f"--denoise: the grid file {args.grid} was made without denoise")
+        if not args.denoise and og.options.get("denoise"):
+            raise CLIError(f"--no-denoise: the grid file {args.grid} was made with denoise")
         return og.sampler, og.times, dict(og.options)
-    name, opts = args.sampler or "ddim", ({"denoise": True} if args.denoise else {})
+    name, opts = args.sampler or "auto", {"denoise": args.denoise}
+    if name == "auto":
+        name = recommended(sde, args.nfe or 50)
+        print(
+            f"scoresde sample: auto picked {name} for {type(sde).__name__} at {args.nfe or 50} "
+            "NFE (best on the problem family, docs/howto/sample.md)"
+        )
     if get_sampler(name).adaptive:
         return name, torch.tensor([sde.T, sde.eps], dtype=torch.float64), opts
     grid, opts = plan_for_nfe(sde, name, args.nfe or 50, args.grid, exact=False, **opts)

@@ -17,6 +17,7 @@ its shard of the same global batch. Nothing is downloaded:
 from __future__ import annotations
 
 from scoresde.data.core import Dataset, Scaler, derive_seed
+from scoresde.data.family import narrowest_std, random_mixture
 from scoresde.data.files import load_array, load_digits, load_image_folder, load_mnist
 from scoresde.data.registry import DATASETS, get_dataset, load_mixture, load_toy
 from scoresde.data.toy import TOY_SETS, sample_toy
@@ -34,5 +35,7 @@ __all__ = [
     "load_mixture",
     "load_mnist",
     "load_toy",
+    "narrowest_std",
+    "random_mixture",
     "sample_toy",
 ]

@@ -64,6 +64,7 @@ from .registry import (
     expected_nfe,
     get_sampler,
     grid_for_nfe,
+    min_nfe,
     plan_for_nfe,
     sample,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "load_grid",
     "log_snr_grid",
     "make_grid",
+    "min_nfe",
     "multistep_order",
     "noise_from_seeds",
     "optimize_grid",

@@ -28,6 +28,14 @@ p_t, error O(||x' - x||^3)). It costs one extra score evaluation per corrector c
 
 The PC sampler takes a predictor step from t_i to t_{i+1}, then corrects at t_{i+1} (Alg. 2);
 ``sample_annealed_langevin`` is PC with no predictor and the ALD corrector, for VE.
+
+Annealed Langevin's default step follows the grid (:func:`annealed_snr`). With no predictor,
+the chain at level t_{i+1} starts from p_{t_i}; in a direction where the noise dominates, one
+unadjusted step of relative size c = e / sigma^2 leaves it behind p_{t_{i+1}} by about
+(1 - q_i) / c in relative variance, q_i = sigma_{t_{i+1}}^2 / sigma_{t_i}^2, and ULA's own bias
+adds about c / 2. A fixed snr (fixed c) thus stops improving as the grid is refined (the bias
+stays) and lags on a coarse grid; c_i = sqrt(1 - q_i) / n_steps balances the two, both then
+O(N^(-1/2)) on N levels, so the sampler converges as its NFE grows.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from .run import SampleInfo, SamplerRun
 __all__ = [
     "CORRECTORS",
     "STEP_RULES",
+    "annealed_snr",
     "Corrector",
     "langevin_step_size",
     "sample_annealed_langevin",
@@ -108,7 +117,9 @@ def _log_q(x_to: Tensor, x: Tensor, s: Tensor, e: Tensor) -> Tensor:
     return -_sq_norms(x_to - x - e_ * s) / (4 * e) - 0.5 * s[0].numel() * torch.log(e)
 
 
-def _langevin(run: SamplerRun, snr: float, n_steps: int, rule: str, metropolis: bool) -> Step:
+def _langevin(
+    run: SamplerRun, snr: float | Tensor, n_steps: int, rule: str, metropolis: bool
+) -> Step:
     c = run.coefs()
     ratio = (c.alpha[:-1] / c.alpha[1:]) ** 2  # r_i in (0, 1]
 
@@ -116,16 +127,17 @@ def _langevin(run: SamplerRun, snr: float, n_steps: int, rule: str, metropolis: 
         if not n_steps:
             return x
         t, sig = run.t[i + 1], c.sigma[i + 1]
+        snr_i = float(snr[i]) if isinstance(snr, Tensor) else snr
         s = run.score(x, t)  # 1. score at the corrected time t_{i+1}
         for k in range(n_steps):
             z = run.noise(x, t, t)  # 2. fresh noise
-            e = langevin_step_size(rule, s, z, sig, ratio[i], snr)  # 3. step size per sample
+            e = langevin_step_size(rule, s, z, sig, ratio[i], snr_i)  # 3. step size per sample
             x_new = x + append_dims(e, x.ndim) * s + append_dims(torch.sqrt(2 * e), x.ndim) * z
             if not metropolis:  # 4. unadjusted Langevin update
                 x, s = x_new, (run.score(x_new, t) if k < n_steps - 1 else s)
                 continue
             s_new = run.score(x_new, t)  # 4'. Metropolis-adjusted: accept with prob. min(1, a)
-            e_new = langevin_step_size(rule, s_new, None, sig, ratio[i], snr)
+            e_new = langevin_step_size(rule, s_new, None, sig, ratio[i], snr_i)
             log_p = 0.5 * ((s + s_new) * (x_new - x)).reshape(x.shape[0], -1).sum(1)
             log_a = log_p + _log_q(x, x_new, s_new, e_new) - _log_q(x_new, x, s, e)
             u = run.noise(x, t, t).reshape(x.shape[0], -1)[:, 0]  # log U(0,1) = log Phi(u)
@@ -150,7 +162,7 @@ class Corrector:
     metropolis: bool = False
     snr: float = 0.16
 
-    def build(self, run: SamplerRun, snr: float, n_steps: int) -> Step:
+    def build(self, run: SamplerRun, snr: float | Tensor, n_steps: int) -> Step:
         """``step(x, i)``: ``n_steps`` Langevin steps at t_{i+1}."""
         if self.rule is None or n_steps == 0:
             return lambda x, i: x
@@ -229,6 +241,13 @@ def sample_pc(
     return run.loop(run.x_T, lambda x, i: c_step(p_step(x, i), i))
 
 
+def annealed_snr(run: SamplerRun, n_steps: int) -> Tensor:
+    """Per-level snr of annealed Langevin: 2 snr_i^2 = sqrt(1 - q_i) / n_steps (module doc)."""
+    c = run.coefs()
+    q = (c.sigma[1:] / c.sigma[:-1]) ** 2
+    return torch.sqrt(torch.sqrt(torch.clamp(1 - q, min=0.0)) / (2 * max(n_steps, 1)))
+
+
 @register(
     "annealed_langevin",
     stochastic=True,
@@ -243,16 +262,22 @@ def sample_pc(
     ),
 )
 def sample_annealed_langevin(
-    run: SamplerRun, *, snr: float = 0.16, n_steps: int = 1
+    run: SamplerRun, *, snr: float | None = None, n_steps: int = 1
 ) -> tuple[Tensor, SampleInfo]:
     """Annealed Langevin dynamics on a VE SDE (Song & Ermon 2019, Alg. 1).
 
     ``n_steps`` Langevin steps at each noise level sigma_{t_1} > ... > sigma_{t_N}, step size
-    2 (snr sigma_t)^2; arguments as :func:`sample_pc`.
+    2 (snr sigma_t)^2; arguments as :func:`sample_pc`, except ``snr``: a fixed value (Song &
+    Ermon's rule; 0.16 in Song et al. 2021 for VE), or None (default) for the grid's own
+    :func:`annealed_snr`, which converges as the grid is refined (module docstring).
 
     A VP or sub-VP SDE is refused with what to use instead (its spec's ``unsupported_hint``):
     Langevin alone only moves noise between the levels of a VE SDE, whose p_t differ by added
     noise; on VP/sub-VP p_t also shrinks by alpha_t, which only a predictor step follows.
     """
-    snr = check_corrector_args("ald", snr, n_steps)
-    return run.loop(run.x_T, CORRECTORS["ald"].build(run, snr, n_steps))
+    if snr is not None:
+        snr = check_corrector_args("ald", snr, n_steps)
+    else:
+        check_corrector_args("ald", None, n_steps)
+    level_snr = annealed_snr(run, n_steps) if snr is None else snr
+    return run.loop(run.x_T, CORRECTORS["ald"].build(run, level_snr, n_steps))

@@ -7,8 +7,8 @@ A sampler is written once, as a *body* that receives the validated run:
         return run.loop(run.x_T, _ddim_step(run, eta))
 
 :func:`register` builds the :class:`~scoresde.samplers.SamplerSpec` (the name is written here
-and nowhere else; the row of :data:`~scoresde.samplers.defaults.FEW_STEP` adds the measured
-defaults), enters it in :data:`SAMPLERS`, and returns a :class:`RegisteredSampler`: the function
+and nowhere else; the few-step defaults per SDE and NFE band are
+:data:`~scoresde.samplers.defaults.TABLE`'s), enters it in :data:`SAMPLERS`, and returns a :class:`RegisteredSampler`: the function
 users call, with the shared signature of :class:`~scoresde.samplers.Sampler`,
 
     sample_ddim(sde, score_fn, x_T, grid, *, generator=None, callback=None, eta=0.0, **options)
@@ -28,7 +28,6 @@ import torch
 from torch import Tensor
 
 from ..sde import LinearSDE, ScoreFn
-from .defaults import FEW_STEP
 from .run import prepare
 from .signature import Callback, SampleInfo, Sampler
 from .spec import SamplerSpec
@@ -111,24 +110,20 @@ def register(name: str, **meta: Any) -> Callable[[Body], RegisteredSampler]:
         name: The registry name: a new key of :data:`SAMPLERS`.
         **meta: :class:`~scoresde.samplers.SamplerSpec` fields (``stochastic``, ``order``,
             ``sdes``, ``nfe_per_step``, ...); the few-step defaults come from
-            :data:`~scoresde.samplers.defaults.FEW_STEP`.
+            :data:`~scoresde.samplers.defaults.TABLE`.
 
     Returns:
         A decorator that turns ``body(run, *, option=default, ...)`` into the
         :class:`RegisteredSampler` users call.
 
     Raises:
-        ValueError: If ``name`` is taken, or ``meta`` repeats a field of the defaults table.
+        ValueError: If ``name`` is taken.
     """
     if name in SAMPLERS:
         raise ValueError(f"register: a sampler {name!r} is registered already")
-    defaults = FEW_STEP.get(name, {})
-    twice = set(meta) & set(defaults)
-    if twice:
-        raise ValueError(f"register({name!r}): {sorted(twice)} also set in defaults.FEW_STEP")
 
     def decorate(body: Body) -> RegisteredSampler:
-        fn = RegisteredSampler(body, name, {**meta, **defaults})
+        fn = RegisteredSampler(body, name, meta)
         SAMPLERS[name] = fn.spec
         return fn
 

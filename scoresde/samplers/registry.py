@@ -32,7 +32,7 @@ from . import (
     torchsde_backend,
     unipc,
 )
-from .defaults import FEW_STEP
+from .defaults import TABLE, recommended, table_entry
 from .grids import make_grid
 from .register import SAMPLERS
 from .signature import Callback, SampleInfo
@@ -45,6 +45,7 @@ __all__ = [
     "expected_nfe",
     "get_sampler",
     "grid_for_nfe",
+    "min_nfe",
     "plan_for_nfe",
     "sample",
 ]
@@ -71,10 +72,10 @@ def _declare_order() -> None:
     stray = {n: s.fn.__module__ for n, s in SAMPLERS.items() if s.fn.__module__ not in rank}
     if stray:
         raise RuntimeError(f"samplers registered outside registry.MODULES: {stray}")
-    unknown = set(FEW_STEP) - set(SAMPLERS)
+    unknown = set(TABLE) - set(SAMPLERS)
     if unknown:
         raise RuntimeError(
-            f"defaults.FEW_STEP names unregistered samplers {names_list(unknown)}; expected "
+            f"defaults.TABLE names unregistered samplers {names_list(unknown)}; expected "
             f"names among {names_list(SAMPLERS)}"
         )
     ordered = sorted(SAMPLERS.items(), key=lambda kv: rank[kv[1].fn.__module__])
@@ -110,21 +111,24 @@ def plan_for_nfe(
     exact: bool = True,
     **options: Any,
 ) -> tuple[Tensor, dict[str, Any]]:
-    """The grid, and the options, on which sampler ``name`` spends exactly ``nfe`` evaluations.
+    """The grid, and the options, on which sampler ``name`` spends ``nfe`` evaluations.
 
-    The options are ``options`` plus the sampler's measured defaults where not given
-    (``denoise``, ``default_options``) and, for a sampler with a budget plan (singlestep
-    DPM-Solver), the per-step ``orders`` that spend the budget.
+    The defaults (docs/howto/sample.md, "The end of sampling" and "Defaults"): the grid ends at
+    ``sde.eps`` and a final Tweedie step follows (``denoise=True``, 1 NFE); the grid kind and
+    the sampler's few-step switches come from :data:`~scoresde.samplers.defaults.TABLE` for
+    this SDE kind and NFE band (else the ``SamplerSpec``'s). A sampler with a budget plan
+    (singlestep DPM-Solver) gets the per-step ``orders`` that spend the budget.
 
     Args:
         sde: The linear SDE.
         name: A registered sampler.
-        nfe: Target number of score evaluations (a final ``denoise`` step counts 1).
-        kind: Grid kind (default: the sampler's ``default_grid``).
-        t_end: The grid's last time (default: the sampler's ``default_t_end``, else ``sde.eps``).
+        nfe: Target number of score evaluations (the final ``denoise`` step counts 1).
+        kind: Grid kind (default: the table's).
+        t_end: The grid's last time (default: ``sde.eps``).
         exact: If True, raise when ``nfe`` is not reachable; else use the largest NFE <= ``nfe``.
         **options: Sampler options; those that change the cost (``n_steps``, ``method``,
-            ``lower_order_final``, ``denoise``) are read here.
+            ``lower_order_final``, ``denoise``) are read here. ``denoise="spare"`` denoises
+            only with an evaluation that whole steps leave unspent.
 
     Returns:
         ``(grid, options)``: a float64 grid of shape ``(n_steps + 1,)`` from T to ``t_end`` and
@@ -135,7 +139,11 @@ def plan_for_nfe(
         raise ValueError(f"{name}: an adaptive solver picks its own NFE; pass a grid and rtol/atol")
     if isinstance(nfe, bool) or not isinstance(nfe, int) or nfe < 1:
         raise ValueError(f"grid_for_nfe: expected an integer nfe >= 1, received {nfe!r}")
-    opts = {"denoise": spec.default_denoise, **spec.default_options, **options}
+    chosen = table_entry(name, sde, nfe) or {"grid": spec.default_grid, **spec.default_options}
+    chosen = dict(chosen)
+    grid_kind = kind or chosen.pop("grid")
+    chosen.pop("grid", None)
+    opts = {"denoise": True, **chosen, **options}
     spare = opts["denoise"] == "spare"  # denoise only with an evaluation whole steps leave
     opts["denoise"] = bool(opts["denoise"]) and not spare
     extra = 1 if opts["denoise"] else 0
@@ -153,10 +161,15 @@ def plan_for_nfe(
                 f"{name}: NFE {nfe} is not reachable with these options; expected one of "
                 f"{', '.join(map(str, ok))}, ... (or pass exact=False)"
             )
-    end = t_end
-    if end is None and spec.default_t_end is not None:  # measured for eps = 1e-5; never < eps
-        end = max(spec.default_t_end, sde.eps)
-    return make_grid(sde, n_steps, kind or spec.default_grid, t_end=end), opts
+    return make_grid(sde, n_steps, grid_kind, t_end=t_end), opts
+
+
+def min_nfe(name: str, **options: Any) -> int:
+    """The smallest NFE ``sample(name, ..., nfe)`` runs at with these options (one step)."""
+    spec = get_sampler(name)
+    opts = {"denoise": True, **spec.default_options, **options}
+    opts["denoise"] = opts["denoise"] is True
+    return spec.run_nfe(1, opts)
 
 
 def grid_for_nfe(
@@ -188,38 +201,70 @@ def sample(
     callback: Callback | None = None,
     grid_kind: str | None = None,
     t_end: float | None = None,
+    exact: bool = False,
     **options: Any,
 ) -> tuple[Tensor, SampleInfo]:
-    """Run the registered sampler ``name``.
+    """Run the registered sampler ``name``, or with ``name="auto"`` the recommended one.
 
-    Given an NFE budget, the sampler runs at its measured defaults (``SamplerSpec``: grid kind,
-    end time, final denoising step and the per-step orders of a budget plan; see the docs'
-    "Defaults and the study that chose them"), each overridable here. Given a grid, nothing is
-    implied: the grid is used as is and ``denoise`` is off unless passed.
+    Given an NFE budget, the sampler runs at its defaults (:func:`plan_for_nfe`: the grid ends
+    at ``sde.eps`` followed by a Tweedie denoising step; grid kind and few-step switches from
+    :data:`~scoresde.samplers.defaults.TABLE`), each overridable here, and spends at most the
+    budget (``exact=True`` raises where it cannot spend it exactly). ``"auto"`` picks the sampler
+    that was best for this SDE kind and NFE band on the training problems of the family
+    (:data:`~scoresde.samplers.defaults.RECOMMENDED`) and names it in ``info.sampler``. Given a
+    grid, nothing is implied: the grid is used as is and ``denoise`` is off unless passed.
 
     Args:
-        name: A key of :data:`SAMPLERS`.
+        name: A key of :data:`SAMPLERS`, or ``"auto"`` (needs an NFE).
         sde: A linear SDE the sampler supports.
         score_fn: ``score_fn(x, t) -> grad_x log p_t(x)`` shaped like ``x``.
         x_T: Initial state of shape ``(batch, *dims)``, e.g. ``sde.prior_sample``.
         grid_or_nfe: A decreasing time grid, or a target NFE (see :func:`plan_for_nfe`).
         generator: Generator of every random draw.
         callback: ``callback(i, t_next, x)`` after each step.
-        grid_kind: Grid kind when an NFE is given (default: the sampler's).
-        t_end: Last grid time when an NFE is given (default: the sampler's, else ``sde.eps``).
+        grid_kind: Grid kind when an NFE is given (default: the table's).
+        t_end: Last grid time when an NFE is given (default: ``sde.eps``).
+        exact: Given an NFE, raise unless it is spent exactly (default: at most ``nfe``).
         **options: Sampler-specific options and the common options of every sampler
             (``seeds``, ``noise_sampler``, ``hook``, ``denoise``, ``return_trajectory``;
             see :class:`~scoresde.samplers.Sampler`).
 
     Returns:
-        ``(x, info)``: samples shaped like ``x_T`` and a :class:`SampleInfo` with the exact NFE.
+        ``(x, info)``: samples shaped like ``x_T`` and a :class:`SampleInfo` with the exact NFE,
+        the sampler that ran and, given an NFE, the settings it ran with (``info.settings``).
     """
+    auto = name == "auto"
+    if auto:
+        if isinstance(grid_or_nfe, Tensor):
+            raise ValueError("sample('auto', ...): expected an integer NFE, received a grid")
+        if isinstance(grid_or_nfe, bool) or not isinstance(grid_or_nfe, int) or grid_or_nfe < 1:
+            raise ValueError(
+                f"sample('auto', ...): expected an integer nfe >= 1, received {grid_or_nfe!r}"
+            )
+        name = recommended(sde, grid_or_nfe)
     spec = get_sampler(name)
     warn_unstable_parameterization(score_fn, name, not spec.stochastic and not options.get("eta"))
     if isinstance(sde, LinearSDE):  # the data are unknown here: standardised data assumed
         check_prior(sde, context="sampling")
     if isinstance(grid_or_nfe, Tensor):
-        grid = grid_or_nfe
-    else:
-        grid, options = plan_for_nfe(sde, name, grid_or_nfe, grid_kind, t_end=t_end, **options)
-    return spec.fn(sde, score_fn, x_T, grid, generator=generator, callback=callback, **options)
+        return spec.fn(
+            sde, score_fn, x_T, grid_or_nfe, generator=generator, callback=callback, **options
+        )
+    grid, opts = plan_for_nfe(
+        sde, name, grid_or_nfe, grid_kind, t_end=t_end, exact=exact, **options
+    )
+    x, info = spec.fn(sde, score_fn, x_T, grid, generator=generator, callback=callback, **opts)
+    shown = {k: v for k, v in opts.items() if k not in ("orders", "seeds", "noise_sampler", "hook")}
+    info.settings = {
+        "grid": grid_kind or _kind_of(name, sde, grid_or_nfe),
+        "t_end": float(grid[-1]),
+        **shown,
+    }
+    info.settings["auto"] = auto
+    return x, info
+
+
+def _kind_of(name: str, sde: LinearSDE, nfe: int) -> str:
+    """The grid kind :func:`plan_for_nfe` uses by default."""
+    chosen = table_entry(name, sde, nfe)
+    return str(chosen["grid"]) if chosen else get_sampler(name).default_grid

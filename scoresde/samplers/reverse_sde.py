@@ -72,10 +72,21 @@ def euler_maruyama_step(run: SamplerRun) -> Step:
 
 
 def reverse_diffusion_step(run: SamplerRun) -> Step:
-    """The reverse-diffusion predictor: ``ReverseSDE.discretize``, the forward chain reversed."""
+    """The reverse-diffusion predictor: ``ReverseSDE.discretize``, the forward chain reversed.
+
+    On VP, score_sde's chain beta_i = beta(t_i) dt_i exists only where beta(t_i) dt_i < 1 (a
+    grid of fewer than ~20 steps breaks it near T). On such a grid the step is the exact chain of
+    the grid instead, 1 - beta_i = alpha_{t_i}^2 / alpha_{t_{i+1}}^2 (beta(t) dt to first order),
+    whose reversed step (x + beta_i s) / sqrt(1 - beta_i) + sqrt(beta_i) z is DDPM's with
+    variance beta (Ho et al. 2020, Alg. 2), so a coarse grid never raises.
+    """
     dts = (run.grid64[:-1] - run.grid64[1:]).tolist()
+    if isinstance(run.sde, VPSDE):
+        beta_dt = run.sde.g2(run.grid64[:-1]) * (run.grid64[:-1] - run.grid64[1:])
+        if not bool((beta_dt < 1).all()):
+            return ddpm_step(run, "beta")
     probe = run.like[:1]
-    for i, dt in enumerate(dts):  # validate the chain once, up front (DDPM needs beta_i < 1)
+    for i, dt in enumerate(dts):  # validate the chain once, up front
         run.sde.discretize(probe, run.t[i], dt)
     reverse = run.sde.reverse(run.score)
 

@@ -37,6 +37,9 @@ class SampleInfo:
         grid: The time grid used, shape ``(n_steps + 1,)``, decreasing from t_0 to t_N.
         trajectory: States after every step, shape ``(n_steps + 1, batch, *dims)``, if requested.
         stats: Sampler-specific extras (e.g. accepted steps of an adaptive solver).
+        settings: Given an NFE, the settings :func:`~scoresde.samplers.sample` chose (grid
+            kind, end time, ``denoise``, options, and ``auto``: whether the sampler was picked
+            by ``sample("auto", ...)``); empty on an explicit grid.
     """
 
     sampler: str
@@ -44,6 +47,7 @@ class SampleInfo:
     grid: Tensor
     trajectory: Tensor | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_steps(self) -> int:
