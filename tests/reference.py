@@ -37,9 +37,9 @@ sde/reverse                     test_reference_sde, test_solvers_orders
 analytic                        test_analytic
 parameterization/               test_parameterization (EDM: unit-variance input and target)
 losses                          test_losses (DSM identity with the exact score)
-likelihood/vdm                  test_reference_losses (each term vs its closed form for
+losses/vdm                      test_reference_losses (each term vs its closed form for
                                 Gaussian data; E_x of the bound = entropy + known gaps)
-likelihood/hybrid               test_reference_losses (``terms()`` on a 1-D chain by hand)
+losses/hybrid                   test_reference_losses (``terms()`` on a 1-D chain by hand)
 likelihood/bounds               test_reference_bounds (ELBO weight and prior term exactly,
                                 time average vs quad, decoder vs integrated bin mass),
                                 test_reference_likelihood (DDPM VLB term means)

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from scoresde.likelihood.hybrid import HybridLoss
-from scoresde.likelihood.vdm import vdm_vlb
+from scoresde.losses.hybrid import HybridLoss
+from scoresde.losses.vdm import vdm_vlb
 from scoresde.sde import DDPMSchedule
 from scoresde.sde.learned import LearnedLogSNR
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from scoresde.data import get_dataset, load_array
+from scoresde.distributed.ddp import default_device
 from scoresde.losses import get_loss
 from scoresde.nets import ResidualMLP
 from scoresde.parameterization import ScoreModel
@@ -23,7 +24,6 @@ from scoresde.training.checkpoint import (
     model_from_config,
     save_checkpoint,
 )
-from scoresde.training.distributed import default_device
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+from ..losses.vdm import VDMLoss, VDMTerms, vdm_vlb
 from .bounds import ELBOResult, VLBResult, ddpm_vlb, elbo
 from .bpd import BitsPerDim, bits_per_dim, dequantized_bits_per_dim
 from .budget import GridChoice, SolverError, choose_n_steps, solver_error
@@ -30,7 +31,6 @@ from .divergence import PROBES, draw_probes, score_and_divergence, score_and_pro
 from .grid import GRID_SOLVERS, Tableau
 from .ode import DIVERGENCES, decode, log_likelihood
 from .result import LikelihoodResult
-from .vdm import VDMLoss, VDMTerms, vdm_vlb
 
 __all__ = [
     "DIVERGENCES",

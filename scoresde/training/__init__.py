@@ -5,8 +5,7 @@
 * :mod:`scoresde.training.checkpoint`: atomic, weights-only checkpoints, RNG states, and
   :func:`load_model`, which rebuilds a model through the network and SDE registries.
 * :mod:`scoresde.training.log`: ``log.csv`` (running means, loss binned by t) and ``eval.csv``.
-* DDP under ``torchrun`` runs through :mod:`scoresde.distributed.ddp` (the one runtime layer;
-  :mod:`scoresde.training.distributed` re-exports its names).
+* DDP under ``torchrun`` runs through :mod:`scoresde.distributed.ddp` (the one runtime layer).
 
 The command line (``scoresde train``, also under ``torchrun``) builds the objects from a run
 config and calls :func:`train`.
