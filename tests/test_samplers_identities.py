@@ -1,6 +1,8 @@
 """DDPM and DDIM as proven discretizations: exact identities and first-order agreements.
 
 * DDIM(eta = 0) == DPM-Solver-1 on the same grid (Lu et al. 2022, Sec. 4.1), VP/sub-VP/VE.
+* DDIM(eta = 0) == PF-ODE Euler in the noise coordinates (sigma_t / alpha_t, x / alpha_t), and
+  Heun / RK4 in those coordinates converge to the t-form's limit at their orders.
 * DDIM(eta = 1) == DDPM ancestral with beta_tilde, given the same noise (Song et al. 2021a).
 * DDPM ancestral, reverse diffusion and SMLD agree with reverse-SDE Euler–Maruyama to first
   order: one step with shared noise differs by O(h^2).
@@ -20,6 +22,9 @@ from scoresde.samplers import (
     sample_ddim,
     sample_ddpm,
     sample_dpm_solver,
+    sample_pf_euler,
+    sample_pf_heun,
+    sample_pf_rk4,
     sample_euler_maruyama,
     sample_reverse_diffusion,
     sample_smld,
@@ -39,6 +44,38 @@ def test_ddim_eta0_equals_dpm_solver_1(sde_name: str, kind: str) -> None:
     x_ddim, _ = sample_ddim(sde, gm, x_T, grid, eta=0.0)
     x_dpm, _ = sample_dpm_solver(sde, gm, x_T, grid, order=1)
     torch.testing.assert_close(x_ddim, x_dpm, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("sde_name", sorted(SDES))
+@pytest.mark.parametrize("kind", ["uniform", "log_snr", "karras"])
+def test_ddim_is_euler_in_the_noise_coordinates(sde_name: str, kind: str) -> None:
+    sde = SDES[sde_name]
+    gm, x_T, grid = mixture(sde), prior(sde, 200), make_grid(sde, 13, kind)
+    x_ddim, _ = sample_ddim(sde, gm, x_T, grid, eta=0.0, denoise=False)
+    x_euler, _ = sample_pf_euler(sde, gm, x_T, grid, coords="noise", denoise=False)
+    torch.testing.assert_close(x_euler, x_ddim, rtol=0, atol=1e-10)
+    x_t, _ = sample_pf_euler(sde, gm, x_T, grid, denoise=False)  # the t-form is another method
+    assert float((x_t - x_ddim).abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize("sde_name", sorted(SDES))
+@pytest.mark.parametrize(("sampler", "order"), [(sample_pf_heun, 2), (sample_pf_rk4, 4)])
+def test_noise_coordinates_converge_at_the_solvers_order(sampler, order: int, sde_name) -> None:
+    sde = SDES[sde_name]
+    gm, x_T = mixture(sde), prior(sde, 200)
+    ref, _ = sample_pf_rk4(sde, gm, x_T, make_grid(sde, 800, "log_snr"), denoise=False)
+    errs = [
+        float((sampler(sde, gm, x_T, make_grid(sde, n, "log_snr"), coords="noise",
+                       denoise=False)[0] - ref).abs().mean())
+        for n in (20, 40)
+    ]  # fmt: skip
+    assert errs[1] < errs[0] * 2.0 ** (-order + 0.6), errs
+
+
+def test_unknown_coords_is_refused() -> None:
+    sde = SDES["vp"]
+    with pytest.raises(ValueError, match="coords 'x'.*expected one of"):
+        sample_pf_heun(sde, mixture(sde), prior(sde, 4), make_grid(sde, 3), coords="x")
 
 
 @pytest.mark.parametrize("kind", ["uniform", "quadratic", "log_snr"])

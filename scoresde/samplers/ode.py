@@ -7,6 +7,16 @@ The probability-flow ODE (Song et al. 2021, Eq. 13) for a linear SDE f(x, t) = a
 integrated from t_0 = T down to t_N = eps. The fixed-step solvers are one explicit Runge–Kutta
 loop over a Butcher tableau (global order 1, 2, 4 in the step h = max |t_{i+1} - t_i|); the
 adaptive one calls ``torchdiffeq.odeint`` (``dopri5`` by default) through :class:`ODEFunc`.
+
+The fixed-step solvers integrate in one of two coordinate systems (``coords``):
+
+* ``'t'``: the ODE above, in t and x;
+* ``'noise'``: in the noise level sigma~ = sigma_t / alpha_t and the scaled state x / alpha_t,
+  where it reads d(x / alpha_t) / d sigma~ = eps_hat(x, t) = -sigma_t s_theta(x, t) (Karras et
+  al. 2022, Eq. 4 with s(t) = alpha_t). For a single data point the trajectories are straight
+  lines, so the field varies slowly where the t-form is stiff (near t = eps, and over VE's wide
+  range of sigma). Euler in these coordinates is DDIM step for step (Song et al. 2021a, Eq. 14),
+  Heun is EDM's deterministic sampler.
 """
 
 from __future__ import annotations
@@ -15,13 +25,21 @@ import torch
 import torchdiffeq
 from torch import Tensor
 
+from .._utils import names_list
 from ..sde.pf_ode import ADAPTIVE_METHODS
 from ..sde.reverse import drift_coefs, probability_flow_drift
 from .adapters import ODEFunc
 from .register import RegisteredSampler, register
 from .run import SampleInfo, SamplerRun
 
-__all__ = ["TABLEAUX", "sample_pf_adaptive", "sample_pf_euler", "sample_pf_heun", "sample_pf_rk4"]
+__all__ = [
+    "COORDS",
+    "TABLEAUX",
+    "sample_pf_adaptive",
+    "sample_pf_euler",
+    "sample_pf_heun",
+    "sample_pf_rk4",
+]
 
 #: Explicit Butcher tableaux (c, A, b): stage times, stage weights, final weights.
 TABLEAUX: dict[str, tuple[list[float], list[list[float]], list[float]]] = {
@@ -35,32 +53,54 @@ TABLEAUX: dict[str, tuple[list[float], list[list[float]], list[float]]] = {
 }
 
 
-def _rk_loop(run: SamplerRun, tableau: str) -> tuple[Tensor, SampleInfo]:
+#: The coordinates a fixed-step PF-ODE sampler integrates in (module docstring).
+COORDS = ("t", "noise")
+
+
+def _rk_loop(run: SamplerRun, tableau: str, coords: str = "t") -> tuple[Tensor, SampleInfo]:
     """Run the explicit Runge–Kutta method ``tableau`` on the PF-ODE over ``run``'s grid."""
+    if coords not in COORDS:
+        raise ValueError(f"unknown coords {coords!r}; expected one of {names_list(COORDS)}")
     c_nodes, A, b = TABLEAUX[tableau]
     nodes = torch.tensor(c_nodes, dtype=torch.float64)
-    dt64 = run.grid64[1:] - run.grid64[:-1]  # negative steps
-    stage_t = run.grid64[:-1, None] + nodes[None] * dt64[:, None]  # (N, stages)
+    if coords == "t":  # independent variable t, state x: dx/dt = a x - 1/2 g^2 s (Eq. 13)
+        u64 = run.grid64
+    else:  # independent variable sigma~ = sigma_t / alpha_t, state x / alpha_t
+        u64 = run.sde.noise_level(run.grid64).to(torch.float64)
+    du64 = u64[1:] - u64[:-1]  # negative steps
+    stage_u = u64[:-1, None] + nodes[None] * du64[:, None]  # (N, stages)
+    stage_t = stage_u if coords == "t" else run.sde.t_from_noise_level(stage_u)
+    # the grid's own times where a stage falls on one, so that the map's round-off never moves it
+    stage_t[:, 0] = run.grid64[:-1]
+    stage_t[:, nodes == 1.0] = run.grid64[1:, None]
     c = run.coefs(stage_t.reshape(-1))
-    # PF-ODE drift f - 1/2 g^2 s = c_x x + c_s s at every stage time (Eq. 13)
-    c_x, c_s = (v.reshape(stage_t.shape) for v in drift_coefs(c.a, c.g2, probability_flow=True))
-    t_stage, dt = c.t.reshape(stage_t.shape), dt64.to(run.like)
+    if coords == "t":  # PF-ODE drift f - 1/2 g^2 s = c_x x + c_s s at every stage (Eq. 13)
+        c_x, c_s = drift_coefs(c.a, c.g2, probability_flow=True)
+    else:  # d(x/alpha)/d sigma~ = eps_hat = -sigma_t s (Karras et al. 2022, Eq. 4)
+        c_x, c_s = torch.zeros_like(c.sigma), -c.sigma
+    c_x, c_s = (v.reshape(stage_t.shape) for v in (c_x, c_s))
+    t_stage, du = c.t.reshape(stage_t.shape), du64.to(run.like)
+    scale = c.alpha.reshape(stage_t.shape) if coords == "noise" else torch.ones_like(c_x)
+    g = run.coefs()
+    alpha = g.alpha if coords == "noise" else torch.ones_like(g.alpha)
 
     def step(x: Tensor, i: int) -> Tensor:
+        y = x / alpha[i]  # the state of the coordinates (x itself for coords='t')
         k: list[Tensor] = []
         for j in range(len(c_nodes)):
-            # 1. stage state x + dt sum_l A_jl k_l
-            xj = x
+            # 1. stage state y + du sum_l A_jl k_l
+            yj = y
             for l, w in enumerate(A[j]):
                 if w != 0.0:
-                    xj = xj + (w * dt[i]) * k[l]
-            # 2. PF-ODE field c_x x + c_s s at the stage time t_i + c_j dt (Eq. 13)
-            k.append(c_x[i, j] * xj + c_s[i, j] * run.score(xj, t_stage[i, j]))
-        # 3. combine the stages: x + dt sum_j b_j k_j
+                    yj = yj + (w * du[i]) * k[l]
+            # 2. the field at the stage: c_x y + c_s s(x, t) with x = alpha y in 'noise'
+            xj = scale[i, j] * yj
+            k.append(c_x[i, j] * yj + c_s[i, j] * run.score(xj, t_stage[i, j]))
+        # 3. combine the stages: y + du sum_j b_j k_j
         incr = k[0] * b[0]
         for w, kj in zip(b[1:], k[1:]):
             incr = incr + w * kj
-        return x + dt[i] * incr
+        return alpha[i + 1] * (y + du[i] * incr)
 
     return run.loop(run.x_T, step)
 
@@ -68,8 +108,8 @@ def _rk_loop(run: SamplerRun, tableau: str) -> tuple[Tensor, SampleInfo]:
 def _fixed_step(name: str, tableau: str, order: float) -> RegisteredSampler:
     """Register the fixed-step PF-ODE sampler ``name`` on a Butcher tableau."""
 
-    def body(run: SamplerRun) -> tuple[Tensor, SampleInfo]:
-        return _rk_loop(run, tableau)
+    def body(run: SamplerRun, *, coords: str = "t") -> tuple[Tensor, SampleInfo]:
+        return _rk_loop(run, tableau, coords)
 
     body.__name__ = body.__qualname__ = f"sample_{name}"
     body.__doc__ = f"""The probability-flow ODE (Song et al. 2021, Eq. 13), fixed-step {tableau}.
@@ -77,6 +117,11 @@ def _fixed_step(name: str, tableau: str, order: float) -> RegisteredSampler:
     Arguments, the common ``**options`` and the result are those of every sampler
     (:class:`~scoresde.samplers.Sampler`); any linear SDE. The ODE draws no noise (hooks may).
     ``info.nfe`` = {len(TABLEAUX[tableau][2])} per step.
+
+    Args:
+        run: The validated run (built by :func:`~scoresde.samplers.register.register`).
+        coords: 't' (the ODE in t and x, Eq. 13) or 'noise' (in sigma~ = sigma_t / alpha_t
+            and x / alpha_t, Karras et al. 2022, Eq. 4; module docstring).
     """
     nfe = len(TABLEAUX[tableau][2])
     return register(name, stochastic=False, order=order, nfe_per_step=nfe)(body)

@@ -101,7 +101,7 @@ def sample_torchsde(
     """The reverse SDE (Song et al. 2021, Eq. 6) through ``torchsde.sdeint`` (fixed step ``dt``).
 
     The arguments are those of every sampler (:class:`~scoresde.samplers.Sampler`), except that
-    torchsde steps by ``dt`` between the grid times, ``generator`` seeds the Brownian path and
+    ``generator`` seeds the Brownian path and
     ``callback`` runs at each grid time after the solve; of the common options only
     ``return_trajectory`` and ``denoise`` apply (``hook``, ``noise_sampler`` and ``seeds`` do
     not).
@@ -109,7 +109,9 @@ def sample_torchsde(
     Args:
         run: The validated run (built by :func:`~scoresde.samplers.register.register`).
         method: 'euler' (strong order 1 for this additive noise), 'milstein' or 'srk' (1.5).
-        dt: Step size (default: the smallest grid step, so a uniform grid gives N steps).
+        dt: A fixed step size inside every grid interval. Default: one step per grid interval,
+            so the NFE budget holds on every grid kind (a fixed ``dt`` below the largest
+            interval spends more score evaluations than the budget counts).
         brownian: 'interval' (``BrownianInterval``) or 'tree' (``BrownianTree``).
         bm: Optional torchsde Brownian motion on [-grid[0], -grid[-1]] (s = -t), shaped
             ``(batch, prod(dims))``, to share one path across calls; overrides ``brownian``.
@@ -125,9 +127,7 @@ def sample_torchsde(
         if run.options.get(key) is not None:
             raise ValueError(f"torchsde: option {key!r} is not supported by the torchsde backend")
     sde, x_T, callback = run.sde, run.x_T, run.callback
-    step = float((run.grid64[:-1] - run.grid64[1:]).min()) if dt is None else float(dt)
-    step *= 1 + 1e-9  # so that round-off never adds a sliver step before a grid time
-    if not step > 0:
+    if dt is not None and not float(dt) > 0:
         raise ValueError(f"torchsde: expected dt > 0, received {dt!r}")
 
     def drift(x: Tensor, t: Tensor) -> Tensor:  # reverse drift f - g^2 s (Eq. 6)
@@ -146,7 +146,18 @@ def sample_torchsde(
             run.noise.generator,
             method == "srk",
         )
-    ys = torchsde.sdeint(rsde, y0, s_times, bm=bm, method=method, dt=step)
+    if dt is not None:  # 1 + 1e-9: round-off never adds a sliver step before a grid time
+        ys = torchsde.sdeint(rsde, y0, s_times, bm=bm, method=method, dt=float(dt) * (1 + 1e-9))
+    else:  # one step per grid interval, on one Brownian path
+        ys_list = [y0]
+        for i in range(run.n_steps):
+            h = float(s_times[i + 1] - s_times[i]) * (1 + 1e-9)
+            ys_list.append(
+                torchsde.sdeint(rsde, ys_list[-1], s_times[i : i + 2], bm=bm, method=method, dt=h)[
+                    -1
+                ]
+            )
+        ys = torch.stack(ys_list)
     ys = ys.reshape(ys.shape[0], *x_T.shape)
     if callback is not None:
         for i in range(run.n_steps):
