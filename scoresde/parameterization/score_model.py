@@ -153,7 +153,7 @@ class ScoreModel(nn.Module):
             c_skip, c_out, c_in = self._edm(alpha, sigma)
             x_in = append_dims(c_in / alpha, x.ndim) * x  # c_in x~ with x~ = x / alpha_t
         c = self.conditioning(tt, alpha, sigma)
-        out = self.net(x_in, c) if y is None else self.net(x_in, c, y)
+        out = self.net(x_in, c) if y is None else self.net(x_in, c, y)  # type: ignore[call-arg]  # a conditional net(x, c, y)
         if out.shape != x.shape:
             raise ValueError(
                 f"ScoreModel: net output must be shaped like x {tuple(x.shape)}, received "
