@@ -85,7 +85,7 @@ def test_class_errors_are_one_line_and_name_expected_and_received(
     assert "expected --class K with it" in err
     assert "w > -1" in _error(
         [*base, "--ckpt", runs["cond"], "--class", "1", "--guidance", "-2"], capsys
-    )  # noqa: E501
+    )
     assert "integers >= 0" in _error([*base, "--ckpt", runs["cond"], "--class", "-1"], capsys)
     nll = ["nll", "--ckpt", runs["plain"], "--data", "8gaussians", "--n", "4", "--class", "0"]
     assert "unconditional" in _error([*nll, "--out", str(tmp_path / "f")], capsys)
