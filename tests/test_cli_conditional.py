@@ -104,3 +104,35 @@ def test_labels_on_a_source_without_classes_is_a_clear_error(
     path.write_text(json.dumps(cfg))
     err = _error(["train", "--config", str(path), "--out", str(tmp_path / "r"), "--quiet"], capsys)
     assert "data.label_dropout: expected a probability in [0, 1)" in err
+
+
+def test_compare_with_a_guidance_factor_on_a_labelled_mixture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "study.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "samplers": ["ddim"],
+                "nfe": [10],
+                "seeds": [0],
+                "n": 200,
+                "metrics": ["sw2"],
+                "floor_repeats": 2,
+                "factors": {"guidance": [0, 2]},
+            }
+        )
+    )
+    mix = {"weights": [0.5, 0.5], "means": [[-2, 0], [2, 0]], "covariances": [[0.3, 0.3]] * 2}
+    labelled = json.dumps({**mix, "labels": [0, 1], "class": 1})
+    out = tmp_path / "c"
+    argv = ["compare", "--analytic", labelled, "--spec", str(spec), "--quiet"]
+    assert main([*argv, "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in (out / "cells.jsonl").read_text().splitlines()]
+    assert sorted(r["guidance"] for r in rows) == [0, 2] and not any(r["error"] for r in rows)
+    plain = ["compare", "--analytic", json.dumps(mix), "--spec", str(spec), "--quiet"]
+    err = _error([*plain, "--out", str(tmp_path / "d")], capsys)
+    assert "a 'guidance' factor needs a labelled exact mixture" in err
+    bad = json.dumps({**mix, "labels": [0, 1], "class": 3})
+    err = _error(["compare", "--analytic", bad, "--spec", str(spec), "--out", str(out)], capsys)
+    assert "expected labels" in err and "received labels [0, 1] and class 3" in err

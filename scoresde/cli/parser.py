@@ -264,7 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--analytic",
         metavar="MIXTURE_SPEC",
         help="preset (8gaussians, 2modes), JSON "
-        'object {"weights", "means", "covariances"}, or a .json file',
+        'object {"weights", "means", "covariances"}, or a .json file; add "labels" (a class per '
+        'component) and "class" to sample that class, with a spec factor guidance: [w, ...] '
+        "for classifier-free guidance (each w scored against its own guided ODE's limit)",
     )
     c.add_argument(
         "--spec",

@@ -7,6 +7,7 @@ p(x | y)^(1+w) p(x)^(-w) (:mod:`scoresde.conditional`), each w is scored against
 own guided PF-ODE: reference samples from an adaptive solve (dopri5, rtol = atol = 1e-8) of
 independent prior draws, so every distance measures the sampler's error at that w. At w = 0 the
 reference is exact samples of p(x | y), which is also the problem's reference and noise floor.
+No exact density is attached (the guided limit has none), so every w is scored by distances.
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ class GuidedTargets:
         return self._refs[w]
 
     def density(self, w: float) -> Any:
-        """The exact density of the reference: p(x | y) at w = 0, none otherwise."""
-        return self.labeled.given(self.label) if check_guidance(w) == 0 else None
+        """None: the guided ODE's limit has no closed-form density (every w scored by distances)."""
+        check_guidance(w)
+        return None
 
 
 def guided_problem(
@@ -93,4 +95,4 @@ def guided_problem(
     def draw(n: int, gen: torch.Generator) -> Tensor:
         return cond.sample(n, gen, dtype=torch.float32)
 
-    return Problem(s, cond, targets.reference(0.0), draw, cond, guidance=targets)
+    return Problem(s, cond, targets.reference(0.0), draw, None, guidance=targets)

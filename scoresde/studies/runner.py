@@ -292,6 +292,11 @@ def _plan(
     """Every cell that can run, in spec order (seed, setting, samplers, grid files, grids)."""
     for name in spec.factors.get("sde", []):
         problem.for_sde(name)  # a checkpoint's score belongs to its own SDE: an error, not a skip
+    if "guidance" in spec.factors and problem.guidance is None:  # an error, not a skip
+        raise ValueError(
+            "run_study: a 'guidance' factor needs a labelled exact mixture (studies."
+            "guided_problem; compare --analytic with labels and class), received a problem without"
+        )
     cells = spec.cells(adaptive)
     if grids:
         varying = cells[0].varying if cells else ()
