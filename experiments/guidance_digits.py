@@ -19,6 +19,7 @@ Training is limited to 10 CPU-minutes on one thread (``--cpu-minutes``). Run:
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -57,10 +58,16 @@ def build_model(fast: bool, seed: int) -> ScoreModel:
 def train_budgeted(
     data: Dataset, run_dir: Path, steps: int, cpu_s: float, fast: bool, seed: int
 ) -> tuple[ScoreModel, int, float]:
-    """Train in chunks of 250 steps until ``steps`` or ``cpu_s`` CPU seconds (this process)."""
+    """Train in chunks of 250 steps until ``steps`` or ``cpu_s`` CPU seconds are spent.
+
+    The CPU seconds (this process, one thread) accumulate across restarts in
+    ``run_dir/cpu_time.json``; a finished run is only loaded.
+    """
     model = build_model(fast, seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    used, step = 0.0, 0
+    ledger = run_dir / "cpu_time.json"
+    done = json.loads(ledger.read_text()) if ledger.is_file() else {"cpu_s": 0.0, "step": 0}
+    used, step = float(done["cpu_s"]), int(done["step"])
     while step < steps and used < cpu_s:
         c0 = time.process_time()
         res = train(
@@ -81,7 +88,8 @@ def train_budgeted(
             progress=not fast,
         )
         used, step = used + time.process_time() - c0, res.step
-    return load_model(res.checkpoint).model, step, used
+        ledger.write_text(json.dumps({"cpu_s": used, "step": step}))
+    return load_model(run_dir / "checkpoint.pt").model, step, used
 
 
 @torch.no_grad()
@@ -126,10 +134,10 @@ def measure(levels: torch.Tensor, per_class: int, clf: Any, data: Dataset) -> di
 
 def plot_grids(grids: dict[float, torch.Tensor], per_row: int, pyplot: Any) -> Any:
     """One panel per w: 10 rows (classes) x ``per_row`` samples, levels 0..16 in grey."""
-    fig, axes = pyplot.subplots(1, len(grids), figsize=(3.2 * len(grids), 3.6))
+    fig, axes = pyplot.subplots(1, len(grids), figsize=(2.6 * len(grids), 3.6))
     for ax, (w, lv) in zip(axes, grids.items(), strict=True):
         img = lv.reshape(10, -1, 8, 8)[:, :per_row].permute(0, 2, 1, 3).reshape(80, 8 * per_row)
-        ax.imshow(img.numpy(), cmap="gray_r", vmin=0, vmax=16)
+        ax.imshow(img.numpy(), cmap="gray_r", vmin=0, vmax=16, aspect="equal")
         ax.set_title(f"w = {w:g}")
         ax.set_yticks([4 + 8 * k for k in range(10)], [str(k) for k in range(10)])
         ax.set_xticks([])
