@@ -156,6 +156,20 @@ class GaussianMixture:
         device: torch.device | str | None = None,
     ) -> Tensor:
         """Draw ``n`` samples from p_0, shape ``(n, *event_shape)``."""
+        return self.sample_with_components(n, generator, dtype=dtype, device=device)[0]
+
+    def sample_with_components(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        *,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Draw ``n`` samples and the index k of the component each came from, shape ``(n,)``.
+
+        The samples are those of :meth:`sample` with the same generator.
+        """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"sample: expected an integer n >= 1, received {n!r}")
         gen_device = generator.device if generator is not None else torch.device("cpu")
@@ -167,7 +181,7 @@ class GaussianMixture:
             assert self.eigvecs is not None
             z = torch.einsum("nij,nj->ni", self.eigvecs[k], z)
         x = self.means[k] + z
-        return x.to(dtype=dtype, device=device).reshape(n, *self.event_shape)
+        return x.to(dtype=dtype, device=device).reshape(n, *self.event_shape), k
 
     # -- densities and scores ---------------------------------------------------------------------
     def log_prob(self, x: Tensor) -> Tensor:

@@ -248,8 +248,18 @@ def _check_guidance(res: dict) -> None:
         assert hi < lo, (w, lo, hi)
 
 
+def _check_guidance_digits(res: dict) -> None:
+    # a conditional run trained with null-label dropout, sampled per class at w = 0, 1, 3
+    assert [r["w"] for r in res["rows"]] == [0.0, 1.0, 3.0]
+    assert res["train"]["label_dropout"] == 0.1 and res["train"]["threads"] == 1
+    assert res["classifier_test_accuracy"] > 0.9  # the classifier that scores the samples
+    for r in res["rows"]:
+        assert 0 <= r["accuracy"] <= 1 and r["spread"] > 0 and len(r["accuracy_per_class"]) == 10
+
+
 CHECKS = {
     "guidance": _check_guidance,
+    "guidance_digits": _check_guidance_digits,
     "digits": _check_digits,
     "digits_screen": _check_digits_screen,
     "mnist": _check_mnist,

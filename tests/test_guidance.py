@@ -196,3 +196,30 @@ def test_validation_messages() -> None:
     big = LabeledMixture(GaussianMixture([1.0], [[0.0] * 3], [[1.0] * 3]), [0])
     with pytest.raises(ValueError, match="quadrature needs d <= 2"):
         big.tilted(0, 1.0)
+
+
+def test_guidance_weight_is_a_study_factor_scored_against_its_own_guided_limit() -> None:
+    from scoresde.metrics.distances import wasserstein
+    from scoresde.studies import StudySpec, guided_problem, run_study
+
+    lm = _labeled(VPSDE(), dim=2)
+    problem = guided_problem(lm, 1, n_reference=400, seed=5)
+    spec = StudySpec(
+        samplers=["pf_heun"],
+        nfe=[40],
+        seeds=[0],
+        n=400,
+        metrics=["sw2"],
+        factors={"guidance": [0.0, 3.0]},
+        floor_repeats=2,
+    )
+    res = run_study(spec, problem, timing_repeats=1)
+    assert res is not None
+    rows = {r["guidance"]: r for r in res.rows}
+    assert set(rows) == {0.0, 3.0} and not any(r["error"] for r in rows.values())
+    x3 = res.samples[("pf_heun [guidance=3.0]", 40)].double()
+    ref3 = problem.guidance.reference(3.0).double()
+    # w = 3 is scored against its own guided ODE limit, far from p(x | y) (the w = 0 reference)
+    assert wasserstein(x3, ref3) < 0.5 * wasserstein(x3, problem.reference.double())
+    with pytest.raises(ValueError, match="guidance values finite numbers > -1"):
+        StudySpec(samplers=["ddim"], nfe=[5], factors={"guidance": [-1.0]})

@@ -33,6 +33,7 @@ __all__ = [
     "build_optimizer",
     "build_run",
     "build_sde",
+    "num_classes",
     "train_from_config",
 ]
 
@@ -53,6 +54,7 @@ def build_model(
     sde: LinearSDE,
     seed: int = 0,
     x0_clip: float | None = None,
+    num_classes: int | None = None,
 ) -> ScoreModel:
     """The network wrapped as a :class:`ScoreModel`; weights initialised from ``seed``.
 
@@ -63,8 +65,11 @@ def build_model(
         seed: Seed of the initial weights (and of random Fourier frequencies).
         x0_clip: ``ScoreModel``'s bound of the x0 estimate at low SNR (see
             :func:`resolve_x0_clip`); ``None`` = off.
+        num_classes: Classes of a class-conditional network (``data.labels``); ``None``: none.
     """
     kwargs = dict(net_cfg.kwargs)
+    if num_classes is not None:
+        kwargs.setdefault("num_classes", num_classes)
     if net_cfg.name == "mlp":
         if len(shape) != 1:
             raise ValueError(
@@ -171,12 +176,31 @@ def build_run(config: RunConfig) -> RunObjects:
     config.validate()
     sde, data = build_sde(config), build_data(config)
     clip = resolve_x0_clip(config.net, data)
-    model = build_model(config.net, data.shape, sde, seed=config.schedule.seed, x0_clip=clip)
+    k = num_classes(config, data)
+    model = build_model(
+        config.net, data.shape, sde, seed=config.schedule.seed, x0_clip=clip, num_classes=k
+    )
     loss = build_loss(config.loss, sde)
     opt, lr_schedule = build_optimizer(
         config.optim, list(model.parameters()), config.schedule.steps
     )
     return RunObjects(sde, data, model, loss, opt, lr_schedule)
+
+
+def num_classes(config: RunConfig, data: Dataset) -> int | None:
+    """The number of classes of a ``data.labels: true`` run (``None`` for an unconditional one).
+
+    Raises:
+        ValueError: If ``data.labels`` is set for a source without class labels.
+    """
+    if not config.data.labels:
+        return None
+    if data.labels is None:
+        raise ValueError(
+            f"data.labels: expected a data set with class labels (digits, mnist, 8gaussians, "
+            f"checkerboard, a mixture with labels), received {config.data.name!r}, which has none"
+        )
+    return data.labels.num_classes
 
 
 def train_from_config(config: RunConfig, out_dir: str | Path, **kwargs: Any) -> TrainResult:
@@ -224,6 +248,7 @@ def train_from_config(config: RunConfig, out_dir: str | Path, **kwargs: Any) -> 
             t_bins=s.t_bins,
             max_nan_steps=s.max_nan_steps,
             metadata={"run_config": config.to_dict()},
+            label_dropout=config.data.label_dropout if config.data.labels else 0.0,
             **kwargs,
         )
     except (ValueError, TypeError, KeyboardInterrupt):  # before a first checkpoint: no trace

@@ -23,6 +23,7 @@ from ..samplers.defaults import recommended
 from . import report
 from .common import CLIError, Interrupted, run_dir, write_results
 from .config import RunConfig
+from .guide import class_score
 from .model_source import load_source, source_name
 from .scaleout import cli_world, shared_run_dir
 from .validate import check_memory
@@ -120,6 +121,7 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
 
     with cli_world(args, device) as world:
         model, scaler, shape, _ = load_source(args, world.device)
+        score_fn = class_score(args, model, source_name(args))
         sde = model.sde
         dev = world.device
         size = args.n * math.prod(shape) * 4
@@ -143,7 +145,7 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
         res = sharded_sample(
             args.sampler,
             sde,
-            model,
+            score_fn,
             tuple(shape),
             args.n,
             grid,
@@ -182,14 +184,23 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
         "nfe": nfe,
         "n_steps": n_steps,
         "n": args.n,
+        "class": getattr(args, "class_", None),
+        "guidance": getattr(args, "guidance", None),
         "files": ["samples.npy", fig.name],
     }
     text = (
         f"# scoresde sample\n\n{args.n} samples from `{source_name(args)}` with `{args.sampler}`"
-        f"{' (picked by auto)' if auto else ''} ({nfe} score evaluations, {n_steps} steps).\n\n![samples](samples.png)\n"
+        f"{' (picked by auto)' if auto else ''}{_class_text(args)} ({nfe} score evaluations, "
+        f"{n_steps} steps).\n\n![samples](samples.png)\n"
     )
     write_results(out, _config("sample", args, device), results, text)
     return out
+
+
+def _class_text(args: argparse.Namespace) -> str:
+    """``", class K, guidance w"`` for the report of a conditional run ('' otherwise)."""
+    k, w = getattr(args, "class_", None), getattr(args, "guidance", None)
+    return "" if k is None else f", class {k}" + (f", guidance w = {w:g}" if w else "")
 
 
 def _config(command: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -113,8 +114,12 @@ def _non_number(value: object) -> object | None:
     return None if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
-def parse_mixture(spec: str) -> GaussianMixture:
-    """``--analytic``: a preset name, a JSON object, or a JSON file with weights/means/covariances."""
+def parse_mixture(spec: str) -> Any:
+    """``--analytic``: a preset name, a JSON object, or a JSON file with weights/means/covariances.
+
+    With ``labels`` (one class per component) and ``class`` as well it returns
+    ``(mixture, labels, class)``: a labelled mixture for a study's ``guidance`` factor.
+    """
     if spec in PRESETS:
         return PRESETS[spec]()
     path = Path(spec)
@@ -129,11 +134,15 @@ def parse_mixture(spec: str) -> GaussianMixture:
             '{"weights": [...], "means": [[...]], "covariances": [[...]]} or a .json file, '
             f"received {spec!r}"
         ) from None
-    if not isinstance(d, dict) or set(d) != {"weights", "means", "covariances"}:
+    if not isinstance(d, dict) or set(d) - {"labels", "class"} != {
+        "weights",
+        "means",
+        "covariances",
+    }:
         got = sorted(d) if isinstance(d, dict) else type(d).__name__
         raise CLIError(
-            f"--analytic: expected a JSON object with the keys weights, means, covariances, "
-            f"received {got}"
+            f"--analytic: expected a JSON object with the keys weights, means, covariances "
+            f"(and optionally labels, class), received {got}"
         )
     for key in ("weights", "means", "covariances"):
         bad = _non_number(d[key])
@@ -153,7 +162,24 @@ def parse_mixture(spec: str) -> GaussianMixture:
             "--analytic: expected means within 1e12 component widths of the origin (float64 "
             f"resolution), received means up to {scale:g} with the narrowest width {width:g}"
         )
-    return gm
+    return _with_labels(gm, d) if "labels" in d or "class" in d else gm
+
+
+def _with_labels(gm: GaussianMixture, d: dict) -> tuple[GaussianMixture, list[int], int]:
+    """``(mixture, labels, class)`` of an ``--analytic`` object with ``labels`` and ``class``."""
+    labels, k = d.get("labels"), d.get("class")
+    if (
+        not isinstance(labels, list)
+        or len(labels) != gm.K
+        or not all(isinstance(v, int) and v >= 0 for v in labels)
+        or not isinstance(k, int)
+        or k not in labels
+    ):
+        raise CLIError(
+            f"--analytic: expected labels (one integer >= 0 per component, {gm.K}) and a class "
+            f"among them, received labels {labels!r} and class {k!r}"
+        )
+    return gm, labels, k
 
 
 def write_results(out: Path, config: dict | None, results: dict, report: str) -> None:

@@ -19,9 +19,10 @@ from typing import Any
 import torch
 
 from .._utils import progress_bar
+from ..conditional import LabeledMixture
 from ..data import get_dataset
 from ..distributed import env
-from ..studies import Problem, StudySpec, data_pool_sampler, load_spec, run_study
+from ..studies import Problem, StudySpec, data_pool_sampler, guided_problem, load_spec, run_study
 from ..studies.table import write_json
 from .common import CLIError, parse_mixture, run_dir
 from .model_source import load_source, source_name
@@ -85,7 +86,12 @@ def compare_problem(args: argparse.Namespace, device: torch.device, n: int) -> P
             raise CLIError(
                 "--data: only with --ckpt or --model (--analytic has an exact reference)"
             )
-        prob = Problem.analytic(parse_mixture(args.analytic), args.sde, n, 10_000 + args.seed)
+        mixture = parse_mixture(args.analytic)
+        if isinstance(mixture, tuple):  # labelled: the target class, for a guidance factor
+            gm, labels, k = mixture
+            prob = guided_problem(LabeledMixture(gm, labels), k, args.sde, n, 10_000 + args.seed)
+        else:
+            prob = Problem.analytic(mixture, args.sde, n, 10_000 + args.seed)
         prob.reference = prob.reference.to(device)
         return prob
     data = nll_data(args.data) if args.data else None

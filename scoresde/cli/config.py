@@ -76,10 +76,19 @@ class LossConfig:
 
 @dataclass
 class DataConfig:
-    """The data source (``scoresde.data.DATASETS``); ``kwargs`` e.g. ``{"path": "x.npy"}``."""
+    """The data source (``scoresde.data.DATASETS``); ``kwargs`` e.g. ``{"path": "x.npy"}``.
+
+    ``labels: true`` trains a class-conditional model s(x, t | y) on the source's classes
+    (digits, mnist, 8gaussians, checkerboard, a mixture with ``labels``): the network gets a label
+    embedding with one row per class plus the null label, and each training label is replaced
+    by the null label with probability ``label_dropout``, so the same network also learns the
+    unconditional s(x, t | ∅) that classifier-free guidance needs (Ho & Salimans 2022).
+    """
 
     name: str = "8gaussians"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    labels: bool = False
+    label_dropout: float = 0.1
 
 
 @dataclass
@@ -261,6 +270,8 @@ class RunConfig:
         check(0 <= o.ema_decay < 1, "optim.ema_decay", "in [0, 1)", o.ema_decay)
         check(o.warmup_steps >= 0, "optim.warmup_steps", "an integer >= 0", o.warmup_steps)
         check(self.loss.gamma > 0, "loss.gamma", "> 0", self.loss.gamma)
+        p = self.data.label_dropout
+        check(0 <= p < 1, "data.label_dropout", "a probability in [0, 1)", p)
         sd, clip = self.net.sigma_data, self.net.x0_clip
         check(
             clip in ("auto", None) or 0 < clip < math.inf,  # type: ignore[operator]  # clip: float past the "auto"/None test

@@ -17,7 +17,8 @@ from ..parameterization.pretrained import dequantization_range
 from . import report
 from .commands import _config
 from .common import CLIError, write_results
-from .model_source import check_on_data, likelihood_options, load_source
+from .guide import class_score
+from .model_source import check_on_data, likelihood_options, load_source, source_name
 from .scaleout import cli_world, shared_run_dir
 
 __all__ = ["nll_data", "run_nll"]
@@ -49,6 +50,7 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
                 f"received {tuple(x.shape[1:])}"
             )
         check_on_data(args, model.double(), scaler.transform(x).to(world.device), world.rank)
+        score_fn = class_score(args, model.double(), source_name(args))
         D = math.prod(shape)
         far = _far_from_data(scaler.transform(x.double()), world.rank)
         out = shared_run_dir(world, args.out, "nll")
@@ -69,7 +71,7 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
             res = far(
                 sharded_bits_per_dim,
                 model.sde,
-                model.double(),
+                score_fn,
                 x.round().long(),
                 levels=data.levels,
                 model_range=cells,
@@ -83,7 +85,7 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
             r = far(
                 sharded_log_likelihood,
                 model.sde,
-                model.double(),
+                score_fn,
                 scaler.transform(x).double(),
                 **kw,
             )
@@ -112,6 +114,7 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
         "bpd_mean": float(bpd.mean()),
         "bpd_se": se / (D * math.log(2)),
         "entropy": data.entropy,
+        "class": getattr(args, "class_", None),
     }
     fig = out / "nll_histogram.png"
     atomic_write(fig, lambda p: report.plot_nll_histogram(-logp, p, data.entropy))

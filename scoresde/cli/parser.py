@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ..sde import SDES
     from .common import float_list, grid_arg, int_list
     from .demo import BUDGETS
+    from .guide import add_class_flags
     from .model_source import add_model_flag
     from .scaleout import add_scaleout_flags
 
@@ -194,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="number of samples (default 1000; write -n under torchrun, which takes --n for its "
         "own --nnodes)",
     )
+    class_k = _types(lambda v: int_list(v, 0)[0])
+    add_class_flags(s, class_k, guidance=True)
     add_scaleout_flags(s, 500, "samples")
     _common(s, nfe=True)
     n = sub.add_parser(
@@ -243,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1e-5,
         help="relative and absolute tolerance of the adaptive PF-ODE solve (default 1e-5)",
     )
+    add_class_flags(n, class_k, guidance=False)
     add_scaleout_flags(n, 250, "points")
     _common(n)
     c = sub.add_parser(
@@ -260,7 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--analytic",
         metavar="MIXTURE_SPEC",
         help="preset (8gaussians, 2modes), JSON "
-        'object {"weights", "means", "covariances"}, or a .json file',
+        'object {"weights", "means", "covariances"}, or a .json file; add "labels" (a class per '
+        'component) and "class" to sample that class, with a spec factor guidance: [w, ...] '
+        "for classifier-free guidance (each w scored against its own guided ODE's limit)",
     )
     c.add_argument(
         "--spec",

@@ -51,8 +51,11 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """``{"section.field": (old, new)}`` for every field that differs between two config dicts."""
-    a, b = _flat(old), _flat(new)
+    """``{"section.field": (old, new)}`` for every field that differs between two config dicts.
+
+    A field the stored config lacks (added to the config after that run) counts as its default.
+    """
+    a, b = {**_flat(RunConfig().to_dict()), **_flat(old)}, _flat(new)
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 

@@ -3,7 +3,9 @@
 Every source becomes a :class:`Dataset` holding data in *data units* plus a :class:`Scaler` to
 the model's range (images to ``[-1, 1]``). Training batches are a deterministic function of
 ``(seed, step)`` (:meth:`Dataset.batch`), which makes resume exact and lets every DDP rank take
-its shard of the same global batch. Nothing is downloaded:
+its shard of the same global batch. Sources with classes (digits, MNIST, ``8gaussians``, ``checkerboard``, a mixture given
+``labels``) also carry :class:`Labels` for class-conditional training
+(:meth:`Dataset.labeled_batch`). Nothing is downloaded:
 
 * ``digits``: scikit-learn's bundled 1797 8x8 digits, 17 grey levels ``0..16``, shape
   ``(1, 8, 8)``. Fixed split: images with index ``i % 6 == 0`` (300) are the test set, the other
@@ -16,7 +18,7 @@ its shard of the same global batch. Nothing is downloaded:
 
 from __future__ import annotations
 
-from scoresde.data.core import Dataset, Scaler, derive_seed
+from scoresde.data.core import Dataset, Labels, Scaler, derive_seed
 from scoresde.data.family import narrowest_std, random_mixture
 from scoresde.data.files import load_array, load_digits, load_image_folder, load_mnist
 from scoresde.data.registry import DATASETS, get_dataset, load_mixture, load_toy
@@ -26,6 +28,7 @@ __all__ = [
     "DATASETS",
     "TOY_SETS",
     "Dataset",
+    "Labels",
     "Scaler",
     "derive_seed",
     "get_dataset",

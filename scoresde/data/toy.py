@@ -16,6 +16,10 @@ Entropies ``H(p) = -E log p(x)`` (nats) are the floor for the test NLL of a perf
   are 8 std apart, so ``H = log 4 + log(2 pi e 0.25) = 2.8379`` up to ~1e-7.
 
 The other sets (moons, swiss roll, pinwheel, two spirals, rings) have no closed-form entropy.
+
+Class labels (for class-conditional models): ``8gaussians`` labels each point by its component
+(k = 0..7, direction k pi / 4) and ``checkerboard`` by its square (8 cells, column-major from
+the left); their labelled samplers draw the same points as the unlabelled ones.
 """
 
 from __future__ import annotations
@@ -63,11 +67,18 @@ def _ring_directions(dtype: torch.dtype = torch.float32) -> Tensor:
     return torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
 
 
-def eight_gaussians(n: int, generator: torch.Generator | None = None) -> Tensor:
-    """8 Gaussians on a circle (FFJORD ``8gaussians``)."""
+def eight_gaussians_labeled(
+    n: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """8 Gaussians on a circle and each point's component k (direction k pi / 4)."""
     centers = _RING_RADIUS * _ring_directions()
     idx = torch.randint(0, 8, (n,), generator=generator)
-    return (centers[idx] + _RING_STD * _randn(n, 2, g=generator)) / _RING_SCALE
+    return (centers[idx] + _RING_STD * _randn(n, 2, g=generator)) / _RING_SCALE, idx
+
+
+def eight_gaussians(n: int, generator: torch.Generator | None = None) -> Tensor:
+    """8 Gaussians on a circle (FFJORD ``8gaussians``)."""
+    return eight_gaussians_labeled(n, generator)[0]
 
 
 def eight_gaussians_mixture() -> GaussianMixture:
@@ -97,12 +108,19 @@ def four_gaussians_mixture() -> GaussianMixture:
     return GaussianMixture([0.25] * 4, FOUR_GAUSSIANS_MEANS, [[0.25, 0.25]] * 4)
 
 
+def checkerboard_labeled(n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """The checkerboard and each point's square: 2 column + row, column and row in 0..3, 0..1."""
+    x1 = _rand(n, generator) * 4 - 2
+    row = torch.randint(0, 2, (n,), generator=generator)
+    x2_ = _rand(n, generator) - row.float() * 2
+    x2 = x2_ + torch.floor(x1) % 2
+    cell = 2 * (torch.floor(x1).long() + 2) + row
+    return torch.stack([x1, x2], dim=1) * 2, cell
+
+
 def checkerboard(n: int, generator: torch.Generator | None = None) -> Tensor:
     """Uniform on the dark squares of a 4x4 checkerboard on ``[-4, 4]^2``."""
-    x1 = _rand(n, generator) * 4 - 2
-    x2_ = _rand(n, generator) - torch.randint(0, 2, (n,), generator=generator).float() * 2
-    x2 = x2_ + torch.floor(x1) % 2
-    return torch.stack([x1, x2], dim=1) * 2
+    return checkerboard_labeled(n, generator)[0]
 
 
 def moons(n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -153,15 +171,21 @@ def rings(n: int, generator: torch.Generator | None = None) -> Tensor:
 
 @dataclass(frozen=True)
 class ToySpec:
-    """A registered 2-D toy set: its sampler and its entropy in nats (``None`` if unknown)."""
+    """A registered 2-D toy set: its sampler, entropy in nats (``None`` if unknown), labels.
+
+    ``labeled(n, generator) -> (x, y)`` draws the points of ``sampler`` with their class labels
+    in ``0..num_classes - 1`` (sets with classes only).
+    """
 
     sampler: Callable[[int, torch.Generator | None], Tensor]
     entropy: float | None
+    labeled: Callable[[int, torch.Generator | None], tuple[Tensor, Tensor]] | None = None
+    num_classes: int | None = None
 
 
 TOY_SETS: dict[str, ToySpec] = {
-    "8gaussians": ToySpec(eight_gaussians, 2.8319),
-    "checkerboard": ToySpec(checkerboard, math.log(32.0)),
+    "8gaussians": ToySpec(eight_gaussians, 2.8319, eight_gaussians_labeled, 8),
+    "checkerboard": ToySpec(checkerboard, math.log(32.0), checkerboard_labeled, 8),
     "4gaussians": ToySpec(four_gaussians, math.log(4.0) + math.log(2 * math.pi * math.e * 0.25)),
     "moons": ToySpec(moons, None),
     "swissroll": ToySpec(swiss_roll, None),

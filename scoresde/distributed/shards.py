@@ -76,7 +76,7 @@ def _digest(value: Any, depth: int = 0) -> Any:
     if isinstance(value, types.MethodType):
         return {"method": value.__func__.__qualname__, "self": _digest(value.__self__, depth + 1)}
     if isinstance(value, types.FunctionType):
-        cells = [c.cell_contents for c in value.__closure__ or ()]
+        cells = [_cell(c) for c in value.__closure__ or ()]
         return {
             "function": f"{value.__module__}.{value.__qualname__}",
             "closure": _digest(cells, depth + 1),
@@ -85,6 +85,14 @@ def _digest(value: Any, depth: int = 0) -> Any:
         public = {k: v for k, v in vars(value).items() if not k.startswith("_")}  # no caches
         return {"type": type(value).__qualname__, "vars": _digest(public, depth + 1)}
     return type(value).__qualname__
+
+
+def _cell(cell: Any) -> Any:
+    """A closure cell's value; a cell never assigned (a branch not taken) is ``"<empty>"``."""
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return "<empty>"
 
 
 def fingerprint_of(spec: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ __all__ = [
     "check_x0",
     "choice",
     "eps_fn_of",
+    "predict_eps",
     "reduce_dims",
 ]
 
@@ -42,6 +43,16 @@ def eps_fn_of(model: ScoreModel | EpsFn) -> EpsFn:
     if not callable(model):
         raise TypeError(f"expected a ScoreModel or a callable eps_fn(x, t), received {model!r}")
     return model
+
+
+def predict_eps(model: ScoreModel | EpsFn, x: Tensor, t: Tensor, y: Any = None) -> Tensor:
+    """eps_hat(x, t | y) of ``model``, with ``y`` passed only when given.
+
+    A plain ``eps_fn(x, t)`` thus serves unconditional training unchanged; ``y`` holds the class
+    labels of a conditional model (Ho & Salimans 2022), the null label where dropped.
+    """
+    eps_fn = eps_fn_of(model)
+    return eps_fn(x, t) if y is None else eps_fn(x, t, y)  # type: ignore[call-arg]  # conditional: (x, t, y)
 
 
 def reduce_dims(sq: Tensor, reduction: str) -> Tensor:
@@ -80,8 +91,10 @@ class Loss(Protocol):
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         return t, noise
 
-    def terms(self, model: ScoreModel | EpsFn, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
-        """Per-example losses of shape ``(B,)`` (their mean is the objective)."""
+    def terms(
+        self, model: ScoreModel | EpsFn, x0: Tensor, t: Tensor, noise: Tensor, y: Any = None
+    ) -> Tensor:
+        """Per-example losses of shape ``(B,)`` (their mean is the objective); ``y`` the labels."""
         raise NotImplementedError
 
     def __call__(
@@ -92,8 +105,12 @@ class Loss(Protocol):
         generator: torch.Generator | None = None,
         t: Tensor | None = None,
         noise: Tensor | None = None,
+        y: Any = None,
     ) -> Tensor:
-        """The scalar loss on ``x0`` (``t``/``noise`` drawn with ``generator`` unless given)."""
+        """The scalar loss on ``x0`` (``t``/``noise`` drawn with ``generator`` unless given).
+
+        ``y``: class labels of shape ``(B,)`` for a conditional model (``None``: unconditional).
+        """
         check_x0(x0)
         if t is None or noise is None:
             t_draw, noise_draw = self.draw(x0, generator)
@@ -104,4 +121,6 @@ class Loss(Protocol):
                 f"expected t of shape ({x0.shape[0]},) and noise of shape {tuple(x0.shape)}, "
                 f"received {tuple(t.shape)} and {tuple(noise.shape)}"
             )
-        return self.terms(model, x0, t, noise).mean()
+        if y is None:  # losses outside the package may not take labels
+            return self.terms(model, x0, t, noise).mean()
+        return self.terms(model, x0, t, noise, y).mean()

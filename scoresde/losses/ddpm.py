@@ -11,7 +11,7 @@ from ..parameterization import ScoreModel
 from ..sde import DDPMSchedule
 from ..sde.ddpm import index_to_time, time_to_index
 from ..sde.pf_ode import perturb
-from .base import REDUCTIONS, EpsFn, Loss, choice, eps_fn_of, reduce_dims
+from .base import REDUCTIONS, EpsFn, Loss, choice, predict_eps, reduce_dims
 
 __all__ = ["DDPMLoss"]
 
@@ -41,9 +41,11 @@ class DDPMLoss(Loss):
         i = torch.randint(0, self.schedule.N, (n,), generator=generator, device=device)
         return index_to_time(i.cpu(), self.schedule.N, self.T).to(device=device, dtype=dtype)
 
-    def terms(self, model: ScoreModel | EpsFn, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
-        """Per-example losses of shape ``(B,)`` (their mean is the objective)."""
+    def terms(
+        self, model: ScoreModel | EpsFn, x0: Tensor, t: Tensor, noise: Tensor, y: Any = None
+    ) -> Tensor:
+        """Per-example losses of shape ``(B,)`` (their mean is the objective); ``y`` the labels."""
         i = time_to_index(t.detach().cpu(), self.schedule.N, self.T)
         ab = self.schedule.alpha_bars[i].to(device=x0.device, dtype=x0.dtype)
         x_i = perturb(x0, ab.sqrt(), (1 - ab).sqrt(), noise)
-        return reduce_dims((eps_fn_of(model)(x_i, t) - noise) ** 2, self.reduction)
+        return reduce_dims((predict_eps(model, x_i, t, y) - noise) ** 2, self.reduction)

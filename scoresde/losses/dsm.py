@@ -36,7 +36,7 @@ from torch import Tensor
 
 from ..parameterization import ScoreModel
 from ..sde import VESDE, LinearSDE
-from .base import REDUCTIONS, EpsFn, Loss, choice, eps_fn_of, reduce_dims
+from .base import REDUCTIONS, EpsFn, Loss, choice, predict_eps, reduce_dims
 
 __all__ = ["T_SAMPLINGS", "WEIGHTINGS", "DSMLoss", "SMLDLoss", "dsm_loss"]
 
@@ -108,10 +108,12 @@ class DSMLoss(Loss):
         lam = self._lam_eps - u * (self._lam_eps - self._lam_T)
         return self.sde.t_from_log_snr(lam).clamp(eps, T).to(dtype)
 
-    def terms(self, model: ScoreModel | EpsFn, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
-        """Per-example losses of shape ``(B,)`` (their mean is the objective)."""
+    def terms(
+        self, model: ScoreModel | EpsFn, x0: Tensor, t: Tensor, noise: Tensor, y: Any = None
+    ) -> Tensor:
+        """Per-example losses of shape ``(B,)`` (their mean is the objective); ``y`` the labels."""
         x_t = self.sde.perturb(x0, t, noise)
-        sq = (eps_fn_of(model)(x_t, t) - noise) ** 2
+        sq = (predict_eps(model, x_t, t, y) - noise) ** 2
         return self.weight(t) * self.importance_weight(t) * reduce_dims(sq, self.reduction)
 
 

@@ -42,7 +42,7 @@ from ..parameterization import ScoreModel
 from ..sde import VPSDE
 from ..sde.learned import LearnedLogSNR
 from ..sde.pf_ode import marginal_from_log_snr, perturb
-from .base import Loss, check_x0, eps_fn_of
+from .base import Loss, check_x0, eps_fn_of, predict_eps
 
 __all__ = ["VDMLoss", "VDMTerms", "vdm_vlb"]
 
@@ -100,6 +100,7 @@ def vdm_vlb(
     noise: Tensor,
     *,
     variance_grad: bool = True,
+    y: Any = None,
 ) -> VDMTerms:
     """The VDM bound per example, with a one-sample (t, eps) estimate of the diffusion term.
 
@@ -112,6 +113,7 @@ def vdm_vlb(
         noise: eps ~ N(0, I), shaped like ``x0``.
         variance_grad: Route d mean(L_inf^2) instead of d mean(L_inf) to the schedule's shape
             (module docstring). The returned values are the same either way.
+        y: Class labels of a conditional model, shape ``(batch,)`` (``None``: unconditional).
 
     Returns:
         The :class:`VDMTerms`.
@@ -121,7 +123,7 @@ def vdm_vlb(
         ValueError: For mismatched shapes or times outside [0, 1].
     """
     sched = _schedule_of(schedule)
-    eps_fn = eps_fn_of(model)
+    eps_fn_of(model)  # a ScoreModel or a callable, else TypeError
     check_x0(x0)
     if noise.shape != x0.shape or t.shape != (x0.shape[0],):
         raise ValueError(
@@ -137,7 +139,7 @@ def vdm_vlb(
         r, dr = _VarianceGrad.apply(r, dr, box)
     gamma, dgamma = sched.gamma_from_shape(r, dr)
     z = perturb(x0, *marginal_from_log_snr(-gamma), noise)  # gamma = -lambda
-    sq = ((noise - eps_fn(z, t)) ** 2).reshape(n, -1).sum(dim=1)
+    sq = ((noise - predict_eps(model, z, t, y)) ** 2).reshape(n, -1).sum(dim=1)
     diffusion = 0.5 * dgamma * sq
     box.append(diffusion.detach())
     g0, g1 = sched.ends(x0.dtype)
@@ -172,7 +174,9 @@ class VDMLoss(Loss):
         """Draw ``n`` times uniformly on [0, 1] (shape ``(n,)``)."""
         return torch.rand(n, generator=generator, device=device, dtype=dtype)
 
-    def terms(self, model: ScoreModel | Any, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+    def terms(
+        self, model: ScoreModel | Any, x0: Tensor, t: Tensor, noise: Tensor, y: Any = None
+    ) -> Tensor:
         """Per-example bounds L(x) in nats, shape ``(B,)`` (their mean is the objective)."""
-        out = vdm_vlb(model, self.schedule, x0, t, noise, variance_grad=self.variance_grad)
+        out = vdm_vlb(model, self.schedule, x0, t, noise, variance_grad=self.variance_grad, y=y)
         return out.total

@@ -11,19 +11,32 @@ numbers, never an SDE.
   ``50`` for log-SNR inputs in ``[-20, 20]``.
 * :class:`GaussianFourierEmbedding` projects ``c`` onto fixed random frequencies
   ``W ~ N(0, scale^2)`` (Tancik et al. 2020), as in Song et al. (2021), Appendix H.
+
+Class labels ``y`` (conditional networks, ``num_classes`` set) enter through an ``nn.Embedding``
+with ``num_classes + 1`` rows whose output is added to the time embedding; the last row,
+index ``num_classes``, is the *null label* of classifier-free guidance (Ho & Salimans 2022):
+``y = None`` means "no label" and gives the unconditional score s(x, t | ∅).
+:func:`label_embedding` builds it and :func:`check_labels` turns ``y`` into indices.
 """
 
 from __future__ import annotations
 
 import math
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
-from scoresde._utils import names_list
+from scoresde._utils import _cheap_to_check, names_list
 
-__all__ = ["SinusoidalEmbedding", "GaussianFourierEmbedding", "check_time_input"]
+__all__ = [
+    "GaussianFourierEmbedding",
+    "add_label",
+    "SinusoidalEmbedding",
+    "check_labels",
+    "check_time_input",
+    "label_embedding",
+]
 
 
 def check_time_input(x: Tensor, c: Tensor) -> Tensor:
@@ -50,6 +63,71 @@ def check_time_input(x: Tensor, c: Tensor) -> Tensor:
             f"received shape {tuple(c.shape)}"
         )
     return c.to(dtype=x.dtype)
+
+
+def label_embedding(num_classes: int | None, dim: int) -> nn.Embedding | None:
+    """``nn.Embedding(num_classes + 1, dim)`` (the last row: the null label), or ``None``.
+
+    Raises:
+        ValueError: If ``num_classes`` is neither ``None`` nor an integer >= 1.
+    """
+    if num_classes is None:
+        return None
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an integer >= 1 or None, received {num_classes!r}")
+    return nn.Embedding(num_classes + 1, dim)
+
+
+def check_labels(y: Tensor | int | None, num_classes: int, batch: int, device: Any) -> Tensor:
+    """Labels ``y`` as a long tensor of shape ``(batch,)``; ``None`` is the null label.
+
+    Args:
+        y: ``None`` (every example unconditional), an int (one class for the batch) or a
+            tensor of shape ``(batch,)``; values in ``0..num_classes``, where ``num_classes``
+            itself is the null label.
+        num_classes: Number of classes K.
+        batch: Batch size.
+        device: Device of the network input.
+
+    Raises:
+        TypeError: For floating-point or non-integer labels.
+        ValueError: For a wrong shape or a label outside ``0..num_classes``.
+    """
+    if y is None:
+        return torch.full((batch,), num_classes, dtype=torch.long, device=device)
+    if isinstance(y, bool) or not isinstance(y, int | Tensor):
+        raise TypeError(f"labels y: expected an int or a LongTensor, received {type(y).__name__}")
+    if isinstance(y, int):
+        y = torch.full((batch,), y, dtype=torch.long, device=device)
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"labels y: expected integer labels, received dtype {y.dtype}")
+    y = y.expand(batch) if y.ndim == 0 else y
+    if y.shape != (batch,):
+        raise ValueError(
+            f"labels y: expected shape (batch,) = ({batch},), received {tuple(y.shape)}"
+        )
+    if _cheap_to_check(y) and batch and not (0 <= int(y.min()) and int(y.max()) <= num_classes):
+        raise ValueError(
+            f"labels y: expected classes in 0..{num_classes - 1} (or {num_classes}, the null "
+            f"label), received {sorted(set(y.tolist()))[:10]}"
+        )
+    return y.to(device=device, dtype=torch.long)
+
+
+def add_label(emb: Tensor, table: nn.Embedding | None, y: Tensor | int | None, net: str) -> Tensor:
+    """The time embedding ``emb`` plus the label embedding of ``y`` (conditional networks).
+
+    Raises:
+        ValueError: If ``y`` is given to an unconditional network (``table`` is ``None``).
+    """
+    if table is None:
+        if y is not None:
+            raise ValueError(
+                f"{net}: expected no labels (an unconditional network, num_classes=None), "
+                f"received labels y"
+            )
+        return emb
+    return emb + table(check_labels(y, table.num_embeddings - 1, emb.shape[0], emb.device))
 
 
 class SinusoidalEmbedding(nn.Module):

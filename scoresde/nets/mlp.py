@@ -8,6 +8,11 @@ Optionally the input ``x`` is also given random Fourier features ``[sin(2 pi x B
 with fixed ``B ~ N(0, s^2)`` of shape ``(dim, m)`` (Tancik et al. 2020): an MLP of SiLU units
 learns sharp features in ``x`` (the edges of a checkerboard's density, where the score at small
 noise changes over a distance sigma_t) far faster with them.
+
+With ``num_classes`` set the network is class-conditional, ``net(x, c, y)``: a label embedding
+(``num_classes + 1`` rows, the last one the null label) is added to the time embedding, so one
+network gives both s(x, t | y) and, with ``y = None``, s(x, t | ∅) for classifier-free guidance
+(Ho & Salimans 2022). ``num_classes=None`` (default) builds exactly the unconditional network.
 """
 
 from __future__ import annotations
@@ -15,7 +20,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from scoresde.nets.embeddings import check_time_input, make_embedding
+from scoresde.nets.embeddings import (
+    add_label,
+    check_time_input,
+    label_embedding,
+    make_embedding,
+)
 
 __all__ = ["ResidualMLP"]
 
@@ -36,7 +46,7 @@ class _Block(nn.Module):
 
 
 class ResidualMLP(nn.Module):
-    """MLP ``net(x, c)`` with residual blocks and time injected in every block.
+    """MLP ``net(x, c[, y])`` with residual blocks and time (and label) injected in every block.
 
     Args:
         dim: Data dimension ``d``; input and output have shape ``(batch, d)``.
@@ -49,9 +59,11 @@ class ResidualMLP(nn.Module):
         generator: Generator for the random Fourier frequencies (time, then input features).
         fourier_features: Number m of random Fourier features of the input ``x`` (0: none).
         fourier_scale: Standard deviation s of their frequencies, in cycles per unit of ``x``.
+        num_classes: Number of classes K of a class-conditional network (``None``: none).
 
     Shapes:
-        ``x``: ``(batch, dim)``; ``c``: ``(batch,)`` or scalar; output: ``(batch, dim)``.
+        ``x``: ``(batch, dim)``; ``c``: ``(batch,)`` or scalar; ``y``: ``(batch,)`` labels in
+        ``0..K`` (K the null label), an int, or ``None``; output: ``(batch, dim)``.
     """
 
     def __init__(
@@ -66,6 +78,7 @@ class ResidualMLP(nn.Module):
         generator: torch.Generator | None = None,
         fourier_features: int = 0,
         fourier_scale: float = 1.0,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("hidden", hidden), ("depth", depth)):
@@ -96,6 +109,9 @@ class ResidualMLP(nn.Module):
         }
         if fourier_features:  # absent from the configs of networks without them
             self._config.update(fourier_features=fourier_features, fourier_scale=fourier_scale)
+        self.num_classes = num_classes
+        if num_classes is not None:  # absent from the configs of unconditional networks
+            self._config["num_classes"] = num_classes
         self.embed = nn.Sequential(
             make_embedding(time_embedding, embed_dim, time_scale, generator),
             nn.Linear(embed_dim, embed_dim),
@@ -112,18 +128,21 @@ class ResidualMLP(nn.Module):
         self.out = nn.Linear(hidden, dim)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        # Built last, so the other parameters keep their names and initial values.
+        self.label_embed = label_embedding(num_classes, embed_dim)
 
     def config(self) -> dict[str, object]:
         """Registry name and constructor arguments (for :func:`scoresde.nets.net_from_config`)."""
         return dict(self._config)
 
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        """Evaluate the network on ``x`` of shape ``(batch, dim)`` at conditioning ``c``."""
+    def forward(self, x: Tensor, c: Tensor, y: Tensor | int | None = None) -> Tensor:
+        """Evaluate the network on ``x`` of shape ``(batch, dim)`` at ``c``, label ``y``."""
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(
                 f"ResidualMLP expects x of shape (batch, {self.dim}), received {tuple(x.shape)}"
             )
         emb = self.embed(check_time_input(x, c))
+        emb = add_label(emb, self.label_embed, y, "ResidualMLP")
         if self.fourier is not None:
             proj = 2 * torch.pi * x @ self.fourier.to(x.dtype)
             x = torch.cat([x, torch.sin(proj), torch.cos(proj)], dim=1)

@@ -7,6 +7,11 @@ the low resolutions listed in ``attn_resolutions``, strided-convolution downsamp
 nearest-neighbour upsampling to the skip connection's size (so odd sizes such as 28 -> 14 -> 7
 work). The last convolution starts at zero. Defaults suit 8x8 digits; for 28x28 use
 ``channel_mult=(1, 2, 2)``.
+
+With ``num_classes`` set the U-Net is class-conditional, ``net(x, c, y)``: a label embedding
+(``num_classes + 1`` rows, the last one the null label of classifier-free guidance, Ho & Salimans
+2022) is added to the time embedding before it reaches the blocks. ``num_classes=None`` (default)
+builds exactly the unconditional network.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from scoresde.nets.embeddings import check_time_input, make_embedding
+from scoresde.nets.embeddings import add_label, check_time_input, label_embedding, make_embedding
 
 __all__ = ["UNet"]
 
@@ -74,7 +79,7 @@ class SelfAttention(nn.Module):
 
 
 class UNet(nn.Module):
-    """U-Net ``net(x, c)`` for images.
+    """U-Net ``net(x, c[, y])`` for images.
 
     Args:
         in_channels: Image channels (output has the same number).
@@ -88,9 +93,11 @@ class UNet(nn.Module):
         time_scale: Embedding scale (``None``: class default).
         image_size: Side length of the expected input (used for ``attn_resolutions``).
         generator: Generator for random Fourier frequencies.
+        num_classes: Number of classes K of a class-conditional U-Net (``None``: none).
 
     Shapes:
-        ``x``: ``(batch, in_channels, H, W)``; ``c``: ``(batch,)`` or scalar; output like ``x``.
+        ``x``: ``(batch, in_channels, H, W)``; ``c``: ``(batch,)`` or scalar; ``y``: ``(batch,)``
+        labels in ``0..K`` (K the null label), an int, or ``None``; output like ``x``.
     """
 
     def __init__(
@@ -106,6 +113,7 @@ class UNet(nn.Module):
         time_scale: float | None = None,
         image_size: int = 8,
         generator: torch.Generator | None = None,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         if in_channels < 1 or base_channels < 1 or num_res_blocks < 1 or not channel_mult:
@@ -128,6 +136,9 @@ class UNet(nn.Module):
             "time_scale": time_scale,
             "image_size": image_size,
         }
+        self.num_classes = num_classes
+        if num_classes is not None:  # absent from the configs of unconditional networks
+            self._config["num_classes"] = num_classes
         emb_dim = 4 * base_channels
         self.embed = nn.Sequential(
             make_embedding(time_embedding, base_channels, time_scale, generator),
@@ -177,19 +188,21 @@ class UNet(nn.Module):
         self.out = nn.Conv2d(ch, in_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]  # bias=True: never None
+        # Built last, so the other parameters keep their names and initial values.
+        self.label_embed = label_embedding(num_classes, emb_dim)
 
     def config(self) -> dict[str, object]:
         """Registry name and constructor arguments (for :func:`scoresde.nets.net_from_config`)."""
         return dict(self._config)
 
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        """Evaluate the network on ``x`` of shape ``(batch, C, H, W)`` at conditioning ``c``."""
+    def forward(self, x: Tensor, c: Tensor, y: Tensor | int | None = None) -> Tensor:
+        """Evaluate the network on ``x`` of shape ``(batch, C, H, W)`` at ``c``, label ``y``."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"UNet expects x of shape (batch, {self.in_channels}, H, W), "
                 f"received {tuple(x.shape)}"
             )
-        emb = self.embed(check_time_input(x, c))
+        emb = add_label(self.embed(check_time_input(x, c)), self.label_embed, y, "UNet")
         h = self.inp(x)
         hs = [h]
         for layer in self.down:

@@ -5,11 +5,17 @@ shape ``(batch,)``. How time enters is explicit: ``time_input="t"`` feeds the co
 t in [eps, T] unchanged, ``"log_snr"`` feeds lambda(t) = log(alpha_t^2 / sigma_t^2), ``"sigma"``
 feeds sigma_t / alpha_t (EDM's noise level), or pass a callable ``(sde, t) -> c``. There is no
 hidden ``t * 999`` label: a network with a sinusoidal embedding chooses its own frequency scale.
+
+A class-conditional network ``net(x, c, y)`` (``net.num_classes`` set) makes every method take an
+optional label ``y``: s(x, t | y), and s(x, t | ∅) for ``y = None`` (the null label), so a
+ScoreModel is a conditional score ``score_fn(x, t, y)`` for
+:mod:`scoresde.samplers.guidance` (classifier-free guidance, Ho & Salimans 2022).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -60,6 +66,11 @@ class ScoreModel(nn.Module):
     tails of the prior, where training sees few points.
 
     The wrapper never toggles ``train()``/``eval()``; that is the caller's business.
+
+    Labels: every method takes ``y`` (``None``, an int or a ``(batch,)`` LongTensor), passed to a
+    conditional network as its third argument and never to an unconditional one;
+    :attr:`num_classes` says which it is, and :attr:`class_names` (set by the checkpoint loader)
+    names the classes.
     """
 
     def __init__(
@@ -96,6 +107,14 @@ class ScoreModel(nn.Module):
                 "or a callable (sde, t) -> c"
             )
         self.net, self.sde, self.predicts, self.time_input = net, sde, predicts, time_input
+        #: Names of the classes of a conditional model (a checkpoint's label set), if known.
+        self.class_names: list[str] | None = None
+
+    @property
+    def num_classes(self) -> int | None:
+        """The number of classes K of a conditional network, ``None`` for an unconditional one."""
+        k = getattr(self.net, "num_classes", None)
+        return k if isinstance(k, int) else None
 
     def conditioning(
         self, t: Tensor, alpha: Tensor | None = None, sigma: Tensor | None = None
@@ -114,7 +133,9 @@ class ScoreModel(nn.Module):
             alpha, sigma = self.sde.marginal(t)
         return sigma / alpha
 
-    def _evaluate(self, x: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _evaluate(
+        self, x: Tensor, t: float | Tensor, y: Any = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(raw net output, x0 if 'edm' else None, alpha_t, sigma_t): one marginal per call."""
         tt = as_time(t, like=x)
         check_batch_time(tt, x.shape[0])
@@ -131,7 +152,8 @@ class ScoreModel(nn.Module):
         if self.predicts == "edm":
             c_skip, c_out, c_in = self._edm(alpha, sigma)
             x_in = append_dims(c_in / alpha, x.ndim) * x  # c_in x~ with x~ = x / alpha_t
-        out = self.net(x_in, self.conditioning(tt, alpha, sigma))
+        c = self.conditioning(tt, alpha, sigma)
+        out = self.net(x_in, c) if y is None else self.net(x_in, c, y)  # type: ignore[call-arg]  # a conditional net(x, c, y)
         if out.shape != x.shape:
             raise ValueError(
                 f"ScoreModel: net output must be shaped like x {tuple(x.shape)}, received "
@@ -142,13 +164,13 @@ class ScoreModel(nn.Module):
             return out, x0, alpha, sigma
         return out, out, alpha, sigma
 
-    def net_output(self, x: Tensor, t: float | Tensor) -> Tensor:
+    def net_output(self, x: Tensor, t: float | Tensor, y: Any = None) -> Tensor:
         """The raw network output at (x, t); ``t`` is broadcast to shape ``(batch,)``."""
-        return self._evaluate(x, t)[0]
+        return self._evaluate(x, t, y)[0]
 
-    def predict(self, x: Tensor, t: float | Tensor, kind: str) -> Tensor:
-        """The prediction of kind ``kind`` ('eps', 'x0', 'v', 'score') at (x, t)."""
-        _, pred, alpha, sigma = self._evaluate(x, t)
+    def predict(self, x: Tensor, t: float | Tensor, kind: str, y: Any = None) -> Tensor:
+        """The prediction of kind ``kind`` ('eps', 'x0', 'v', 'score') at (x, t) given ``y``."""
+        _, pred, alpha, sigma = self._evaluate(x, t, y)
         src = "x0" if self.predicts == "edm" else self.predicts
         return convert(pred, x, alpha, sigma, src, kind)
 
@@ -164,9 +186,11 @@ class ScoreModel(nn.Module):
         alpha, sigma = self.sde.marginal(t)
         return (*self._edm(alpha, sigma), alpha)
 
-    def _clipped_x0(self, x: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _clipped_x0(
+        self, x: Tensor, t: float | Tensor, y: Any = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """(x0_hat, clamped where sigma_t > alpha_t; alpha_t, sigma_t) for the sampling side."""
-        _, pred, alpha, sigma = self._evaluate(x, t)
+        _, pred, alpha, sigma = self._evaluate(x, t, y)
         src = "x0" if self.predicts == "edm" else self.predicts
         x0 = convert(pred, x, alpha, sigma, src, "x0")
         low = append_dims(
@@ -177,26 +201,26 @@ class ScoreModel(nn.Module):
         x0c = x0.clamp(-clip, clip)
         return torch.where(low, x0c, x0), alpha, sigma
 
-    def score_fn(self, x: Tensor, t: float | Tensor) -> Tensor:
-        """grad_x log p_t(x) as estimated by the network (through the clamped x0 if x0_clip)."""
+    def score_fn(self, x: Tensor, t: float | Tensor, y: Any = None) -> Tensor:
+        """grad_x log p_t(x [| y]) as estimated by the network (via the clamped x0 if x0_clip)."""
         if self.x0_clip is None:
-            return self.predict(x, t, "score")
-        x0, alpha, sigma = self._clipped_x0(x, t)
+            return self.predict(x, t, "score", y)
+        x0, alpha, sigma = self._clipped_x0(x, t, y)
         return -(x - _b(alpha, x) * x0) / _b(sigma, x) ** 2  # Tweedie, solved for the score
 
-    def eps_fn(self, x: Tensor, t: float | Tensor) -> Tensor:
-        """The noise estimate eps_theta(x, t) = -sigma_t score."""
-        return self.predict(x, t, "eps")
+    def eps_fn(self, x: Tensor, t: float | Tensor, y: Any = None) -> Tensor:
+        """The noise estimate eps_theta(x, t [| y]) = -sigma_t score."""
+        return self.predict(x, t, "eps", y)
 
-    def denoise(self, x: Tensor, t: float | Tensor) -> Tensor:
-        """The x0 estimate E[x_0 | x_t = x] (Tweedie's formula), clamped if x0_clip."""
+    def denoise(self, x: Tensor, t: float | Tensor, y: Any = None) -> Tensor:
+        """The x0 estimate E[x_0 | x_t = x (, y)] (Tweedie's formula), clamped if x0_clip."""
         if self.x0_clip is None:
-            return self.predict(x, t, "x0")
-        return self._clipped_x0(x, t)[0]
+            return self.predict(x, t, "x0", y)
+        return self._clipped_x0(x, t, y)[0]
 
-    def forward(self, x: Tensor, t: float | Tensor) -> Tensor:
-        """Same as :meth:`score_fn`, so a ScoreModel is itself a score function."""
-        return self.score_fn(x, t)
+    def forward(self, x: Tensor, t: float | Tensor, y: Any = None) -> Tensor:
+        """Same as :meth:`score_fn`, so a ScoreModel is itself a (conditional) score function."""
+        return self.score_fn(x, t, y)
 
     def target(self, x0: Tensor, noise: Tensor, t: float | Tensor) -> Tensor:
         """The regression target for ``predicts`` at x_t = alpha_t x0 + sigma_t noise."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from .budget import best_per_budget, by_factor, pareto_front, study_summary
 from .coverage import below_floor, precision_recall
+from .guided import guided_problem
 from .likelihood import LIKELIHOOD_COLUMNS, likelihood_study
 from .quality import data_pool_sampler, mode_mass, noise_floor_table, score_samples
 from .runner import Problem, StudyResult, run_study
@@ -34,6 +35,7 @@ from .spec import Cell, StudySpec, load_spec
 from .table import json_safe, mean_se, summarize, write_csv, write_json
 
 __all__ = [
+    "guided_problem",
     "LIKELIHOOD_COLUMNS",
     "SAMPLER_COLUMNS",
     "Cell",

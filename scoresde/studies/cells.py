@@ -40,12 +40,41 @@ class PlannedCell:
     score_fn: Any
     grid: Tensor
     options: dict[str, Any]
+    #: ``(reference, density)`` of a ``guidance`` cell; ``None``: the problem's own.
+    reference: tuple[Tensor, Any] | None = None
 
 
 def plan_cell(cell: Cell, problem: Any, grids: dict[str, OptimizedGrid]) -> PlannedCell:
     """Resolve ``cell`` on ``problem`` (raises ValueError/TypeError if its plan is impossible)."""
     structural, opts = StudySpec.run_options(cell)
     sde, score_fn = problem.for_sde(structural.get("sde"))
+    if "guidance" in structural:
+        return replace(
+            _plan_grid(cell, structural, opts, sde, score_fn, grids), **_guided(problem, structural)
+        )
+    return _plan_grid(cell, structural, opts, sde, score_fn, grids)
+
+
+def _guided(problem: Any, structural: dict[str, Any]) -> dict[str, Any]:
+    """The guided score and the reference of a ``guidance`` cell (:mod:`.guided`)."""
+    targets, w = problem.guidance, structural["guidance"]
+    if targets is None or "sde" in structural:
+        raise ValueError(
+            "run_study: a 'guidance' factor needs a labelled exact mixture "
+            "(studies.guided_problem) and no 'sde' factor"
+        )
+    return {"score_fn": targets.score(w), "reference": (targets.reference(w), targets.density(w))}
+
+
+def _plan_grid(
+    cell: Cell,
+    structural: dict[str, Any],
+    opts: dict[str, Any],
+    sde: LinearSDE,
+    score_fn: Any,
+    grids: dict[str, OptimizedGrid],
+) -> PlannedCell:
+    """The grid and options of ``cell`` (a saved grid, an adaptive solve or a planned grid)."""
     grid_arg = cell.grid_file or structural.get("grid")
     if cell.label in grids and not cell.grid_file:  # an in-memory grid under its own label
         og = grids[cell.label]

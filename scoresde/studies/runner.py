@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,8 @@ class Problem:
             None: no floor.
         density: Optional exact density (CE gap; mode-mass error and precision/recall for a
             GaussianMixture).
+        guidance: For a ``guidance`` factor, the guided scores and references per weight
+            (:func:`~scoresde.studies.guided_problem`).
     """
 
     sde: LinearSDE
@@ -64,6 +66,7 @@ class Problem:
     reference: Tensor
     draw: Callable[[int, torch.Generator], Tensor] | None
     density: Any = None
+    guidance: Any = None
 
     @classmethod
     def analytic(
@@ -205,7 +208,7 @@ def run_study(
         if progress is not None:
             progress(f"{c.config} nfe={c.nfe} seed={c.seed}")
         if score_wrap is not None:
-            p = PlannedCell(p.cell, p.sde, score_wrap(p.score_fn), p.grid, p.options)
+            p = replace(p, score_fn=score_wrap(p.score_fn))
         pkey = (c.factors.get("sde"), c.seed)
         if pkey not in state["priors"]:
             gen = torch.Generator().manual_seed(c.seed)
@@ -215,7 +218,8 @@ def run_study(
         if c.name not in state["warmed"]:  # untimed warm-up on 8 draws: steadier timings
             run_cell(p, x_T[:8], ref, {}, None, 1)
             state["warmed"].add(c.name)
-        row, x = run_cell(p, x_T, ref, metric_specs, problem.density, timing_repeats)
+        target, density = (ref, problem.density) if p.reference is None else p.reference
+        row, x = run_cell(p, x_T, target, metric_specs, density, timing_repeats)
         return row, (x.detach().cpu() if x is not None and _keep(c, spec, lo_hi) else None)
 
     if world is not None and world.size > 1:
@@ -288,6 +292,11 @@ def _plan(
     """Every cell that can run, in spec order (seed, setting, samplers, grid files, grids)."""
     for name in spec.factors.get("sde", []):
         problem.for_sde(name)  # a checkpoint's score belongs to its own SDE: an error, not a skip
+    if "guidance" in spec.factors and problem.guidance is None:  # an error, not a skip
+        raise ValueError(
+            "run_study: a 'guidance' factor needs a labelled exact mixture (studies."
+            "guided_problem; compare --analytic with labels and class), received a problem without"
+        )
     cells = spec.cells(adaptive)
     if grids:
         varying = cells[0].varying if cells else ()

@@ -8,6 +8,8 @@ from that file alone. Factors are the questions users ask beyond sampler and NFE
 * ``t_end``: the grid's last time (Song et al. 2021 sample to eps, not 0);
 * ``sde``: ``vp``, ``subvp`` or ``ve`` (exact mixture scores only);
 * ``corrector_steps``: Langevin corrector steps per predictor step (option ``n_steps``);
+* ``guidance``: the classifier-free guidance weight w of a labelled exact mixture
+  (:func:`scoresde.studies.guided_problem`; each w scored against its guided ODE's limit);
 * any other name (``denoise``, ``eta``, ``snr``, ``order``, ...) is passed as a sampler option.
 
 Example (YAML)::
@@ -31,7 +33,7 @@ __all__ = ["FACTOR_OPTIONS", "MAX_N", "Cell", "StudySpec", "check_spec", "load_s
 
 #: Factor names that map to a sampler option of another name.
 FACTOR_OPTIONS = {"corrector_steps": "n_steps"}
-_STRUCTURAL = ("grid", "t_end", "sde")
+_STRUCTURAL = ("grid", "t_end", "sde", "guidance")
 _FIELDS = (
     "samplers",
     "nfe",
@@ -308,6 +310,10 @@ def check_spec(spec: StudySpec) -> None:
                     raise ValueError(
                         f"{where}: unknown sde {v!r}; expected one of {names_list(SDES)}"
                     )
+            elif factor == "guidance":
+                from .guided import check_guidance
+
+                check_guidance(v)
             elif factor == "corrector_steps" and number(factor, v, integer=True) < 0:
                 raise ValueError(f"{where}: expected corrector_steps >= 0, received {v!r}")
 

@@ -205,11 +205,12 @@ def _to_tuples(x: Any) -> Any:
     return tuple(_to_tuples(v) for v in x) if isinstance(x, list) else x
 
 
-def model_config(model: ScoreModel) -> dict[str, Any] | None:
+def model_config(model: ScoreModel, class_names: list[str] | None = None) -> dict[str, Any] | None:
     """What :func:`model_from_config` needs to rebuild ``model`` (weights aside), or ``None``.
 
     ``{"net": net.config(), "sde": sde.config(), "predicts", "time_input", "sigma_data",
-    "x0_clip"}``: plain JSON, so a checkpoint rebuilds its model through the network and SDE
+    "x0_clip"}``, plus for a class-conditional model its label set ``"labels": {"num_classes",
+    "names"}`` (``class_names``, else ``model.class_names``, else ``None``): plain JSON, so a checkpoint rebuilds its model through the network and SDE
     registries (:func:`scoresde.nets.net_from_config`, :func:`scoresde.sde.sde_from_config`) and
     never unpickles code. ``None`` for a network outside ``scoresde.nets.NETS`` (no ``config()``),
     an SDE that ``sde_from_config`` cannot rebuild (e.g. a custom schedule), a learned schedule
@@ -230,7 +231,7 @@ def model_config(model: ScoreModel) -> dict[str, Any] | None:
         sde_from_config(model.sde.config())
     except (ValueError, TypeError, KeyError):
         return None
-    return {
+    out = {
         "net": config(),
         "sde": model.sde.config(),
         "predicts": model.predicts,
@@ -238,20 +239,28 @@ def model_config(model: ScoreModel) -> dict[str, Any] | None:
         "sigma_data": model.sigma_data,
         "x0_clip": model.x0_clip,
     }
+    if model.num_classes is not None:  # unconditional configs keep exactly their keys
+        names = class_names if class_names is not None else model.class_names
+        out["labels"] = {"num_classes": model.num_classes, "names": names}
+    return out
 
 
 def model_from_config(config: dict[str, Any]) -> ScoreModel:
     """Rebuild a :class:`~scoresde.parameterization.ScoreModel` from :func:`model_config`.
 
+    A conditional model's label set (``"labels"``) must match its network's ``num_classes``;
+    its class names become ``model.class_names``.
+
     Raises:
-        ValueError: If ``config`` lacks a key or names an unknown network or SDE.
+        ValueError: If ``config`` lacks a key, names an unknown network or SDE, or holds a
+            label set that disagrees with the network.
     """
     from scoresde.nets import net_from_config
     from scoresde.parameterization import ScoreModel
     from scoresde.sde import sde_from_config
 
     keys = {"net", "sde", "predicts", "time_input", "sigma_data", "x0_clip"}
-    if not isinstance(config, dict) or set(config) != keys:
+    if not isinstance(config, dict) or set(config) - {"labels"} != keys:
         got = sorted(config) if isinstance(config, dict) else type(config).__name__
         raise ValueError(f"model config: expected the keys {sorted(keys)}, received {got}")
     model = ScoreModel(
@@ -264,7 +273,30 @@ def model_from_config(config: dict[str, Any]) -> ScoreModel:
     )
     if isinstance(model.sde.schedule, torch.nn.Module):  # learned: its weights are in the state
         model.add_module("schedule", model.sde.schedule)
+    model.class_names = _label_names(config.get("labels"), model.num_classes)
     return model
+
+
+def _label_names(labels: Any, num_classes: int | None) -> list[str] | None:
+    """The class names of a model config's label set, checked against the network."""
+    if labels is None and num_classes is None:
+        return None
+    if not isinstance(labels, dict) or labels.get("num_classes") != num_classes:
+        stored = labels.get("num_classes") if isinstance(labels, dict) else labels
+        raise ValueError(
+            f"model config: expected a label set with num_classes = {num_classes} (the "
+            f"network's), received {stored!r}"
+        )
+    names = labels.get("names")
+    if names is not None and (
+        not isinstance(names, list)
+        or len(names) != num_classes
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise ValueError(
+            f"model config: expected {num_classes} class names (strings) or null, received {names!r}"
+        )
+    return names
 
 
 class TrainedModel(NamedTuple):

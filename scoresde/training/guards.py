@@ -8,6 +8,7 @@ divergence names the last good checkpoint, and temporaries of a killed writer ar
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import signal
@@ -30,6 +31,7 @@ __all__ = [
     "check_run_folder",
     "check_args",
     "check_finite_data",
+    "check_labels_args",
     "diverged_message",
     "remove_stale_temporaries",
     "seed_global_rngs",
@@ -176,3 +178,37 @@ def check_args(
     if any(id(p) not in own for g in optimizer.param_groups for p in g["params"]):
         raise ValueError("train: the optimizer holds parameters that are not the model's")
     check_same_sde(model.sde, getattr(loss, "sde", model.sde), what="loss")
+
+
+def check_labels_args(model: ScoreModel, loss: Any, data: Dataset, label_dropout: float) -> None:
+    """Check the labels of a run: data and loss fit a conditional model, dropout fits the model.
+
+    A conditional model needs labelled data with its number of classes and a loss whose terms
+    take labels; label dropout is a probability, nonzero only for a conditional model.
+
+    Raises:
+        ValueError: Naming what was expected and what was received.
+    """
+    p = label_dropout
+    if isinstance(p, bool) or not isinstance(p, int | float) or not (0 <= p < 1):
+        raise ValueError(f"train: expected label_dropout in [0, 1), received {p!r}")
+    k = model.num_classes
+    if k is None:
+        if p:
+            raise ValueError(
+                f"train: label_dropout = {p:g} needs a class-conditional model "
+                "(a network with num_classes), received an unconditional one"
+            )
+        return
+    have = None if data.labels is None else data.labels.num_classes
+    if have != k:
+        raise ValueError(
+            f"train: the conditional model has num_classes = {k}; expected data with {k} "
+            f"classes, received {data.name!r} with "
+            + ("no labels" if have is None else f"{have} classes")
+        )
+    if "y" not in inspect.signature(loss.terms).parameters:
+        raise ValueError(
+            f"train: a conditional model needs a loss whose terms take labels y (dsm, ddpm, "
+            f"smld), received {type(loss).__name__}"
+        )

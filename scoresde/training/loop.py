@@ -42,6 +42,7 @@ from scoresde.training.guards import (
     Stopper,
     check_args,
     check_finite_data,
+    check_labels_args,
     check_run_folder,
     diverged_message,
     remove_stale_temporaries,
@@ -112,6 +113,7 @@ def train(
     eval_hooks: list[EvalHook] | None = None,
     stop_after: int | None = None,
     time_limit: float | None = None,
+    label_dropout: float = 0.0,
 ) -> TrainResult:
     """Train ``model`` on ``loss`` over ``data``; resumable, NaN-guarded and DDP-aware.
 
@@ -149,6 +151,10 @@ def train(
         stop_after: Stop (with a checkpoint) after this many steps in this call, e.g. for a job
             with a step budget; ``None`` runs to ``steps``.
         time_limit: Stop (with a checkpoint) once this many seconds of training have passed.
+        label_dropout: A class-conditional model (``model.num_classes`` set) trains on the
+            data's labels (``data.labels``), each replaced by the null label with this
+            probability, so one network learns s(x, t | y) and s(x, t | ∅) for classifier-free
+            guidance (Ho & Salimans 2022; 0.1-0.2 there). Must be 0 for an unconditional model.
 
     Returns:
         A :class:`TrainResult`. On SIGINT/SIGTERM a checkpoint is written and the result has
@@ -174,6 +180,7 @@ def train(
         "max_nan_steps": max_nan_steps,
     }
     check_args(model, loss, data, optimizer, counts, ema_decay, grad_clip)
+    check_labels_args(model, loss, data, label_dropout)
     if not isinstance(ema_warmup, bool):
         raise TypeError(f"train: expected ema_warmup a bool, received {type(ema_warmup).__name__}")
     check_finite_data(data)
@@ -198,6 +205,7 @@ def train(
             seed=seed,
             out=out,
             metadata=dict(metadata or {}),
+            label_dropout=label_dropout,
             dev=dev,
             rank=rank,
             world=world,
@@ -219,9 +227,9 @@ def train(
         with Stopper() as stopper:
             while run.step < steps:
                 late = time_limit is not None and time.perf_counter() - t_start > time_limit
-                x, t, noise = run.batch()
+                x, t, noise, y = run.batch()
                 loss_v, terms, gnorm, skipped, stopped = run.optimize(
-                    x, t, noise, stopper.flag or late
+                    x, t, noise, stopper.flag or late, y
                 )
                 bar.update(1)
                 if log is not None:

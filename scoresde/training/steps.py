@@ -26,7 +26,10 @@ from scoresde.training.checkpoint import (
     set_rng_state,
 )
 
-__all__ = ["RunState"]
+__all__ = ["RunState", "drop_labels"]
+
+#: Offset of the seeds of the label dropout of step k: ``derive_seed(seed, LABEL_SEED + k)``.
+LABEL_SEED = 1 << 40
 
 
 class _EpsView(nn.Module):
@@ -36,8 +39,20 @@ class _EpsView(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        return self.model.predict(x, t, "eps")
+    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.model.predict(x, t, "eps", y)
+
+
+def drop_labels(y: Tensor, p: float, null: int, generator: torch.Generator) -> Tensor:
+    """Each label replaced by the null label with probability ``p``.
+
+    Classifier-free guidance training (Ho & Salimans 2022, Alg. 1): one network learns
+    s(x, t | y) on the kept labels and the unconditional s(x, t | ∅) on the dropped ones.
+    """
+    if p == 0:
+        return y
+    drop = torch.rand(y.shape, generator=generator) < p
+    return torch.where(drop, torch.full_like(y, null), y)
 
 
 def ema_decay_at(decay: float, n: int, warmup: bool) -> float:
@@ -88,6 +103,7 @@ class RunState:
         seed: int,
         out: Path,
         metadata: dict[str, Any],
+        label_dropout: float = 0.0,
         dev: torch.device,
         rank: int,
         world: int,
@@ -104,7 +120,10 @@ class RunState:
         if lr_schedule is not None:
             self.parts["scheduler"] = lr_schedule
         self.ckpt = out / "checkpoint.pt"
-        self.model_config = model_config(model)  # JSON; None if load_model cannot rebuild it
+        #: Train s(x, t | y) on the data's labels (a conditional network), else s(x, t).
+        self.conditional, self.label_dropout = model.num_classes is not None, label_dropout
+        names = data.labels.names if self.conditional and data.labels is not None else None
+        self.model_config = model_config(model, names)  # JSON; None if load_model cannot rebuild
         self.step = self.nan_skips = self.consecutive = 0
         self.log_state: dict[str, Any] | None = None  # the CSV log's running sums, on resume
         self.saved_step: int | None = None  # step of the last checkpoint (this call or restored)
@@ -146,16 +165,28 @@ class RunState:
             self.lr_schedule.base_lrs = list(new_base)
             self.lr_schedule._last_lr = [g["lr"] for g in self.opt.param_groups]  # noqa: SLF001
 
-    def batch(self) -> tuple[Tensor, Tensor, Tensor]:
-        """This rank's shard of the global batch, its times and noise: functions of (seed, step)."""
-        x = self.data.scaler.transform(self.data.batch(self.step, self.B, self.seed))
+    def batch(self) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """This rank's shard of the global batch, its times, noise and labels.
+
+        All are functions of (seed, step); the labels are ``None`` for an unconditional model,
+        else the data's with null-label dropout (:func:`drop_labels`).
+        """
+        y = None
+        if self.conditional:
+            x, y = self.data.labeled_batch(self.step, self.B, self.seed)
+            g_y = torch.Generator().manual_seed(derive_seed(self.seed, LABEL_SEED + self.step))
+            y = drop_labels(y, self.label_dropout, self.model.num_classes or 0, g_y)
+            y = y[self.shard].to(self.dev, non_blocking=True)
+        else:
+            x = self.data.batch(self.step, self.B, self.seed)
+        x = self.data.scaler.transform(x)
         g = torch.Generator().manual_seed(derive_seed(self.seed, ~self.step))
         t, noise = self.loss.draw(x, g)
         x, t, noise = (v[self.shard].to(self.dev, non_blocking=True) for v in (x, t, noise))
-        return x, t, noise
+        return x, t, noise, y
 
     def optimize(
-        self, x: Tensor, t: Tensor, noise: Tensor, stop: bool
+        self, x: Tensor, t: Tensor, noise: Tensor, stop: bool, y: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor, bool, bool]:
         """One step (skipped if the loss or gradient is not finite on any rank).
 
@@ -163,7 +194,10 @@ class RunState:
         the loss is the mean over all ranks (the global batch's), the terms are this rank's.
         """
         _reseed(derive_seed(self.seed + 7919 * self.rank, self.step), self.dev)  # dropout etc.
-        terms = self.loss.terms(self.forward, x, t, noise)
+        if y is None:
+            terms = self.loss.terms(self.forward, x, t, noise)
+        else:
+            terms = self.loss.terms(self.forward, x, t, noise, y)
         loss = terms.mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
