@@ -155,8 +155,8 @@ def _few_step_table() -> str:
     for name, per in r["held_out"].items():
         for kind, by_nfe in per.items():
             grids = " / ".join(r["table"][name][kind][b]["grid"] for b in ("<=10", "11-25", ">25"))
-            extra = {k for b in r["table"][name][kind].values() for k, v in b.items()
-                     if k != "grid" and v}  # fmt: skip
+            extra = {k if v is True else f"{k} {v}" for b in r["table"][name][kind].values()
+                     for k, v in b.items() if k != "grid" and v not in (False, None)}  # fmt: skip
             grids += "".join(f", {k}" for k in sorted(extra))
             cells = []
             for nfe in ("5", "10", "20", "50", "100"):
@@ -176,13 +176,13 @@ def _few_step_problems(key: str) -> str:
                      f"{p['narrowest_std']:.3f}" for p in ps)  # fmt: skip
 
 
-def _few_step_recommended() -> str:
+def _few_step_recommended(key: str = "recommended") -> str:
     """The recommended sampler per SDE and band, with its held-out mean / worst |CE gap|."""
     r = results("few_step_defaults")
     bands = {"<=10": ("5", "10"), "11-25": ("20",), ">25": ("50", "100")}
     head = "| SDE | NFE <= 10 | NFE 11-25 | NFE > 25 |\n|---|---|---|---|\n"
     lines = []
-    for kind, rec in r["recommended"].items():
+    for kind, rec in r[key].items():
         cells = []
         for band, nfes in bands.items():
             name = rec[band]
@@ -202,7 +202,7 @@ def _few_step_targets() -> str:
 
     raised = ", ".join(f"`{n}` on {_SDE_NAMES[k]}" for n, k in t["a_failures"]) or "none"
     r = results("few_step_defaults")
-    deltas = [p["delta"] for p in r["held_out_problems"]]
+    deltas = [p.get("delta_nfe100", p["delta"]) for p in r["held_out_problems"]]
     beyond = []  # misses of (b) by more than twice the CE-gap noise of the problem
     for name, kind, _ in t["b_misses"]:
         bound = 0.4 if name in r["stochastic"] else 0.25
@@ -324,6 +324,7 @@ DERIVED: dict[str, Callable[[], str]] = {
     "ddpm_ddim_convergence.beta_slope": lambda: f"{_ddpm_beta_slope():.2f}",
     "few_step_defaults.table": _few_step_table,
     "few_step_defaults.recommended": _few_step_recommended,
+    "few_step_defaults.recommended_learned": lambda: _few_step_recommended("recommended_learned"),
     "few_step_defaults.targets": _few_step_targets,
     "few_step_defaults.ablation": _few_step_ablation,
     "few_step_defaults.train": lambda: _few_step_problems("train"),

@@ -61,7 +61,7 @@ def sample_figure(res: dict[str, Any], pyplot: Any) -> Any:
     """Training images, then each sampler's samples, titled with the NFE each spent."""
     panels = {"training images": res["train_k"]}
     for k, (name, x) in enumerate(res["samples"].items()):
-        tag = ", auto" if k == 0 else ""
+        tag = {0: ", auto", 1: ", auto for an exact score"}.get(k, "")
         panels[f"{name}{tag} ({res['results']['sample_nfe'][name]} NFE)"] = x
     return plot_samples(panels, pyplot)
 

@@ -52,7 +52,7 @@ from scoresde.cli.build import build_sde  # noqa: E402
 from scoresde.cli.config import RunConfig  # noqa: E402
 from scoresde.data import load_mnist  # noqa: E402
 from scoresde.losses import DSMLoss  # noqa: E402
-from scoresde.samplers.defaults import recommended  # noqa: E402
+from scoresde.samplers.defaults import recommended, score_kind_of  # noqa: E402
 from scoresde.training.checkpoint import load_checkpoint, load_model  # noqa: E402
 
 N_TEST_LOSS = 256  # test images of the training curve's test loss (fixed dequantization)
@@ -185,6 +185,7 @@ def evaluate(model: Any, run_dir: Path, args: argparse.Namespace) -> dict[str, A
             "data_stats": ev.data_stats(train_k, test_all),
             "sample_nfe": {k: v[1] for k, v in samples.items()},
             "sample_recommended": next(iter(samples)),
+            "sample_pixels": pixel_levels(samples, train_k) | ode_limit(model, n_s, args),
         },
         "per_image": per_image,
         "samples": {k: v[0] for k, v in samples.items()},
@@ -193,13 +194,36 @@ def evaluate(model: Any, run_dir: Path, args: argparse.Namespace) -> dict[str, A
 
 
 def draw_panels(model: Any, n: int, args: argparse.Namespace) -> dict[str, tuple[Any, int]]:
-    """The sample panels: the recommended sampler at <= 50 NFE (``sample("auto", ...)``, its
-    defaults and final Tweedie step) and the reverse SDE (Euler-Maruyama) at 251 NFE."""
+    """The sample panels: the recommended sampler at <= 50 NFE (``sample("auto", ...)`` for a
+    learned score, its defaults and final Tweedie step), the PF-ODE sampler recommended for an
+    exact score at the same NFE, and the reverse SDE (Euler-Maruyama) at 251 NFE."""
     gen = torch.Generator().manual_seed(args.seed + 1)
     nfe = 13 if args.fast else 50
-    auto = recommended(model.sde, nfe)
+    auto = recommended(model.sde, nfe, score_kind_of(model))
+    ode = recommended(model.sde, nfe, "exact")
     return {name: plots.draw_samples(model, n, name, k, gen)
-            for name, k in ((auto, nfe), ("euler_maruyama", 21 if args.fast else 251))}  # fmt: skip
+            for name, k in ((auto, nfe), (ode, nfe),
+                            ("euler_maruyama", 21 if args.fast else 251))}  # fmt: skip
+
+
+def pixel_levels(samples: dict[str, tuple[Any, int]], train_k: Any) -> dict[str, Any]:
+    """Share of black (level < 32) and mid-grey (32..223) pixels per panel and in the data:
+    what residual noise and grey backgrounds do to a sample, in one number each."""
+
+    def shares(k: Any) -> dict[str, float]:
+        k = k.double()
+        return {"black": float((k < 32).double().mean()),
+                "mid_grey": float(((k >= 32) & (k <= 223)).double().mean())}  # fmt: skip
+
+    return {"training_images": shares(train_k), **{n: shares(v[0]) for n, v in samples.items()}}
+
+
+def ode_limit(model: Any, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The PF-ODE panel's sampler at 4x its NFE, from the same draws: its pixel shares."""
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    ode, nfe = recommended(model.sde, 50, "exact"), 52 if args.fast else 200
+    x, spent = plots.draw_samples(model, n, ode, nfe, gen)
+    return {f"{ode}_{spent}_nfe": pixel_levels({ode: (x, spent)}, x)[ode]}
 
 
 def samples_only(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
@@ -217,6 +241,7 @@ def samples_only(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
     results = json.loads(path.read_text())
     results["sample_nfe"] = res["results"]["sample_nfe"]
     results["sample_recommended"] = next(iter(samples))
+    results["sample_pixels"] = pixel_levels(samples, train_k) | ode_limit(model, n_s, args)
     path.write_text(json.dumps(results, indent=2) + "\n")
     return results
 

@@ -199,7 +199,7 @@ def test_sample_cli_resolves_grid_files(optimized, tmp_path) -> None:
     name, grid, opts = _sample_grid(ns(sampler="ddim", nfe=11, grid="karras"), sde)
     assert name == "ddim" and grid.numel() == 11 and opts["denoise"] is True
     name, _, opts = _sample_grid(ns(nfe=11, denoise=False), sde)  # auto, without the Tweedie step
-    assert name == recommended(sde, 11) and opts["denoise"] is False
+    assert name == recommended(sde, 11, "learned") and opts["denoise"] is False  # a trained net
 
 
 def test_grid_flag_names_expected_and_received(capsys) -> None:

@@ -243,10 +243,11 @@ def _sample_grid(args: argparse.Namespace, sde: Any) -> tuple[str, torch.Tensor,
         return og.sampler, og.times, dict(og.options)
     name, opts = args.sampler or "auto", {"denoise": args.denoise}
     if name == "auto":
-        name = recommended(sde, args.nfe or 50)
+        name = recommended(sde, args.nfe or 50, "learned")
         print(
             f"scoresde sample: auto picked {name} for {type(sde).__name__} at {args.nfe or 50} "
-            "NFE (best on the problem family, docs/howto/sample.md)"
+            "NFE (for a learned score: the best stochastic sampler on the problem family, "
+            "docs/howto/sample.md)"
         )
     if get_sampler(name).adaptive:
         return name, torch.tensor([sde.T, sde.eps], dtype=torch.float64), opts

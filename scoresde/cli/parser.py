@@ -164,8 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--sampler",
         choices=["auto", *sorted(SAMPLERS)],
         metavar="NAME",
-        help="'auto' (default: the sampler best for this SDE and NFE on the problem family; "
-        f"the output names it) or one of {_names(SAMPLERS)} (a grid file fixes its own)",
+        help="'auto' (default: for a trained model, the stochastic sampler best for this SDE "
+        "and NFE on the problem family; the output names it) or one of "
+        f"{_names(SAMPLERS)} (a grid file fixes its own)",
     )
     s.add_argument(
         "--nfe",

@@ -12,7 +12,14 @@ by ``benchmarks/few_step_defaults.py`` and reported on held-out ones (the block 
 * :data:`TABLE`: ``TABLE[sampler][sde_kind][band] = {"grid": kind, **options}``: the grid kind
   and the sampler's own few-step switches (``lower_order_final``, a corrector's ``snr``);
 * :data:`RECOMMENDED`: ``RECOMMENDED[sde_kind][band] = sampler``: the sampler ``sample("auto",
-  ...)`` runs.
+  ...)`` runs for an exact score;
+* :data:`RECOMMENDED_LEARNED`: the same among the stochastic samplers, which ``"auto"`` runs for a
+  learned score (a trained network). Score matching bounds the L2 error of a learned score, and
+  that bounds the KL divergence of the reverse SDE's samples (Song et al. 2021b, "Maximum
+  likelihood training of score-based diffusion models", Thm. 1) but not of the probability-flow
+  ODE's, whose error also depends on the error of the score's Jacobian (Lu et al. 2022, "Maximum
+  likelihood training for score-based diffusion ODEs by high-order denoising score matching",
+  Thm. 3.1). The class is chosen by that principle, the member on the family.
 
 A sampler, SDE kind or band missing from the table falls back to the sampler's
 ``SamplerSpec.default_grid`` and ``default_options``.
@@ -22,9 +29,25 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from ..sde import VESDE, LinearSDE, SubVPSDE
 
-__all__ = ["BANDS", "RECOMMENDED", "TABLE", "band_of", "recommended", "sde_kind", "table_entry"]
+__all__ = [
+    "BANDS",
+    "RECOMMENDED",
+    "RECOMMENDED_LEARNED",
+    "SCORE_KINDS",
+    "TABLE",
+    "band_of",
+    "recommended",
+    "score_kind_of",
+    "sde_kind",
+    "table_entry",
+]
+
+#: What a score function is, for ``sample("auto", ...)``: exact (closed form) or learned.
+SCORE_KINDS = ("exact", "learned")
 
 #: NFE bands: name -> (lowest, highest) NFE.
 BANDS: dict[str, tuple[int, float]] = {
@@ -51,12 +74,35 @@ def table_entry(name: str, sde: LinearSDE, nfe: int) -> dict[str, Any] | None:
     return TABLE.get(name, {}).get(sde_kind(sde), {}).get(band_of(nfe))
 
 
-def recommended(sde: LinearSDE, nfe: int) -> str:
-    """The sampler that was best on the family's training problems for this SDE kind and band."""
+def score_kind_of(score_fn: object) -> str:
+    """'learned' for a trained network (a ``torch.nn.Module``), else 'exact'.
+
+    A callable may say which it is with a ``score_kind`` attribute (the guidance wrappers of
+    :mod:`scoresde.samplers.guidance` pass on the kind of the score they wrap).
+    """
+    kind = getattr(score_fn, "score_kind", None)
+    if kind is not None:
+        return check_score_kind(kind)
+    return "learned" if isinstance(score_fn, torch.nn.Module) else "exact"
+
+
+def check_score_kind(kind: object) -> str:
+    """``kind`` if it is one of :data:`SCORE_KINDS`, else a ValueError naming them."""
+    if kind not in SCORE_KINDS:
+        raise ValueError(f"auto: expected a score kind in {SCORE_KINDS}, received {kind!r}")
+    return str(kind)
+
+
+def recommended(sde: LinearSDE, nfe: int, score_kind: str = "exact") -> str:
+    """The sampler best on the family's training problems for this SDE kind and NFE band.
+
+    For ``score_kind="learned"``, the best among the stochastic samplers (module docstring).
+    """
     kind, band = sde_kind(sde), band_of(nfe)
-    if kind not in RECOMMENDED or band not in RECOMMENDED[kind]:
+    table = RECOMMENDED if check_score_kind(score_kind) == "exact" else RECOMMENDED_LEARNED
+    if kind not in table or band not in table[kind]:
         raise ValueError(f"auto: no recommended sampler for SDE kind {kind!r} and band {band!r}")
-    return RECOMMENDED[kind][band]
+    return table[kind][band]
 
 
 # BEGIN TABLE (written by benchmarks/few_step_defaults.py --write-table)
@@ -97,87 +143,91 @@ TABLE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     },
     "ddpm": {
         "vp": {
-            "<=10": {"grid": "log_snr"},
-            "11-25": {"grid": "quadratic"},
-            ">25": {"grid": "log_snr"},
+            "<=10": {"grid": "log_snr", "variance": "beta_tilde"},
+            "11-25": {"grid": "quadratic", "variance": "beta_tilde"},
+            ">25": {"grid": "quadratic", "variance": "beta"},
         }
     },
     "smld": {
         "ve": {
             "<=10": {"grid": "quadratic"},
             "11-25": {"grid": "uniform"},
-            ">25": {"grid": "quadratic"},
+            ">25": {"grid": "uniform"},
         }
     },
     "pc": {
         "vp": {
-            "<=10": {"grid": "log_snr"},
-            "11-25": {"grid": "log_snr"},
-            ">25": {"grid": "quadratic"},
+            "<=10": {"grid": "log_snr", "snr": 0.3},
+            "11-25": {"grid": "log_snr", "snr": 0.3},
+            ">25": {"grid": "quadratic", "snr": 0.3},
         },
         "subvp": {
-            "<=10": {"grid": "uniform"},
-            "11-25": {"grid": "quadratic"},
-            ">25": {"grid": "quadratic"},
+            "<=10": {"grid": "uniform", "snr": 0.3},
+            "11-25": {"grid": "quadratic", "snr": 0.3},
+            ">25": {"grid": "quadratic", "snr": 0.3},
         },
         "ve": {
-            "<=10": {"grid": "uniform"},
-            "11-25": {"grid": "uniform"},
-            ">25": {"grid": "uniform"},
+            "<=10": {"grid": "uniform", "snr": 0.3},
+            "11-25": {"grid": "uniform", "snr": 0.3},
+            ">25": {"grid": "uniform", "snr": 0.3},
         },
     },
     "annealed_langevin": {
         "ve": {
-            "<=10": {"grid": "uniform"},
-            "11-25": {"grid": "uniform"},
-            ">25": {"grid": "uniform"},
+            "<=10": {"grid": "uniform", "snr": None},
+            "11-25": {"grid": "uniform", "snr": None},
+            ">25": {"grid": "uniform", "snr": None},
         }
     },
     "pf_euler": {
         "vp": {
-            "<=10": {"grid": "quadratic"},
-            "11-25": {"grid": "uniform"},
-            ">25": {"grid": "quadratic"},
+            "<=10": {"grid": "log_snr", "coords": "noise"},
+            "11-25": {"grid": "uniform", "coords": "t"},
+            ">25": {"grid": "quadratic", "coords": "t"},
         },
         "subvp": {
-            "<=10": {"grid": "quadratic"},
-            "11-25": {"grid": "quadratic"},
-            ">25": {"grid": "log_snr"},
+            "<=10": {"grid": "quadratic", "coords": "noise"},
+            "11-25": {"grid": "quadratic", "coords": "noise"},
+            ">25": {"grid": "quadratic", "coords": "noise"},
         },
-        "ve": {"<=10": {"grid": "karras"}, "11-25": {"grid": "karras"}, ">25": {"grid": "uniform"}},
+        "ve": {
+            "<=10": {"grid": "quadratic", "coords": "noise"},
+            "11-25": {"grid": "quadratic", "coords": "noise"},
+            ">25": {"grid": "quadratic", "coords": "noise"},
+        },
     },
     "pf_heun": {
         "vp": {
-            "<=10": {"grid": "log_snr"},
-            "11-25": {"grid": "quadratic"},
-            ">25": {"grid": "quadratic"},
+            "<=10": {"grid": "log_snr", "coords": "t"},
+            "11-25": {"grid": "quadratic", "coords": "t"},
+            ">25": {"grid": "quadratic", "coords": "t"},
         },
         "subvp": {
-            "<=10": {"grid": "karras"},
-            "11-25": {"grid": "uniform"},
-            ">25": {"grid": "quadratic"},
+            "<=10": {"grid": "karras", "coords": "t"},
+            "11-25": {"grid": "uniform", "coords": "t"},
+            ">25": {"grid": "quadratic", "coords": "t"},
         },
         "ve": {
-            "<=10": {"grid": "log_snr"},
-            "11-25": {"grid": "uniform"},
-            ">25": {"grid": "uniform"},
+            "<=10": {"grid": "karras", "coords": "noise"},
+            "11-25": {"grid": "uniform", "coords": "noise"},
+            ">25": {"grid": "uniform", "coords": "noise"},
         },
     },
     "pf_rk4": {
         "vp": {
-            "<=10": {"grid": "log_snr"},
-            "11-25": {"grid": "karras"},
-            ">25": {"grid": "quadratic"},
+            "<=10": {"grid": "log_snr", "coords": "t"},
+            "11-25": {"grid": "karras", "coords": "t"},
+            ">25": {"grid": "quadratic", "coords": "t"},
         },
         "subvp": {
-            "<=10": {"grid": "quadratic"},
-            "11-25": {"grid": "quadratic"},
-            ">25": {"grid": "quadratic"},
+            "<=10": {"grid": "quadratic", "coords": "t"},
+            "11-25": {"grid": "quadratic", "coords": "t"},
+            ">25": {"grid": "quadratic", "coords": "t"},
         },
         "ve": {
-            "<=10": {"grid": "karras"},
-            "11-25": {"grid": "uniform"},
-            ">25": {"grid": "uniform"},
+            "<=10": {"grid": "karras", "coords": "noise"},
+            "11-25": {"grid": "uniform", "coords": "noise"},
+            ">25": {"grid": "uniform", "coords": "noise"},
         },
     },
     "ddim": {
@@ -201,7 +251,7 @@ TABLE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         "vp": {
             "<=10": {"grid": "quadratic", "lower_order_final": True},
             "11-25": {"grid": "quadratic", "lower_order_final": False},
-            ">25": {"grid": "log_snr", "lower_order_final": False},
+            ">25": {"grid": "quadratic", "lower_order_final": False},
         },
         "subvp": {
             "<=10": {"grid": "quadratic", "lower_order_final": True},
@@ -211,14 +261,14 @@ TABLE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         "ve": {
             "<=10": {"grid": "uniform", "lower_order_final": True},
             "11-25": {"grid": "uniform", "lower_order_final": False},
-            ">25": {"grid": "uniform", "lower_order_final": False},
+            ">25": {"grid": "quadratic", "lower_order_final": False},
         },
     },
     "dpm_solver_3": {
         "vp": {
             "<=10": {"grid": "log_snr", "lower_order_final": True},
             "11-25": {"grid": "log_snr", "lower_order_final": False},
-            ">25": {"grid": "log_snr", "lower_order_final": False},
+            ">25": {"grid": "log_snr", "lower_order_final": True},
         },
         "subvp": {
             "<=10": {"grid": "uniform", "lower_order_final": True},
@@ -382,17 +432,17 @@ TABLE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     },
     "torchsde": {
         "vp": {
-            "<=10": {"grid": "uniform"},
-            "11-25": {"grid": "uniform"},
-            ">25": {"grid": "uniform"},
+            "<=10": {"grid": "quadratic"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
         },
         "subvp": {
             "<=10": {"grid": "uniform"},
-            "11-25": {"grid": "uniform"},
-            ">25": {"grid": "uniform"},
+            "11-25": {"grid": "quadratic"},
+            ">25": {"grid": "quadratic"},
         },
         "ve": {
-            "<=10": {"grid": "uniform"},
+            "<=10": {"grid": "quadratic"},
             "11-25": {"grid": "uniform"},
             ">25": {"grid": "uniform"},
         },
@@ -402,5 +452,14 @@ RECOMMENDED: dict[str, dict[str, str]] = {
     "vp": {"<=10": "dpm_solver_pp_2m", "11-25": "dpm_solver_pp_3m", ">25": "ipndm"},
     "subvp": {"<=10": "deis", "11-25": "deis", ">25": "pf_rk4"},
     "ve": {"<=10": "unipc", "11-25": "deis", ">25": "ipndm"},
+}
+RECOMMENDED_LEARNED: dict[str, dict[str, str]] = {
+    "vp": {
+        "<=10": "dpm_solver_pp_2m_sde",
+        "11-25": "dpm_solver_pp_2m_sde",
+        ">25": "dpm_solver_pp_2m_sde",
+    },
+    "subvp": {"<=10": "dpm_solver_pp_2m_sde", "11-25": "euler_maruyama", ">25": "euler_maruyama"},
+    "ve": {"<=10": "smld", "11-25": "dpm_solver_pp_2m_sde", ">25": "euler_maruyama"},
 }
 # END TABLE

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from .._utils import as_time, sde_of
+from .defaults import score_kind_of
 
 __all__ = [
     "ConditionalScoreFn",
@@ -72,6 +73,7 @@ def bind_label(score_fn: ConditionalScoreFn, y: Any) -> Callable[[Tensor, Tensor
         return score_fn(x, t, y)
 
     bound.sde = sde_of(score_fn)  # type: ignore[attr-defined]  # carried on (contract 11)
+    bound.score_kind = score_kind_of(score_fn)  # type: ignore[attr-defined]  # for "auto"
     return bound
 
 
@@ -115,6 +117,9 @@ def classifier_free_guidance(
         return inside * s_g + (1 - inside) * s_c
 
     guided.sde = sde_of(cond) or sde_of(uncond)  # type: ignore[attr-defined]  # contract 11
+    kinds = {score_kind_of(cond), score_kind_of(uncond)}
+    kind = "learned" if "learned" in kinds else "exact"
+    guided.score_kind = kind  # type: ignore[attr-defined]  # for "auto"
     return guided
 
 
@@ -149,4 +154,5 @@ def classifier_guidance(
         return score_fn(x, t) + scale * grad
 
     guided.sde = sde_of(score_fn)  # type: ignore[attr-defined]  # carried on (contract 11)
+    guided.score_kind = score_kind_of(score_fn)  # type: ignore[attr-defined]  # for "auto"
     return guided

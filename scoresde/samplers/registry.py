@@ -32,7 +32,7 @@ from . import (
     torchsde_backend,
     unipc,
 )
-from .defaults import TABLE, recommended, table_entry
+from .defaults import TABLE, recommended, score_kind_of, table_entry
 from .grids import make_grid
 from .register import SAMPLERS
 from .signature import Callback, SampleInfo
@@ -202,6 +202,7 @@ def sample(
     grid_kind: str | None = None,
     t_end: float | None = None,
     exact: bool = False,
+    score_kind: str | None = None,
     **options: Any,
 ) -> tuple[Tensor, SampleInfo]:
     """Run the registered sampler ``name``, or with ``name="auto"`` the recommended one.
@@ -211,7 +212,9 @@ def sample(
     :data:`~scoresde.samplers.defaults.TABLE`), each overridable here, and spends at most the
     budget (``exact=True`` raises where it cannot spend it exactly). ``"auto"`` picks the sampler
     that was best for this SDE kind and NFE band on the training problems of the family
-    (:data:`~scoresde.samplers.defaults.RECOMMENDED`) and names it in ``info.sampler``. Given a
+    (:data:`~scoresde.samplers.defaults.RECOMMENDED`; for a learned score the best stochastic
+    one, :data:`~scoresde.samplers.defaults.RECOMMENDED_LEARNED`) and names it in
+    ``info.sampler``. Given a
     grid, nothing is implied: the grid is used as is and ``denoise`` is off unless passed.
 
     Args:
@@ -225,6 +228,9 @@ def sample(
         grid_kind: Grid kind when an NFE is given (default: the table's).
         t_end: Last grid time when an NFE is given (default: ``sde.eps``).
         exact: Given an NFE, raise unless it is spent exactly (default: at most ``nfe``).
+        score_kind: For ``"auto"``: 'exact' or 'learned' (default: 'learned' for a
+            ``torch.nn.Module``, else the callable's ``score_kind`` attribute, else 'exact';
+            :func:`~scoresde.samplers.defaults.score_kind_of`).
         **options: Sampler-specific options and the common options of every sampler
             (``seeds``, ``noise_sampler``, ``hook``, ``denoise``, ``return_trajectory``;
             see :class:`~scoresde.samplers.Sampler`).
@@ -241,7 +247,10 @@ def sample(
             raise ValueError(
                 f"sample('auto', ...): expected an integer nfe >= 1, received {grid_or_nfe!r}"
             )
-        name = recommended(sde, grid_or_nfe)
+        score_kind = score_kind_of(score_fn) if score_kind is None else score_kind
+        name = recommended(sde, grid_or_nfe, score_kind)
+    elif score_kind is not None:
+        raise ValueError(f"sample: score_kind is for name='auto', received name={name!r}")
     spec = get_sampler(name)
     warn_unstable_parameterization(score_fn, name, not spec.stochastic and not options.get("eta"))
     if isinstance(sde, LinearSDE):  # the data are unknown here: standardised data assumed
@@ -261,6 +270,8 @@ def sample(
         **shown,
     }
     info.settings["auto"] = auto
+    if auto:
+        info.settings["score_kind"] = score_kind
     return x, info
 
 
