@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._utils import mean_se
 from .analytic import GaussianMixture
 from .samplers.guidance import bind_label, classifier_free_guidance
 
@@ -142,13 +143,16 @@ class TiltedTarget:
         lo = (m.means - 10 * sd[:, None]).min(0).values
         hi = (m.means + 10 * sd[:, None]).max(0).values
         axes = [torch.linspace(float(a), float(b), n, dtype=torch.float64) for a, b in zip(lo, hi)]
-        grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, m.dim)
+        #: The quadrature lattice, shape ``(n**d, d)``, and q's mass on each of its points.
+        self.grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, m.dim)
         cell = math.prod(float(a[1] - a[0]) for a in axes)
-        log_u = self._log_unnormalized(grid)
+        log_u = self._log_unnormalized(self.grid)
         self.log_normalizer = float(torch.logsumexp(log_u, 0) + math.log(cell))
-        q = (log_u - self.log_normalizer).exp()
-        #: Differential entropy of q (nats), by the same quadrature.
-        self.entropy = float(-(q * (log_u - self.log_normalizer)).sum() * cell)
+        log_q = log_u - self.log_normalizer
+        self.mass = (log_q + math.log(cell)).exp()
+        #: Differential entropy of q (nats) and the variance of log q under q, same quadrature.
+        self.entropy = float(-(self.mass * log_q).sum())
+        self.log_prob_var = float((self.mass * (log_q + self.entropy) ** 2).sum())
 
     def _log_unnormalized(self, x: Tensor) -> Tensor:
         flat = x.reshape(x.shape[0], -1).to(torch.float64)
@@ -158,10 +162,40 @@ class TiltedTarget:
         """log q(x), shape ``(batch,)`` (float64)."""
         return self._log_unnormalized(x) - self.log_normalizer
 
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` draws of q on the quadrature lattice (float64, shape ``(n, d)``).
+
+        Each lattice point is drawn with its quadrature mass, so E[-log q(x)] is exactly the
+        quadrature's :attr:`entropy` and the CE gap of these draws is zero in expectation; the
+        rectangle rule on a smooth, fast-decaying density is exact to far below sampling noise,
+        so for smooth statistics the draws are exact samples of q (no importance weights).
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"TiltedTarget.sample: expected n >= 1, received {n!r}")
+        return self.grid[torch.multinomial(self.mass, n, replacement=True, generator=generator)]
+
+    def floor_sd(self, n: int) -> float:
+        """The sd of the CE gap of ``n`` exact draws of q: sqrt(Var_q[log q] / n)."""
+        return math.sqrt(self.log_prob_var / n)
+
     def cross_entropy_gap(self, samples: Tensor) -> float:
         """Mean -log q(samples) minus the entropy of q (nats).
 
-        Zero in expectation for exact samples of q; positive for samples that are off target or
-        too spread, negative for over-concentrated ones (a sign, not a distance).
+        Zero in expectation for exact samples of q (sd :meth:`floor_sd`); positive for samples
+        that are off target or too spread, negative for over-concentrated ones (a sign, not a
+        distance).
         """
-        return float(-self.log_prob(samples).mean()) - self.entropy
+        return self.cross_entropy_gap_se(samples)[0]
+
+    def cross_entropy_gap_se(self, samples: Tensor) -> tuple[float, float]:
+        """The CE gap of :meth:`cross_entropy_gap` and its Monte Carlo standard error."""
+        if not isinstance(samples, Tensor) or samples.ndim != 2 or samples.shape[1] != self.dim:
+            shape = tuple(samples.shape) if isinstance(samples, Tensor) else type(samples).__name__
+            raise ValueError(
+                f"TiltedTarget: expected samples of shape (n, {self.dim}), received {shape}"
+            )
+        nll = -self.log_prob(samples.detach().cpu())
+        if not bool(torch.isfinite(nll).all()):
+            raise ValueError("TiltedTarget: log q of the samples is not finite")
+        mean, se = mean_se(nll)
+        return float(mean) - self.entropy, float(se)

@@ -223,3 +223,61 @@ def test_guidance_weight_is_a_study_factor_scored_against_its_own_guided_limit()
     assert wasserstein(x3, ref3) < 0.5 * wasserstein(x3, problem.reference.double())
     with pytest.raises(ValueError, match="guidance values finite numbers > -1"):
         StudySpec(samplers=["ddim"], nfe=[5], factors={"guidance": [-1.0]})
+
+
+def _overlapping() -> LabeledMixture:
+    """Two classes that overlap, so that guidance moves the distribution visibly (2-D)."""
+    cov = [[[0.3, 0.1], [0.1, 0.2]], [[0.05, 0.0], [0.0, 0.4]], [[0.2, -0.05], [-0.05, 0.1]]]
+    means = [[-0.5, 0.0], [0.5, 0.5], [1.5, -0.5]]
+    return LabeledMixture(GaussianMixture(W, means, cov, sde=VPSDE()), LABELS)
+
+
+def test_tilted_ce_gap_is_zero_for_exact_tilted_draws_and_not_for_the_class() -> None:
+    lm, n = _overlapping(), 4000
+    q = lm.tilted(1, 3.0)
+    gen = torch.Generator().manual_seed(11)
+    gaps = [q.cross_entropy_gap_se(q.sample(n, gen)) for _ in range(8)]
+    sd = q.floor_sd(n)
+    # exact draws of q: mean zero, spread as the exact floor sd says, each SE near it
+    assert abs(sum(g for g, _ in gaps) / len(gaps)) < 4 * sd / math.sqrt(len(gaps))
+    assert all(se == pytest.approx(sd, rel=0.2) for _, se in gaps)
+    # exact samples of p(x | y) (w = 0) are far from q_3, and exact for q_0
+    x0 = lm.given(1).sample(n, gen)
+    assert q.cross_entropy_gap(x0) > 5 * sd
+    q0 = lm.tilted(1, 0.0)
+    assert abs(q0.cross_entropy_gap(x0)) < 4 * q0.floor_sd(n)
+    with pytest.raises(ValueError, match=r"expected samples of shape \(n, 2\), received \(3, 1\)"):
+        q.cross_entropy_gap(torch.zeros(3, 1))
+
+
+def test_guided_study_measures_each_w_against_its_own_tilted_target(tmp_path) -> None:
+    from scoresde.cli.study_report import write_study_report
+    from scoresde.studies import StudySpec, guided_problem, run_study
+
+    lm = _overlapping()
+    problem = guided_problem(lm, 1, n_reference=400, seed=5)
+    spec = StudySpec(
+        samplers=["pf_heun"],
+        nfe=[40],
+        seeds=[0],
+        n=2000,
+        metrics=["sw2"],
+        factors={"guidance": [0.0, 7.0]},
+        floor_repeats=2,
+    )
+    res = run_study(spec, problem, timing_repeats=1)
+    assert res is not None
+    rows = {r["guidance"]: r for r in res.rows}
+    for w in (0.0, 7.0):
+        x = res.samples[(f"pf_heun [guidance={w}]", 40)]
+        right, wrong = lm.tilted(1, w), lm.tilted(1, 7.0 - w)
+        assert rows[w]["tilted_ce_gap"] == pytest.approx(right.cross_entropy_gap(x), abs=1e-9)
+        assert abs(rows[w]["tilted_ce_gap"] - wrong.cross_entropy_gap(x)) > 0.02
+        fl = res.floor[f"tilted_ce_gap[w={w:g}]"]
+        assert fl["mean"] == 0.0 and fl["sd"] == pytest.approx(right.floor_sd(2000))
+        assert len(fl["values"]) == 2
+    # w = 0 samples p(x | y) within the floor (0.26 against q_7); the guided ODE misses q_7
+    assert abs(rows[0.0]["tilted_ce_gap"]) < 3 * res.floor["tilted_ce_gap[w=0]"]["sd"]
+    assert rows[7.0]["tilted_ce_gap"] > 3 * res.floor["tilted_ce_gap[w=7]"]["sd"]
+    md = write_study_report(tmp_path, res)
+    assert "## tilted_ce_gap" in md and "0 ± " in md

@@ -26,6 +26,7 @@ from ..studies import (
     study_summary,
 )
 from ..studies.coverage import FLOOR_Z
+from ..studies.guided import tilted_summary
 from ..studies.significance import FLOOR_TIE_Z
 from ..studies.table import write_json
 from .report import _image_tile, _np, _save, markdown_table, plain_log, pyplot
@@ -269,6 +270,7 @@ def write_study_report(out: str | Path, result: StudyResult, title: str = "sampl
             markdown_table(summary, cols),
             f"\n![{m} vs NFE](quality_vs_nfe_{m}.png)\n",
         ]
+    text += _tilted_section(result, results)
     m0 = spec.metrics[0]
     front = pareto_front(results["summary"][m0])
     results["pareto"] = front
@@ -341,6 +343,24 @@ def _ranking_section(result: StudyResult, results: dict[str, Any]) -> list[str]:
             "precision/recall check below.\n"
         )
     return lines
+
+
+def _tilted_section(result: StudyResult, results: dict[str, Any]) -> list[str]:
+    """Guided cells against the tilted target q_w (studies.guided), with each w's floor."""
+    summary = tilted_summary(result.rows, result.floor)
+    if not summary:
+        return []
+    results["summary"]["tilted_ce_gap"] = summary
+    cols = ["sampler", "guidance", "nfe_target", "nfe", "mean", "se", "floor", "floor_sd"]
+    return [
+        "## tilted_ce_gap (against the tilted target p(x | y)^(1+w) p(x)^(-w))\n",
+        "Mean -log q_w(x) - H(q_w), q_w and H(q_w) by quadrature: zero for exact samples of "
+        "q_w. Guidance does not sample q_w, so even an exact solve of the guided ODE has a gap "
+        "for w != 0: that gap is guidance's, the distance to the guided ODE's limit (above) is "
+        "the sampler's. `floor`: exact samples of q_w (mean ± sd, per w); `floor_sd`: "
+        "(mean - floor) / floor sd; `se`: Monte Carlo SE of the gap, combined over seeds.\n",
+        markdown_table(summary, cols),
+    ]
 
 
 def _coverage_section(result: StudyResult, results: dict[str, Any]) -> list[str]:

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ..samplers import OptimizedGrid, load_grid, plan_for_nfe, sample
 from ..sde import LinearSDE
+from .guided import tilted_columns
 from .quality import score_samples
 from .spec import Cell, StudySpec
 
@@ -42,6 +43,8 @@ class PlannedCell:
     options: dict[str, Any]
     #: ``(reference, density)`` of a ``guidance`` cell; ``None``: the problem's own.
     reference: tuple[Tensor, Any] | None = None
+    #: The tilted target of a ``guidance`` cell (:mod:`.guided`; None without one or for d > 2).
+    tilted: Any = None
 
 
 def plan_cell(cell: Cell, problem: Any, grids: dict[str, OptimizedGrid]) -> PlannedCell:
@@ -63,7 +66,11 @@ def _guided(problem: Any, structural: dict[str, Any]) -> dict[str, Any]:
             "run_study: a 'guidance' factor needs a labelled exact mixture "
             "(studies.guided_problem) and no 'sde' factor"
         )
-    return {"score_fn": targets.score(w), "reference": (targets.reference(w), targets.density(w))}
+    return {
+        "score_fn": targets.score(w),
+        "reference": (targets.reference(w), targets.density(w)),
+        "tilted": targets.tilted(w),
+    }
 
 
 def _plan_grid(
@@ -158,5 +165,7 @@ def run_cell(
         timing_repeats=len(cpus),
     )
     row.update(score_samples(x, reference, metric_specs, c.seed, density))
+    if p.tilted is not None:
+        row.update(tilted_columns(x, p.tilted))
     row["key"] = c.key
     return row, x

@@ -110,7 +110,8 @@ def floor_table(spec: StudySpec, problem: Any, folder: Path | None) -> dict[str,
     ref = problem.reference.detach().cpu().contiguous()
     h = hashlib.sha256(ref.numpy().tobytes() if ref.dtype != torch.bfloat16 else b"")
     who = _key(problem.density) if problem.density is not None else f"draw:{id(problem.draw)}"
-    key = json.dumps([who, h.hexdigest(), spec.metrics, spec.n, spec.floor_repeats])
+    weights = spec.factors.get("guidance", [])
+    key = json.dumps([who, h.hexdigest(), spec.metrics, spec.n, spec.floor_repeats, weights])
     if key not in _FLOORS:
         _FLOORS[key] = noise_floor_table(
             problem.draw,
@@ -120,6 +121,8 @@ def floor_table(spec: StudySpec, problem: Any, folder: Path | None) -> dict[str,
             repeats=spec.floor_repeats,
             density=problem.density,
         )
+        if weights and getattr(problem, "guidance", None) is not None:  # per w: tilted target
+            _FLOORS[key].update(problem.guidance.tilted_floor(weights, spec.n, spec.floor_repeats))
     floor = _FLOORS[key]
     if path is not None:
         write_json(floor, path)
