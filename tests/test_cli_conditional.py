@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from scoresde.cli import main
 from scoresde.cli.config import RunConfig
@@ -136,3 +137,49 @@ def test_compare_with_a_guidance_factor_on_a_labelled_mixture(
     bad = json.dumps({**mix, "labels": [0, 1], "class": 3})
     err = _error(["compare", "--analytic", bad, "--spec", str(spec), "--out", str(out)], capsys)
     assert "expected labels" in err and "received labels [0, 1] and class 3" in err
+    # the same factor from the flag, and the report's tilted-target section
+    flags = ["compare", "--analytic", labelled, "--samplers", "ddim", "--nfe", "10", "--quiet"]
+    flags += ["--seeds", "0", "-n", "200", "--metrics", "sw2", "--guidance", "0,2"]
+    assert main([*flags, "--out", str(tmp_path / "g")]) == 0
+    assert "## tilted_ce_gap" in (tmp_path / "g" / "report.md").read_text()
+
+
+def test_compare_with_class_and_guidance_on_a_checkpoint(
+    runs: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scoresde.data import get_dataset
+
+    out = tmp_path / "c"
+    argv = ["compare", "--ckpt", runs["cond"], "--samplers", "ddim", "--nfe", "10", "--quiet"]
+    argv += ["--seeds", "0", "-n", "100", "--metrics", "sw2"]
+    assert main([*argv, "--class", "3", "--guidance", "0,2", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in (out / "cells.jsonl").read_text().splitlines()]
+    assert sorted(r["guidance"] for r in rows) == [0, 2] and not any(r["error"] for r in rows)
+    assert json.loads((out / "spec.json").read_text())["factors"] == {"guidance": [0.0, 2.0]}
+    # w = 0 is scored against the class's own data: reference and floor pool are class 3 only
+    from scoresde.cli.compare import compare_problem
+    from scoresde.cli.parser import build_parser
+
+    args = build_parser().parse_args([*argv, "--class", "3", "--guidance", "0,2"])
+    problem = compare_problem(args, torch.device("cpu"), 100)
+    data = get_dataset("8gaussians")
+    means = torch.stack([data.test[data.labels.test == k].mean(0) for k in range(8)])
+    nearest = torch.cdist(data.scaler.inverse(problem.reference.double()), means.double()).argmin(1)
+    assert bool((nearest == 3).all())
+    assert problem.guidance.reference(0.0) is problem.reference
+    # one-line errors naming expected and received
+    err = _error(
+        [*argv, "--ckpt", runs["plain"], "--class", "1", "--out", str(tmp_path / "e")], capsys
+    )
+    assert "expected a class-conditional checkpoint" in err and "unconditional" in err
+    err = _error([*argv, "--class", "8", "--out", str(tmp_path / "e")], capsys)
+    assert "expected a class in 0..7" in err and "received 8" in err
+    err = _error([*argv, "--guidance", "1,3", "--out", str(tmp_path / "e")], capsys)
+    assert "expected --class K with it, received --guidance 1,3 alone" in err
+    err = _error(
+        [*argv, "--class", "1", "--guidance", "1,-3", "--out", str(tmp_path / "e")], capsys
+    )
+    assert "w > -1" in err
+    mix = json.dumps({"weights": [1.0], "means": [[0, 0]], "covariances": [[1, 1]]})
+    ana = ["compare", "--analytic", mix, "--class", "0", "--out", str(tmp_path / "e")]
+    assert "--class: only with --ckpt or --model" in _error(ana, capsys)

@@ -5,7 +5,10 @@ The flags (``--samplers``, ``--nfe``, ``--seeds``, ``--n``, ``--metrics``, ``--g
 the folder keeps it as ``spec.json``, so rerunning with the same ``--out`` resumes a killed
 study. With ``--analytic`` the score and density are exact (CE gap, mode-mass error and the
 floor from exact draws); with ``--ckpt``, ``--data`` (default: the training data) supplies the
-reference set and the points beyond it the floor's draws. Under ``torchrun`` (or with
+reference set and the points beyond it the floor's draws; ``--class K`` (a class-conditional
+checkpoint) compares samplers on s(x, t | K) against the class's data, and ``--guidance W,...``
+makes the classifier-free guidance weight a study factor (:class:`~scoresde.studies.guided.
+ModelGuidance`: w != 0 scored against its own guided PF-ODE's limit). Under ``torchrun`` (or with
 ``--timeout``) the same study runs with its cells shared out over the ranks (same rows at any
 world size; rank 0 writes the report), spec, floor and factors included.
 """
@@ -23,8 +26,10 @@ from ..conditional import LabeledMixture
 from ..data import get_dataset
 from ..distributed import env
 from ..studies import Problem, StudySpec, data_pool_sampler, guided_problem, load_spec, run_study
+from ..studies.guided import ModelGuidance
 from ..studies.table import write_json
 from .common import CLIError, parse_mixture, run_dir
+from .guide import checked_class
 from .model_source import load_source, source_name
 from .nll import nll_data
 from .study_report import write_study_report
@@ -44,7 +49,7 @@ FLAG_DEFAULTS: dict[str, Any] = {
 def compare_spec(args: argparse.Namespace) -> StudySpec:
     """The study spec of ``--spec FILE``, or the one the flags describe."""
     flags = [k for k in FLAG_DEFAULTS if getattr(args, k, None) is not None]
-    flags += [k for k in ("grid", "denoise") if getattr(args, k, None)]
+    flags += [k for k in ("grid", "denoise", "guidance") if getattr(args, k, None)]
     if args.spec:
         if flags:
             raise CLIError(
@@ -67,6 +72,8 @@ def compare_spec(args: argparse.Namespace) -> StudySpec:
     factors: dict[str, list[Any]] = {"grid": kinds} if kinds else {}
     if args.denoise:
         factors["denoise"] = [True]
+    if getattr(args, "guidance", None):
+        factors["guidance"] = list(args.guidance)
     files = [str(g) for g in args.grid or [] if isinstance(g, Path)]
     return StudySpec(
         samplers=list(v["samplers"]),
@@ -85,6 +92,11 @@ def compare_problem(args: argparse.Namespace, device: torch.device, n: int) -> P
         if args.data:
             raise CLIError(
                 "--data: only with --ckpt or --model (--analytic has an exact reference)"
+            )
+        if getattr(args, "class_", None) is not None:
+            raise CLIError(
+                f"--class: only with --ckpt or --model (an --analytic mixture names its class "
+                f'in its JSON, "class": K), received --class {args.class_}'
             )
         mixture = parse_mixture(args.analytic)
         if isinstance(mixture, tuple):  # labelled: the target class, for a guidance factor
@@ -110,9 +122,31 @@ def compare_problem(args: argparse.Namespace, device: torch.device, n: int) -> P
             f"--data: expected points of shape {tuple(shape)} (the model's), received "
             f"{tuple(points.shape[1:])}"
         )
+    k = checked_class(args, model, source_name(args))
+    if k is not None:
+        points = _class_points(data, points, k)
     points = scaler.transform(points).to(device)
     ref = points[:n]
-    return Problem(model.sde, model, ref, data_pool_sampler(points[n:]), None)
+    if k is None:
+        return Problem(model.sde, model, ref, data_pool_sampler(points[n:]), None)
+    guided = ModelGuidance(model, k, ref, 10_000 + args.seed)
+    return Problem(
+        model.sde, guided.score(0.0), ref, data_pool_sampler(points[n:]), None, guidance=guided
+    )
+
+
+def _class_points(data: Any, points: torch.Tensor, k: int) -> torch.Tensor:
+    """The points of class ``k`` (``--class``): the reference and floor of a conditional model."""
+    labels = data.labels
+    if labels is None or (data.train is not None and labels.train is None):
+        raise CLIError(
+            f"--class: expected reference data with class labels (digits, mnist, 8gaussians, "
+            f"checkerboard, a mixture with labels), received {data.name!r}, which has none"
+        )
+    y = labels.test if data.train is None else torch.cat([labels.test, labels.train])
+    if not bool((y == k).any()):
+        raise CLIError(f"--class: expected data of class {k}, received none in {data.name!r}")
+    return points[y == k]
 
 
 def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:

@@ -266,8 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MIXTURE_SPEC",
         help="preset (8gaussians, 2modes), JSON "
         'object {"weights", "means", "covariances"}, or a .json file; add "labels" (a class per '
-        'component) and "class" to sample that class, with a spec factor guidance: [w, ...] '
-        "for classifier-free guidance (each w scored against its own guided ODE's limit)",
+        'component) and "class" to sample that class, with --guidance W,... (or a spec factor '
+        "guidance: [w, ...]) for classifier-free guidance (each w scored against its own "
+        "guided ODE's limit, and against the tilted target p(x|y)^(1+w) p(x)^(-w) in 1-D/2-D)",
     )
     c.add_argument(
         "--spec",
@@ -330,5 +331,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds without progress before a rank counts as failed; given, or "
         "under torchrun, the study's cells are shared out over the ranks",
     )
+    add_class_flags(c, class_k, guidance=True, study=True)
     _common(c, nfe=True)
     return top

@@ -64,7 +64,8 @@ def _guided(problem: Any, structural: dict[str, Any]) -> dict[str, Any]:
     if targets is None or "sde" in structural:
         raise ValueError(
             "run_study: a 'guidance' factor needs a labelled exact mixture "
-            "(studies.guided_problem) and no 'sde' factor"
+            "(studies.guided_problem) or a class-conditional model with a class, and no 'sde' "
+            "factor"
         )
     return {
         "score_fn": targets.score(w),

@@ -36,8 +36,10 @@ from .table import summarize
 
 __all__ = [
     "GuidedTargets",
+    "ModelGuidance",
     "check_guidance",
     "guided_problem",
+    "ode_limit",
     "tilted_columns",
     "tilted_floor_key",
     "tilted_summary",
@@ -77,9 +79,7 @@ class GuidedTargets:
                 sde = self.labeled.sde
                 assert sde is not None
                 x_T = sde.prior_sample((self.n_reference, self.labeled.mixture.dim), gen)
-                grid = torch.tensor([sde.T, sde.eps], dtype=torch.float64)
-                field_w, x_T = self.score(w), x_T.double()
-                ref, _ = sample("pf_adaptive", sde, field_w, x_T, grid, rtol=1e-8, atol=1e-8)
+                ref = ode_limit(sde, self.score(w), x_T.double(), 1e-8)
             self._refs[w] = ref.float()
         return self._refs[w]
 
@@ -135,6 +135,65 @@ def guided_problem(
         return cond.sample(n, gen, dtype=torch.float32)
 
     return Problem(s, cond, targets.reference(0.0), draw, None, guidance=targets)
+
+
+@dataclass
+class ModelGuidance:
+    """The ``guidance`` factor of a trained class-conditional model, for class ``label``.
+
+    Each w runs the guided score (1 + w) s(x, t | K) - w s(x, t | null) of the network. At
+    w = 0 the reference is the class's data (model and sampler error together, as for any
+    checkpoint); for w != 0 no data set has the guided distribution, so the reference is the
+    guided PF-ODE's own limit from independent prior draws (adaptive, rtol = atol = ``tol``)
+    and the distances are the sampler's error at that w. No density, no tilted target.
+    """
+
+    model: Any
+    label: int
+    data: Tensor
+    seed: int
+    tol: float = 1e-5
+    _refs: dict[float, Tensor] = field(default_factory=dict, repr=False)
+
+    def score(self, w: float) -> Any:
+        """The network's guided score of weight ``w`` (its conditional score at w = 0)."""
+        from ..samplers.guidance import bind_label, classifier_free_guidance
+
+        cond, w = bind_label(self.model, self.label), check_guidance(w)
+        return cond if w == 0 else classifier_free_guidance(cond, self.model, w)
+
+    def reference(self, w: float) -> Tensor:
+        """The class's data at w = 0, the guided PF-ODE's limit otherwise (cached)."""
+        w = check_guidance(w)
+        if w == 0:
+            return self.data
+        if w not in self._refs:
+            gen = torch.Generator().manual_seed(self.seed)
+            sde, d = self.model.sde, self.data
+            x_T = sde.prior_sample(tuple(d.shape), gen).to(device=d.device, dtype=d.dtype)
+            with torch.no_grad():
+                self._refs[w] = ode_limit(sde, self.score(w), x_T, self.tol)
+        return self._refs[w]
+
+    def density(self, w: float) -> Any:
+        """None (a network has no closed-form density)."""
+        check_guidance(w)
+        return None
+
+    def tilted(self, w: float) -> None:
+        """None (the tilted target needs the exact p(x | y) and p(x))."""
+        check_guidance(w)
+
+    def tilted_floor(self, weights: list[Any], n: int, repeats: int) -> dict[str, Any]:
+        """{} (no tilted target)."""
+        return {}
+
+
+def ode_limit(sde: Any, score_fn: Any, x_T: Tensor, tol: float) -> Tensor:
+    """The PF-ODE's endpoint at t = eps from ``x_T`` (dopri5, rtol = atol = ``tol``)."""
+    grid = torch.tensor([sde.T, sde.eps], dtype=torch.float64)
+    x, _ = sample("pf_adaptive", sde, score_fn, x_T, grid, rtol=tol, atol=tol)
+    return x
 
 
 def tilted_floor_key(w: float) -> str:

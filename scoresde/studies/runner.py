@@ -295,7 +295,8 @@ def _plan(
     if "guidance" in spec.factors and problem.guidance is None:  # an error, not a skip
         raise ValueError(
             "run_study: a 'guidance' factor needs a labelled exact mixture (studies."
-            "guided_problem; compare --analytic with labels and class), received a problem without"
+            "guided_problem; compare --analytic with labels and class) or a class-conditional "
+            "model and a class (compare --ckpt with --class K), received a problem without"
         )
     cells = spec.cells(adaptive)
     if grids:
