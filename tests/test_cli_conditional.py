@@ -183,3 +183,41 @@ def test_compare_with_class_and_guidance_on_a_checkpoint(
     mix = json.dumps({"weights": [1.0], "means": [[0, 0]], "covariances": [[1, 1]]})
     ana = ["compare", "--analytic", mix, "--class", "0", "--out", str(tmp_path / "e")]
     assert "--class: only with --ckpt or --model" in _error(ana, capsys)
+
+
+def test_conditional_unet_on_digits_through_train_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train --labels --label-dropout`` on 8x8 digits: a conditional U-Net, resumed, sampled."""
+    cfg = tmp_path / "digits.json"
+    RunConfig.from_dict(
+        {
+            "data": {"name": "digits"},
+            "net": {"name": "unet", "kwargs": {"base_channels": 8}},
+            "schedule": {"steps": 2, "batch_size": 8, "log_every": 1, "ckpt_every": 2},
+        }
+    ).save(cfg)
+    out = tmp_path / "run"
+    argv = ["train", "--config", str(cfg), "--out", str(out), "--quiet", "--device", "cpu"]
+    assert main([*argv, "--labels", "--label-dropout", "0.2"]) == 0
+    tm = load_model(out / "checkpoint.pt")
+    assert tm.model.num_classes == 10 and tm.model.class_names == [str(k) for k in range(10)]
+    data = tm.metadata["run_config"]["data"]
+    assert data["labels"] is True and data["label_dropout"] == 0.2
+    # resume: the same flags and two more steps continue the run from its checkpoint
+    assert main([*argv, "--labels", "--label-dropout", "0.2", "--steps", "4"]) == 0
+    assert json.loads((out / "results.json").read_text())["steps"] == 4
+    assert load_model(out / "checkpoint.pt").model.num_classes == 10
+    assert "resuming at step 2 with schedule.steps 2 -> 4" in capsys.readouterr().err
+    # a resume without --labels is another model: refused, naming the field
+    err = _error([*argv, "--steps", "6"], capsys)
+    assert "data.labels: True -> False" in err
+    s = tmp_path / "s"
+    cmd = ["sample", "--ckpt", str(out / "checkpoint.pt"), "--class", "7", "--guidance", "1"]
+    cmd += ["-n", "4", "--nfe", "4", "--sampler", "ddim", "--out", str(s), "--quiet"]
+    assert main(cmd) == 0
+    x = np.load(s / "samples.npy")
+    assert x.shape == (4, 1, 8, 8) and np.isfinite(x).all()
+    assert json.loads((s / "results.json").read_text())["class"] == 7
+    plain = [*argv[:4], str(tmp_path / "p"), "--quiet", "--label-dropout", "0.2"]
+    assert "expected --labels with it" in _error(plain, capsys)

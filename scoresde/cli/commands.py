@@ -69,6 +69,8 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
         ("batch_size", "schedule", "batch_size"),
         ("lr", "optim", "lr"),
         ("seed", "schedule", "seed"),
+        ("labels", "data", "labels"),
+        ("label_dropout", "data", "label_dropout"),
     ):
         if getattr(args, key) is not None:
             d[section][field] = getattr(args, key)
@@ -76,6 +78,11 @@ def run_train(args: argparse.Namespace, device: torch.device) -> Path:
         if getattr(args, key) is not None:
             d[key]["name"] = getattr(args, key)
     cfg = RunConfig.from_dict(d)
+    if args.label_dropout is not None and not cfg.data.labels:
+        raise CLIError(
+            f"--label-dropout: expected --labels with it (or data.labels: true in the config), "
+            f"received --label-dropout {args.label_dropout:g} for an unconditional run"
+        )
     out = run_dir(args.out, "train", args.force) if rank == 0 else Path(args.out)
     started = time.perf_counter()
     res = train_from_config(cfg, out, device=device, progress=not args.quiet)

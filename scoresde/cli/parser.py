@@ -149,6 +149,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, help="global batch size (default: the config's, else 512)"
     )
     t.add_argument("--lr", type=float, help="Adam learning rate (default: the config's, else 2e-3)")
+    t.add_argument(
+        "--labels",
+        action="store_const",
+        const=True,
+        default=None,
+        help="train a class-conditional model s(x, t | y) on the data's classes (digits, mnist, "
+        "8gaussians, checkerboard; config data.labels), for sample --class K --guidance W "
+        "(default: the config's, else unconditional)",
+    )
+    t.add_argument(
+        "--label-dropout",
+        type=float,
+        metavar="P",
+        help="with --labels: probability of replacing a label by the null label in training, so "
+        "the same network learns s(x, t | null) for classifier-free guidance (Ho & Salimans "
+        "2022; config data.label_dropout; default: the config's, else 0.1)",
+    )
     _common(t)
     t.set_defaults(seed=None)  # a flag not given never overrides the config file's seed
     s = sub.add_parser(
