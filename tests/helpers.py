@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from scoresde.sde import (
@@ -32,3 +34,17 @@ def random_spd(k: int, d: int, generator: torch.Generator) -> torch.Tensor:
     """k random symmetric positive-definite d x d matrices (float64)."""
     a = torch.randn(k, d, d, generator=generator, dtype=torch.float64) / d**0.5
     return a @ a.transpose(-1, -2) + 0.3 * torch.eye(d, dtype=torch.float64)
+
+
+def cli_error(argv: list[str], capsys: Any) -> str:
+    """Run ``scoresde argv``; assert exit status 2 and one stderr line, no traceback; return it."""
+    from scoresde.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err

@@ -13,6 +13,8 @@ import pytest
 from scoresde.cli import main
 from tests import procs
 
+from .helpers import cli_error
+
 COMMANDS = ["demo", "train", "sample", "nll", "compare"]
 
 
@@ -122,29 +124,20 @@ def test_compare_on_an_exact_mixture(tmp_path: Path) -> None:
     assert all("ce_gap" in r and "wall_time_s" in r for r in res["rows"])
 
 
-def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse errors
-        code = exc.code
-    assert code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    return err
-
-
 def test_error_paths_are_one_line(
     demo_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ckpt = str(demo_run / "train" / "checkpoint.pt")
-    assert "expected an existing checkpoint" in _error(
+    assert "expected an existing checkpoint" in cli_error(
         ["sample", "--ckpt", str(tmp_path / "no.pt")], capsys
     )
-    assert "invalid choice" in _error(["sample", "--ckpt", ckpt, "--sampler", "nope"], capsys)
-    assert "--analytic" in _error(["compare", "--analytic", "{not json"], capsys)
-    assert "unknown name" in _error(["compare", "--analytic", "2modes", "--samplers", "x"], capsys)
+    assert "invalid choice" in cli_error(["sample", "--ckpt", ckpt, "--sampler", "nope"], capsys)
+    assert "--analytic" in cli_error(["compare", "--analytic", "{not json"], capsys)
+    assert "unknown name" in cli_error(
+        ["compare", "--analytic", "2modes", "--samplers", "x"], capsys
+    )
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((10, 3), dtype=np.float32))
-    assert "shape" in _error(["nll", "--ckpt", ckpt, "--data", str(bad)], capsys)
-    assert "positive" in _error(["compare", "--analytic", "2modes", "--nfe", "0"], capsys)
-    assert "--device" in _error(["demo", "--device", "gpu0", "--budget", "tiny"], capsys)
+    assert "shape" in cli_error(["nll", "--ckpt", ckpt, "--data", str(bad)], capsys)
+    assert "positive" in cli_error(["compare", "--analytic", "2modes", "--nfe", "0"], capsys)
+    assert "--device" in cli_error(["demo", "--device", "gpu0", "--budget", "tiny"], capsys)

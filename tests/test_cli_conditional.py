@@ -13,6 +13,8 @@ from scoresde.cli import main
 from scoresde.cli.config import RunConfig
 from scoresde.training import load_model
 
+from .helpers import cli_error
+
 
 def _config(labels: bool) -> RunConfig:
     return RunConfig.from_dict(
@@ -42,17 +44,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     }
 
 
-def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse errors
-        code = exc.code
-    assert code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    return err
-
-
 def test_conditional_run_keeps_its_label_set(runs: dict[str, str]) -> None:
     model = load_model(runs["cond"]).model
     assert model.num_classes == 8 and model.net.config()["num_classes"] == 8
@@ -78,32 +69,36 @@ def test_class_errors_are_one_line_and_name_expected_and_received(
     runs: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     base = ["sample", "--n", "4", "--nfe", "5", "--quiet", "--out", str(tmp_path / "e")]
-    err = _error([*base, "--ckpt", runs["plain"], "--class", "1"], capsys)
+    err = cli_error([*base, "--ckpt", runs["plain"], "--class", "1"], capsys)
     assert "expected a class-conditional checkpoint" in err and "unconditional" in err
-    err = _error([*base, "--ckpt", runs["cond"], "--class", "8"], capsys)
+    err = cli_error([*base, "--ckpt", runs["cond"], "--class", "8"], capsys)
     assert "expected a class in 0..7" in err and "received 8" in err
-    err = _error([*base, "--ckpt", runs["cond"], "--guidance", "3"], capsys)
+    err = cli_error([*base, "--ckpt", runs["cond"], "--guidance", "3"], capsys)
     assert "expected --class K with it" in err
-    assert "w > -1" in _error(
+    assert "w > -1" in cli_error(
         [*base, "--ckpt", runs["cond"], "--class", "1", "--guidance", "-2"], capsys
     )
-    assert "integers >= 0" in _error([*base, "--ckpt", runs["cond"], "--class", "-1"], capsys)
+    assert "integers >= 0" in cli_error([*base, "--ckpt", runs["cond"], "--class", "-1"], capsys)
     nll = ["nll", "--ckpt", runs["plain"], "--data", "8gaussians", "--n", "4", "--class", "0"]
-    assert "unconditional" in _error([*nll, "--out", str(tmp_path / "f")], capsys)
+    assert "unconditional" in cli_error([*nll, "--out", str(tmp_path / "f")], capsys)
 
 
-def test_labels_on_a_source_without_classes_is_a_clear_error(
+def test_labels_on_a_source_without_classes_is_a_clearcli_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = _config(True).to_dict()
     cfg["data"]["name"] = "moons"
     path = tmp_path / "c.json"
     path.write_text(json.dumps(cfg))
-    err = _error(["train", "--config", str(path), "--out", str(tmp_path / "r"), "--quiet"], capsys)
+    err = cli_error(
+        ["train", "--config", str(path), "--out", str(tmp_path / "r"), "--quiet"], capsys
+    )
     assert "data.labels: expected a data set with class labels" in err and "'moons'" in err
     cfg["data"].update(name="8gaussians", label_dropout=1.5)
     path.write_text(json.dumps(cfg))
-    err = _error(["train", "--config", str(path), "--out", str(tmp_path / "r"), "--quiet"], capsys)
+    err = cli_error(
+        ["train", "--config", str(path), "--out", str(tmp_path / "r"), "--quiet"], capsys
+    )
     assert "data.label_dropout: expected a probability in [0, 1)" in err
 
 
@@ -132,10 +127,10 @@ def test_compare_with_a_guidance_factor_on_a_labelled_mixture(
     rows = [json.loads(line) for line in (out / "cells.jsonl").read_text().splitlines()]
     assert sorted(r["guidance"] for r in rows) == [0, 2] and not any(r["error"] for r in rows)
     plain = ["compare", "--analytic", json.dumps(mix), "--spec", str(spec), "--quiet"]
-    err = _error([*plain, "--out", str(tmp_path / "d")], capsys)
+    err = cli_error([*plain, "--out", str(tmp_path / "d")], capsys)
     assert "a 'guidance' factor needs a labelled exact mixture" in err
     bad = json.dumps({**mix, "labels": [0, 1], "class": 3})
-    err = _error(["compare", "--analytic", bad, "--spec", str(spec), "--out", str(out)], capsys)
+    err = cli_error(["compare", "--analytic", bad, "--spec", str(spec), "--out", str(out)], capsys)
     assert "expected labels" in err and "received labels [0, 1] and class 3" in err
     # the same factor from the flag, and the report's tilted-target section
     flags = ["compare", "--analytic", labelled, "--samplers", "ddim", "--nfe", "10", "--quiet"]
@@ -168,21 +163,21 @@ def test_compare_with_class_and_guidance_on_a_checkpoint(
     assert bool((nearest == 3).all())
     assert problem.guidance.reference(0.0) is problem.reference
     # one-line errors naming expected and received
-    err = _error(
+    err = cli_error(
         [*argv, "--ckpt", runs["plain"], "--class", "1", "--out", str(tmp_path / "e")], capsys
     )
     assert "expected a class-conditional checkpoint" in err and "unconditional" in err
-    err = _error([*argv, "--class", "8", "--out", str(tmp_path / "e")], capsys)
+    err = cli_error([*argv, "--class", "8", "--out", str(tmp_path / "e")], capsys)
     assert "expected a class in 0..7" in err and "received 8" in err
-    err = _error([*argv, "--guidance", "1,3", "--out", str(tmp_path / "e")], capsys)
+    err = cli_error([*argv, "--guidance", "1,3", "--out", str(tmp_path / "e")], capsys)
     assert "expected --class K with it, received --guidance 1,3 alone" in err
-    err = _error(
+    err = cli_error(
         [*argv, "--class", "1", "--guidance", "1,-3", "--out", str(tmp_path / "e")], capsys
     )
     assert "w > -1" in err
     mix = json.dumps({"weights": [1.0], "means": [[0, 0]], "covariances": [[1, 1]]})
     ana = ["compare", "--analytic", mix, "--class", "0", "--out", str(tmp_path / "e")]
-    assert "--class: only with --ckpt or --model" in _error(ana, capsys)
+    assert "--class: only with --ckpt or --model" in cli_error(ana, capsys)
 
 
 def test_conditional_unet_on_digits_through_train_flags(
@@ -210,7 +205,7 @@ def test_conditional_unet_on_digits_through_train_flags(
     assert load_model(out / "checkpoint.pt").model.num_classes == 10
     assert "resuming at step 2 with schedule.steps 2 -> 4" in capsys.readouterr().err
     # a resume without --labels is another model: refused, naming the field
-    err = _error([*argv, "--steps", "6"], capsys)
+    err = cli_error([*argv, "--steps", "6"], capsys)
     assert "data.labels: True -> False" in err
     s = tmp_path / "s"
     cmd = ["sample", "--ckpt", str(out / "checkpoint.pt"), "--class", "7", "--guidance", "1"]
@@ -220,4 +215,4 @@ def test_conditional_unet_on_digits_through_train_flags(
     assert x.shape == (4, 1, 8, 8) and np.isfinite(x).all()
     assert json.loads((s / "results.json").read_text())["class"] == 7
     plain = [*argv[:4], str(tmp_path / "p"), "--quiet", "--label-dropout", "0.2"]
-    assert "expected --labels with it" in _error(plain, capsys)
+    assert "expected --labels with it" in cli_error(plain, capsys)
