@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "nfe": sw["nfe"], "sw2": sw["mean"], "sw2_se": sw["se"],
                          "ce_gap": ce["mean"], "ce_gap_se": ce["se"]})  # fmt: skip
         table[name] = rows
-        samples[name] = {lab: x for (lab, t), x in study.samples.items() if t == nfes[0] * 2}
+        samples[name] = {lab: x for (lab, t), x in study.samples.items() if t == nfes[0]}
         skipped[name] = study.skipped + [f"{r['sampler']}: {r['error']}" for r in study.rows
                                          if r["error"]]  # fmt: skip
         ends = torch.tensor([sde.T, sde.eps], dtype=F64)
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     figures.append(save_fig(schedules, args.out, "schedules"))
     figures.append(save_fig(plot_quality(table, floors, pyplot), args.out, "quality"))
-    figures.append(save_fig(plot_samples(samples, nfes[0] * 2, ref, pyplot), args.out, "samples"))
+    figures.append(save_fig(plot_samples(samples, nfes[0], ref, pyplot), args.out, "samples"))
     results = {"experiment": "sde_comparison", "fast": fast, "seed": args.seed, "seeds": seeds,
                "n_samples": n, "nfes": nfes, "samplers": list(SAMPLERS), "sdes": summary,
                "floors": floors, "quality": table, "skipped": skipped, "figures": figures}  # fmt: skip
