@@ -220,6 +220,23 @@ def _few_step_targets() -> str:
             f"{fmt(t['c_misses'])} |")  # fmt: skip
 
 
+def _few_step_beyond() -> str:
+    """Each miss of target (b) at NFE 100, 200, 400 on its worst held-out problem."""
+    r = results("few_step_defaults")
+    head = ("| sampler | SDE | problem | NFE 100 | NFE 200 | NFE 400 | order (200 to 400) |\n"
+            "|---|---|---|---|---|---|---|\n")  # fmt: skip
+    lines = []
+    for m in r.get("miss_convergence", []):
+        g = m["gaps"]
+        order = "-" if m["order"] is None else f"{m['order']:.1f}"
+        if max(abs(v) for v in g.values()) <= 2 * m["delta"]:
+            order += " (within noise)"
+        lines.append(f"| `{m['sampler']}` | {_SDE_NAMES[m['sde']]} | seed {m['seed']} | "
+                     + " | ".join(f"{g[k]:+.2f}" for k in ("100", "200", "400"))
+                     + f" | {order} |")  # fmt: skip
+    return head + "\n".join(lines)
+
+
 def _few_step_ablation() -> str:
     """NFE 100 with and without the final Tweedie step (first two held-out problems)."""
     r = results("few_step_defaults")
@@ -327,6 +344,7 @@ DERIVED: dict[str, Callable[[], str]] = {
     "few_step_defaults.recommended_learned": lambda: _few_step_recommended("recommended_learned"),
     "few_step_defaults.targets": _few_step_targets,
     "few_step_defaults.ablation": _few_step_ablation,
+    "few_step_defaults.beyond": _few_step_beyond,
     "few_step_defaults.train": lambda: _few_step_problems("train"),
     "few_step_defaults.held_out": lambda: _few_step_problems("held_out_problems"),
     "few_step_defaults.cpu_min": lambda: f"{results('few_step_defaults')['cpu_s'] / 60:.1f}",

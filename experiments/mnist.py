@@ -206,16 +206,20 @@ def draw_panels(model: Any, n: int, args: argparse.Namespace) -> dict[str, tuple
                             ("euler_maruyama", 21 if args.fast else 251))}  # fmt: skip
 
 
+def pixel_shares(k: Any) -> dict[str, float]:
+    """Share of black (level < 32) and mid-grey (32..223) pixels: what residual noise and grey
+    backgrounds do to a sample, in one number each."""
+    k = k.double()
+    return {"black": float((k < 32).double().mean()),
+            "mid_grey": float(((k >= 32) & (k <= 223)).double().mean())}  # fmt: skip
+
+
 def pixel_levels(samples: dict[str, tuple[Any, int]], train_k: Any) -> dict[str, Any]:
-    """Share of black (level < 32) and mid-grey (32..223) pixels per panel and in the data:
-    what residual noise and grey backgrounds do to a sample, in one number each."""
-
-    def shares(k: Any) -> dict[str, float]:
-        k = k.double()
-        return {"black": float((k < 32).double().mean()),
-                "mid_grey": float(((k >= 32) & (k <= 223)).double().mean())}  # fmt: skip
-
-    return {"training_images": shares(train_k), **{n: shares(v[0]) for n, v in samples.items()}}
+    """Pixel shares (:func:`pixel_shares`) per panel and in the data."""
+    shares = pixel_shares
+    roles = ("auto", "pf_ode", "reverse_sde")  # the panels of draw_panels, in order
+    return {"training_images": shares(train_k),
+            **{r: shares(v[0]) for r, v in zip(roles, samples.values(), strict=True)}}  # fmt: skip
 
 
 def ode_limit(model: Any, n: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -223,7 +227,7 @@ def ode_limit(model: Any, n: int, args: argparse.Namespace) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(args.seed + 1)
     ode, nfe = recommended(model.sde, 50, "exact"), 52 if args.fast else 200
     x, spent = plots.draw_samples(model, n, ode, nfe, gen)
-    return {f"{ode}_{spent}_nfe": pixel_levels({ode: (x, spent)}, x)[ode]}
+    return {"pf_ode_sampler": ode, "pf_ode_4x": {"nfe": spent, **pixel_shares(x)}}
 
 
 def samples_only(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:

@@ -261,7 +261,7 @@ TABLE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         "ve": {
             "<=10": {"grid": "uniform", "lower_order_final": True},
             "11-25": {"grid": "uniform", "lower_order_final": False},
-            ">25": {"grid": "quadratic", "lower_order_final": False},
+            ">25": {"grid": "uniform", "lower_order_final": False},
         },
     },
     "dpm_solver_3": {
@@ -273,7 +273,7 @@ TABLE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         "subvp": {
             "<=10": {"grid": "uniform", "lower_order_final": True},
             "11-25": {"grid": "karras", "lower_order_final": False},
-            ">25": {"grid": "karras", "lower_order_final": False},
+            ">25": {"grid": "karras", "lower_order_final": True},
         },
         "ve": {
             "<=10": {"grid": "uniform", "lower_order_final": True},
@@ -376,14 +376,14 @@ TABLE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         "ve": {
             "<=10": {"grid": "quadratic"},
             "11-25": {"grid": "quadratic"},
-            ">25": {"grid": "quadratic"},
+            ">25": {"grid": "karras"},
         },
     },
     "ipndm": {
         "vp": {
             "<=10": {"grid": "log_snr"},
             "11-25": {"grid": "quadratic"},
-            ">25": {"grid": "log_snr"},
+            ">25": {"grid": "quadratic"},
         },
         "subvp": {
             "<=10": {"grid": "quadratic"},
@@ -393,7 +393,7 @@ TABLE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         "ve": {
             "<=10": {"grid": "quadratic"},
             "11-25": {"grid": "uniform"},
-            ">25": {"grid": "quadratic"},
+            ">25": {"grid": "uniform"},
         },
     },
     "edm": {
@@ -449,7 +449,7 @@ TABLE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     },
 }
 RECOMMENDED: dict[str, dict[str, str]] = {
-    "vp": {"<=10": "dpm_solver_pp_2m", "11-25": "dpm_solver_pp_3m", ">25": "ipndm"},
+    "vp": {"<=10": "dpm_solver_pp_2m", "11-25": "dpm_solver_pp_3m", ">25": "pf_rk4"},
     "subvp": {"<=10": "deis", "11-25": "deis", ">25": "pf_rk4"},
     "ve": {"<=10": "unipc", "11-25": "deis", ">25": "ipndm"},
 }
@@ -459,7 +459,11 @@ RECOMMENDED_LEARNED: dict[str, dict[str, str]] = {
         "11-25": "dpm_solver_pp_2m_sde",
         ">25": "dpm_solver_pp_2m_sde",
     },
-    "subvp": {"<=10": "dpm_solver_pp_2m_sde", "11-25": "euler_maruyama", ">25": "euler_maruyama"},
+    "subvp": {
+        "<=10": "dpm_solver_pp_2m_sde",
+        "11-25": "euler_maruyama",
+        ">25": "reverse_diffusion",
+    },
     "ve": {"<=10": "smld", "11-25": "dpm_solver_pp_2m_sde", ">25": "euler_maruyama"},
 }
 # END TABLE
