@@ -32,7 +32,7 @@ from scoresde.data import Dataset, load_digits
 from scoresde.losses import DSMLoss
 from scoresde.nets import UNet
 from scoresde.parameterization import ScoreModel
-from scoresde.samplers.defaults import recommended
+from scoresde.samplers.defaults import recommended, score_kind_of
 from scoresde.samplers.guidance import bind_label, classifier_free_guidance
 from scoresde.training import load_model, train
 
@@ -99,7 +99,7 @@ def guided_samples(model: ScoreModel, per_class: int, w: float, seed: int) -> to
     field = classifier_free_guidance(bind_label(model, y), model, w)
     sde = model.sde
     x_T = sde.prior_sample((y.numel(), 1, 8, 8), torch.Generator().manual_seed(seed))
-    x, _ = sample(recommended(sde, NFE), sde, field, x_T, NFE)
+    x, _ = sample("auto", sde, field, x_T, NFE, generator=torch.Generator().manual_seed(seed))
     return x
 
 
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "label_dropout": LABEL_DROPOUT,
             "threads": 1,
         },
-        "sampler": recommended(model.sde, NFE),
+        "sampler": recommended(model.sde, NFE, score_kind_of(model)),
         "nfe": NFE,
         "samples_per_class": per_class,
         "classifier_test_accuracy": clf_acc,

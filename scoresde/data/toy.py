@@ -111,8 +111,9 @@ def four_gaussians_mixture() -> GaussianMixture:
 def checkerboard_labeled(n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """The checkerboard and each point's square: 2 column + row, column and row in 0..3, 0..1."""
     x1 = _rand(n, generator) * 4 - 2
+    u = _rand(n, generator)  # drawn before the row: the stream of the unlabelled set
     row = torch.randint(0, 2, (n,), generator=generator)
-    x2_ = _rand(n, generator) - row.float() * 2
+    x2_ = u - row.float() * 2
     x2 = x2_ + torch.floor(x1) % 2
     cell = 2 * (torch.floor(x1).long() + 2) + row
     return torch.stack([x1, x2], dim=1) * 2, cell
