@@ -145,10 +145,13 @@ def _lock(path: Path, command: str) -> None:
         return
     file = path / LOCK_FILE
     before = None if file.exists() else {p.name for p in path.iterdir()}
+    # registered before the file exists: a signal from here on finds it in release_locks
+    _CLAIMED[path.resolve()] = (None, before)
     fh = open(file, "a+")  # noqa: SIM115 (held open: closing it releases the lock)
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
+        del _CLAIMED[path.resolve()]  # another process's lock: never ours to remove
         fh.seek(0)
         try:
             held = json.loads(fh.read() or "{}")
