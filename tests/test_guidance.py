@@ -198,23 +198,24 @@ def test_validation_messages() -> None:
         big.tilted(0, 1.0)
 
 
-def test_guidance_weight_is_a_study_factor_scored_against_its_own_guided_limit() -> None:
-    from scoresde.metrics.distances import wasserstein
+def _pf_heun_guided_study(lm: LabeledMixture, n: int, ws: list[float]):
+    """A one-sampler study (PF-Heun, 40 NFE, class 1) with the guidance weights ``ws``."""
     from scoresde.studies import StudySpec, guided_problem, run_study
 
-    lm = _labeled(VPSDE(), dim=2)
     problem = guided_problem(lm, 1, n_reference=400, seed=5)
-    spec = StudySpec(
-        samplers=["pf_heun"],
-        nfe=[40],
-        seeds=[0],
-        n=400,
-        metrics=["sw2"],
-        factors={"guidance": [0.0, 3.0]},
-        floor_repeats=2,
-    )
+    spec = StudySpec(samplers=["pf_heun"], nfe=[40], seeds=[0], n=n, metrics=["sw2"],
+                     factors={"guidance": ws}, floor_repeats=2)  # fmt: skip
     res = run_study(spec, problem, timing_repeats=1)
     assert res is not None
+    return problem, res
+
+
+def test_guidance_weight_is_a_study_factor_scored_against_its_own_guided_limit() -> None:
+    from scoresde.metrics.distances import wasserstein
+    from scoresde.studies import StudySpec
+
+    lm = _labeled(VPSDE(), dim=2)
+    problem, res = _pf_heun_guided_study(lm, 400, [0.0, 3.0])
     rows = {r["guidance"]: r for r in res.rows}
     assert set(rows) == {0.0, 3.0} and not any(r["error"] for r in rows.values())
     x3 = res.samples[("pf_heun [guidance=3.0]", 40)].double()
@@ -252,21 +253,9 @@ def test_tilted_ce_gap_is_zero_for_exact_tilted_draws_and_not_for_the_class() ->
 
 def test_guided_study_measures_each_w_against_its_own_tilted_target(tmp_path) -> None:
     from scoresde.cli.study_report import write_study_report
-    from scoresde.studies import StudySpec, guided_problem, run_study
 
     lm = _overlapping()
-    problem = guided_problem(lm, 1, n_reference=400, seed=5)
-    spec = StudySpec(
-        samplers=["pf_heun"],
-        nfe=[40],
-        seeds=[0],
-        n=2000,
-        metrics=["sw2"],
-        factors={"guidance": [0.0, 7.0]},
-        floor_repeats=2,
-    )
-    res = run_study(spec, problem, timing_repeats=1)
-    assert res is not None
+    problem, res = _pf_heun_guided_study(lm, 2000, [0.0, 7.0])
     rows = {r["guidance"]: r for r in res.rows}
     for w in (0.0, 7.0):
         x = res.samples[(f"pf_heun [guidance={w}]", 40)]
