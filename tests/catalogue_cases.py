@@ -327,6 +327,7 @@ def _api_cases() -> list[Case]:
         _api("spec-sampler", "nope", lambda fx: StudySpec(**{**spec, "samplers": ["nope"]})),
         _api("loglik-far", "far outside", lambda fx: log_likelihood(sde, gm.with_sde(sde), far), warn=True),
         _api("elbo-far", "far outside", lambda fx: elbo(sde, gm.with_sde(sde), far), warn=True),
+        _api("loglik-rtol-1e-30", "1e-30", lambda fx: log_likelihood(sde, gm.with_sde(sde), far[:2] * 0, rtol=1e-30)),
         _api("divergence-chunk0", "0", divergence),
         _api("sample-nfe0", "0", lambda fx: sample("ddim", sde, gm.with_sde(sde), torch.randn(4, 2, dtype=torch.float64), 0)),
         _api("sample-unknown", "nope", lambda fx: sample("nope", sde, gm.with_sde(sde), torch.randn(4, 2), 5)),

@@ -11,11 +11,11 @@ import argparse
 import os
 from typing import Any
 
+from ..likelihood.ode import RTOL_RANGE
 from .errors import CLIError
 
 __all__ = [
     "MAX_SEED",
-    "RTOL_RANGE",
     "available_memory",
     "check_flags",
     "check_memory",
@@ -25,9 +25,6 @@ __all__ = [
 
 #: Seeds are taken modulo nothing: they must fit a torch.Generator seed (64 bits, unsigned).
 MAX_SEED = 2**63 - 1
-#: The documented range of ``nll --rtol`` (= atol): below 1e-12 the float64 ODE solver cannot
-#: meet the tolerance and stalls; above 1e-1 the log-likelihood is not worth the name.
-RTOL_RANGE = (1e-12, 1e-1)
 
 
 def check_seed(value: int | None, flag: str = "--seed") -> None:

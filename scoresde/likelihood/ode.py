@@ -61,9 +61,12 @@ from .divergence import (
 from .grid import GRID_SOLVERS, grid_log_likelihood
 from .result import LikelihoodResult
 
-__all__ = ["DIVERGENCES", "decode", "log_likelihood"]
+__all__ = ["DIVERGENCES", "RTOL_RANGE", "decode", "log_likelihood"]
 
 DIVERGENCES: tuple[str, ...] = ("exact", "hutchinson")
+#: The range of ``rtol`` an adaptive solve accepts: below 1e-12 the float64 ODE solver cannot
+#: meet the tolerance and stalls; above 1e-1 the log-likelihood is not worth the name.
+RTOL_RANGE = (1e-12, 1e-1)
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 PriorLogProb = Callable[[Tensor], Tensor]
@@ -99,6 +102,9 @@ def _check_inputs(
     for tol_name, tol in (("rtol", rtol), ("atol", atol)):
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < math.inf:
             raise ValueError(f"{name}: expected {tol_name} > 0, received {tol!r}")
+    lo, hi = RTOL_RANGE
+    if not lo <= rtol <= hi:
+        raise ValueError(f"{name}: expected rtol in [{lo:g}, {hi:g}], received {rtol:g}")
 
 
 def log_likelihood(
