@@ -232,3 +232,27 @@ def test_run_dir_refuses_an_out_it_cannot_create(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(CLIError, match="expected a writable folder, received"):
         run_dir(str(tmp_path / "file" / "sub"), "sample")
+
+
+def test_shared_run_dir_passes_force_under_a_launcher(tmp_path) -> None:
+    # rank 0 of a 2-rank job claims the folder; --force must reach it as in one process
+    from scoresde.cli.common import CLIError
+    from scoresde.cli.rundir import release_locks
+    from scoresde.cli.scaleout import shared_run_dir
+    from scoresde.distributed import World
+
+    class Store(dict):
+        def set(self, k, v):
+            self[k] = v.encode()
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("someone else's files")
+    world = World(rank=0, size=2, store=Store())
+    try:
+        with pytest.raises(CLIError, match="--out"):
+            shared_run_dir(world, str(other), "sample")
+        assert shared_run_dir(world, str(other), "sample", force=True) == other
+        assert world.store["run_dir"] == str(other).encode()
+    finally:
+        release_locks()

@@ -148,7 +148,7 @@ def run_sample(args: argparse.Namespace, device: torch.device) -> Path | None:
         )
         auto = (args.sampler or "auto") == "auto" and not isinstance(args.grid, Path)
         args.sampler, grid, opts = _sample_grid(args, sde)
-        out = shared_run_dir(world, args.out, "sample")
+        out = shared_run_dir(world, args.out, "sample", args.force)
         res = sharded_sample(
             args.sampler,
             sde,

@@ -163,7 +163,7 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> Path | None:
         args.timeout = 600.0 if args.timeout is None else args.timeout
         with cli_world(args, device) as world:
             problem = compare_problem(args, world.device, spec.n)
-            out = shared_run_dir(world, args.out, "compare")
+            out = shared_run_dir(world, args.out, "compare", args.force)
             study = run_study(spec, problem, out, world=world)
         if study is None:
             return None

@@ -53,7 +53,7 @@ def run_nll(args: argparse.Namespace, device: torch.device) -> Path | None:
         score_fn = class_score(args, model.double(), source_name(args))
         D = math.prod(shape)
         far = _far_from_data(scaler.transform(x.double()), world.rank)
-        out = shared_run_dir(world, args.out, "nll")
+        out = shared_run_dir(world, args.out, "nll", args.force)
         kw = {
             "rtol": args.rtol,
             "atol": args.rtol,

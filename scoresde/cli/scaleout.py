@@ -55,13 +55,16 @@ def cli_world(args: argparse.Namespace, device: torch.device) -> World:
     return World.from_env(device, timeout=args.timeout)
 
 
-def shared_run_dir(world: World, out: str | None, command: str) -> Path:
-    """The run folder, chosen by rank 0 (a default name carries rank 0's time) and shared."""
+def shared_run_dir(world: World, out: str | None, command: str, force: bool = False) -> Path:
+    """The run folder, chosen by rank 0 (a default name carries rank 0's time) and shared.
+
+    ``force`` (``--force``) lets rank 0 write into an ``--out`` that holds another run.
+    """
     if world.size == 1:
-        return run_dir(out, command)
+        return run_dir(out, command, force)
     key = "run_dir"
     if world.rank == 0:
-        path = run_dir(out, command)
+        path = run_dir(out, command, force)
         world.store.set(key, str(path))
         return path
     return Path(world.store.get(key).decode())
