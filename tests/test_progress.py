@@ -33,3 +33,25 @@ def test_every_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         bar.update(1)
     bar.close()
     assert len(log.getvalue().splitlines()) >= 6  # a line per update, plus start and end
+
+
+@pytest.mark.parametrize("name", ["ddim", "dpm_solver_3", "unipc", "pc", "torchsde", "pf_heun"])
+def test_sample_progress_counts_every_step_of_the_grid(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from scoresde import VPSDE, GaussianMixture
+    from scoresde.samplers import plan_for_nfe, sample
+
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)  # not a terminal: whole lines at the start and end
+    sde = VPSDE()
+    gm = GaussianMixture([0.5, 0.5], [[-1.0, 0.0], [1.0, 0.0]], [[0.1, 0.1]] * 2, sde=sde)
+    x_T = sde.prior_sample((8, 2), torch.Generator().manual_seed(0), dtype=torch.float64)
+    seen: list[int] = []
+    sample(name, sde, gm, x_T, 20, progress=True, callback=lambda i, t, x: seen.append(i))
+    steps = plan_for_nfe(sde, name, 20, exact=False)[0].numel() - 1
+    assert seen == list(range(steps))  # the user's callback still runs, once a step
+    last = err.getvalue().strip().splitlines()[-1]
+    assert last.startswith(name) and f"{steps}/{steps}" in last, last

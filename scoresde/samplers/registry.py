@@ -11,13 +11,15 @@ convergence tests check every declared order.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .._utils import names_list
+from .._utils import names_list, progress_bar
 from ..checks import warn_unstable_parameterization
 from ..sde import LinearSDE, ScoreFn, check_prior
 from . import (
@@ -203,6 +205,7 @@ def sample(
     t_end: float | None = None,
     exact: bool = False,
     score_kind: str | None = None,
+    progress: bool = False,
     **options: Any,
 ) -> tuple[Tensor, SampleInfo]:
     """Run the registered sampler ``name``, or with ``name="auto"`` the recommended one.
@@ -231,6 +234,8 @@ def sample(
         score_kind: For ``"auto"``: 'exact' or 'learned' (default: 'learned' for a
             ``torch.nn.Module``, else the callable's ``score_kind`` attribute, else 'exact';
             :func:`~scoresde.samplers.defaults.score_kind_of`).
+        progress: Show a progress bar over the grid's steps (on stderr; whole lines every 30 s
+            when stderr is not a terminal).
         **options: Sampler-specific options and the common options of every sampler
             (``seeds``, ``noise_sampler``, ``hook``, ``denoise``, ``return_trajectory``;
             see :class:`~scoresde.samplers.Sampler`).
@@ -256,13 +261,15 @@ def sample(
     if isinstance(sde, LinearSDE):  # the data are unknown here: standardised data assumed
         check_prior(sde, context="sampling")
     if isinstance(grid_or_nfe, Tensor):
-        return spec.fn(
-            sde, score_fn, x_T, grid_or_nfe, generator=generator, callback=callback, **options
-        )
+        with _progress(progress, name, grid_or_nfe, callback) as cb:
+            return spec.fn(
+                sde, score_fn, x_T, grid_or_nfe, generator=generator, callback=cb, **options
+            )
     grid, opts = plan_for_nfe(
         sde, name, grid_or_nfe, grid_kind, t_end=t_end, exact=exact, **options
     )
-    x, info = spec.fn(sde, score_fn, x_T, grid, generator=generator, callback=callback, **opts)
+    with _progress(progress, name, grid, callback) as cb:
+        x, info = spec.fn(sde, score_fn, x_T, grid, generator=generator, callback=cb, **opts)
     shown = {k: v for k, v in opts.items() if k not in ("orders", "seeds", "noise_sampler", "hook")}
     info.settings = {
         "grid": grid_kind or _kind_of(name, sde, grid_or_nfe),
@@ -273,6 +280,27 @@ def sample(
     if auto:
         info.settings["score_kind"] = score_kind
     return x, info
+
+
+@contextlib.contextmanager
+def _progress(
+    on: bool, name: str, grid: Tensor, callback: Callback | None
+) -> Iterator[Callback | None]:
+    """The callback to pass on: ``callback``, and a progress bar's update when ``on``."""
+    if not on:
+        yield callback
+        return
+    bar = progress_bar(total=max(int(grid.numel()) - 1, 0), desc=name, unit="step")
+
+    def cb(i: int, t_next: Tensor, x: Tensor) -> None:
+        bar.update(1)
+        if callback is not None:
+            callback(i, t_next, x)
+
+    try:
+        yield cb
+    finally:
+        bar.close()
 
 
 def _kind_of(name: str, sde: LinearSDE, nfe: int) -> str:
