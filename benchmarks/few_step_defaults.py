@@ -24,7 +24,7 @@ removes.
     nice python benchmarks/few_step_defaults.py --threads 1 \\
         --out docs/experiments/few_step_defaults --write-table
 
-``--write-table`` rewrites the table block of ``scoresde/samplers/defaults.py``; then
+``--write-table`` rewrites ``scoresde/samplers/defaults_table.py``; then
 ``python experiments/_claims.py`` regenerates the held-out tables of docs/howto/sample.md.
 ``dpm_solver_1`` (DDIM step for step) takes DDIM's choice and ``torchsde`` (Euler-Maruyama
 through torchsde, one step per grid interval) Euler-Maruyama's; ``pf_adaptive`` has no NFE budget.
@@ -40,7 +40,8 @@ import argparse
 import itertools
 import json
 import math
-import re
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -225,18 +226,16 @@ def miss_convergence(big: list[Problem], held: dict, misses: list, log: Any) -> 
 
 
 def write_table(table: dict, rec: dict, rec_learned: dict) -> None:
-    """Rewrite the block between the markers of scoresde/samplers/defaults.py."""
-    path = ROOT / "scoresde" / "samplers" / "defaults.py"
-    text = path.read_text()
-    body = (
-        "# BEGIN TABLE (written by benchmarks/few_step_defaults.py --write-table)\n"
-        f"TABLE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {table!r}\n"
+    """Rewrite scoresde/samplers/defaults_table.py (its docstring and imports kept), formatted."""
+    path = ROOT / "scoresde" / "samplers" / "defaults_table.py"
+    head = path.read_text().split("\nTABLE:")[0]
+    path.write_text(
+        f"{head}\nTABLE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {table!r}\n"
         f"RECOMMENDED: dict[str, dict[str, str]] = {rec!r}\n"
         f"RECOMMENDED_LEARNED: dict[str, dict[str, str]] = {rec_learned!r}\n"
-        "# END TABLE"
     )
-    new = re.sub(r"# BEGIN TABLE.*?# END TABLE", lambda m: body, text, flags=re.DOTALL)
-    path.write_text(new)
+    if shutil.which("ruff"):  # the repr is one long line: give it the project's format
+        subprocess.run(["ruff", "format", "--quiet", str(path)], check=False)
 
 
 def main() -> None:

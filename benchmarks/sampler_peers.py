@@ -5,7 +5,7 @@ Issue 21, item 6. The problems are the HELD-OUT members of the random-mixture fa
 eps = 1e-5). Every sampler starts from the *same* standard normal draws and gets the exact
 score (the peers through a denoiser or eps-model wrapper of the mixture, ``_peers.py``), in
 float32. scoresde's samplers run at their defaults (``sample(name, sde, score, x_T, nfe)``:
-the table of ``scoresde/samplers/defaults.py`` and the final Tweedie step) and ``auto`` is the
+the table of ``scoresde/samplers/defaults_table.py`` and the final Tweedie step) and ``auto`` is the
 recommended sampler; k-diffusion runs on its Karras sigmas (rho = 7), each diffusers scheduler at
 its own defaults. Each spends at most the budget.
 
