@@ -294,6 +294,7 @@ def main() -> None:
     if only:
         held = prev["held_out"] | held
         abl = prev["no_denoise_nfe100"] | abl
+    met = targets(held)
     out = {
         "threads": a.threads,
         "n_train": a.n_train,
@@ -311,8 +312,8 @@ def main() -> None:
         "recommended_learned": rec_learned,
         "held_out": held,
         "no_denoise_nfe100": abl,
-        "targets": targets(held),
-        "miss_convergence": miss_convergence(big, held, targets(held)["b_misses"], log),
+        "targets": met,
+        "miss_convergence": miss_convergence(big, held, met["b_misses"], log),
         "wall_s": time.perf_counter() - t_start,
         "cpu_s": time.process_time() - cpu_start,
     }
