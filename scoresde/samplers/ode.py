@@ -66,7 +66,7 @@ def _rk_loop(run: SamplerRun, tableau: str, coords: str = "t") -> tuple[Tensor, 
     if coords == "t":  # independent variable t, state x: dx/dt = a x - 1/2 g^2 s (Eq. 13)
         u64 = run.grid64
     else:  # independent variable sigma~ = sigma_t / alpha_t, state x / alpha_t
-        u64 = run.sde.noise_level(run.grid64).to(torch.float64)
+        u64 = run.sde.noise_level(run.grid64)
     du64 = u64[1:] - u64[:-1]  # negative steps
     stage_u = u64[:-1, None] + nodes[None] * du64[:, None]  # (N, stages)
     stage_t = stage_u if coords == "t" else run.sde.t_from_noise_level(stage_u)
@@ -80,12 +80,12 @@ def _rk_loop(run: SamplerRun, tableau: str, coords: str = "t") -> tuple[Tensor, 
         c_x, c_s = torch.zeros_like(c.sigma), -c.sigma
     c_x, c_s = (v.reshape(stage_t.shape) for v in (c_x, c_s))
     t_stage, du = c.t.reshape(stage_t.shape), du64.to(run.like)
-    scale = c.alpha.reshape(stage_t.shape) if coords == "noise" else torch.ones_like(c_x)
-    g = run.coefs()
-    alpha = g.alpha if coords == "noise" else torch.ones_like(g.alpha)
+    # x = alpha y in 'noise' (alpha at the stages and on the grid); y is x itself in 't'
+    scale = c.alpha.reshape(stage_t.shape) if coords == "noise" else None
+    alpha = run.coefs().alpha if coords == "noise" else None
 
     def step(x: Tensor, i: int) -> Tensor:
-        y = x / alpha[i]  # the state of the coordinates (x itself for coords='t')
+        y = x if alpha is None else x / alpha[i]  # the state of the coordinates
         k: list[Tensor] = []
         for j in range(len(c_nodes)):
             # 1. stage state y + du sum_l A_jl k_l
@@ -94,13 +94,14 @@ def _rk_loop(run: SamplerRun, tableau: str, coords: str = "t") -> tuple[Tensor, 
                 if w != 0.0:
                     yj = yj + (w * du[i]) * k[l]
             # 2. the field at the stage: c_x y + c_s s(x, t) with x = alpha y in 'noise'
-            xj = scale[i, j] * yj
+            xj = yj if scale is None else scale[i, j] * yj
             k.append(c_x[i, j] * yj + c_s[i, j] * run.score(xj, t_stage[i, j]))
         # 3. combine the stages: y + du sum_j b_j k_j
         incr = k[0] * b[0]
         for w, kj in zip(b[1:], k[1:]):
             incr = incr + w * kj
-        return alpha[i + 1] * (y + du[i] * incr)
+        y = y + du[i] * incr
+        return y if alpha is None else alpha[i + 1] * y
 
     return run.loop(run.x_T, step)
 
