@@ -31,6 +31,7 @@ JSON, :func:`load_grid`).
 
 from __future__ import annotations
 
+from .budget import expected_nfe, grid_for_nfe, min_nfe, plan_for_nfe
 from .ddim import (
     INTERPOLATIONS,
     ddim_interpolate,
@@ -58,16 +59,8 @@ from .hooks import InpaintHook
 from .langevin import CORRECTORS, sample_annealed_langevin, sample_pc
 from .noise import noise_from_seeds
 from .ode import sample_pf_adaptive, sample_pf_euler, sample_pf_heun, sample_pf_rk4
-from .registry import (
-    SAMPLERS,
-    SamplerSpec,
-    expected_nfe,
-    get_sampler,
-    grid_for_nfe,
-    min_nfe,
-    plan_for_nfe,
-    sample,
-)
+from .register import get_sampler
+from .registry import SAMPLERS, SamplerSpec, sample
 from .reverse_sde import (
     PREDICTORS,
     sample_ddpm,

@@ -23,7 +23,9 @@ import torch
 from torch import Tensor
 
 from ..sde import LinearSDE
-from .registry import expected_nfe, get_sampler, sample
+from .budget import expected_nfe
+from .register import get_sampler
+from .registry import sample
 from .run import SampleInfo, check_grid
 
 __all__ = ["GRID_FORMAT", "OptimizedGrid", "load_grid"]

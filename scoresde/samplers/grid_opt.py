@@ -32,9 +32,11 @@ from torch import Tensor
 
 from .._utils import names_list
 from ..sde import LinearSDE
+from .budget import plan_for_nfe
 from .grid_file import OptimizedGrid
 from .grids import GRIDS
-from .registry import get_sampler, plan_for_nfe, sample
+from .register import get_sampler
+from .registry import sample
 from .run import check_state
 
 __all__ = ["grid_from_params", "grid_objective", "optimize_grid", "params_from_grid"]

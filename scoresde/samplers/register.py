@@ -27,12 +27,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._utils import names_list
 from ..sde import LinearSDE, ScoreFn
 from .run import prepare
 from .signature import Callback, SampleInfo, Sampler
 from .spec import SamplerSpec
 
-__all__ = ["SAMPLERS", "Body", "RegisteredSampler", "register"]
+__all__ = ["SAMPLERS", "Body", "RegisteredSampler", "get_sampler", "register"]
 
 #: A sampler's body: ``body(run, **own_options) -> (x, info)``.
 Body = Callable[..., tuple[Tensor, SampleInfo]]
@@ -128,3 +129,10 @@ def register(name: str, **meta: Any) -> Callable[[Body], RegisteredSampler]:
         return fn
 
     return decorate
+
+
+def get_sampler(name: str) -> SamplerSpec:
+    """The :class:`SamplerSpec` called ``name``; ValueError listing the valid names otherwise."""
+    if not isinstance(name, str) or name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; expected one of {names_list(SAMPLERS)}")
+    return SAMPLERS[name]

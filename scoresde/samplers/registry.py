@@ -1,4 +1,4 @@
-"""The sampler registry, the ``sample`` entry point, and grids for a target NFE.
+"""The sampler registry and the ``sample`` entry point (grids for a target NFE: :mod:`.budget`).
 
 ``SAMPLERS`` maps a name to a :class:`SamplerSpec`: the function and its metadata (stochastic or
 not, the declared order and in which variable it holds, the SDEs it supports, score evaluations
@@ -34,23 +34,13 @@ from . import (
     torchsde_backend,
     unipc,
 )
-from .defaults import TABLE, recommended, score_kind_of, table_entry
-from .grids import make_grid
-from .register import SAMPLERS
+from .budget import plan_for_nfe, table_grid_kind
+from .defaults import TABLE, recommended, score_kind_of
+from .register import SAMPLERS, get_sampler
 from .signature import Callback, SampleInfo
 from .spec import SamplerSpec
 
-__all__ = [
-    "MODULES",
-    "SAMPLERS",
-    "SamplerSpec",
-    "expected_nfe",
-    "get_sampler",
-    "grid_for_nfe",
-    "min_nfe",
-    "plan_for_nfe",
-    "sample",
-]
+__all__ = ["MODULES", "SAMPLERS", "SamplerSpec", "sample"]
 
 #: The sampler modules in declared order: ``SAMPLERS`` lists their samplers module by module,
 #: each module's in the order it registers them. A new sampler module adds itself here.
@@ -86,110 +76,6 @@ def _declare_order() -> None:
 
 
 _declare_order()
-
-
-def get_sampler(name: str) -> SamplerSpec:
-    """The :class:`SamplerSpec` called ``name``; ValueError listing the valid names otherwise."""
-    if not isinstance(name, str) or name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; expected one of {names_list(SAMPLERS)}")
-    return SAMPLERS[name]
-
-
-def expected_nfe(name: str, n_steps: int, **options: Any) -> int | None:
-    """Exact NFE of sampler ``name`` on an ``n_steps`` grid (None for adaptive solvers)."""
-    spec = get_sampler(name)
-    if spec.adaptive:
-        return None
-    return spec.run_nfe(n_steps, options)
-
-
-def plan_for_nfe(
-    sde: LinearSDE,
-    name: str,
-    nfe: int,
-    kind: str | None = None,
-    *,
-    t_end: float | None = None,
-    exact: bool = True,
-    **options: Any,
-) -> tuple[Tensor, dict[str, Any]]:
-    """The grid, and the options, on which sampler ``name`` spends ``nfe`` evaluations.
-
-    The defaults (docs/howto/sample.md, "The end of sampling" and "Defaults"): the grid ends at
-    ``sde.eps`` and a final Tweedie step follows (``denoise=True``, 1 NFE); the grid kind and
-    the sampler's few-step switches come from :data:`~scoresde.samplers.defaults.TABLE` for
-    this SDE kind and NFE band (else the ``SamplerSpec``'s). A sampler with a budget plan
-    (singlestep DPM-Solver) gets the per-step ``orders`` that spend the budget.
-
-    Args:
-        sde: The linear SDE.
-        name: A registered sampler.
-        nfe: Target number of score evaluations (the final ``denoise`` step counts 1).
-        kind: Grid kind (default: the table's).
-        t_end: The grid's last time (default: ``sde.eps``).
-        exact: If True, raise when ``nfe`` is not reachable; else use the largest NFE <= ``nfe``.
-        **options: Sampler options; those that change the cost (``n_steps``, ``method``,
-            ``lower_order_final``, ``denoise``) are read here. ``denoise="spare"`` denoises
-            only with an evaluation that whole steps leave unspent.
-
-    Returns:
-        ``(grid, options)``: a float64 grid of shape ``(n_steps + 1,)`` from T to ``t_end`` and
-        the options to pass to the sampler.
-    """
-    spec = get_sampler(name)
-    if spec.adaptive:
-        raise ValueError(f"{name}: an adaptive solver picks its own NFE; pass a grid and rtol/atol")
-    if isinstance(nfe, bool) or not isinstance(nfe, int) or nfe < 1:
-        raise ValueError(f"grid_for_nfe: expected an integer nfe >= 1, received {nfe!r}")
-    chosen = table_entry(name, sde, nfe) or {"grid": spec.default_grid, **spec.default_options}
-    chosen = dict(chosen)
-    grid_kind = kind or chosen.pop("grid")
-    chosen.pop("grid", None)
-    opts = {"denoise": True, **chosen, **options}
-    spare = opts["denoise"] == "spare"  # denoise only with an evaluation whole steps leave
-    opts["denoise"] = bool(opts["denoise"]) and not spare
-    extra = 1 if opts["denoise"] else 0
-    if spec.plan is not None and nfe > extra:
-        opts["orders"] = spec.plan(nfe - extra, opts)
-        n_steps = len(opts["orders"])
-    else:
-        n_steps = 0  # the most whole steps within the budget (costs grow with the steps)
-        while spec.run_nfe(n_steps + 1, opts) <= nfe:
-            n_steps += 1
-        opts["denoise"] = opts["denoise"] or (spare and spec.run_nfe(n_steps, opts) < nfe)
-        if n_steps < 1 or (exact and spec.run_nfe(n_steps, opts) != nfe):
-            ok = sorted({spec.run_nfe(k, opts) for k in (max(n_steps, 1), n_steps + 1)})
-            raise ValueError(
-                f"{name}: NFE {nfe} is not reachable with these options; expected one of "
-                f"{', '.join(map(str, ok))}, ... (or pass exact=False)"
-            )
-    return make_grid(sde, n_steps, grid_kind, t_end=t_end), opts
-
-
-def min_nfe(name: str, **options: Any) -> int:
-    """The smallest NFE ``sample(name, ..., nfe)`` runs at with these options (one step)."""
-    spec = get_sampler(name)
-    opts = {"denoise": True, **spec.default_options, **options}
-    opts["denoise"] = opts["denoise"] is True
-    return spec.run_nfe(1, opts)
-
-
-def grid_for_nfe(
-    sde: LinearSDE,
-    name: str,
-    nfe: int,
-    kind: str | None = None,
-    *,
-    t_end: float | None = None,
-    exact: bool = True,
-    **options: Any,
-) -> Tensor:
-    """The grid of :func:`plan_for_nfe` (same arguments), without the options.
-
-    For a sampler with a budget plan (``dpm_solver_fast``) the run spends exactly ``nfe`` only
-    with the plan's ``orders``: use :func:`plan_for_nfe` or :func:`sample` there.
-    """
-    return plan_for_nfe(sde, name, nfe, kind, t_end=t_end, exact=exact, **options)[0]
 
 
 def sample(
@@ -272,7 +158,7 @@ def sample(
         x, info = spec.fn(sde, score_fn, x_T, grid, generator=generator, callback=cb, **opts)
     shown = {k: v for k, v in opts.items() if k not in ("orders", "seeds", "noise_sampler", "hook")}
     info.settings = {
-        "grid": grid_kind or _kind_of(name, sde, grid_or_nfe),
+        "grid": grid_kind or table_grid_kind(name, sde, grid_or_nfe),
         "t_end": float(grid[-1]),
         **shown,
     }
@@ -301,9 +187,3 @@ def _progress(
         yield cb
     finally:
         bar.close()
-
-
-def _kind_of(name: str, sde: LinearSDE, nfe: int) -> str:
-    """The grid kind :func:`plan_for_nfe` uses by default."""
-    chosen = table_entry(name, sde, nfe)
-    return str(chosen["grid"]) if chosen else get_sampler(name).default_grid
