@@ -154,10 +154,9 @@ def _few_step_table() -> str:
     lines = []
     for name, per in r["held_out"].items():
         for kind, by_nfe in per.items():
-            grids = " / ".join(r["table"][name][kind][b]["grid"] for b in ("<=10", "11-25", ">25"))
-            extra = {k if v is True else f"{k} {v}" for b in r["table"][name][kind].values()
-                     for k, v in b.items() if k != "grid" and v not in (False, None)}  # fmt: skip
-            grids += "".join(f", {k}" for k in sorted(extra))
+            grids = " / ".join(
+                _fs_config(r["table"][name][kind][b]) for b in ("<=10", "11-25", ">25")
+            )
             cells = []
             for nfe in ("5", "10", "20", "50", "100"):
                 bound = None
@@ -168,6 +167,42 @@ def _few_step_table() -> str:
                 cells.append(_fs_cell(by_nfe[nfe], bound))
             lines.append(f"| `{name}` | {_SDE_NAMES[kind]} | {grids} | " + " | ".join(cells) + " |")
     return head + "\n".join(lines)
+
+
+def _fs_config(cfg: dict) -> str:
+    """'log_snr (order 3, lower_order_final)': a table entry, its switches in brackets."""
+    sw = [k if v is True else f"no {k}" if v is False else f"{k} {v}"
+          for k, v in cfg.items() if k != "grid" and v is not None]  # fmt: skip
+    return cfg["grid"] + (f" ({', '.join(sw)})" if sw else "")
+
+
+def _few_step_oracle() -> str:
+    """Each miss of (b) and (c) against the least |CE gap| any candidate default reaches there."""
+    r = results("few_step_defaults")
+    stochastic = set(r["stochastic"])
+    head = ("| target | sampler | SDE | problem | at its defaults | best candidate | its settings |\n"
+            "|---|---|---|---|---|---|---|\n")  # fmt: skip
+    lines = []
+    for o in r.get("oracle", []):
+        name, kind, nfe = o["sampler"], o["sde"], o["nfe"]
+        bound = 1.0 if nfe == 10 else 0.4 if name in stochastic else 0.25
+        k = [p["seed"] for p in r["held_out_problems"]].index(o["seed"])
+        got = abs(r["held_out"][name][kind][str(nfe)][k][1])
+        best = f"{o['best_gap']:.2f}" if math.isfinite(o["best_gap"]) else "fails"
+        if not o["best_gap"] <= bound:
+            best = f"**{best}**"
+        lines.append(f"| {'(b)' if nfe == 100 else '(c)'} NFE {nfe} | `{name}` | {_SDE_NAMES[kind]} | "
+                     f"seed {o['seed']} | {got:.2f} | {best} | {_fs_config(o['best_config'])} |")  # fmt: skip
+    return head + "\n".join(lines)
+
+
+def _few_step_oracle_count() -> str:
+    """'3 of 58': the misses of (b) and (c) that some candidate default would have met."""
+    r = results("few_step_defaults")
+    stochastic = set(r["stochastic"])
+    met = [o["best_gap"] <= (1.0 if o["nfe"] == 10 else 0.4 if o["sampler"] in stochastic else 0.25)
+           for o in r.get("oracle", [])]  # fmt: skip
+    return f"{sum(met)} of {len(met)}"
 
 
 def _few_step_problems(key: str) -> str:
@@ -345,9 +380,14 @@ DERIVED: dict[str, Callable[[], str]] = {
     "few_step_defaults.targets": _few_step_targets,
     "few_step_defaults.ablation": _few_step_ablation,
     "few_step_defaults.beyond": _few_step_beyond,
+    "few_step_defaults.oracle": _few_step_oracle,
+    "few_step_defaults.oracle_count": _few_step_oracle_count,
     "few_step_defaults.train": lambda: _few_step_problems("train"),
     "few_step_defaults.held_out": lambda: _few_step_problems("held_out_problems"),
     "few_step_defaults.cpu_min": lambda: f"{results('few_step_defaults')['cpu_s'] / 60:.1f}",
+    "few_step_defaults.diag_cpu_min": lambda: (
+        f"{results('few_step_defaults')['diagnostics_cpu_s'] / 60:.1f}"
+    ),
     "sampler_peers.table": _peers_table,
     "sampler_peers.cpu_min": lambda: f"{results('sampler_peers')['meta']['cpu_s'] / 60:.1f}",
     "ddpm_ddim_convergence.identity_min": lambda: _sci(

@@ -10,7 +10,8 @@ by ``benchmarks/few_step_defaults.py`` and reported on held-out ones (the tables
 :mod:`scoresde.samplers.defaults_table`, which that script writes, never by hand):
 
 * :data:`TABLE`: ``TABLE[sampler][sde_kind][band] = {"grid": kind, **options}``: the grid kind
-  and the sampler's own few-step switches (``lower_order_final``, a corrector's ``snr``);
+  and the sampler's own few-step switches (``lower_order_final``, a multistep solver's
+  ``order``, the PF-ODE's ``coords``, DDPM's ``variance``, a corrector's ``snr``);
 * :data:`RECOMMENDED`: ``RECOMMENDED[sde_kind][band] = sampler``: the sampler ``sample("auto",
   ...)`` runs for an exact score;
 * :data:`RECOMMENDED_LEARNED`: the same among the stochastic samplers, which ``"auto"`` runs for a
