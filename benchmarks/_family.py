@@ -23,11 +23,18 @@ from scoresde.data.family import narrowest_std, random_mixture
 from scoresde.samplers import SAMPLERS, sample
 from scoresde.sde import LinearSDE
 
-#: Training seeds (defaults are chosen here) and held-out seeds (results are reported here).
-#: Eight training problems: the first four (0-3) held two 2-D problems and two of dimension
-#: 48-58, nothing between, so choices were made without a mid-dimensional narrow problem.
+#: Three disjoint sets of family members:
+#:
+#: * TRAIN_SEEDS: each sampler's defaults (grid kind, switches) are chosen here. Eight problems:
+#:   the first four (0-3) held two 2-D problems and two of dimension 48-58, nothing between, so
+#:   choices were made without a mid-dimensional narrow problem.
+#: * HELD_OUT_SEEDS: every sampler is reported here at its defaults; the sampler ``auto`` runs
+#:   is chosen here (issue 21, item 5), among settings none of which was chosen on them (on the
+#:   training seeds a sampler with more switches to tune would look better than it is).
+#: * TEST_SEEDS: ``auto`` is reported here; nothing is chosen on them.
 TRAIN_SEEDS = (0, 1, 2, 3, 4, 5, 6, 7)
 HELD_OUT_SEEDS = (1000, 1001, 1002, 1003, 1004, 1005)
+TEST_SEEDS = (2000, 2001, 2002, 2003, 2004, 2005)
 
 
 def make_sdes() -> dict[str, LinearSDE]:

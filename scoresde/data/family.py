@@ -15,7 +15,8 @@ under every linear SDE) drawn from a seed:
   narrower than the data.
 
 ``random_mixture(seed)`` is one member; the benchmarks split seeds into training seeds (where
-defaults are chosen) and held-out seeds (where they are reported).
+each sampler's defaults are chosen), held-out seeds (where they are reported, and the
+recommended sampler is chosen) and test seeds (where the recommendation is reported).
 """
 
 from __future__ import annotations

@@ -5,9 +5,11 @@ What is derived, not fitted (DESIGN contract 12; docs/howto/sample.md, "The end 
 * every run given an NFE ends at the SDE's ``eps`` and then takes one Tweedie step
   x0 = (x + sigma_t^2 s(x, t)) / alpha_t, counted in the NFE (``denoise=False`` turns it off);
 
-What is chosen on training problems of the family :func:`~scoresde.data.family.random_mixture`
-by ``benchmarks/few_step_defaults.py`` and reported on held-out ones (the tables live in
-:mod:`scoresde.samplers.defaults_table`, which that script writes, never by hand):
+What is chosen on problems of the family :func:`~scoresde.data.family.random_mixture` by
+``benchmarks/few_step_defaults.py`` (the tables live in :mod:`scoresde.samplers.defaults_table`,
+which that script writes, never by hand): each sampler's settings on training problems, the
+recommended sampler on held-out ones (where every sampler is reported at its settings), and the
+recommendation is reported on test problems that played no part in any choice:
 
 * :data:`TABLE`: ``TABLE[sampler][sde_kind][band] = {"grid": kind, **options}``: the grid kind
   and the sampler's own few-step switches (``lower_order_final``, a multistep solver's
@@ -96,7 +98,7 @@ def check_score_kind(kind: object) -> str:
 
 
 def recommended(sde: LinearSDE, nfe: int, score_kind: str = "exact") -> str:
-    """The sampler best on the family's training problems for this SDE kind and NFE band.
+    """The sampler best on the family's held-out problems for this SDE kind and NFE band.
 
     For ``score_kind="learned"``, the best among the stochastic samplers (module docstring).
     """

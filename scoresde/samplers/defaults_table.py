@@ -353,9 +353,9 @@ TABLE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     },
 }
 RECOMMENDED: dict[str, dict[str, str]] = {
-    "vp": {"<=10": "dpm_solver_pp_2m", "11-25": "unipc", ">25": "pf_rk4"},
-    "subvp": {"<=10": "deis", "11-25": "deis", ">25": "pf_rk4"},
-    "ve": {"<=10": "unipc", "11-25": "deis", ">25": "ipndm"},
+    "vp": {"<=10": "dpm_solver_pp_3m", "11-25": "ipndm", ">25": "dpm_solver_2"},
+    "subvp": {"<=10": "deis", "11-25": "deis", ">25": "unipc"},
+    "ve": {"<=10": "dpm_solver_pp_2m", "11-25": "deis", ">25": "dpm_solver_2"},
 }
 RECOMMENDED_LEARNED: dict[str, dict[str, str]] = {
     "vp": {
@@ -368,5 +368,5 @@ RECOMMENDED_LEARNED: dict[str, dict[str, str]] = {
         "11-25": "euler_maruyama",
         ">25": "reverse_diffusion",
     },
-    "ve": {"<=10": "smld", "11-25": "dpm_solver_pp_2m_sde", ">25": "euler_maruyama"},
+    "ve": {"<=10": "smld", "11-25": "euler_maruyama", ">25": "dpm_solver_pp_2m_sde"},
 }

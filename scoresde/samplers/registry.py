@@ -100,7 +100,7 @@ def sample(
     at ``sde.eps`` followed by a Tweedie denoising step; grid kind and few-step switches from
     :data:`~scoresde.samplers.defaults.TABLE`), each overridable here, and spends at most the
     budget (``exact=True`` raises where it cannot spend it exactly). ``"auto"`` picks the sampler
-    that was best for this SDE kind and NFE band on the training problems of the family
+    that was best for this SDE kind and NFE band on the held-out problems of the family
     (:data:`~scoresde.samplers.defaults.RECOMMENDED`; for a learned score the best stochastic
     one, :data:`~scoresde.samplers.defaults.RECOMMENDED_LEARNED`) and names it in
     ``info.sampler``. Given a
