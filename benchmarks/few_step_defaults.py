@@ -335,9 +335,7 @@ def targets(held: dict) -> dict[str, Any]:
             worst[(name, kind, 100)] = max(abs(g) for _, g in rows["100"])
             worst[(name, kind, 10)] = max(abs(g) for _, g in rows["10"])
     b_miss = [
-        [n, k, w]
-        for (n, k, nfe), w in worst.items()
-        if nfe == 100 and not w <= (0.4 if SAMPLERS[n].stochastic else 0.25)
+        [n, k, w] for (n, k, nfe), w in worst.items() if nfe == 100 and not w <= bound_of(n, 100)
     ]
     c_miss = [
         [n, k, w]

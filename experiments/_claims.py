@@ -145,6 +145,13 @@ def _fs_cell(rows: list, bound: float | None) -> str:
     return f"{sum(gaps) / len(gaps):.2f} / {worst}"
 
 
+def _fs_bound(name: str, nfe: int | str, stochastic: set[str]) -> float | None:
+    """Issue 21's bound on |CE gap|: (b) at NFE 100, (c) at NFE 10 (deterministic only)."""
+    if int(nfe) == 100:
+        return 0.4 if name in stochastic else 0.25
+    return 1.0 if int(nfe) == 10 and name not in stochastic else None
+
+
 def _few_step_table() -> str:
     """Held-out mean / worst |CE gap| of every sampler at its defaults, per SDE and NFE."""
     r = results("few_step_defaults")
@@ -159,12 +166,7 @@ def _few_step_table() -> str:
             )
             cells = []
             for nfe in ("5", "10", "20", "50", "100"):
-                bound = None
-                if nfe == "100":
-                    bound = 0.4 if name in stochastic else 0.25
-                elif nfe == "10" and name not in stochastic:
-                    bound = 1.0
-                cells.append(_fs_cell(by_nfe[nfe], bound))
+                cells.append(_fs_cell(by_nfe[nfe], _fs_bound(name, nfe, stochastic)))
             lines.append(f"| `{name}` | {_SDE_NAMES[kind]} | {grids} | " + " | ".join(cells) + " |")
     return head + "\n".join(lines)
 
@@ -185,7 +187,7 @@ def _few_step_oracle() -> str:
     lines = []
     for o in r.get("oracle", []):
         name, kind, nfe = o["sampler"], o["sde"], o["nfe"]
-        bound = 1.0 if nfe == 10 else 0.4 if name in stochastic else 0.25
+        bound = _fs_bound(name, nfe, stochastic)
         k = [p["seed"] for p in r["held_out_problems"]].index(o["seed"])
         got = abs(r["held_out"][name][kind][str(nfe)][k][1])
         best = f"{o['best_gap']:.2f}" if math.isfinite(o["best_gap"]) else "fails"
@@ -200,8 +202,9 @@ def _few_step_oracle_count() -> str:
     """'3 of 58': the misses of (b) and (c) that some candidate default would have met."""
     r = results("few_step_defaults")
     stochastic = set(r["stochastic"])
-    met = [o["best_gap"] <= (1.0 if o["nfe"] == 10 else 0.4 if o["sampler"] in stochastic else 0.25)
-           for o in r.get("oracle", [])]  # fmt: skip
+    met = [
+        o["best_gap"] <= _fs_bound(o["sampler"], o["nfe"], stochastic) for o in r.get("oracle", [])
+    ]
     return f"{sum(met)} of {len(met)}"
 
 
@@ -243,7 +246,7 @@ def _few_step_targets() -> str:
     deltas = [p.get("delta_nfe100", p["delta"]) for p in r["held_out_problems"]]
     beyond = []  # misses of (b) by more than twice the CE-gap noise of the problem
     for name, kind, _ in t["b_misses"]:
-        bound = 0.4 if name in r["stochastic"] else 0.25
+        bound = _fs_bound(name, 100, set(r["stochastic"]))
         rows = r["held_out"][name][kind]["100"]
         if any(abs(g) - 2 * d > bound for (_, g), d in zip(rows, deltas, strict=True)):
             beyond.append(f"`{name}` on {_SDE_NAMES[kind]}")
