@@ -521,22 +521,29 @@ def main() -> None:
     if only:  # the cost of a full run stays the one measured; the partial one is added
         out |= {k: prev[k] for k in ("wall_s", "cpu_s")} | {"rechosen": only}
     if not a.skip_diagnostics:
-        out |= diagnostics(out, a.jobs, log)
+        out |= diagnostics(out, a.jobs, log, (test, big))
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "results.json").write_text(json.dumps(out, indent=1) + "\n")
     log(f"targets: {out['targets']}")
     log(f"done: {out['wall_s']:.0f}s wall, {out['cpu_s'] / 60:.1f} CPU-minutes")
 
 
-def diagnostics(res: dict[str, Any], jobs: int, log: Any) -> dict[str, Any]:
+def diagnostics(
+    res: dict[str, Any], jobs: int, log: Any, problems: tuple[list, list] | None = None
+) -> dict[str, Any]:
     """What the misses of ``res`` (a results dict) do past NFE 100, and the best any candidate
     reaches on their worst problems (``miss_convergence``, ``oracle``), with their CPU cost:
-    not part of choosing or reporting, so not counted in ``cpu_s``."""
+    not part of choosing or reporting, so not counted in ``cpu_s``. ``problems``: the held-out
+    problems at ``n_test`` and ``n_test_100`` draws, if already made."""
     cpu0 = cpu_seconds()
     defaults.TABLE.clear()  # the runs at their defaults read the chosen table through sample()
     defaults.TABLE.update(res["table"])
-    big = [make_problem(s, res["n_test_100"]) for s in HELD_OUT_SEEDS]
-    _STATE["test"] = [make_problem(s, res["n_test"]) for s in HELD_OUT_SEEDS]
+    if problems is None:
+        problems = (
+            [make_problem(s, res["n_test"]) for s in HELD_OUT_SEEDS],
+            [make_problem(s, res["n_test_100"]) for s in HELD_OUT_SEEDS],
+        )
+    _STATE["test"], big = problems
     held, met = res["held_out"], res["targets"]
     out = {"miss_convergence": miss_convergence(big, held, met["b_misses"], log, jobs)}
     out["oracle"] = oracle(held, met, res["table"], jobs, log)
